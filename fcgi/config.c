@@ -1,0 +1,427 @@
+/*
+ * config.c — parses and validates tollgate.json with jansson.
+ *
+ * Validation walks the JSON once, with the current JSON path kept in a small
+ * struct so every error names the exact field. All strings are copied into the
+ * config (strdup'd) so the json_t tree is dropped after loading.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct loader {
+    char *err;
+    size_t err_size;
+    bool failed;
+};
+
+static void fail(struct loader *ld, const char *path, const char *fmt, ...) TG_PRINTF(3, 4);
+
+static void fail(struct loader *ld, const char *path, const char *fmt, ...)
+{
+    if (ld->failed)
+        return; /* keep the first error */
+    ld->failed = true;
+    int n = snprintf(ld->err, ld->err_size, "config: %s: ", path);
+    if (n < 0 || (size_t)n >= ld->err_size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ld->err + n, ld->err_size - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+static char *xstrdup(struct loader *ld, const char *s)
+{
+    char *copy = strdup(s);
+    if (copy == NULL)
+        fail(ld, "(memory)", "out of memory");
+    return copy;
+}
+
+/* A string field; "$NAME" is replaced by the environment variable NAME. */
+static const char *get_string(struct loader *ld, json_t *obj, const char *key,
+                              const char *path, const char *fallback, bool required)
+{
+    char field[256];
+    snprintf(field, sizeof(field), "%s.%s", path, key);
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL) {
+        if (required)
+            fail(ld, field, "is required");
+        return fallback != NULL ? xstrdup(ld, fallback) : NULL;
+    }
+    if (!json_is_string(v)) {
+        fail(ld, field, "must be a string");
+        return NULL;
+    }
+    const char *s = json_string_value(v);
+    if (s[0] == '$' && s[1] != '\0') {
+        const char *env = getenv(s + 1);
+        if (env == NULL || env[0] == '\0') {
+            fail(ld, field, "environment variable \"%s\" is not set", s + 1);
+            return NULL;
+        }
+        s = env;
+    }
+    return xstrdup(ld, s);
+}
+
+static long get_integer(struct loader *ld, json_t *obj, const char *key, const char *path,
+                        long fallback, long min, long max)
+{
+    char field[256];
+    snprintf(field, sizeof(field), "%s.%s", path, key);
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL)
+        return fallback;
+    if (!json_is_integer(v)) {
+        fail(ld, field, "must be an integer");
+        return fallback;
+    }
+    json_int_t n = json_integer_value(v);
+    if (n < min || n > max) {
+        fail(ld, field, "must be between %ld and %ld", min, max);
+        return fallback;
+    }
+    return (long)n;
+}
+
+static json_t *get_object(struct loader *ld, json_t *obj, const char *key, const char *path,
+                          bool required)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL) {
+        if (required) {
+            char field[256];
+            snprintf(field, sizeof(field), "%s%s%s", path, path[0] ? "." : "", key);
+            fail(ld, field, "is required");
+        }
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        char field[256];
+        snprintf(field, sizeof(field), "%s%s%s", path, path[0] ? "." : "", key);
+        fail(ld, field, "must be an object");
+        return NULL;
+    }
+    return v;
+}
+
+static bool is_http_url(const char *s)
+{
+    return (strncmp(s, "http://", 7) == 0 && s[7] != '\0') ||
+           (strncmp(s, "https://", 8) == 0 && s[8] != '\0');
+}
+
+static void load_server(struct loader *ld, json_t *root, struct tg_config *c)
+{
+    json_t *server = get_object(ld, root, "server", "", false);
+    c->threads = (int)get_integer(ld, server, "threads", "server", 4, 1, 256);
+    c->max_body_bytes =
+        (size_t)get_integer(ld, server, "max_body_bytes", "server", 1 << 20, 1024, 64L << 20);
+    c->max_response_bytes = (size_t)get_integer(ld, server, "max_response_bytes", "server",
+                                                16L << 20, 4096, 256L << 20);
+}
+
+static void load_database(struct loader *ld, json_t *root, struct tg_config *c)
+{
+    json_t *db = get_object(ld, root, "database", "", true);
+    if (db == NULL)
+        return;
+    const char *env_url = getenv("TOLLGATE_DATABASE_URL");
+    if (env_url != NULL && env_url[0] != '\0')
+        c->db_url = xstrdup(ld, env_url);
+    else
+        c->db_url = get_string(ld, db, "url", "database", NULL, true);
+    c->db_pool_size = (int)get_integer(ld, db, "pool_size", "database", 4, 1, 64);
+    c->db_connect_timeout_ms =
+        get_integer(ld, db, "connect_timeout_ms", "database", 2000, 100, 60000);
+    c->db_statement_timeout_ms =
+        get_integer(ld, db, "statement_timeout_ms", "database", 5000, 10, 600000);
+}
+
+static void load_provider(struct loader *ld, const char *name, json_t *obj,
+                          struct tg_provider *p)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "providers.%s", name);
+    if (!json_is_object(obj)) {
+        fail(ld, path, "must be an object");
+        return;
+    }
+    p->name = xstrdup(ld, name);
+    const char *type = get_string(ld, obj, "type", path, NULL, true);
+    if (type != NULL && strcmp(type, "anthropic") == 0) {
+        p->type = TG_PROVIDER_ANTHROPIC;
+    } else if (type != NULL) {
+        char field[192];
+        snprintf(field, sizeof(field), "%s.type", path);
+        fail(ld, field, "unsupported provider type \"%s\" (supported: anthropic)", type);
+    }
+    free((char *)type);
+    char *url = (char *)get_string(ld, obj, "base_url", path, NULL, true);
+    if (url != NULL) {
+        size_t len = strlen(url);
+        while (len > 0 && url[len - 1] == '/')
+            url[--len] = '\0';
+        if (!is_http_url(url)) {
+            char field[192];
+            snprintf(field, sizeof(field), "%s.base_url", path);
+            fail(ld, field, "must be an http(s) URL");
+        }
+    }
+    p->base_url = url;
+    p->api_key = get_string(ld, obj, "api_key", path, NULL, true);
+    p->connect_timeout_ms = get_integer(ld, obj, "connect_timeout_ms", path, 5000, 100, 120000);
+    p->timeout_ms = get_integer(ld, obj, "timeout_ms", path, 600000, 100, 3600000);
+}
+
+static void load_providers(struct loader *ld, json_t *root, struct tg_config *c)
+{
+    json_t *providers = get_object(ld, root, "providers", "", true);
+    if (providers == NULL)
+        return;
+    if (json_object_size(providers) == 0) {
+        fail(ld, "providers", "must name at least one provider");
+        return;
+    }
+    c->providers = calloc(json_object_size(providers), sizeof(*c->providers));
+    if (c->providers == NULL) {
+        fail(ld, "providers", "out of memory");
+        return;
+    }
+    const char *name;
+    json_t *obj;
+    json_object_foreach(providers, name, obj) {
+        load_provider(ld, name, obj, &c->providers[c->n_providers++]);
+    }
+}
+
+static const struct tg_provider *find_provider(const struct tg_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_providers; i++)
+        if (c->providers[i].name != NULL && strcmp(c->providers[i].name, name) == 0)
+            return &c->providers[i];
+    return NULL;
+}
+
+static void load_aliases(struct loader *ld, json_t *obj, const char *path, struct tg_model *m)
+{
+    json_t *aliases = json_object_get(obj, "aliases");
+    char field[192];
+    snprintf(field, sizeof(field), "%s.aliases", path);
+    if (aliases == NULL)
+        return;
+    if (!json_is_array(aliases)) {
+        fail(ld, field, "must be an array of strings");
+        return;
+    }
+    m->aliases = calloc(json_array_size(aliases) + 1, sizeof(*m->aliases));
+    if (m->aliases == NULL) {
+        fail(ld, field, "out of memory");
+        return;
+    }
+    size_t i;
+    json_t *alias;
+    json_array_foreach(aliases, i, alias) {
+        if (!json_is_string(alias) || json_string_length(alias) == 0) {
+            snprintf(field, sizeof(field), "%s.aliases[%zu]", path, i);
+            fail(ld, field, "must be a non-empty string");
+            return;
+        }
+        m->aliases[m->n_aliases++] = xstrdup(ld, json_string_value(alias));
+    }
+}
+
+static void load_models(struct loader *ld, json_t *root, struct tg_config *c)
+{
+    json_t *models = get_object(ld, root, "models", "", true);
+    if (models == NULL || ld->failed)
+        return;
+    if (json_object_size(models) == 0) {
+        fail(ld, "models", "must name at least one model");
+        return;
+    }
+    c->models = calloc(json_object_size(models), sizeof(*c->models));
+    if (c->models == NULL) {
+        fail(ld, "models", "out of memory");
+        return;
+    }
+    const char *name;
+    json_t *obj;
+    json_object_foreach(models, name, obj) {
+        char path[192];
+        snprintf(path, sizeof(path), "models.%s", name);
+        if (!json_is_object(obj)) {
+            fail(ld, path, "must be an object");
+            return;
+        }
+        struct tg_model *m = &c->models[c->n_models++];
+        m->name = xstrdup(ld, name);
+        const char *provider = get_string(ld, obj, "provider", path, NULL, true);
+        if (provider != NULL) {
+            m->provider = find_provider(c, provider);
+            if (m->provider == NULL) {
+                char field[224];
+                snprintf(field, sizeof(field), "%s.provider", path);
+                fail(ld, field, "no provider named \"%s\" in providers", provider);
+            }
+        }
+        free((char *)provider);
+        load_aliases(ld, obj, path, m);
+    }
+}
+
+/* Every name and alias must resolve to one model only. */
+static void check_model_names(struct loader *ld, const struct tg_config *c)
+{
+    for (size_t i = 0; i < c->n_models && !ld->failed; i++) {
+        const struct tg_model *m = &c->models[i];
+        for (size_t a = 0; a < m->n_aliases; a++) {
+            const struct tg_model *other = tg_config_find_model(c, m->aliases[a]);
+            if (other != m) {
+                char field[256];
+                snprintf(field, sizeof(field), "models.%s.aliases[%zu]", m->name, a);
+                fail(ld, field, "\"%s\" is already the name of another model", m->aliases[a]);
+                return;
+            }
+        }
+    }
+}
+
+static void load_log(struct loader *ld, json_t *root, struct tg_config *c)
+{
+    json_t *log = get_object(ld, root, "log", "", false);
+    const char *file = get_string(ld, log, "file", "log", NULL, false);
+    if (file != NULL && strcmp(file, "-") == 0) {
+        free((char *)file);
+        file = NULL;
+    }
+    c->log_file = file;
+}
+
+static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
+{
+    if (!json_is_object(root)) {
+        fail(ld, "(root)", "must be a JSON object");
+        return TG_ERROR;
+    }
+    struct tg_config *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        fail(ld, "(root)", "out of memory");
+        return TG_ERROR;
+    }
+    load_server(ld, root, c);
+    load_database(ld, root, c);
+    load_providers(ld, root, c);
+    load_models(ld, root, c);
+    check_model_names(ld, c);
+    load_log(ld, root, c);
+    if (ld->failed) {
+        tg_config_free(c);
+        return TG_ERROR;
+    }
+    *out = c;
+    return TG_OK;
+}
+
+int tg_config_parse(const char *text, struct tg_config **out, char *err, size_t err_size)
+{
+    struct loader ld = {err, err_size, false};
+    json_error_t jerr;
+    *out = NULL;
+    err[0] = '\0';
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        snprintf(err, err_size, "config: line %d, column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+        return TG_ERROR;
+    }
+    int rc = load_root(root, out, &ld);
+    json_decref(root);
+    return rc;
+}
+
+int tg_config_load(const char *path, struct tg_config **out, char *err, size_t err_size)
+{
+    struct loader ld = {err, err_size, false};
+    json_error_t jerr;
+    *out = NULL;
+    err[0] = '\0';
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        if (jerr.line < 0)
+            snprintf(err, err_size, "config: could not read \"%s\": %s", path, jerr.text);
+        else
+            snprintf(err, err_size, "config: %s: line %d, column %d: %s", path, jerr.line,
+                     jerr.column, jerr.text);
+        return TG_ERROR;
+    }
+    int rc = load_root(root, out, &ld);
+    json_decref(root);
+    return rc;
+}
+
+void tg_config_free(struct tg_config *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n_providers; i++) {
+        free((char *)c->providers[i].name);
+        free((char *)c->providers[i].base_url);
+        free((char *)c->providers[i].api_key);
+    }
+    for (size_t i = 0; i < c->n_models; i++) {
+        free((char *)c->models[i].name);
+        for (size_t a = 0; a < c->models[i].n_aliases; a++)
+            free((char *)c->models[i].aliases[a]);
+        free(c->models[i].aliases);
+    }
+    free(c->providers);
+    free(c->models);
+    free((char *)c->db_url);
+    free((char *)c->log_file);
+    free(c);
+}
+
+const struct tg_model *tg_config_find_model(const struct tg_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_models; i++) {
+        const struct tg_model *m = &c->models[i];
+        if (m->name != NULL && strcmp(m->name, name) == 0)
+            return m;
+        for (size_t a = 0; a < m->n_aliases; a++)
+            if (strcmp(m->aliases[a], name) == 0)
+                return m;
+    }
+    return NULL;
+}
+
+int tg_config_load_db_url(const char *path, char **url, char *err, size_t err_size)
+{
+    struct loader ld = {err, err_size, false};
+    json_error_t jerr;
+    *url = NULL;
+    err[0] = '\0';
+    const char *env_url = getenv("TOLLGATE_DATABASE_URL");
+    if (env_url != NULL && env_url[0] != '\0') {
+        *url = xstrdup(&ld, env_url);
+        return *url != NULL ? TG_OK : TG_ERROR;
+    }
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        snprintf(err, err_size, "config: could not read \"%s\": %s", path, jerr.text);
+        return TG_ERROR;
+    }
+    json_t *db = get_object(&ld, root, "database", "", true);
+    if (db != NULL)
+        *url = (char *)get_string(&ld, db, "url", "database", NULL, true);
+    json_decref(root);
+    return ld.failed ? TG_ERROR : TG_OK;
+}

@@ -1,0 +1,75 @@
+/*
+ * config.h — the gateway's JSON configuration, loaded and validated once at start.
+ *
+ * A bad config is refused with the JSON path of the bad field
+ * ("config: providers.anthropic.base_url: must be an http(s) URL"). String values
+ * written "$NAME" are read from the environment variable NAME (secrets stay out of
+ * the file). Identity, quotas and prices live in PostgreSQL, not here.
+ * The loaded config is immutable and shared by every thread of the process.
+ */
+#ifndef TG_CONFIG_H
+#define TG_CONFIG_H
+
+#include "common.h"
+
+enum tg_provider_type {
+    TG_PROVIDER_ANTHROPIC,
+};
+
+struct tg_provider {
+    const char *name;     /* the key under "providers" */
+    enum tg_provider_type type;
+    const char *base_url; /* no trailing slash */
+    const char *api_key;  /* secret: never logged */
+    long connect_timeout_ms;
+    long timeout_ms;
+};
+
+struct tg_model {
+    const char *name;     /* canonical name: prices and usage rows use it */
+    const struct tg_provider *provider;
+    const char **aliases; /* names clients may use instead */
+    size_t n_aliases;
+};
+
+struct tg_config {
+    int threads;
+    size_t max_body_bytes;
+    size_t max_response_bytes;
+
+    const char *db_url;   /* secret-bearing: never logged */
+    int db_pool_size;
+    long db_connect_timeout_ms;
+    long db_statement_timeout_ms;
+
+    struct tg_provider *providers;
+    size_t n_providers;
+    struct tg_model *models;
+    size_t n_models;
+
+    const char *log_file; /* NULL: stderr */
+};
+
+/*
+ * Loads and validates the config at path. On success returns TG_OK and a config
+ * the caller owns (free with tg_config_free). On failure returns TG_ERROR and
+ * writes "config: <path>: <problem>" into err (always NUL-terminated).
+ */
+int tg_config_load(const char *path, struct tg_config **out, char *err, size_t err_size);
+
+/* Same as tg_config_load, from a JSON text (for tests). */
+int tg_config_parse(const char *text, struct tg_config **out, char *err, size_t err_size);
+
+void tg_config_free(struct tg_config *config);
+
+/*
+ * Reads only database.url from the config at path (TOLLGATE_DATABASE_URL wins),
+ * for tools that need no provider secrets (tollgatectl under cron). On success
+ * *url is a string the caller frees.
+ */
+int tg_config_load_db_url(const char *path, char **url, char *err, size_t err_size);
+
+/* The model whose name or alias is name, or NULL. Borrowed from config. */
+const struct tg_model *tg_config_find_model(const struct tg_config *config, const char *name);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * crypto.c — thin wrappers over libcrypto so the rest of the code never includes
+ * OpenSSL headers for these basics.
+ */
+#include "crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+int tg_crypto_random(unsigned char *buf, size_t n)
+{
+    return RAND_bytes(buf, (int)n) == 1 ? TG_OK : TG_ERROR;
+}
+
+void tg_crypto_sha256(const void *data, size_t len, unsigned char out[TG_SHA256_LEN])
+{
+    unsigned int out_len = TG_SHA256_LEN;
+    EVP_Digest(data, len, out, &out_len, EVP_sha256(), NULL);
+}
+
+void tg_crypto_uuid4(char out[37])
+{
+    unsigned char b[16];
+    if (tg_crypto_random(b, sizeof(b)) != TG_OK) {
+        /* RAND_bytes failing means the process cannot work safely anyway */
+        memset(b, 0, sizeof(b));
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}
+
+int tg_crypto_base64url(const unsigned char *in, size_t len, char *out, size_t out_size)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t need = (len * 4 + 2) / 3;
+    if (need + 1 > out_size)
+        return TG_ERROR;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= in[i + 2];
+        out[o++] = alphabet[(v >> 18) & 63];
+        out[o++] = alphabet[(v >> 12) & 63];
+        if (i + 1 < len)
+            out[o++] = alphabet[(v >> 6) & 63];
+        if (i + 2 < len)
+            out[o++] = alphabet[v & 63];
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+void tg_crypto_hex(const unsigned char *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+bool tg_crypto_equal(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0;
+}

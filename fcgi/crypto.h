@@ -1,0 +1,33 @@
+/*
+ * crypto.h — hashing, randomness and encodings from OpenSSL's libcrypto: SHA-256
+ * of keys, request ids, new key material. Not JWT (auth_jwt.c owns that).
+ */
+#ifndef TG_CRYPTO_H
+#define TG_CRYPTO_H
+
+#include "common.h"
+
+#define TG_SHA256_LEN 32
+
+/* Fills buf with n bytes from the OS's CSPRNG. TG_ERROR if it could not. */
+int tg_crypto_random(unsigned char *buf, size_t n);
+
+/* SHA-256 of data into out. */
+void tg_crypto_sha256(const void *data, size_t len, unsigned char out[TG_SHA256_LEN]);
+
+/* A random (version 4) UUID in its 36-character text form, NUL-terminated. */
+void tg_crypto_uuid4(char out[37]);
+
+/*
+ * base64url without padding. Writes at most out_size bytes including the NUL;
+ * returns the encoded length, or TG_ERROR when out is too small.
+ */
+int tg_crypto_base64url(const unsigned char *in, size_t len, char *out, size_t out_size);
+
+/* Lower-case hex of in into out (2*len+1 bytes). */
+void tg_crypto_hex(const unsigned char *in, size_t len, char *out);
+
+/* Compares n bytes in time independent of where they differ. */
+bool tg_crypto_equal(const void *a, const void *b, size_t n);
+
+#endif

@@ -1,0 +1,375 @@
+/*
+ * db.c — the libpq pool and the gateway's few statements.
+ *
+ * A connection that breaks (server restart, network) is dropped and reopened on
+ * its next use; a call that hit a broken connection is retried once on a fresh
+ * one, which is safe because every statement here is idempotent (lookups, and
+ * usage inserts keyed by request id).
+ */
+#include "db.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crypto.h"
+#include "log.h"
+#include "request.h"
+
+struct statement {
+    const char *name;
+    const char *sql;
+    int n_params;
+};
+
+static const struct statement statements[] = {
+    {"ping", "SELECT 1", 0},
+    {"authenticate",
+     "SELECT api_key_id, prefix, user_id, group_id, role, status "
+     "FROM tollgate.authenticate($1::bytea)",
+     1},
+    {"record_usage",
+     "SELECT tollgate.record_usage($1::uuid, $2::timestamptz, $3::bigint, $4, $5, $6, $7, "
+     "$8::int, $9::int, $10::int, $11::int, $12::int, $13::int, $14::int, $15::boolean, $16)",
+     16},
+};
+
+struct pool_conn {
+    PGconn *pg;
+    bool in_use;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t freed;
+    struct pool_conn *conns;
+    int n_conns;
+    const char *url;
+    char connect_timeout_s[16];
+    char options[64];
+    long wait_ms;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+int tg_db_pool_init(const struct tg_config *config)
+{
+    pool.conns = calloc((size_t)config->db_pool_size, sizeof(*pool.conns));
+    if (pool.conns == NULL)
+        return TG_ERROR;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool.freed, &attr);
+    pthread_condattr_destroy(&attr);
+    pool.n_conns = config->db_pool_size;
+    pool.url = config->db_url;
+    /* libpq's connect_timeout is in whole seconds, at least 2 */
+    long secs = (config->db_connect_timeout_ms + 999) / 1000;
+    snprintf(pool.connect_timeout_s, sizeof(pool.connect_timeout_s), "%ld", secs < 2 ? 2 : secs);
+    snprintf(pool.options, sizeof(pool.options), "-c statement_timeout=%ld",
+             config->db_statement_timeout_ms);
+    pool.wait_ms = config->db_statement_timeout_ms + config->db_connect_timeout_ms;
+    return TG_OK;
+}
+
+void tg_db_pool_shutdown(void)
+{
+    for (int i = 0; i < pool.n_conns; i++)
+        if (pool.conns[i].pg != NULL)
+            PQfinish(pool.conns[i].pg);
+    free(pool.conns);
+    pool.conns = NULL;
+    pool.n_conns = 0;
+}
+
+static PGconn *open_connection(const char *url, const char *timeout_s, const char *options)
+{
+    const char *keys[] = {"dbname", "connect_timeout", "options", "application_name", NULL};
+    const char *values[] = {url, timeout_s, options, "tollgate", NULL};
+    return PQconnectdbParams(keys, values, 1);
+}
+
+static bool prepare_all(PGconn *pg, const char *request_id)
+{
+    for (size_t i = 0; i < TG_ARRAY_LEN(statements); i++) {
+        PGresult *res = PQprepare(pg, statements[i].name, statements[i].sql,
+                                  statements[i].n_params, NULL);
+        bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (!ok)
+            tg_log_error(request_id, "could not prepare statement \"%s\": %s",
+                         statements[i].name, PQerrorMessage(pg));
+        PQclear(res);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Takes a free pooled connection, waiting at most pool.wait_ms. */
+static struct pool_conn *acquire(const char *request_id)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += pool.wait_ms / 1000;
+    deadline.tv_nsec += (pool.wait_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&pool.mu);
+    for (;;) {
+        for (int i = 0; i < pool.n_conns; i++) {
+            if (!pool.conns[i].in_use) {
+                pool.conns[i].in_use = true;
+                pthread_mutex_unlock(&pool.mu);
+                return &pool.conns[i];
+            }
+        }
+        if (pthread_cond_timedwait(&pool.freed, &pool.mu, &deadline) == ETIMEDOUT) {
+            pthread_mutex_unlock(&pool.mu);
+            tg_log_error(request_id, "could not get a database connection: pool exhausted");
+            return NULL;
+        }
+    }
+}
+
+static void release(struct pool_conn *c)
+{
+    pthread_mutex_lock(&pool.mu);
+    c->in_use = false;
+    pthread_cond_signal(&pool.freed);
+    pthread_mutex_unlock(&pool.mu);
+}
+
+static bool ensure_connected(struct pool_conn *c, const char *request_id)
+{
+    if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK)
+        return true;
+    if (c->pg != NULL)
+        PQfinish(c->pg);
+    c->pg = open_connection(pool.url, pool.connect_timeout_s, pool.options);
+    if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
+        /* libpq's message names host and socket, never the password */
+        tg_log_error(request_id, "could not connect to the database: %s",
+                     c->pg != NULL ? PQerrorMessage(c->pg) : "out of memory");
+        PQfinish(c->pg);
+        c->pg = NULL;
+        return false;
+    }
+    if (!prepare_all(c->pg, request_id)) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Runs a prepared statement, retrying once on a fresh connection when the
+ * connection broke. Returns a PGresult with tuples (caller PQclears), or NULL.
+ */
+static PGresult *run_prepared(const char *request_id, const char *name, int n_params,
+                              const char *const *values)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct pool_conn *c = acquire(request_id);
+        if (c == NULL)
+            return NULL;
+        if (!ensure_connected(c, request_id)) {
+            release(c);
+            return NULL;
+        }
+        PGresult *res = PQexecPrepared(c->pg, name, n_params, values, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            release(c);
+            return res;
+        }
+        bool broken = PQstatus(c->pg) != CONNECTION_OK;
+        tg_log_error(request_id, "could not run statement \"%s\": %s", name,
+                     res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
+        PQclear(res);
+        if (broken) {
+            PQfinish(c->pg);
+            c->pg = NULL;
+        }
+        release(c);
+        if (!broken)
+            return NULL; /* an SQL error: retrying would fail the same way */
+    }
+    return NULL;
+}
+
+static void clear_result(void *res)
+{
+    PQclear(res);
+}
+
+int tg_db_ping(struct tg_request *r)
+{
+    PGresult *res = run_prepared(r->request_id, "ping", 0, NULL);
+    if (res == NULL)
+        return TG_ERROR;
+    PQclear(res);
+    return TG_OK;
+}
+
+static const char *cell(struct tg_request *r, PGresult *res, int col)
+{
+    if (PQgetisnull(res, 0, col))
+        return NULL;
+    return tg_arena_strdup(r->arena, PQgetvalue(res, 0, col));
+}
+
+int tg_db_authenticate(struct tg_request *r, const unsigned char *key_hash,
+                       struct tg_identity *identity, const char **status)
+{
+    char hex[2 + 2 * TG_SHA256_LEN + 1] = "\\x";
+    tg_crypto_hex(key_hash, TG_SHA256_LEN, hex + 2);
+    const char *values[] = {hex};
+    PGresult *res = run_prepared(r->request_id, "authenticate", 1, values);
+    if (res == NULL)
+        return TG_ERROR;
+    if (tg_arena_cleanup_add(r->arena, clear_result, res) != TG_OK)
+        return TG_ERROR;
+    if (PQntuples(res) == 0)
+        return TG_DECLINED;
+    identity->api_key_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    identity->key_prefix = cell(r, res, 1);
+    identity->user_id = cell(r, res, 2);
+    identity->group_id = cell(r, res, 3);
+    identity->role = cell(r, res, 4);
+    *status = cell(r, res, 5);
+    if (*status == NULL)
+        *status = "revoked";
+    return TG_OK;
+}
+
+int tg_db_record_usage(struct tg_request *r, int64_t *cost_micros)
+{
+    char key_id[24], in[24], out[24], cr[24], cw[24], status[16], latency[24], upstream[24];
+    snprintf(key_id, sizeof(key_id), "%" PRId64, r->identity.api_key_id);
+    snprintf(in, sizeof(in), "%" PRId64, r->usage.input_tokens);
+    snprintf(out, sizeof(out), "%" PRId64, r->usage.output_tokens);
+    snprintf(cr, sizeof(cr), "%" PRId64, r->usage.cache_read_tokens);
+    snprintf(cw, sizeof(cw), "%" PRId64, r->usage.cache_write_tokens);
+    snprintf(status, sizeof(status), "%d", r->status);
+    snprintf(latency, sizeof(latency), "%" PRId64, tg_now_ms() - r->t_start_ms);
+    snprintf(upstream, sizeof(upstream), "%" PRId64, r->upstream_ms);
+    const char *values[] = {
+        r->request_id,
+        r->started_at,
+        r->identity.api_key_id != 0 ? key_id : NULL,
+        r->identity.user_id,
+        r->identity.group_id,
+        r->model->provider->name,
+        r->model->name,
+        in, out, cr, cw, status, latency, upstream,
+        r->stream ? "t" : "f",
+        r->outcome,
+    };
+    PGresult *res = run_prepared(r->request_id, "record_usage", 16, values);
+    if (res == NULL)
+        return TG_ERROR;
+    *cost_micros = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)
+                       ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+                       : 0;
+    PQclear(res);
+    return TG_OK;
+}
+
+/* ---- single connection (tollgatectl) ---- */
+
+struct tg_db_conn {
+    PGconn *pg;
+};
+
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+struct tg_db_conn *tg_db_connect(const char *url, char *err, size_t err_size)
+{
+    struct tg_db_conn *conn = calloc(1, sizeof(*conn));
+    if (conn == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    conn->pg = open_connection(url, "10", "");
+    if (conn->pg == NULL || PQstatus(conn->pg) != CONNECTION_OK) {
+        snprintf(err, err_size, "could not connect to the database: %s",
+                 conn->pg != NULL ? PQerrorMessage(conn->pg) : "out of memory");
+        PQfinish(conn->pg);
+        free(conn);
+        return NULL;
+    }
+    PQsetNoticeProcessor(conn->pg, ignore_notice, NULL);
+    return conn;
+}
+
+void tg_db_close(struct tg_db_conn *conn)
+{
+    if (conn == NULL)
+        return;
+    PQfinish(conn->pg);
+    free(conn);
+}
+
+static void copy_error(PGresult *res, PGconn *pg, char *err, size_t err_size)
+{
+    const char *msg = res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(pg);
+    snprintf(err, err_size, "%s", msg);
+    size_t len = strlen(err);
+    while (len > 0 && (err[len - 1] == '\n' || err[len - 1] == ' '))
+        err[--len] = '\0';
+}
+
+int tg_db_query(struct tg_db_conn *conn, struct tg_arena *arena, const char *sql, int n_params,
+                const char *const *params, struct tg_db_rows *rows, char *err, size_t err_size)
+{
+    PGresult *res = PQexecParams(conn->pg, sql, n_params, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        copy_error(res, conn->pg, err, err_size);
+        PQclear(res);
+        return TG_ERROR;
+    }
+    if (rows != NULL) {
+        rows->n_rows = PQntuples(res);
+        rows->n_cols = PQnfields(res);
+        rows->col_names = tg_arena_calloc(arena, sizeof(char *) * (size_t)(rows->n_cols + 1));
+        rows->cells = tg_arena_calloc(
+            arena, sizeof(char *) * ((size_t)rows->n_rows * (size_t)rows->n_cols + 1));
+        if (rows->col_names == NULL || rows->cells == NULL) {
+            PQclear(res);
+            snprintf(err, err_size, "out of memory");
+            return TG_ERROR;
+        }
+        for (int c = 0; c < rows->n_cols; c++)
+            rows->col_names[c] = tg_arena_strdup(arena, PQfname(res, c));
+        for (int i = 0; i < rows->n_rows; i++)
+            for (int c = 0; c < rows->n_cols; c++)
+                rows->cells[i * rows->n_cols + c] =
+                    PQgetisnull(res, i, c) ? NULL : tg_arena_strdup(arena, PQgetvalue(res, i, c));
+    }
+    PQclear(res);
+    return TG_OK;
+}
+
+int tg_db_exec_script(struct tg_db_conn *conn, const char *sql, char *err, size_t err_size)
+{
+    PGresult *res = PQexec(conn->pg, sql);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
+        copy_error(res, conn->pg, err, err_size);
+        PQclear(res);
+        return TG_ERROR;
+    }
+    PQclear(res);
+    return TG_OK;
+}

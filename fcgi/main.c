@@ -1,0 +1,186 @@
+/*
+ * main.c — tollgate-fcgi, the FastCGI worker process.
+ *
+ * spawn-fcgi starts P of these on one listening socket (fd 0). Each runs
+ * server.threads threads; every thread owns a request struct (with its arena) and
+ * a libcurl handle, and shares the process's PostgreSQL pool.
+ *
+ * Shutdown: SIGTERM or SIGINT stops accepting. Threads that are idle in accept()
+ * are woken with SIGUSR1 (the request was set up with FCGI_FAIL_ACCEPT_ON_INTR);
+ * threads in the middle of a request finish it first. Then the process exits 0.
+ */
+#include <errno.h>
+#include <fcgiapp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "pipeline.h"
+#include "request.h"
+#include "upstream.h"
+
+/* spawn-fcgi hands the listening socket over as fd 0 (FastCGI spec) */
+#define FCGI_LISTEN_FD 0
+
+struct worker_thread {
+    pthread_t id;
+    const struct tg_config *config;
+    atomic_bool idle; /* waiting in accept: safe to interrupt */
+};
+
+static atomic_bool shutting_down;
+static atomic_int live_threads;
+
+static void on_wakeup(int sig)
+{
+    (void)sig; /* only there so accept() returns EINTR */
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker_thread *self = arg;
+    struct tg_request r;
+    if (tg_request_init(&r, self->config, FCGI_LISTEN_FD) != TG_OK) {
+        tg_log_error(NULL, "could not set up a worker thread: out of memory");
+        return NULL;
+    }
+    r.upstream = tg_upstream_new();
+    if (r.upstream == NULL) {
+        tg_log_error(NULL, "could not set up a worker thread: libcurl handle");
+        tg_request_release(&r);
+        return NULL;
+    }
+    sigset_t wake;
+    sigemptyset(&wake);
+    sigaddset(&wake, SIGUSR1);
+    pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
+    while (!atomic_load(&shutting_down)) {
+        atomic_store(&self->idle, true);
+        if (atomic_load(&shutting_down))
+            break;
+        int rc = tg_request_accept(&r);
+        atomic_store(&self->idle, false);
+        if (rc != TG_OK) {
+            if (atomic_load(&shutting_down))
+                break;
+            if (errno == EINTR)
+                continue;
+            tg_log_error(NULL, "could not accept a FastCGI connection: %s", strerror(errno));
+            /* the last thread to give up stops the process, so it can be restarted */
+            if (atomic_fetch_sub(&live_threads, 1) == 1)
+                kill(getpid(), SIGTERM);
+            break;
+        }
+        tg_pipeline_run(&r);
+        tg_request_finish(&r);
+    }
+    tg_upstream_free(r.upstream);
+    r.upstream = NULL;
+    tg_request_release(&r);
+    return NULL;
+}
+
+/* Waits for SIGTERM/SIGINT, then wakes idle threads until all have left. */
+static void wait_for_shutdown(struct worker_thread *threads, int n)
+{
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    tg_log_info(NULL, "received signal %d: finishing in-flight requests", sig);
+    atomic_store(&shutting_down, true);
+    FCGX_ShutdownPending();
+    for (int i = 0; i < n; i++) {
+        /* the thread may be between its flag check and accept(): keep nudging */
+        while (pthread_tryjoin_np(threads[i].id, NULL) == EBUSY) {
+            if (atomic_load(&threads[i].idle))
+                pthread_kill(threads[i].id, SIGUSR1);
+            usleep(20 * 1000);
+        }
+    }
+}
+
+static int usage(const char *argv0)
+{
+    fprintf(stderr, "usage: %s -c CONFIG.json [--check]\n", argv0);
+    return 2;
+}
+
+static int run(const struct tg_config *config)
+{
+    if (tg_log_open(config->log_file) != TG_OK) {
+        fprintf(stderr, "could not open log file \"%s\": %s\n", config->log_file,
+                strerror(errno));
+        return 1;
+    }
+    if (tg_upstream_global_init() != TG_OK || tg_db_pool_init(config) != TG_OK ||
+        FCGX_Init() != 0) {
+        tg_log_error(NULL, "could not initialise libraries");
+        return 1;
+    }
+    struct sigaction sa = {.sa_handler = on_wakeup};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL); /* no SA_RESTART: accept() must return */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t blocked;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGTERM);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGHUP);
+    sigaddset(&blocked, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &blocked, NULL); /* threads inherit; only sigwait takes them */
+
+    struct worker_thread *threads = calloc((size_t)config->threads, sizeof(*threads));
+    if (threads == NULL)
+        return 1;
+    int started = 0;
+    atomic_store(&live_threads, config->threads);
+    for (int i = 0; i < config->threads; i++) {
+        threads[i].config = config;
+        if (pthread_create(&threads[i].id, NULL, worker_main, &threads[i]) != 0)
+            break;
+        started++;
+    }
+    tg_log_info(NULL, "worker started with %d threads", started);
+    wait_for_shutdown(threads, started);
+    free(threads);
+    tg_db_pool_shutdown();
+    tg_upstream_global_cleanup();
+    tg_log_info(NULL, "worker stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = getenv("TOLLGATE_CONFIG");
+    bool check_only = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+            config_path = argv[++i];
+        else if (strcmp(argv[i], "--check") == 0)
+            check_only = true;
+        else
+            return usage(argv[0]);
+    }
+    if (config_path == NULL)
+        return usage(argv[0]);
+    struct tg_config *config = NULL;
+    char err[512];
+    if (tg_config_load(config_path, &config, err, sizeof(err)) != TG_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    int status = check_only ? 0 : run(config);
+    tg_config_free(config);
+    return status;
+}

@@ -1,0 +1,73 @@
+/*
+ * pipeline.c — the request pipeline. Each step lives in its own module; this file
+ * only says in which order they run and what a failure means for the rest.
+ */
+#include "pipeline.h"
+
+#include <string.h>
+
+#include "auth_key.h"
+#include "health.h"
+#include "log.h"
+#include "models.h"
+#include "provider_anthropic.h"
+#include "request.h"
+#include "route.h"
+#include "usage.h"
+
+/* POST /v1/messages */
+static int messages(struct tg_request *r)
+{
+    struct tg_anthropic_reply reply;
+    if (tg_request_read_body(r) != TG_OK)           /* 1. read (bounded) */
+        return TG_ERROR;
+    if (tg_auth_key_identify(r) != TG_OK)           /* 3. identify */
+        return TG_ERROR;
+    if (tg_anthropic_parse_request(r) != TG_OK)     /* the model and its provider */
+        return TG_ERROR;
+    int rc = tg_anthropic_forward(r, &reply);       /* 7. forward (streams as it goes) */
+    if (r->upstream_contacted || rc != TG_OK) {
+        if (rc != TG_OK)
+            r->status = r->error.status;            /* the status the client will get */
+        else if (!reply.streaming)
+            r->status = (int)reply.status;
+        tg_usage_settle(r);                         /* 8. settle: the usage row */
+    }
+    if (rc != TG_OK)
+        return TG_ERROR;
+    if (!reply.streaming && r->cost_micros >= 0 && reply.status == 200) {
+        char usd[32];
+        tg_usage_format_usd(r->cost_micros, usd, sizeof(usd));
+        tg_request_add_header(r, "x-tollgate-cost-usd", usd);
+    }
+    return tg_anthropic_respond(r, &reply);
+}
+
+void tg_pipeline_run(struct tg_request *r)
+{
+    int rc = tg_route_resolve(r);                   /* 2. route */
+    if (rc == TG_OK) {
+        switch (r->endpoint) {
+        case TG_EP_MESSAGES:
+            rc = messages(r);
+            break;
+        case TG_EP_MODELS:
+            rc = tg_auth_key_identify(r) == TG_OK ? tg_models_handle(r) : TG_ERROR;
+            break;
+        case TG_EP_HEALTH:
+            rc = tg_health_handle(r);
+            break;
+        case TG_EP_NONE:
+            rc = TG_ERROR;
+            break;
+        }
+    }
+    if (rc != TG_OK && r->error.status == 0 && !r->client_gone)
+        tg_request_fail(r, 500, "api_error", "internal error", "handler failed without a reason");
+    if (r->error.status != 0 && !r->client_gone) {
+        if (strcmp(r->outcome, "ok") == 0)
+            r->outcome = "rejected";
+        tg_request_send_error(r);
+    }
+    tg_log_access(r);                               /* 9. report */
+}

@@ -1,0 +1,346 @@
+/*
+ * provider_anthropic.c — Anthropic's Messages API in and out.
+ */
+#include "provider_anthropic.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "request.h"
+#include "upstream.h"
+
+#define DEFAULT_ANTHROPIC_VERSION "2023-06-01"
+#define MAX_SSE_EVENT_BYTES (1024 * 1024)
+
+static void free_json(void *doc)
+{
+    json_decref(doc);
+}
+
+static int invalid(struct tg_request *r, const char *message)
+{
+    tg_request_fail(r, 400, "invalid_request_error", message, NULL);
+    return TG_ERROR;
+}
+
+int tg_anthropic_parse_request(struct tg_request *r)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(r->body, r->body_len, 0, &jerr);
+    if (doc == NULL) {
+        tg_request_fail(r, 400, "invalid_request_error", "request body is not valid JSON",
+                        "json: line %d: %s", jerr.line, jerr.text);
+        return TG_ERROR;
+    }
+    if (tg_arena_cleanup_add(r->arena, free_json, doc) != TG_OK)
+        return invalid(r, "out of memory");
+    if (!json_is_object(doc))
+        return invalid(r, "request body must be a JSON object");
+
+    json_t *model = json_object_get(doc, "model");
+    if (model == NULL)
+        return invalid(r, "model: Field required");
+    if (!json_is_string(model))
+        return invalid(r, "model: Input should be a valid string");
+    json_t *messages = json_object_get(doc, "messages");
+    if (messages == NULL)
+        return invalid(r, "messages: Field required");
+    if (!json_is_array(messages))
+        return invalid(r, "messages: Input should be a valid list");
+    json_t *max_tokens = json_object_get(doc, "max_tokens");
+    if (max_tokens == NULL)
+        return invalid(r, "max_tokens: Field required");
+    if (!json_is_integer(max_tokens) || json_integer_value(max_tokens) < 1)
+        return invalid(r, "max_tokens: Input should be a positive integer");
+    json_t *stream = json_object_get(doc, "stream");
+    if (stream != NULL && !json_is_boolean(stream))
+        return invalid(r, "stream: Input should be a valid boolean");
+    r->stream = json_is_true(stream);
+
+    r->model = tg_config_find_model(r->config, json_string_value(model));
+    if (r->model == NULL) {
+        char message[200];
+        /* the name is the client's own input; quote at most 100 bytes of it */
+        snprintf(message, sizeof(message), "model: %.100s", json_string_value(model));
+        tg_request_fail(r, 404, "not_found_error", message, NULL);
+        return TG_ERROR;
+    }
+    return TG_OK;
+}
+
+/* ---- usage ---- */
+
+static void take_usage(json_t *usage, struct tg_usage *out)
+{
+    if (!json_is_object(usage))
+        return;
+    json_t *v;
+    /* message_delta repeats only what changed: keep earlier values otherwise */
+    if (json_is_integer(v = json_object_get(usage, "input_tokens")))
+        out->input_tokens = json_integer_value(v);
+    if (json_is_integer(v = json_object_get(usage, "output_tokens")))
+        out->output_tokens = json_integer_value(v);
+    if (json_is_integer(v = json_object_get(usage, "cache_read_input_tokens")))
+        out->cache_read_tokens = json_integer_value(v);
+    if (json_is_integer(v = json_object_get(usage, "cache_creation_input_tokens")))
+        out->cache_write_tokens = json_integer_value(v);
+}
+
+void tg_anthropic_read_usage(const char *json_text, size_t len, struct tg_usage *usage)
+{
+    json_t *doc = json_loadb(json_text, len, 0, NULL);
+    if (doc == NULL)
+        return;
+    take_usage(json_object_get(doc, "usage"), usage);
+    json_decref(doc);
+}
+
+/* ---- the call ---- */
+
+struct relay {
+    struct tg_request *r;
+    struct tg_anthropic_reply *reply;
+    bool aborted_by_client;
+    bool too_big;
+    bool stream_error; /* the provider sent an "error" event mid-stream */
+};
+
+static int on_sse_event(void *ctx, const char *event, const char *data, size_t len)
+{
+    struct relay *relay = ctx;
+    struct tg_usage *usage = &relay->r->usage;
+    if (strcmp(event, "message_start") == 0) {
+        json_t *doc = json_loadb(data, len, 0, NULL);
+        take_usage(json_object_get(json_object_get(doc, "message"), "usage"), usage);
+        json_decref(doc);
+    } else if (strcmp(event, "message_delta") == 0) {
+        json_t *doc = json_loadb(data, len, 0, NULL);
+        take_usage(json_object_get(doc, "usage"), usage);
+        json_decref(doc);
+    } else if (strcmp(event, "error") == 0) {
+        relay->stream_error = true;
+    }
+    return TG_OK;
+}
+
+static int on_header(void *ctx, const char *name, const char *value)
+{
+    struct relay *relay = ctx;
+    struct tg_anthropic_reply *reply = relay->reply;
+    struct tg_arena *arena = relay->r->arena;
+    if (strcmp(name, "content-type") == 0)
+        reply->content_type = tg_arena_strdup(arena, value);
+    else if (strcmp(name, "retry-after") == 0)
+        reply->retry_after = tg_arena_strdup(arena, value);
+    else if (strcmp(name, "request-id") == 0)
+        reply->provider_request_id = tg_arena_strdup(arena, value);
+    return TG_OK;
+}
+
+static bool is_event_stream(const char *content_type)
+{
+    return content_type != NULL && strncmp(content_type, "text/event-stream", 17) == 0;
+}
+
+static int start_stream(struct tg_request *r, struct tg_anthropic_reply *reply)
+{
+    reply->streaming = true;
+    r->status = 200;
+    tg_request_add_header(r, "Content-Type", "text/event-stream; charset=utf-8");
+    tg_request_add_header(r, "Cache-Control", "no-cache");
+    tg_request_add_header(r, "X-Accel-Buffering", "no");
+    if (reply->provider_request_id != NULL)
+        tg_request_add_header(r, "request-id", reply->provider_request_id);
+    return tg_request_send_headers(r);
+}
+
+static int buffer_body(struct relay *relay, const char *data, size_t len)
+{
+    struct tg_anthropic_reply *reply = relay->reply;
+    size_t cap = relay->r->config->max_response_bytes;
+    if (reply->body_len + len > cap) {
+        relay->too_big = true;
+        return TG_ERROR;
+    }
+    if (reply->body_len + len + 1 > reply->body_cap) {
+        size_t grown = reply->body_cap == 0 ? 16384 : reply->body_cap * 2;
+        while (grown < reply->body_len + len + 1)
+            grown *= 2;
+        char *fresh = tg_arena_alloc(relay->r->arena, grown);
+        if (fresh == NULL)
+            return TG_ERROR;
+        if (reply->body_len > 0)
+            memcpy(fresh, reply->body, reply->body_len);
+        reply->body = fresh;
+        reply->body_cap = grown;
+    }
+    memcpy(reply->body + reply->body_len, data, len);
+    reply->body_len += len;
+    reply->body[reply->body_len] = '\0';
+    return TG_OK;
+}
+
+static int on_body(void *ctx, long status, const char *data, size_t len)
+{
+    struct relay *relay = ctx;
+    struct tg_request *r = relay->r;
+    struct tg_anthropic_reply *reply = relay->reply;
+    r->upstream_contacted = true;
+    if (!reply->streaming && r->stream && status == 200 &&
+        is_event_stream(reply->content_type)) {
+        if (start_stream(r, reply) != TG_OK) {
+            relay->aborted_by_client = true;
+            return TG_ERROR;
+        }
+    }
+    if (!reply->streaming)
+        return buffer_body(relay, data, len);
+    /* parse first: usage must be counted even if the client is gone */
+    if (tg_sse_feed(&reply->sse, data, len) != TG_OK)
+        tg_log_warn(r->request_id, "could not parse the provider's event stream");
+    if (tg_request_write(r, data, len) != TG_OK || tg_request_flush(r) != TG_OK) {
+        relay->aborted_by_client = true;
+        return TG_ERROR;
+    }
+    return TG_OK;
+}
+
+static const char **build_headers(struct tg_request *r, size_t *n)
+{
+    const struct tg_provider *p = r->model->provider;
+    const char **h = tg_arena_calloc(r->arena, sizeof(char *) * 8);
+    if (h == NULL)
+        return NULL;
+    const char *version = tg_request_header(r, "anthropic-version");
+    const char *beta = tg_request_header(r, "anthropic-beta");
+    size_t i = 0;
+    h[i++] = tg_arena_printf(r->arena, "x-api-key: %s", p->api_key);
+    h[i++] = tg_arena_printf(r->arena, "anthropic-version: %s",
+                             version != NULL ? version : DEFAULT_ANTHROPIC_VERSION);
+    if (beta != NULL)
+        h[i++] = tg_arena_printf(r->arena, "anthropic-beta: %s", beta);
+    h[i++] = "content-type: application/json";
+    h[i++] = r->stream ? "accept: text/event-stream" : "accept: application/json";
+    h[i++] = "user-agent: tollgate/" PACKAGE_VERSION;
+    h[i++] = "expect:";
+    for (size_t k = 0; k < i; k++)
+        if (h[k] == NULL || strpbrk(h[k], "\r\n") != NULL)
+            return NULL; /* a header that could split the request is never sent */
+    *n = i;
+    return h;
+}
+
+static void release_sse(void *parser)
+{
+    tg_sse_parser_release(parser);
+}
+
+static int fail_transport(struct tg_request *r, enum tg_upstream_result result,
+                          const struct tg_upstream_call *call, const struct relay *relay)
+{
+    const char *provider = r->model->provider->name;
+    char message[160];
+    if (relay->aborted_by_client) {
+        r->outcome = "client_disconnected";
+        return TG_ERROR; /* nobody is left to answer */
+    }
+    if (relay->too_big) {
+        r->outcome = "upstream_error";
+        snprintf(message, sizeof(message), "response from provider \"%s\" is too large",
+                 provider);
+        tg_request_fail(r, 502, "api_error", message, "reply exceeds server.max_response_bytes");
+        return TG_ERROR;
+    }
+    if (result == TG_UPSTREAM_TIMEOUT) {
+        r->outcome = "upstream_timeout";
+        snprintf(message, sizeof(message), "provider \"%s\" did not answer in time", provider);
+        tg_request_fail(r, 504, "api_error", message, "%s", call->error);
+        return TG_ERROR;
+    }
+    r->outcome = result == TG_UPSTREAM_UNREACHABLE ? "upstream_unreachable" : "upstream_error";
+    snprintf(message, sizeof(message), "could not reach provider \"%s\"", provider);
+    tg_request_fail(r, 502, "api_error", message, "%s", call->error);
+    return TG_ERROR;
+}
+
+int tg_anthropic_forward(struct tg_request *r, struct tg_anthropic_reply *reply)
+{
+    const struct tg_provider *p = r->model->provider;
+    memset(reply, 0, sizeof(*reply));
+    struct relay relay = {.r = r, .reply = reply};
+    tg_sse_parser_init(&reply->sse, MAX_SSE_EVENT_BYTES, on_sse_event, &relay);
+    if (tg_arena_cleanup_add(r->arena, release_sse, &reply->sse) != TG_OK)
+        return TG_ERROR;
+
+    struct tg_upstream_call call = {
+        .url = tg_arena_printf(r->arena, "%s/v1/messages", p->base_url),
+        .body = r->body,
+        .body_len = r->body_len,
+        .connect_timeout_ms = p->connect_timeout_ms,
+        .timeout_ms = p->timeout_ms,
+        .on_header = on_header,
+        .on_body = on_body,
+        .ctx = &relay,
+    };
+    call.headers = build_headers(r, &call.n_headers);
+    if (call.url == NULL || call.headers == NULL) {
+        tg_request_fail(r, 500, "api_error", "internal error", "could not build the request");
+        return TG_ERROR;
+    }
+    enum tg_upstream_result result = tg_upstream_perform(r->upstream, &call);
+    r->upstream_ms = call.elapsed_ms;
+    reply->status = call.status;
+    if (call.status > 0)
+        r->upstream_contacted = true;
+    if (result != TG_UPSTREAM_OK)
+        return fail_transport(r, result, &call, &relay);
+    if (reply->streaming) {
+        tg_sse_feed(&reply->sse, "\n\n", 2); /* dispatch an unterminated last event */
+        if (relay.stream_error)
+            r->outcome = "upstream_error";
+        return TG_OK;
+    }
+    if (reply->status == 200)
+        tg_anthropic_read_usage(reply->body, reply->body_len, &r->usage);
+    else
+        r->outcome = "upstream_error";
+    return TG_OK;
+}
+
+/* A provider error body that is not Anthropic-shaped is replaced by one that is. */
+static bool is_anthropic_error(const char *body, size_t len)
+{
+    json_t *doc = json_loadb(body, len, 0, NULL);
+    json_t *error = json_object_get(doc, "error");
+    bool ok = json_is_object(doc) && json_is_string(json_object_get(error, "type")) &&
+              json_is_string(json_object_get(error, "message"));
+    json_decref(doc);
+    return ok;
+}
+
+int tg_anthropic_respond(struct tg_request *r, struct tg_anthropic_reply *reply)
+{
+    if (reply->streaming)
+        return TG_OK; /* already sent as it arrived */
+    int status = (int)reply->status;
+    if (status >= 400 && (reply->body == NULL || !is_anthropic_error(reply->body, reply->body_len))) {
+        char message[160];
+        snprintf(message, sizeof(message), "provider \"%s\" answered HTTP %d",
+                 r->model->provider->name, status);
+        tg_request_fail(r, status, NULL, message, NULL);
+        if (reply->retry_after != NULL)
+            tg_request_add_header(r, "retry-after", reply->retry_after);
+        tg_request_send_error(r);
+        return TG_OK;
+    }
+    if (reply->retry_after != NULL)
+        tg_request_add_header(r, "retry-after", reply->retry_after);
+    if (reply->provider_request_id != NULL)
+        tg_request_add_header(r, "request-id", reply->provider_request_id);
+    const char *type = reply->content_type != NULL ? reply->content_type : "application/json";
+    return tg_request_respond(r, status, type, reply->body != NULL ? reply->body : "",
+                              reply->body_len);
+}

@@ -1,0 +1,349 @@
+/*
+ * request.c — the FastCGI side of a request: accept, params, body, response.
+ * The only includer of fcgiapp.h.
+ */
+#include "request.h"
+
+#include <fcgiapp.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crypto.h"
+
+#define REQUEST_ARENA_BLOCK (64 * 1024)
+#define RESP_HEADERS_CAP (8 * 1024)
+
+int tg_request_init(struct tg_request *r, const struct tg_config *config, int listen_fd)
+{
+    memset(r, 0, sizeof(*r));
+    r->config = config;
+    r->arena = tg_arena_new(REQUEST_ARENA_BLOCK);
+    FCGX_Request *req = calloc(1, sizeof(*req));
+    if (r->arena == NULL || req == NULL) {
+        tg_arena_free(r->arena);
+        free(req);
+        return TG_ERROR;
+    }
+    /* FCGI_FAIL_ACCEPT_ON_INTR: a signal wakes a thread waiting in accept (shutdown). */
+    if (FCGX_InitRequest(req, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+        tg_arena_free(r->arena);
+        free(req);
+        return TG_ERROR;
+    }
+    r->fcgx = req;
+    return TG_OK;
+}
+
+void tg_request_release(struct tg_request *r)
+{
+    if (r->fcgx != NULL) {
+        FCGX_Free(r->fcgx, 1);
+        free(r->fcgx);
+    }
+    tg_arena_free(r->arena);
+    r->fcgx = NULL;
+    r->arena = NULL;
+}
+
+static void reset_state(struct tg_request *r)
+{
+    struct tg_arena *arena = r->arena;
+    const struct tg_config *config = r->config;
+    struct tg_upstream *upstream = r->upstream;
+    void *fcgx = r->fcgx;
+    memset(r, 0, sizeof(*r));
+    r->arena = arena;
+    r->config = config;
+    r->upstream = upstream;
+    r->fcgx = fcgx;
+    r->cost_micros = -1;
+    r->outcome = "ok";
+}
+
+static void stamp_wall_clock(char *out, size_t size)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, size - n, ".%06ldZ", ts.tv_nsec / 1000);
+}
+
+int tg_request_accept(struct tg_request *r)
+{
+    reset_state(r);
+    if (FCGX_Accept_r(r->fcgx) < 0)
+        return TG_ERROR;
+    r->t_start_ms = tg_now_ms();
+    stamp_wall_clock(r->started_at, sizeof(r->started_at));
+    tg_crypto_uuid4(r->request_id);
+    const char *method = tg_request_param(r, "REQUEST_METHOD");
+    const char *uri = tg_request_param(r, "REQUEST_URI");
+    r->method = method != NULL ? method : "GET";
+    if (uri == NULL)
+        uri = tg_request_param(r, "SCRIPT_NAME");
+    if (uri == NULL)
+        uri = "/";
+    const char *q = strchr(uri, '?');
+    r->path = q != NULL ? tg_arena_strndup(r->arena, uri, (size_t)(q - uri)) : uri;
+    if (r->path == NULL)
+        r->path = "/";
+    return TG_OK;
+}
+
+void tg_request_finish(struct tg_request *r)
+{
+    FCGX_Finish_r(r->fcgx);
+    tg_arena_reset(r->arena);
+}
+
+const char *tg_request_param(struct tg_request *r, const char *name)
+{
+    FCGX_Request *req = r->fcgx;
+    return FCGX_GetParam(name, req->envp);
+}
+
+const char *tg_request_header(struct tg_request *r, const char *name)
+{
+    char param[128];
+    size_t len = strlen(name);
+    if (len + 6 > sizeof(param))
+        return NULL;
+    size_t at = 0;
+    /* CGI names Content-Type and Content-Length without the HTTP_ prefix */
+    if (strcmp(name, "content-type") != 0 && strcmp(name, "content-length") != 0) {
+        memcpy(param, "HTTP_", 5);
+        at = 5;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        param[at++] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+    }
+    param[at] = '\0';
+    return tg_request_param(r, param);
+}
+
+int tg_request_read_body(struct tg_request *r)
+{
+    FCGX_Request *req = r->fcgx;
+    size_t cap = r->config->max_body_bytes;
+    const char *cl = tg_request_param(r, "CONTENT_LENGTH");
+    if (cl != NULL && cl[0] != '\0') {
+        char *end;
+        unsigned long long declared = strtoull(cl, &end, 10);
+        if (*end != '\0') {
+            tg_request_fail(r, 400, NULL, "invalid Content-Length header", NULL);
+            return TG_ERROR;
+        }
+        if (declared > cap) {
+            tg_request_fail(r, 413, NULL, "request body is too large",
+                            "Content-Length %llu exceeds server.max_body_bytes %zu", declared,
+                            cap);
+            return TG_ERROR;
+        }
+    }
+    /* Read up to cap + 1 bytes so an undeclared oversize body is caught too. */
+    char *buf = tg_arena_alloc(r->arena, cap + 2);
+    if (buf == NULL) {
+        tg_request_fail(r, 500, NULL, "out of memory", NULL);
+        return TG_ERROR;
+    }
+    size_t len = 0;
+    while (len <= cap) {
+        int n = FCGX_GetStr(buf + len, (int)(cap + 1 - len), req->in);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > cap) {
+        tg_request_fail(r, 413, NULL, "request body is too large",
+                        "body exceeds server.max_body_bytes %zu", cap);
+        return TG_ERROR;
+    }
+    buf[len] = '\0';
+    r->body = buf;
+    r->body_len = len;
+    return TG_OK;
+}
+
+const char *tg_request_error_type(enum tg_dialect dialect, int status)
+{
+    (void)dialect; /* only Anthropic's vocabulary so far */
+    switch (status) {
+    case 400: case 405: case 411: case 415: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
+    case 529: return "overloaded_error";
+    default: return "api_error";
+    }
+}
+
+void tg_request_fail(struct tg_request *r, int status, const char *type, const char *message,
+                     const char *detail_fmt, ...)
+{
+    if (r->error.status != 0)
+        return;
+    r->error.status = status;
+    r->error.type = type != NULL ? type : tg_request_error_type(r->dialect, status);
+    snprintf(r->error.message, sizeof(r->error.message), "%s", message);
+    if (detail_fmt != NULL) {
+        va_list ap;
+        va_start(ap, detail_fmt);
+        vsnprintf(r->error.detail, sizeof(r->error.detail), detail_fmt, ap);
+        va_end(ap);
+    }
+}
+
+void tg_request_add_header(struct tg_request *r, const char *name, const char *value)
+{
+    if (r->headers_sent)
+        return;
+    size_t need = strlen(name) + strlen(value) + 4;
+    if (r->resp_headers == NULL) {
+        r->resp_headers = tg_arena_alloc(r->arena, RESP_HEADERS_CAP);
+        if (r->resp_headers == NULL)
+            return;
+    }
+    if (r->resp_headers_len + need + 1 > RESP_HEADERS_CAP)
+        return; /* capped: a header list this long is a bug, not a client's doing */
+    /* a header value never carries CR/LF through to the web server */
+    if (strpbrk(value, "\r\n") != NULL || strpbrk(name, "\r\n:") != NULL)
+        return;
+    int n = snprintf(r->resp_headers + r->resp_headers_len,
+                     RESP_HEADERS_CAP - r->resp_headers_len, "%s: %s\r\n", name, value);
+    if (n > 0)
+        r->resp_headers_len += (size_t)n;
+}
+
+void tg_request_add_headerf(struct tg_request *r, const char *name, const char *fmt, ...)
+{
+    char value[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(value, sizeof(value), fmt, ap);
+    va_end(ap);
+    tg_request_add_header(r, name, value);
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 529: return "Overloaded";
+    default: return "Status";
+    }
+}
+
+static int put(struct tg_request *r, const char *data, size_t len)
+{
+    FCGX_Request *req = r->fcgx;
+    if (r->client_gone)
+        return TG_ERROR;
+    while (len > 0) {
+        int chunk = len > (1 << 30) ? (1 << 30) : (int)len;
+        if (FCGX_PutStr(data, chunk, req->out) != chunk) {
+            r->client_gone = true;
+            return TG_ERROR;
+        }
+        data += chunk;
+        len -= (size_t)chunk;
+    }
+    return TG_OK;
+}
+
+int tg_request_send_headers(struct tg_request *r)
+{
+    if (r->headers_sent)
+        return r->client_gone ? TG_ERROR : TG_OK;
+    r->headers_sent = true;
+    if (r->status == 0)
+        r->status = 200;
+    char line[64];
+    int n = snprintf(line, sizeof(line), "Status: %d %s\r\n", r->status,
+                     reason_phrase(r->status));
+    if (put(r, line, (size_t)n) != TG_OK)
+        return TG_ERROR;
+    if (put(r, "x-request-id: ", 14) || put(r, r->request_id, strlen(r->request_id)) ||
+        put(r, "\r\n", 2))
+        return TG_ERROR;
+    if (r->resp_headers_len > 0 && put(r, r->resp_headers, r->resp_headers_len) != TG_OK)
+        return TG_ERROR;
+    return put(r, "\r\n", 2);
+}
+
+int tg_request_write(struct tg_request *r, const char *data, size_t len)
+{
+    if (tg_request_send_headers(r) != TG_OK)
+        return TG_ERROR;
+    return put(r, data, len);
+}
+
+int tg_request_flush(struct tg_request *r)
+{
+    FCGX_Request *req = r->fcgx;
+    if (r->client_gone)
+        return TG_ERROR;
+    if (FCGX_FFlush(req->out) != 0) {
+        r->client_gone = true;
+        return TG_ERROR;
+    }
+    return TG_OK;
+}
+
+int tg_request_respond(struct tg_request *r, int status, const char *content_type,
+                       const char *body, size_t len)
+{
+    r->status = status;
+    tg_request_add_header(r, "Content-Type", content_type);
+    tg_request_add_headerf(r, "Content-Length", "%zu", len);
+    return tg_request_write(r, body, len);
+}
+
+/* {"type":"error","error":{"type":T,"message":M}} — Anthropic's error shape. */
+static char *error_json(const struct tg_request *r)
+{
+    json_t *doc = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
+                            r->error.type, "message", r->error.message);
+    if (doc == NULL)
+        return NULL;
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    return text;
+}
+
+void tg_request_send_error(struct tg_request *r)
+{
+    if (r->error.status == 0)
+        return;
+    char *text = error_json(r);
+    const char *body = text != NULL ? text : "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+                                             "\"message\":\"internal error\"}}";
+    if (!r->headers_sent) {
+        tg_request_respond(r, r->error.status, "application/json", body, strlen(body));
+    } else {
+        /* a stream already began: end it with an error event, as Anthropic does */
+        if (put(r, "event: error\ndata: ", 19) == TG_OK && put(r, body, strlen(body)) == TG_OK &&
+            put(r, "\n\n", 2) == TG_OK)
+            tg_request_flush(r);
+    }
+    free(text);
+}

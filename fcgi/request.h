@@ -1,0 +1,147 @@
+/*
+ * request.h — one client request: what was read from FastCGI, who sent it, what
+ * the pipeline learned on the way, the single error record, and the response.
+ *
+ * request.c is the only file that talks to libfcgi. Each worker thread owns one
+ * struct tg_request and reuses it: tg_request_accept() fills it, the pipeline
+ * runs, tg_request_finish() ends it and resets the arena. Everything a handler
+ * allocates for a request comes from r->arena.
+ */
+#ifndef TG_REQUEST_H
+#define TG_REQUEST_H
+
+#include "arena.h"
+#include "common.h"
+#include "config.h"
+#include "usage.h"
+
+struct tg_upstream;
+
+/* Which API dialect errors are answered in. */
+enum tg_dialect {
+    TG_DIALECT_ANTHROPIC,
+};
+
+enum tg_endpoint {
+    TG_EP_NONE,
+    TG_EP_MESSAGES,
+    TG_EP_MODELS,
+    TG_EP_HEALTH,
+};
+
+/* Who sent the request, as established by authentication. */
+struct tg_identity {
+    int64_t api_key_id; /* 0 when not authenticated by a key */
+    const char *key_prefix; /* display prefix ("tg-AbCdEfGh"), never the key */
+    const char *user_id;
+    const char *group_id;
+    const char *role;
+};
+
+/*
+ * The one error record of a request, set once where the failure is found: what
+ * the client is told (status, stable type, message) and what only the log sees.
+ */
+struct tg_error {
+    int status;        /* 0: no error */
+    const char *type;  /* the dialect's error type, e.g. "authentication_error" */
+    char message[256]; /* client-safe */
+    char detail[256];  /* log-only; never secrets or prompt text */
+};
+
+struct tg_request {
+    struct tg_arena *arena;
+    const struct tg_config *config;
+    struct tg_upstream *upstream; /* the thread's reusable provider connection */
+    void *fcgx;                   /* FCGX_Request *, private to request.c */
+
+    char request_id[37]; /* uuid, the usage row's primary key */
+    int64_t t_start_ms;
+    char started_at[40]; /* wall clock at accept, ISO 8601 UTC, for the usage row */
+    const char *method;
+    const char *path; /* without the query string */
+    char *body;
+    size_t body_len;
+
+    enum tg_endpoint endpoint;
+    enum tg_dialect dialect;
+    struct tg_identity identity;
+    bool authenticated;
+
+    const struct tg_model *model;
+    bool stream;
+    bool upstream_contacted; /* a usage row is owed from here on */
+    struct tg_usage usage;
+    int64_t upstream_ms;
+    int64_t cost_micros; /* -1 until settled */
+    const char *outcome; /* "ok", "upstream_error", ... for logs and usage */
+
+    int status;           /* the status sent (or to send) to the client */
+    char *resp_headers;   /* "Name: value\r\n" lines not yet sent */
+    size_t resp_headers_len;
+    bool headers_sent;
+    bool client_gone;
+
+    struct tg_error error;
+};
+
+/* Prepares r for the thread's lifetime (arena, FastCGI request on listen_fd). */
+int tg_request_init(struct tg_request *r, const struct tg_config *config, int listen_fd);
+void tg_request_release(struct tg_request *r);
+
+/*
+ * Waits for the next request. Returns TG_OK with r filled (method, path, request
+ * id), or TG_ERROR when accepting failed or was interrupted (shutdown).
+ */
+int tg_request_accept(struct tg_request *r);
+
+/* Ends the response, closes the FastCGI request and resets the arena. */
+void tg_request_finish(struct tg_request *r);
+
+/*
+ * Reads the body, capped at config->max_body_bytes (413 beyond). Returns TG_OK, or
+ * TG_ERROR with r->error set.
+ */
+int tg_request_read_body(struct tg_request *r);
+
+/* The value of request header name (lower case, e.g. "x-api-key"), or NULL. */
+const char *tg_request_header(struct tg_request *r, const char *name);
+
+/* The value of a FastCGI parameter (e.g. "REMOTE_ADDR"), or NULL. */
+const char *tg_request_param(struct tg_request *r, const char *name);
+
+/*
+ * Sets the error record — only the first call per request counts, so the place
+ * that found the failure names it. detail_fmt may be NULL.
+ */
+void tg_request_fail(struct tg_request *r, int status, const char *type, const char *message,
+                     const char *detail_fmt, ...) TG_PRINTF(5, 6);
+
+/* Queues a response header; dropped if the headers were sent already. */
+void tg_request_add_header(struct tg_request *r, const char *name, const char *value);
+void tg_request_add_headerf(struct tg_request *r, const char *name, const char *fmt, ...)
+    TG_PRINTF(3, 4);
+
+/* Sends "Status:" and the queued headers (once). TG_ERROR when the client is gone. */
+int tg_request_send_headers(struct tg_request *r);
+
+/* Writes body bytes (sending headers first). TG_ERROR when the client is gone. */
+int tg_request_write(struct tg_request *r, const char *data, size_t len);
+
+/* Pushes what was written to the web server now (streaming). */
+int tg_request_flush(struct tg_request *r);
+
+/* Sends a complete response with status, content type and body. */
+int tg_request_respond(struct tg_request *r, int status, const char *content_type,
+                       const char *body, size_t len);
+
+/*
+ * Answers r->error in the request's dialect: a JSON error body when nothing was
+ * sent yet, or a final SSE "error" event when a stream had already begun.
+ */
+void tg_request_send_error(struct tg_request *r);
+
+/* The dialect's error type for an HTTP status (Anthropic: 429 → "rate_limit_error"). */
+const char *tg_request_error_type(enum tg_dialect dialect, int status);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * route.c — the routing table.
+ */
+#include "route.h"
+
+#include <string.h>
+
+#include "request.h"
+
+struct route {
+    const char *path;
+    const char *method;
+    enum tg_endpoint endpoint;
+    enum tg_dialect dialect;
+};
+
+static const struct route routes[] = {
+    {"/v1/messages", "POST", TG_EP_MESSAGES, TG_DIALECT_ANTHROPIC},
+    {"/v1/models", "GET", TG_EP_MODELS, TG_DIALECT_ANTHROPIC},
+    {"/health", "GET", TG_EP_HEALTH, TG_DIALECT_ANTHROPIC},
+};
+
+int tg_route_resolve(struct tg_request *r)
+{
+    size_t len = strlen(r->path);
+    /* one trailing slash is tolerated: "/v1/messages/" is "/v1/messages" */
+    if (len > 1 && r->path[len - 1] == '/')
+        len--;
+    for (size_t i = 0; i < TG_ARRAY_LEN(routes); i++) {
+        const struct route *route = &routes[i];
+        if (strlen(route->path) != len || strncmp(route->path, r->path, len) != 0)
+            continue;
+        r->dialect = route->dialect;
+        bool head_ok = strcmp(route->method, "GET") == 0 && strcmp(r->method, "HEAD") == 0;
+        if (strcmp(route->method, r->method) != 0 && !head_ok) {
+            tg_request_add_header(r, "Allow", route->method);
+            tg_request_fail(r, 405, "invalid_request_error", "method not allowed",
+                            "%s %s", r->method, route->path);
+            return TG_ERROR;
+        }
+        r->endpoint = route->endpoint;
+        return TG_OK;
+    }
+    tg_request_fail(r, 404, "not_found_error", "not found", NULL);
+    return TG_ERROR;
+}

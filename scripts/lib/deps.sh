@@ -1,0 +1,91 @@
+# shellcheck shell=bash
+# Shared by scripts/run and scripts/test: Debian packages, the unprivileged
+# runtime user, and the autotools build.  Source it; it defines functions only.
+
+TG_PACKAGES=(build-essential autoconf automake libtool pkg-config
+    libfcgi-dev libfcgi-bin spawn-fcgi lighttpd apache2 wrk nginx-light
+    libcmocka-dev libjansson-dev libcurl4-openssl-dev libpcre2-dev libssl-dev
+    libpq-dev postgresql curl)
+TG_USER=tollgate
+TG_PGBIN=/usr/lib/postgresql/15/bin
+
+tg_log() { printf '==> %s\n' "$*" >&2; }
+tg_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Packages of TG_PACKAGES that are not installed, space separated.
+tg_deps_missing() {
+    local p missing=()
+    for p in "${TG_PACKAGES[@]}"; do
+        [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] ||
+            missing+=("$p")
+    done
+    echo "${missing[*]}"
+}
+
+# Installs what is missing.  Package postinst scripts must not start system
+# services (PostgreSQL's main cluster, lighttpd, apache2, nginx would grab
+# ports 5432/80), so a policy-rc.d denies them for the duration.
+tg_deps_ensure() {
+    local missing
+    missing=$(tg_deps_missing)
+    [ -z "$missing" ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        printf 'missing Debian packages; as root run:\n  apt-get install %s\n' "$missing" >&2
+        exit 1
+    fi
+    tg_log "installing: $missing"
+    local policy=/usr/sbin/policy-rc.d saved=""
+    if [ -e "$policy" ]; then
+        saved=$(mktemp)
+        cp -p "$policy" "$saved"
+    fi
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    local rc=0
+    # shellcheck disable=SC2086
+    { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing; } || rc=$?
+    if [ -n "$saved" ]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi
+    [ "$rc" -eq 0 ] || tg_die "apt-get failed (exit $rc)"
+    missing=$(tg_deps_missing)
+    [ -z "$missing" ] || tg_die "still missing after install: $missing"
+}
+
+# The unprivileged user that runs PostgreSQL (which refuses root) and the stack.
+tg_user_ensure() {
+    id -u "$TG_USER" >/dev/null 2>&1 && return 0
+    tg_log "creating system user $TG_USER"
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$TG_USER"
+}
+
+# Runs a command as TG_USER when we are root, else as ourselves.  exec's the
+# command directly (no intermediate process), so "$!" is the real pid.
+tg_as_user() {
+    if [ "$(id -u)" -eq 0 ]; then
+        setpriv --reuid="$TG_USER" --regid="$TG_USER" --init-groups -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# tg_build TOP NAME [configure args...]: out-of-tree build in TOP/build/NAME.
+# autogen only when configure is missing or older than its inputs; configure
+# only when the build dir has no Makefile; make does the rest.
+tg_build() {
+    local top=$1 name=$2
+    shift 2
+    (
+        cd "$top" || exit 1
+        if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
+            tg_log "autogen"
+            ./autogen.sh || exit 1
+        fi
+        mkdir -p "build/$name" && cd "build/$name" || exit 1
+        if [ ! -f Makefile ]; then
+            tg_log "configure $* (build/$name)"
+            ../../configure "$@" || exit 1
+        fi
+        tg_log "make (build/$name)"
+        make -j2 || exit 1
+    ) || tg_die "build failed (build/$name)"
+}

@@ -1,0 +1,582 @@
+"""A whole Tollgate stack on loopback, in a temp dir, for integration tests.
+
+    with Stack(processes=2, threads=4) as s:
+        key = s.key()
+        status, headers, body = s.messages(key, prompt="hello")
+
+Stack = a throwaway PostgreSQL cluster (unix socket only) + migrations, the
+mock provider (tests/mock), a generated config, spawn-fcgi workers from the
+build under test ($TOLLGATE_BUILD, default build/debug) and lighttpd from
+conf/lighttpd.conf on a free port.  Every wait has a deadline; close() stops
+everything it started, and is safe to call twice.  stack(**opts) hands out
+one shared started Stack per set of options; close_all() ends them.
+
+Standard library only; runs under Debian's /usr/bin/python3.
+"""
+
+import atexit
+import ctypes
+import http.client
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PGBIN = Path("/usr/lib/postgresql/15/bin")
+SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:")
+MODELS = {
+    "claude-haiku-4-5-20251001": {"provider": "anthropic", "aliases": ["claude-haiku-4-5"]},
+    "claude-sonnet-4-5": {"provider": "anthropic"},
+}
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+}
+
+
+def _become_subreaper():
+    # spawn-fcgi forks the workers and exits; as a subreaper we inherit and
+    # reap them, instead of leaving zombies to an init that may not reap.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+_become_subreaper()
+
+
+def build_dir():
+    return Path(os.environ.get("TOLLGATE_BUILD", REPO / "build" / "debug")).resolve()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(0.05)
+
+
+def base_env(**extra):
+    """The environment for child processes: never a real provider key."""
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    for k, v in SANITIZER_ENV.items():
+        env.setdefault(k, v)
+    env["PATH"] = "%s:%s" % (PGBIN, env.get("PATH", "/usr/bin:/bin"))
+    env.update(extra)
+    return env
+
+
+def run(cmd, timeout=60, env=None):
+    """Runs cmd, returns its stdout; raises with its stderr if it fails."""
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                       timeout=timeout, env=env or base_env(), stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise RuntimeError("%s exited %d: %s" % (Path(str(cmd[0])).name, p.returncode,
+                                                 (p.stderr or p.stdout).strip()[-2000:]))
+    return p.stdout
+
+
+def tail(path, n=4000):
+    try:
+        return Path(path).read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+def pid_gone(pid):
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:
+        pass
+    try:
+        stat = Path("/proc/%d/stat" % pid).read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def stop_pids(pids, sig=signal.SIGTERM, timeout=10):
+    """Signals pids, waits for them, SIGKILLs the stragglers."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    try:
+        wait_for(lambda: all(pid_gone(p) for p in pids), timeout, "pids %s to exit" % pids)
+    except TimeoutError:
+        for pid in pids:
+            if not pid_gone(pid):
+                os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: all(pid_gone(p) for p in pids), 5, "pids %s to die" % pids)
+
+
+def stop_proc(proc, sig=signal.SIGTERM, timeout=10):
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def error_body(body):
+    """The (type, message) of an Anthropic-shaped error body, or raises."""
+    doc = json.loads(body)
+    assert isinstance(doc, dict) and set(doc) == {"type", "error"} and doc["type"] == "error", \
+        "not an Anthropic error body: %r" % body[:300]
+    err = doc["error"]
+    assert isinstance(err, dict) and isinstance(err.get("type"), str) and \
+        isinstance(err.get("message"), str) and err["message"], \
+        "error object lacks type/message: %r" % body[:300]
+    return err["type"], err["message"]
+
+
+class Postgres:
+    """A throwaway cluster in DIR/pg, listening only on a socket in DIR."""
+
+    def __init__(self, tmpdir):
+        self.dir = Path(tmpdir)
+        self.data = self.dir / "pg"
+        self.port = free_port()
+        self.log = self.dir / "postgres.log"
+        self.proc = None
+
+    def url(self, db="tollgate"):
+        return "postgresql:///%s?host=%s&port=%d&user=tollgate" % (db, self.dir, self.port)
+
+    def init(self):
+        run([PGBIN / "initdb", "-D", self.data, "-U", "tollgate", "-A", "trust", "--no-sync",
+             "-E", "UTF8", "--locale=C.UTF-8"], timeout=120)
+        self.start()
+        self.psql("create database tollgate", db="postgres")
+
+    def start(self):
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [PGBIN / "postgres", "-D", self.data, "-k", self.dir, "-p", str(self.port),
+                 "-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                 "-c", "full_page_writes=off"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError("postgres exited %d: %s" % (self.proc.returncode, tail(self.log)))
+            return subprocess.run([PGBIN / "pg_isready", "-q", "-h", self.dir, "-p", str(self.port)],
+                                  stdin=subprocess.DEVNULL).returncode == 0
+        wait_for(ready, 30, "postgres to accept connections")
+
+    def stop(self):
+        stop_proc(self.proc, signal.SIGINT, timeout=15)  # SIGINT = fast shutdown
+
+    def psql(self, sql, db="tollgate"):
+        """Rows of the result, each a list of column strings."""
+        out = run([PGBIN / "psql", "-X", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1",
+                   "-d", self.url(db), "-c", sql])
+        return [line.split("|") for line in out.splitlines() if line]
+
+    def __enter__(self):
+        self.init()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def write_config(path, db_url, provider_url, log_file, threads=4, max_body_bytes=1 << 20,
+                 timeout_ms=10000, connect_timeout_ms=2000):
+    config = {
+        "server": {"threads": threads, "max_body_bytes": max_body_bytes,
+                   "max_response_bytes": 16 << 20},
+        "database": {"url": db_url, "pool_size": 4, "connect_timeout_ms": 2000,
+                     "statement_timeout_ms": 5000},
+        "providers": {"anthropic": {"type": "anthropic", "base_url": provider_url,
+                                    "api_key": "$ANTHROPIC_API_KEY",
+                                    "connect_timeout_ms": connect_timeout_ms,
+                                    "timeout_ms": timeout_ms}},
+        "models": MODELS,
+        "log": {"file": str(log_file)},
+    }
+    Path(path).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def ctl(config, *args, timeout=60):
+    """Runs tollgatectl -c CONFIG ARGS..., returns its stdout."""
+    return run([build_dir() / "fcgi" / "tollgatectl", "-c", config, *args], timeout=timeout)
+
+
+class Stream:
+    """A streamed response: status, headers, and iteration over SSE events
+    as (event, data, t_received) tuples, t_received being time.time()."""
+
+    def __init__(self, conn, resp):
+        self.conn, self.resp = conn, resp
+        self.status = resp.status
+        self.headers = _headers(resp)
+
+    def __iter__(self):
+        event, data = None, []
+        try:
+            for raw in self.resp:
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if not line:
+                    if event is not None or data:
+                        yield event or "message", "\n".join(data), time.time()
+                    event, data = None, []
+                elif not line.startswith(":"):
+                    field, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if field == "event":
+                        event = value
+                    elif field == "data":
+                        data.append(value)
+        finally:
+            self.conn.close()
+
+    def read(self):
+        try:
+            return self.resp.read()
+        finally:
+            self.conn.close()
+
+
+def _headers(resp):
+    out = {}
+    for name, value in resp.getheaders():
+        name = name.lower()
+        out[name] = out[name] + ", " + value if name in out else value
+    return out
+
+
+class Stack:
+    """The whole gateway.  Options: processes, threads, timeout_ms,
+    connect_timeout_ms, max_body_bytes, provider_url (default: the mock;
+    anything else means no mock), tag (only to tell shared stacks apart)."""
+
+    def __init__(self, processes=2, threads=4, timeout_ms=10000, connect_timeout_ms=2000,
+                 max_body_bytes=1 << 20, provider_url=None, tag=None):
+        self.processes, self.threads = processes, threads
+        self.timeout_ms, self.connect_timeout_ms = timeout_ms, connect_timeout_ms
+        self.max_body_bytes = max_body_bytes
+        self.provider_url = provider_url
+        self.tag = tag
+        self.provider_key = "sk-ant-test-PROVIDERKEY-" + secrets.token_hex(12)
+        self.dir = self.db = self.mock = self.lighttpd = None
+        self.worker_pids = []
+        self.sanitizer_findings = []
+        self._key = None
+
+    # ---- lifecycle ---------------------------------------------------------
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def start(self):
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="tollgate-it-"))
+        self.config = self.dir / "tollgate.json"
+        self.log_file = self.dir / "tollgate.log"
+        self.stderr_file = self.dir / "worker.stderr"
+        self.lighttpd_log = self.dir / "lighttpd.log"
+        self.socket = self.dir / "tollgate.sock"
+        self.db = Postgres(self.dir)
+        self.db.init()
+        if self.provider_url is None:
+            self._start_mock()
+            self.provider_url = "http://127.0.0.1:%d" % self.mock_port
+        write_config(self.config, self.db.url(), self.provider_url, self.log_file,
+                     threads=self.threads, max_body_bytes=self.max_body_bytes,
+                     timeout_ms=self.timeout_ms, connect_timeout_ms=self.connect_timeout_ms)
+        ctl(self.config, "migrate", "--sql-dir", REPO / "sql")
+        self._start_workers()
+        self._start_lighttpd()
+        try:
+            wait_for(lambda: self._health_status() == 200, 30, "GET /health = 200")
+        except TimeoutError as e:
+            raise RuntimeError("%s\nworker stderr:\n%s\nworker log:\n%s\nlighttpd log:\n%s" % (
+                e, tail(self.stderr_file), tail(self.log_file), tail(self.lighttpd_log)))
+
+    def _start_mock(self):
+        out = self.dir / "mock.out"
+        with open(out, "wb") as f:
+            self.mock = subprocess.Popen(
+                [sys.executable, REPO / "tests" / "mock" / "mock_provider.py", "--port", "0"],
+                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT, env=base_env(),
+                start_new_session=True)
+
+        def ready():
+            if self.mock.poll() is not None:
+                raise RuntimeError("mock provider exited: %s" % tail(out))
+            return re.search(r"READY port=(\d+)", tail(out))
+        self.mock_port = int(wait_for(ready, 15, "mock provider READY").group(1))
+
+    def _start_workers(self):
+        pidfile = self.dir / "tollgate-fcgi.pid"
+        worker = [build_dir() / "fcgi" / "tollgate-fcgi", "-c", self.config]
+        # spawn-fcgi points the workers' stderr at /dev/null; keep it (ASan
+        # and UBSan report there) by redirecting in a shell that execs them.
+        wrapper = ["/bin/sh", "-c", 'exec "$0" "$@" 2>>%s' % shlex.quote(str(self.stderr_file))]
+        env = base_env(ANTHROPIC_API_KEY=self.provider_key)
+        with open(self.dir / "spawn-fcgi.out", "wb") as f:
+            p = subprocess.run([str(c) for c in ["spawn-fcgi", "-s", self.socket,
+                                                 "-F", str(self.processes), "-P", pidfile,
+                                                 "--", *wrapper, *worker]],
+                               stdin=subprocess.DEVNULL, stdout=f, stderr=f, env=env, timeout=30)
+        if pidfile.exists():
+            self.worker_pids = [int(x) for x in pidfile.read_text().split()]
+        if p.returncode != 0 or len(self.worker_pids) != self.processes:
+            raise RuntimeError("spawn-fcgi failed: %s" % tail(self.dir / "spawn-fcgi.out"))
+
+    def _start_lighttpd(self):
+        for attempt in range(3):
+            self.port = free_port()
+            for sub in ("docroot", "upload"):
+                (self.dir / sub).mkdir(exist_ok=True)
+            conf = (REPO / "conf" / "lighttpd.conf").read_text()
+            for name, value in {"BIND": "127.0.0.1", "PORT": self.port, "SOCKET": self.socket,
+                                "DOCROOT": self.dir / "docroot", "ERRORLOG": self.lighttpd_log,
+                                "PIDFILE": self.dir / "lighttpd.pid",
+                                "TMPDIR": self.dir / "upload"}.items():
+                conf = conf.replace("@%s@" % name, str(value))
+            path = self.dir / "lighttpd.conf"
+            path.write_text(conf)
+            with open(self.dir / "lighttpd.out", "ab") as f:
+                self.lighttpd = subprocess.Popen(["lighttpd", "-D", "-f", path],
+                                                 stdin=subprocess.DEVNULL, stdout=f, stderr=f,
+                                                 start_new_session=True)
+
+            def listening():
+                if self.lighttpd.poll() is not None:
+                    return "exited"
+                with socket.socket() as s:
+                    return s.connect_ex(("127.0.0.1", self.port)) == 0 and "up"
+            if wait_for(listening, 15, "lighttpd to listen") == "up":
+                return
+        raise RuntimeError("lighttpd did not start: %s %s" % (
+            tail(self.dir / "lighttpd.out"), tail(self.lighttpd_log)))
+
+    def stop_workers(self):
+        if self.worker_pids:
+            stop_pids(self.worker_pids, timeout=15)
+            self.worker_pids = []
+
+    def close(self):
+        if self.dir is None:
+            return
+        stop_proc(self.lighttpd)
+        self.stop_workers()
+        stop_proc(self.mock)
+        if self.db:
+            self.db.stop()
+        self.sanitizer_findings = [line for text in (self.worker_stderr(), self.logs())
+                                   for line in text.splitlines() if SANITIZER_RE.search(line)]
+        if self.sanitizer_findings or os.environ.get("TOLLGATE_KEEP_TMP"):
+            print("# kept %s" % self.dir, flush=True)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+    # ---- the database --------------------------------------------------------
+
+    def psql(self, sql):
+        return self.db.psql(sql)
+
+    def stop_db(self):
+        self.db.stop()
+
+    def start_db(self):
+        self.db.start()
+
+    def usage(self, request_id, timeout=10):
+        """The usage row of request_id as a dict of strings; waits for it."""
+        cols = ("request_id api_key_id user_id group_id provider model input_tokens "
+                "output_tokens cache_read_tokens cache_write_tokens cost_micros http_status "
+                "latency_ms upstream_ms stream outcome").split()
+        sql = "select %s from tollgate.usage where request_id = '%s'" % (
+            ", ".join(cols), request_id.replace("'", ""))
+        rows = wait_for(lambda: self.psql(sql), timeout, "usage row %s" % request_id)
+        return dict(zip(cols, rows[0]))
+
+    def usage_count(self, key):
+        return int(self.psql(
+            "select count(*) from tollgate.usage u join tollgate.api_keys k "
+            "on k.id = u.api_key_id where k.prefix = '%s'" % key[:11])[0][0])
+
+    # ---- keys ---------------------------------------------------------------
+
+    def key(self, group="qa", user="tester", name=None, role=None):
+        args = ["key", "create", "--group", group, "--user", user,
+                "--name", name or "it-" + secrets.token_hex(4), "--quiet"]
+        if role:
+            args += ["--role", role]
+        key = ctl(self.config, *args).strip()
+        assert re.fullmatch(r"tg-[A-Za-z0-9_-]{43}", key), "key create printed %r" % key
+        return key
+
+    def default_key(self):
+        if self._key is None:
+            self._key = self.key(name="default")
+        return self._key
+
+    def revoke(self, key):
+        ctl(self.config, "key", "revoke", key[:11])
+
+    # ---- HTTP ---------------------------------------------------------------
+
+    def _send(self, method, path, body, headers, timeout):
+        headers = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        if body is not None:
+            headers.setdefault("content-type", "application/json")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            return conn, conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        """(status, headers with lower-case names, body bytes)."""
+        conn, resp = self._send(method, path, body, headers, timeout)
+        try:
+            return resp.status, _headers(resp), resp.read()
+        finally:
+            conn.close()
+
+    def stream(self, body, headers=None, path="/v1/messages", timeout=30):
+        """A Stream of the response; iterate it for the events as they come."""
+        return Stream(*self._send("POST", path, body, headers, timeout))
+
+    def _health_status(self):
+        try:
+            return self.request("GET", "/health", timeout=5)[0]
+        except OSError:
+            return None
+
+    # ---- /v1/messages helpers ---------------------------------------------
+
+    @staticmethod
+    def body(model="claude-haiku-4-5", prompt="Say hello.", directive=None, stream=False,
+             max_tokens=64, **extra):
+        text = prompt + (" MOCK" + json.dumps(directive) if directive else "")
+        body = {"model": model, "max_tokens": max_tokens,
+                "messages": [{"role": "user", "content": text}]}
+        if stream:
+            body["stream"] = True
+        body.update(extra)
+        return body
+
+    @staticmethod
+    def auth(key, bearer=False):
+        h = {"anthropic-version": "2023-06-01"}
+        if key is not None:
+            h["authorization" if bearer else "x-api-key"] = ("Bearer " + key) if bearer else key
+        return h
+
+    def messages(self, key, bearer=False, timeout=30, **body_args):
+        return self.request("POST", "/v1/messages", self.body(**body_args),
+                            self.auth(key, bearer), timeout=timeout)
+
+    # ---- the mock and the logs ------------------------------------------------
+
+    def _mock_call(self, method):
+        conn = http.client.HTTPConnection("127.0.0.1", self.mock_port, timeout=10)
+        try:
+            conn.request(method, "/_mock/requests")
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+
+    def mock_requests(self, marker=None):
+        """The mock's records, only those whose body contains marker if given."""
+        recs = self._mock_call("GET")
+        return [r for r in recs if marker is None or marker in r["body"]]
+
+    def clear_mock(self):
+        self._mock_call("DELETE")
+
+    def logs(self):
+        return tail(self.log_file, 1 << 30)
+
+    def worker_stderr(self):
+        return tail(self.stderr_file, 1 << 30)
+
+    def lighttpd_errors(self):
+        return tail(self.lighttpd_log, 1 << 30)
+
+
+_stacks = {}
+# The stack most tests share: 5 s provider timeout (a 5-chunk stream with
+# 300 ms between events fits; the slow-provider test waits it out), 64 KiB bodies.
+MAIN = dict(timeout_ms=5000, max_body_bytes=65536)
+
+
+def stack(**opts):
+    """A started Stack shared by every test asking for the same options."""
+    key = tuple(sorted(opts.items()))
+    if key not in _stacks:
+        try:
+            _stacks[key] = Stack(**opts).start()
+        except Exception as e:  # do not retry a slow failing start in every test
+            _stacks[key] = e
+    if isinstance(_stacks[key], Exception):
+        raise RuntimeError("stack failed to start: %s" % _stacks[key])
+    return _stacks[key]
+
+
+def main_stack():
+    return stack(**MAIN)
+
+
+def close_all():
+    """Closes the shared stacks; returns {description: sanitizer findings}."""
+    findings = {}
+    while _stacks:
+        key, s = _stacks.popitem()
+        if isinstance(s, Exception):
+            continue
+        s.close()
+        findings["stack(%s)" % ", ".join("%s=%r" % kv for kv in key)] = s.sanitizer_findings
+    return findings
+
+
+atexit.register(close_all)

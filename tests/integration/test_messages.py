@@ -1,0 +1,157 @@
+"""POST /v1/messages end to end: bodies, streams, usage rows and prices."""
+
+import json
+import secrets
+
+from harness import main_stack
+
+HAIKU = "claude-haiku-4-5-20251001"
+
+
+def cost_usd(micros):
+    micros = int(micros)
+    return "%d.%06d" % (micros // 1000000, micros % 1000000)
+
+
+def expected_cost(s, model, usage):
+    """round_half_up(sum(tokens x micros per Mtok) / 1e6) from the price table."""
+    rows = s.psql("select input_micros_per_mtok, output_micros_per_mtok, "
+                  "cache_read_micros_per_mtok, cache_write_micros_per_mtok "
+                  "from tollgate.prices where model = '%s' and effective_from <= now() "
+                  "order by effective_from desc limit 1" % model)
+    assert rows, "no price row for %s" % model
+    rates = [int(x) for x in rows[0]]
+    assert all(r > 0 for r in rates), "%s has a zero price: %s" % (model, rates)
+    tokens = [usage["input_tokens"], usage["output_tokens"],
+              usage["cache_read_input_tokens"], usage["cache_creation_input_tokens"]]
+    return (sum(t * r for t, r in zip(tokens, rates)) + 500000) // 1000000
+
+
+def test_non_stream_body_unchanged():
+    s = main_stack()
+    marker = secrets.token_hex(6)
+    status, headers, body = s.messages(s.default_key(), prompt="plain " + marker)
+    assert status == 200, (status, body)
+    recs = s.mock_requests(marker)
+    assert len(recs) == 1, "mock saw %d requests" % len(recs)
+    assert body == recs[0]["response_body"].encode("utf-8"), \
+        "body differs:\n%r\n%r" % (body, recs[0]["response_body"])
+    rid = headers.get("x-request-id")
+    assert rid, "no x-request-id in %s" % headers
+    row = s.usage(rid)
+    assert headers.get("x-tollgate-cost-usd") == cost_usd(row["cost_micros"]), \
+        (headers.get("x-tollgate-cost-usd"), row["cost_micros"])
+    leaked = [h for h in headers if h.startswith("anthropic-ratelimit-")]
+    assert not leaked, "provider rate-limit headers passed through: %s" % leaked
+
+
+def test_bearer_authorization_accepted():
+    s = main_stack()
+    status, _, body = s.messages(s.default_key(), bearer=True)
+    assert status == 200, (status, body)
+
+
+def test_stream_events_unbuffered():
+    s = main_stack()
+    marker = secrets.token_hex(6)
+    usage = {"input_tokens": 21, "output_tokens": 34}
+    body = s.body(prompt="stream " + marker, stream=True,
+                  directive={"event_delay_ms": 300, "chunks": 5, "usage": usage})
+    resp = s.stream(body, s.auth(s.default_key()))
+    assert resp.status == 200, (resp.status, resp.read())
+    rid = resp.headers.get("x-request-id")
+    assert rid, "no x-request-id in %s" % resp.headers
+    assert resp.headers.get("content-type", "").startswith("text/event-stream"), resp.headers
+    got = list(resp)
+    rec = s.mock_requests(marker)[0]
+    want = [(e["event"], e["data"]) for e in parse_sse(rec["response_body"])]
+    assert [(e, d) for e, d, _ in got] == want, "events differ:\n%s\n%s" % (got, want)
+    assert got[0][2] < rec["t_last_event"], \
+        "first event arrived %.3fs after the mock's last one (buffered)" % (
+            got[0][2] - rec["t_last_event"])
+    row = s.usage(rid)
+    assert (row["input_tokens"], row["output_tokens"], row["stream"]) == ("21", "34", "t"), row
+    assert row["http_status"] == "200" and row["outcome"] == "ok", row
+
+
+def parse_sse(text):
+    events = []
+    for block in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if fields:
+            events.append(fields)
+    return events
+
+
+USAGE = {"input_tokens": 1234, "output_tokens": 567,
+         "cache_read_input_tokens": 8901, "cache_creation_input_tokens": 2345}
+PRICED = [  # (test name, model requested, model recorded, stream)
+    ("haiku", HAIKU, HAIKU, False),
+    ("haiku_alias", "claude-haiku-4-5", HAIKU, False),
+    ("sonnet", "claude-sonnet-4-5", "claude-sonnet-4-5", False),
+    ("sonnet_stream", "claude-sonnet-4-5", "claude-sonnet-4-5", True),
+]
+
+
+def make_usage_test(requested, recorded, stream):
+    def test():
+        s = main_stack()
+        body = s.body(model=requested, stream=stream, directive={"usage": USAGE})
+        if stream:
+            resp = s.stream(body, s.auth(s.default_key()))
+            status, headers, _ = resp.status, resp.headers, list(resp)
+        else:
+            status, headers, _ = s.request("POST", "/v1/messages", body,
+                                           s.auth(s.default_key()))
+        assert status == 200, status
+        row = s.usage(headers["x-request-id"])
+        got = {k: row[k] for k in ("model", "provider", "input_tokens", "output_tokens",
+                                   "cache_read_tokens", "cache_write_tokens", "stream",
+                                   "http_status", "outcome")}
+        want = {"model": recorded, "provider": "anthropic",
+                "input_tokens": str(USAGE["input_tokens"]),
+                "output_tokens": str(USAGE["output_tokens"]),
+                "cache_read_tokens": str(USAGE["cache_read_input_tokens"]),
+                "cache_write_tokens": str(USAGE["cache_creation_input_tokens"]),
+                "stream": "t" if stream else "f", "http_status": "200", "outcome": "ok"}
+        assert got == want, "usage row %s, want %s" % (got, want)
+        cost = expected_cost(s, recorded, USAGE)
+        assert int(row["cost_micros"]) == cost, "cost %s, want %d" % (row["cost_micros"], cost)
+        if not stream:
+            assert headers.get("x-tollgate-cost-usd") == cost_usd(cost), headers
+    return test
+
+
+for _name, *_args in PRICED:
+    globals()["test_usage_and_cost_" + _name] = make_usage_test(*_args)
+
+
+def test_models_lists_configured():
+    s = main_stack()
+    status, _, body = s.request("GET", "/v1/models")
+    assert status == 200, (status, body)
+    doc = json.loads(body)
+    ids = {m["id"] for m in doc["data"]}
+    assert {HAIKU, "claude-sonnet-4-5"} <= ids, ids
+    assert all(m.get("type") == "model" for m in doc["data"]), doc
+    assert doc.get("has_more") is False, doc
+
+
+def test_health_ok():
+    s = main_stack()
+    status, _, body = s.request("GET", "/health")
+    assert status == 200, (status, body)
+    assert json.loads(body).get("database") == "ok", body
+
+
+def test_log_line_per_request():
+    s = main_stack()
+    _, headers, _ = s.messages(s.default_key())
+    rid = headers["x-request-id"]
+    lines = [json.loads(l) for l in s.logs().splitlines() if rid in l]
+    assert len(lines) == 1, "%d log lines for %s" % (len(lines), rid)
+    fields = ("ts request_id http_status api_key_id user_id group_id provider model "
+              "input_tokens output_tokens total_tokens cost_usd latency_ms upstream_ms "
+              "stream outcome").split()
+    missing = [f for f in fields if f not in lines[0]]
+    assert not missing, "log line lacks %s: %s" % (missing, lines[0])

@@ -1,0 +1,57 @@
+-- 001_schema: the objects the C code relies on exist with the agreed
+-- signatures; no floating point anywhere; usage has no foreign keys.
+\set VERBOSITY terse
+\set ON_ERROR_ROLLBACK on
+begin;
+set local timezone = 'UTC';
+
+-- Tables.
+select c.relname, c.relkind
+  from pg_class c
+ where c.relnamespace = 'tollgate'::regnamespace and c.relkind in ('r', 'p', 'v')
+ order by c.relname;
+
+-- Function signatures (the interface the C code calls).
+select p.oid::regprocedure as function, pg_get_function_result(p.oid) as returns,
+       p.provolatile as volatility
+  from pg_proc p
+ where p.pronamespace = 'tollgate'::regnamespace
+ order by p.proname;
+
+-- Money and token columns: no float/double/real anywhere.
+select c.table_name, c.column_name, c.data_type
+  from information_schema.columns c
+ where c.table_schema = 'tollgate'
+   and c.data_type in ('real', 'double precision');
+select p.proname
+  from pg_proc p
+ where p.pronamespace = 'tollgate'::regnamespace
+   and (pg_get_function_arguments(p.oid) ~ '(real|double precision)'
+        or pg_get_function_result(p.oid) ~ '(real|double precision)');
+
+-- Column types of usage, prices and api_keys.
+select c.table_name, c.column_name, c.data_type, c.is_nullable
+  from information_schema.columns c
+ where c.table_schema = 'tollgate' and c.table_name in ('usage', 'prices', 'api_keys')
+ order by c.table_name, c.ordinal_position;
+
+-- usage never depends on other rows.
+select count(*) as usage_foreign_keys
+  from pg_constraint
+ where conrelid = 'tollgate.usage'::regclass and contype = 'f';
+
+-- Indexes on usage.
+select indexname, indexdef
+  from pg_indexes
+ where schemaname = 'tollgate' and tablename = 'usage'
+ order by indexname;
+
+-- authenticate is inlined into the caller's query: one unique-index lookup,
+-- no function scan.
+set local enable_seqscan = off;
+explain (costs off) select * from tollgate.authenticate('\x00'::bytea);
+prepare auth(bytea) as select * from tollgate.authenticate($1);
+explain (costs off) execute auth('\x01'::bytea);
+deallocate auth;
+
+rollback;
