@@ -306,6 +306,12 @@ static void load_log(struct loader *ld, json_t *root, struct tg_config *c)
     c->log_file = file;
 }
 
+static void load_spool(struct loader *ld, json_t *root, struct tg_config *c)
+{
+    json_t *spool = get_object(ld, root, "spool", "", false);
+    c->spool_dir = get_string(ld, spool, "dir", "spool", "/var/lib/tollgate/spool", false);
+}
+
 static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
 {
     if (!json_is_object(root)) {
@@ -323,6 +329,7 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
     load_models(ld, root, c);
     check_model_names(ld, c);
     load_log(ld, root, c);
+    load_spool(ld, root, c);
     if (ld->failed) {
         tg_config_free(c);
         return TG_ERROR;
@@ -387,6 +394,7 @@ void tg_config_free(struct tg_config *c)
     free(c->models);
     free((char *)c->db_url);
     free((char *)c->log_file);
+    free((char *)c->spool_dir);
     free(c);
 }
 

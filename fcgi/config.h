@@ -47,7 +47,8 @@ struct tg_config {
     struct tg_model *models;
     size_t n_models;
 
-    const char *log_file; /* NULL: stderr */
+    const char *log_file;  /* NULL: stderr */
+    const char *spool_dir; /* where unsettled usage waits for the database */
 };
 
 /*

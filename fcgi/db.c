@@ -20,6 +20,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "request.h"
+#include "usage.h"
 
 struct statement {
     const char *name;
@@ -248,30 +249,25 @@ int tg_db_authenticate(struct tg_request *r, const unsigned char *key_hash,
     return TG_OK;
 }
 
-int tg_db_record_usage(struct tg_request *r, int64_t *cost_micros)
+int tg_db_record_usage(const char *log_id, const struct tg_usage_record *rec,
+                       int64_t *cost_micros)
 {
     char key_id[24], in[24], out[24], cr[24], cw[24], status[16], latency[24], upstream[24];
-    snprintf(key_id, sizeof(key_id), "%" PRId64, r->identity.api_key_id);
-    snprintf(in, sizeof(in), "%" PRId64, r->usage.input_tokens);
-    snprintf(out, sizeof(out), "%" PRId64, r->usage.output_tokens);
-    snprintf(cr, sizeof(cr), "%" PRId64, r->usage.cache_read_tokens);
-    snprintf(cw, sizeof(cw), "%" PRId64, r->usage.cache_write_tokens);
-    snprintf(status, sizeof(status), "%d", r->status);
-    snprintf(latency, sizeof(latency), "%" PRId64, tg_now_ms() - r->t_start_ms);
-    snprintf(upstream, sizeof(upstream), "%" PRId64, r->upstream_ms);
+    snprintf(key_id, sizeof(key_id), "%" PRId64, rec->api_key_id);
+    snprintf(in, sizeof(in), "%" PRId64, rec->usage.input_tokens);
+    snprintf(out, sizeof(out), "%" PRId64, rec->usage.output_tokens);
+    snprintf(cr, sizeof(cr), "%" PRId64, rec->usage.cache_read_tokens);
+    snprintf(cw, sizeof(cw), "%" PRId64, rec->usage.cache_write_tokens);
+    snprintf(status, sizeof(status), "%d", rec->http_status);
+    snprintf(latency, sizeof(latency), "%" PRId64, rec->latency_ms);
+    snprintf(upstream, sizeof(upstream), "%" PRId64, rec->upstream_ms);
     const char *values[] = {
-        r->request_id,
-        r->started_at,
-        r->identity.api_key_id != 0 ? key_id : NULL,
-        r->identity.user_id,
-        r->identity.group_id,
-        r->model->provider->name,
-        r->model->name,
+        rec->request_id, rec->ts, rec->api_key_id != 0 ? key_id : NULL,
+        rec->user_id, rec->group_id, rec->provider, rec->model,
         in, out, cr, cw, status, latency, upstream,
-        r->stream ? "t" : "f",
-        r->outcome,
+        rec->stream ? "t" : "f", rec->outcome,
     };
-    PGresult *res = run_prepared(r->request_id, "record_usage", 16, values);
+    PGresult *res = run_prepared(log_id, "record_usage", 16, values);
     if (res == NULL)
         return TG_ERROR;
     *cost_micros = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)

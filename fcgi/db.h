@@ -17,6 +17,7 @@
 
 struct tg_request;
 struct tg_identity;
+struct tg_usage_record;
 
 /* Sets up the process's pool (no connection yet). TG_ERROR when out of memory. */
 int tg_db_pool_init(const struct tg_config *config);
@@ -36,10 +37,12 @@ int tg_db_authenticate(struct tg_request *r, const unsigned char *key_hash,
                        struct tg_identity *identity, const char **status);
 
 /*
- * Inserts r's usage row (tollgate.record_usage; idempotent by request id) and
- * returns its price in *cost_micros. TG_ERROR: the database is unavailable.
+ * Inserts a usage row (tollgate.record_usage; idempotent by request id) and
+ * returns its price in *cost_micros. log_id names the request in log lines.
+ * TG_ERROR: the database is unavailable or refused the row.
  */
-int tg_db_record_usage(struct tg_request *r, int64_t *cost_micros);
+int tg_db_record_usage(const char *log_id, const struct tg_usage_record *rec,
+                       int64_t *cost_micros);
 
 /* ---- single connection (tollgatectl) ---- */
 

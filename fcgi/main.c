@@ -24,6 +24,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "request.h"
+#include "spool.h"
 #include "upstream.h"
 
 /* spawn-fcgi hands the listening socket over as fd 0 (FastCGI spec) */
@@ -121,6 +122,11 @@ static int run(const struct tg_config *config)
     if (tg_log_open(config->log_file) != TG_OK) {
         fprintf(stderr, "could not open log file \"%s\": %s\n", config->log_file,
                 strerror(errno));
+        return 1;
+    }
+    if (tg_spool_init(config->spool_dir) != TG_OK) {
+        tg_log_error(NULL, "could not use spool directory \"%s\": %s", config->spool_dir,
+                     strerror(errno));
         return 1;
     }
     if (tg_upstream_global_init() != TG_OK || tg_db_pool_init(config) != TG_OK ||

@@ -18,29 +18,31 @@
 /* POST /v1/messages */
 static int messages(struct tg_request *r)
 {
-    struct tg_anthropic_reply reply;
+    struct tg_anthropic_reply *reply = tg_arena_calloc(r->arena, sizeof(*reply));
+    if (reply == NULL)
+        return TG_ERROR;
     if (tg_request_read_body(r) != TG_OK)           /* 1. read (bounded) */
         return TG_ERROR;
     if (tg_auth_key_identify(r) != TG_OK)           /* 3. identify */
         return TG_ERROR;
     if (tg_anthropic_parse_request(r) != TG_OK)     /* the model and its provider */
         return TG_ERROR;
-    int rc = tg_anthropic_forward(r, &reply);       /* 7. forward (streams as it goes) */
+    int rc = tg_anthropic_forward(r, reply);       /* 7. forward (streams as it goes) */
     if (r->upstream_contacted || rc != TG_OK) {
         if (rc != TG_OK)
             r->status = r->error.status;            /* the status the client will get */
-        else if (!reply.streaming)
-            r->status = (int)reply.status;
+        else if (!reply->streaming)
+            r->status = (int)reply->status;
         tg_usage_settle(r);                         /* 8. settle: the usage row */
     }
     if (rc != TG_OK)
         return TG_ERROR;
-    if (!reply.streaming && r->cost_micros >= 0 && reply.status == 200) {
+    if (!reply->streaming && r->cost_micros >= 0 && reply->status == 200) {
         char usd[32];
         tg_usage_format_usd(r->cost_micros, usd, sizeof(usd));
         tg_request_add_header(r, "x-tollgate-cost-usd", usd);
     }
-    return tg_anthropic_respond(r, &reply);
+    return tg_anthropic_respond(r, reply);
 }
 
 void tg_pipeline_run(struct tg_request *r)

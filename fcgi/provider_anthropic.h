@@ -38,7 +38,8 @@ struct tg_anthropic_reply {
 int tg_anthropic_parse_request(struct tg_request *r);
 
 /*
- * Sends the request to r->model's provider. A successful stream is relayed to the
+ * Sends the request to r->model's provider. reply must live in r->arena (its
+ * parser is released when the arena is reset). A successful stream is relayed to the
  * client while it arrives; anything else is buffered in *reply. Fills r->usage,
  * r->upstream_ms, r->outcome and sets r->upstream_contacted once the provider
  * answered. TG_ERROR with r->error set when there is no usable reply (502, 504).

@@ -17,6 +17,23 @@ struct tg_usage {
     int64_t cache_write_tokens;
 };
 
+/* One usage row as settled: what tollgate.record_usage takes. Strings are borrowed. */
+struct tg_usage_record {
+    const char *request_id; /* uuid */
+    const char *ts;         /* ISO 8601, when the request started */
+    int64_t api_key_id;     /* 0: none */
+    const char *user_id;
+    const char *group_id;
+    const char *provider;
+    const char *model;
+    struct tg_usage usage;
+    int http_status;
+    int64_t latency_ms;
+    int64_t upstream_ms;
+    bool stream;
+    const char *outcome;
+};
+
 int64_t tg_usage_total(const struct tg_usage *u);
 
 /* Formats micro-dollars as dollars with six decimals ("0.001234"). */
@@ -25,7 +42,10 @@ void tg_usage_format_usd(int64_t micros, char *out, size_t out_size);
 /*
  * Settles a request that reached the provider: writes its usage row (idempotent
  * by request id) and sets r->cost_micros. Runs even when the client went away.
- * Returns TG_OK, or TG_ERROR when the row could not be written (logged).
+ * When the database cannot take the row, it is appended to the spool (fsync'd)
+ * and replayed by a later settle, so no usage is lost; r->cost_micros stays -1.
+ * Returns TG_OK when the row is in the database or the spool, TG_ERROR when
+ * neither could take it (logged with the row's metadata).
  */
 int tg_usage_settle(struct tg_request *r);
 

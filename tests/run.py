@@ -51,7 +51,7 @@ def run_unit(build, tally):
                   if re.fullmatch(r"test_\w+", p.name) and p.is_file() and os.access(p, os.X_OK))
     if not bins:
         tally.fail("unit", "no unit test binaries in %s (run make check TESTS=)" % unit_dir)
-    env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="stdout", srcdir=str(REPO),
+    env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="stdout", srcdir=str(REPO), SRCDIR=str(REPO),
                top_srcdir=str(REPO), top_builddir=str(build))
     for binary in bins:
         name = "unit/" + binary.name
@@ -77,6 +77,23 @@ def run_unit(build, tally):
         if rc != 0 and not failed or sanitizer or passed + failed == 0:
             tally.fail(name, "exit status %s, %d passed, %d failed\n%s" % (
                 rc, passed, failed, "\n".join((sanitizer or out.splitlines())[-15:])))
+
+
+def run_checks(build, tally):
+    """tests/check_*.sh, as make check runs them (exit 77 = skipped)."""
+    for script in sorted((REPO / "tests").glob("check_*.sh")):
+        name = "unit/" + script.stem
+        if not tally.wants(name):
+            continue
+        p = subprocess.run(["/bin/sh", script], cwd=build, capture_output=True, text=True,
+                           timeout=300, stdin=subprocess.DEVNULL,
+                           env=dict(os.environ, srcdir=str(REPO), SRCDIR=str(REPO)))
+        if p.returncode == 0:
+            tally.ok(name)
+        elif p.returncode == 77:
+            print("skip %s" % name, flush=True)
+        else:
+            tally.fail(name, "exit status %d\n%s" % (p.returncode, (p.stdout + p.stderr)[-3000:]))
 
 
 def run_sql(build, tally):
@@ -128,10 +145,21 @@ def _alarm(signum, frame):
     raise TestTimeout("test took longer than %ds" % TEST_TIMEOUT)
 
 
+def report_dead_workers(harness, reported):
+    """Says once when a worker died: later failures of its stack follow from it."""
+    for s in harness.live_stacks():
+        dead = set(s.dead_workers()) - reported
+        if dead:
+            reported |= dead
+            print("# worker(s) %s of a stack died; worker stderr ends:\n#   %s" % (
+                sorted(dead), "\n#   ".join(s.worker_stderr().splitlines()[-12:])), flush=True)
+
+
 def run_integration(tally):
     import harness
     signal.signal(signal.SIGALRM, _alarm)
     files = sorted((REPO / "tests" / "integration").glob("test_*.py"))
+    reported = set()
     try:
         for path in files:
             spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -158,6 +186,7 @@ def run_integration(tally):
                                                      traceback.format_exc(limit=-2)))
                 finally:
                     signal.alarm(0)
+                report_dead_workers(harness, reported)
     finally:
         for stack, findings in harness.close_all().items():
             if findings:
@@ -186,7 +215,7 @@ def main():
     signal.signal(signal.SIGTERM, _interrupt)
 
     tally = Tally(args.pattern)
-    suites = {"unit": lambda: run_unit(build, tally), "sql": lambda: run_sql(build, tally),
+    suites = {"unit": lambda: (run_unit(build, tally), run_checks(build, tally)), "sql": lambda: run_sql(build, tally),
               "integration": lambda: run_integration(tally)}
     try:
         for name, suite in suites.items():

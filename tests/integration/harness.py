@@ -220,6 +220,7 @@ def write_config(path, db_url, provider_url, log_file, threads=4, max_body_bytes
                                     "timeout_ms": timeout_ms}},
         "models": MODELS,
         "log": {"file": str(log_file)},
+        "spool": {"dir": str(Path(log_file).parent / "spool")},
     }
     Path(path).write_text(json.dumps(config, indent=2) + "\n")
 
@@ -389,6 +390,9 @@ class Stack:
                 return
         raise RuntimeError("lighttpd did not start: %s %s" % (
             tail(self.dir / "lighttpd.out"), tail(self.lighttpd_log)))
+
+    def dead_workers(self):
+        return [p for p in self.worker_pids if pid_gone(p)]
 
     def stop_workers(self):
         if self.worker_pids:
@@ -561,6 +565,10 @@ def stack(**opts):
     if isinstance(_stacks[key], Exception):
         raise RuntimeError("stack failed to start: %s" % _stacks[key])
     return _stacks[key]
+
+
+def live_stacks():
+    return [s for s in _stacks.values() if isinstance(s, Stack)]
 
 
 def main_stack():
