@@ -1,0 +1,194 @@
+#!/usr/bin/python3
+"""scripts/bench's driver: wrk against /v1/messages through the real stack
+(lighttpd -> tollgate-fcgi -> a static nginx upstream) and against the same
+upstream behind a plain nginx reverse proxy, in the same run.
+
+    bench.py --build build/release [--duration 10] [--connections 32]
+
+Prints requests/s, p50 and p99 for both, and the ratio as the last line.
+Everything listens on 127.0.0.1; every run is bounded by --duration.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+# What the static upstream answers: a real Messages reply with usage.
+REPLY = ('{"id":"msg_bench","type":"message","role":"assistant","model":"claude-haiku-4-5",'
+         '"content":[{"type":"text","text":"Hello from the bench upstream."}],'
+         '"stop_reason":"end_turn","stop_sequence":null,'
+         '"usage":{"input_tokens":12,"cache_creation_input_tokens":0,'
+         '"cache_read_input_tokens":0,"output_tokens":8}}')
+BODY = ('{"model":"claude-haiku-4-5","max_tokens":64,'
+        '"messages":[{"role":"user","content":"Say hello."}]}')
+
+
+def nginx_conf(workdir, port, locations):
+    return """
+worker_processes 1;
+pid %(dir)s/nginx-%(port)d.pid;
+error_log %(dir)s/nginx-%(port)d.err warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path %(dir)s/body;
+    proxy_temp_path %(dir)s/proxy;
+    fastcgi_temp_path %(dir)s/fcgi;
+    uwsgi_temp_path %(dir)s/uwsgi;
+    scgi_temp_path %(dir)s/scgi;
+    upstream bench_upstream { server 127.0.0.1:%(upstream)s; keepalive 64; }
+    server {
+        listen 127.0.0.1:%(port)d;
+        keepalive_requests 1000000;
+        %(locations)s
+    }
+}
+""" % {"dir": workdir, "port": port, "upstream": os.environ.get("BENCH_UPSTREAM", "1"),
+       "locations": locations}
+
+
+def start_nginx(workdir, port, locations, upstream_port=None):
+    if upstream_port is not None:
+        os.environ["BENCH_UPSTREAM"] = str(upstream_port)
+    conf = Path(workdir) / ("nginx-%d.conf" % port)
+    conf.write_text(nginx_conf(workdir, port, locations))
+    proc = subprocess.Popen(["nginx", "-e", "%s/nginx-%d.err" % (workdir, port), "-p", workdir,
+                             "-c", str(conf), "-g", "daemon off;"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return proc
+
+
+def wrk(url, key, duration, connections, workdir):
+    script = Path(workdir) / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.body = [[%s]]\n'
+        'wrk.headers["content-type"] = "application/json"\n'
+        'wrk.headers["anthropic-version"] = "2023-06-01"\n'
+        'wrk.headers["x-api-key"] = "%s"\n' % (BODY, key))
+    out = subprocess.run(["wrk", "-t2", "-c%d" % connections, "-d%ds" % duration,
+                          "--timeout", "10s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {p: to_ms(v, u) for p, v, u in
+           re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"rps": rps, "p50": lat.get("50"), "p99": lat.get("99"),
+            "non2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(0) if errors else "", "raw": out}
+
+
+def cpu_by_command():
+    """CPU seconds (user + system) of every visible process, summed by command name."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path("/proc/%s/stat" % entry).read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        totals[comm] = totals.get(comm, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return totals
+
+
+def cpu_per_request(before, after, requests):
+    """Microseconds of CPU per request for the processes that did work."""
+    spent = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    return {k: v * 1e6 / requests for k, v in sorted(spent.items(), key=lambda kv: -kv[1])
+            if v * 1e6 / requests >= 5}
+
+
+def to_ms(value, unit):
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def show(name, r):
+    print("%-34s %10.0f req/s   p50 %7.2f ms   p99 %7.2f ms%s" % (
+        name, r["rps"], r["p50"], r["p99"],
+        ("   NON-2xx: %d" % r["non2xx"]) if r["non2xx"] else ""), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=str(REPO / "build" / "release"))
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=8)
+    args = ap.parse_args()
+    os.environ["TOLLGATE_BUILD"] = str(Path(args.build).resolve())
+    import harness  # after TOLLGATE_BUILD is set
+
+    workdir = tempfile.mkdtemp(prefix="tollgate-bench-")
+    procs = []
+    try:
+        upstream_port, proxy_port = harness.free_port(), harness.free_port()
+        reply = REPLY.replace("'", "\\'")
+        procs.append(start_nginx(workdir, upstream_port,
+                                 "location / { default_type application/json; "
+                                 "return 200 '%s'; }" % reply))
+        procs.append(start_nginx(workdir, proxy_port,
+                                 "location / { proxy_pass http://bench_upstream; "
+                                 "proxy_http_version 1.1; proxy_set_header Connection \"\"; }",
+                                 upstream_port=upstream_port))
+        harness.wait_for(lambda: all(port_open(p) for p in (upstream_port, proxy_port)), 15,
+                         "nginx to listen")
+        with harness.Stack(processes=args.processes, threads=args.threads,
+                           provider_url="http://127.0.0.1:%d" % upstream_port,
+                           tag="bench") as stack:
+            key = stack.key(group="bench", user="bench", name="bench")
+            status, _, body = stack.messages(key)
+            assert status == 200, (status, body[:200])
+            print("wrk: %d connections, %d s per run, %d worker processes x %d threads, "
+                  "2 cores shared by everything" % (args.connections, args.duration,
+                                                    args.processes, args.threads), flush=True)
+            url_proxy = "http://127.0.0.1:%d/v1/messages" % proxy_port
+            url_tg = "http://127.0.0.1:%d/v1/messages" % stack.port
+            wrk(url_tg, key, 2, args.connections, workdir)  # warm-up: pools, keep-alive
+            proxy = wrk(url_proxy, key, args.duration, args.connections, workdir)
+            show("plain proxy (nginx -> upstream)", proxy)
+            cpu_before = cpu_by_command()
+            tg = wrk(url_tg, key, args.duration, args.connections, workdir)
+            cpu = cpu_per_request(cpu_before, cpu_by_command(), tg["rps"] * args.duration)
+            show("tollgate (lighttpd -> fcgi -> upstream)", tg)
+            print("CPU per tollgate request (us): " +
+                  ", ".join("%s %.0f" % kv for kv in cpu.items()), flush=True)
+            rows = stack.psql("select count(*) from tollgate.usage")[0][0]
+            print("usage rows written: %s" % rows, flush=True)
+            if tg["non2xx"] or proxy["non2xx"]:
+                print("non-2xx responses: tollgate %d, proxy %d" % (tg["non2xx"],
+                                                                   proxy["non2xx"]))
+                return 1
+        print("ratio tollgate/proxy: requests/s %.2f, p50 %.2fx, p99 %.2fx" % (
+            tg["rps"] / proxy["rps"], tg["p50"] / proxy["p50"], tg["p99"] / proxy["p99"]))
+        return 0
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def port_open(port):
+    import socket
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
