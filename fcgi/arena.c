@@ -43,6 +43,8 @@ int64_t tg_now_ms(void)
 
 static struct block *block_new(size_t size)
 {
+    if (size > SIZE_MAX - sizeof(struct block))
+        return NULL;
     struct block *b = malloc(sizeof(*b) + size);
     if (b == NULL)
         return NULL;

@@ -113,6 +113,25 @@ static json_t *get_object(struct loader *ld, json_t *obj, const char *key, const
     return v;
 }
 
+/* Refuses keys the config does not know: a typo must not be silently ignored. */
+static void check_keys(struct loader *ld, json_t *obj, const char *path,
+                       const char *const *known)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(obj, key, value) {
+        bool found = false;
+        for (size_t i = 0; known[i] != NULL && !found; i++)
+            found = strcmp(known[i], key) == 0;
+        if (!found) {
+            char field[256];
+            snprintf(field, sizeof(field), "%s%s%s", path, path[0] ? "." : "", key);
+            fail(ld, field, "unknown field");
+            return;
+        }
+    }
+}
+
 static bool is_http_url(const char *s)
 {
     return (strncmp(s, "http://", 7) == 0 && s[7] != '\0') ||
@@ -122,6 +141,9 @@ static bool is_http_url(const char *s)
 static void load_server(struct loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *server = get_object(ld, root, "server", "", false);
+    static const char *const known[] = {"threads", "max_body_bytes", "max_response_bytes", NULL};
+    if (server != NULL)
+        check_keys(ld, server, "server", known);
     c->threads = (int)get_integer(ld, server, "threads", "server", 4, 1, 256);
     c->max_body_bytes =
         (size_t)get_integer(ld, server, "max_body_bytes", "server", 1 << 20, 1024, 64L << 20);
@@ -134,6 +156,9 @@ static void load_database(struct loader *ld, json_t *root, struct tg_config *c)
     json_t *db = get_object(ld, root, "database", "", true);
     if (db == NULL)
         return;
+    static const char *const known[] = {"url", "pool_size", "connect_timeout_ms",
+                                        "statement_timeout_ms", NULL};
+    check_keys(ld, db, "database", known);
     const char *env_url = getenv("TOLLGATE_DATABASE_URL");
     if (env_url != NULL && env_url[0] != '\0')
         c->db_url = xstrdup(ld, env_url);
@@ -155,6 +180,9 @@ static void load_provider(struct loader *ld, const char *name, json_t *obj,
         fail(ld, path, "must be an object");
         return;
     }
+    static const char *const known[] = {"type", "base_url", "api_key", "connect_timeout_ms",
+                                        "timeout_ms", NULL};
+    check_keys(ld, obj, path, known);
     p->name = xstrdup(ld, name);
     const char *type = get_string(ld, obj, "type", path, NULL, true);
     if (type != NULL && strcmp(type, "anthropic") == 0) {
@@ -262,6 +290,8 @@ static void load_models(struct loader *ld, json_t *root, struct tg_config *c)
             fail(ld, path, "must be an object");
             return;
         }
+        static const char *const known[] = {"provider", "aliases", NULL};
+        check_keys(ld, obj, path, known);
         struct tg_model *m = &c->models[c->n_models++];
         m->name = xstrdup(ld, name);
         const char *provider = get_string(ld, obj, "provider", path, NULL, true);
@@ -278,18 +308,27 @@ static void load_models(struct loader *ld, json_t *root, struct tg_config *c)
     }
 }
 
-/* Every name and alias must resolve to one model only. */
+/*
+ * Every name and alias must resolve to one model only: an alias may not be
+ * another model's name, nor an alias of an earlier model.
+ */
 static void check_model_names(struct loader *ld, const struct tg_config *c)
 {
     for (size_t i = 0; i < c->n_models && !ld->failed; i++) {
         const struct tg_model *m = &c->models[i];
         for (size_t a = 0; a < m->n_aliases; a++) {
-            const struct tg_model *other = tg_config_find_model(c, m->aliases[a]);
-            if (other != m) {
-                char field[256];
-                snprintf(field, sizeof(field), "models.%s.aliases[%zu]", m->name, a);
-                fail(ld, field, "\"%s\" is already the name of another model", m->aliases[a]);
-                return;
+            for (size_t j = 0; j < c->n_models; j++) {
+                const struct tg_model *other = &c->models[j];
+                bool clash = j != i && strcmp(other->name, m->aliases[a]) == 0;
+                for (size_t b = 0; j < i && b < other->n_aliases && !clash; b++)
+                    clash = strcmp(other->aliases[b], m->aliases[a]) == 0;
+                if (clash) {
+                    char field[256];
+                    snprintf(field, sizeof(field), "models.%s.aliases[%zu]", m->name, a);
+                    fail(ld, field, "\"%s\" is already the name of another model",
+                         m->aliases[a]);
+                    return;
+                }
             }
         }
     }
@@ -298,6 +337,9 @@ static void check_model_names(struct loader *ld, const struct tg_config *c)
 static void load_log(struct loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *log = get_object(ld, root, "log", "", false);
+    static const char *const known[] = {"file", NULL};
+    if (log != NULL)
+        check_keys(ld, log, "log", known);
     const char *file = get_string(ld, log, "file", "log", NULL, false);
     if (file != NULL && strcmp(file, "-") == 0) {
         free((char *)file);
@@ -309,6 +351,9 @@ static void load_log(struct loader *ld, json_t *root, struct tg_config *c)
 static void load_spool(struct loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *spool = get_object(ld, root, "spool", "", false);
+    static const char *const known[] = {"dir", NULL};
+    if (spool != NULL)
+        check_keys(ld, spool, "spool", known);
     c->spool_dir = get_string(ld, spool, "dir", "spool", "/var/lib/tollgate/spool", false);
 }
 
@@ -323,6 +368,9 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
         fail(ld, "(root)", "out of memory");
         return TG_ERROR;
     }
+    static const char *const known[] = {"server", "database", "providers", "models", "log",
+                                        "spool", NULL};
+    check_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
     load_providers(ld, root, c);

@@ -29,7 +29,7 @@ static int messages(struct tg_request *r)
         return TG_ERROR;
     int rc = tg_anthropic_forward(r, reply);       /* 7. forward (streams as it goes) */
     if (r->upstream_contacted || rc != TG_OK) {
-        /* the usage row records the status the client gets (a begun stream: 200) */
+        /* the usage row records the status sent to the client (a begun stream: 200) */
         if (!r->headers_sent)
             r->status = rc != TG_OK ? r->error.status : (int)reply->status;
         tg_usage_settle(r);                         /* 8. settle: the usage row */

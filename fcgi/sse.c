@@ -96,7 +96,9 @@ static int process_line(struct tg_sse_parser *p, const char *line, size_t len)
 int tg_sse_feed(struct tg_sse_parser *p, const char *buf, size_t len)
 {
     size_t i = 0;
-    if (p->last_was_cr && len > 0 && buf[0] == '\n')
+    if (len == 0)
+        return TG_OK; /* an empty feed must not forget a pending CR */
+    if (p->last_was_cr && buf[0] == '\n')
         i = 1; /* the LF of a CRLF split across feeds */
     p->last_was_cr = false;
     while (i < len) {
