@@ -128,41 +128,61 @@ const char *tg_request_header(struct tg_request *r, const char *name)
     return tg_request_param(r, param);
 }
 
+/* Appends up to want bytes from FastCGI stdin; returns the count read (0 at EOF). */
+static size_t read_some(FCGX_Request *req, char *buf, size_t want)
+{
+    int n = FCGX_GetStr(buf, (int)want, req->in);
+    return n > 0 ? (size_t)n : 0;
+}
+
 int tg_request_read_body(struct tg_request *r)
 {
     FCGX_Request *req = r->fcgx;
     size_t cap = r->config->max_body_bytes;
     const char *cl = tg_request_param(r, "CONTENT_LENGTH");
+    size_t declared = 0;
     if (cl != NULL && cl[0] != '\0') {
         char *end;
-        unsigned long long declared = strtoull(cl, &end, 10);
+        unsigned long long n = strtoull(cl, &end, 10);
         if (*end != '\0') {
             tg_request_fail(r, 400, NULL, "invalid Content-Length header", NULL);
             return TG_ERROR;
         }
-        if (declared > cap) {
+        if (n > cap) {
             tg_request_fail(r, 413, NULL, "request body is too large",
-                            "Content-Length %llu exceeds server.max_body_bytes %zu", declared,
-                            cap);
+                            "Content-Length %llu exceeds server.max_body_bytes %zu", n, cap);
             return TG_ERROR;
         }
+        declared = (size_t)n;
     }
-    /* Read up to cap + 1 bytes so an undeclared oversize body is caught too. */
-    char *buf = tg_arena_alloc(r->arena, cap + 2);
+    /*
+     * Size the buffer by the declared length (+1 to notice a longer body); without
+     * one, grow by doubling up to the cap. Either way, never more than cap + 1.
+     */
+    size_t size = declared > 0 ? declared + 1 : 4096;
+    char *buf = tg_arena_alloc(r->arena, size + 1);
+    size_t len = 0;
+    while (buf != NULL) {
+        size_t n = read_some(req, buf + len, size - len);
+        len += n;
+        if (len > cap) {
+            tg_request_fail(r, 413, NULL, "request body is too large",
+                            "body exceeds server.max_body_bytes %zu", cap);
+            return TG_ERROR;
+        }
+        if (n == 0 || (declared > 0 && len >= declared))
+            break;
+        if (len == size) {
+            size_t grown = size * 2 > cap + 1 ? cap + 1 : size * 2;
+            char *fresh = tg_arena_alloc(r->arena, grown + 1);
+            if (fresh != NULL)
+                memcpy(fresh, buf, len);
+            buf = fresh;
+            size = grown;
+        }
+    }
     if (buf == NULL) {
         tg_request_fail(r, 500, NULL, "out of memory", NULL);
-        return TG_ERROR;
-    }
-    size_t len = 0;
-    while (len <= cap) {
-        int n = FCGX_GetStr(buf + len, (int)(cap + 1 - len), req->in);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    if (len > cap) {
-        tg_request_fail(r, 413, NULL, "request body is too large",
-                        "body exceeds server.max_body_bytes %zu", cap);
         return TG_ERROR;
     }
     buf[len] = '\0';
