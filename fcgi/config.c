@@ -348,6 +348,96 @@ static void load_log(struct loader *ld, json_t *root, struct tg_config *c)
     c->log_file = file;
 }
 
+static int parse_enum(struct loader *ld, const char *value, const char *field,
+                      const char *const *names, int fallback)
+{
+    if (value == NULL)
+        return fallback;
+    for (int i = 0; names[i] != NULL; i++)
+        if (strcmp(names[i], value) == 0)
+            return i;
+    fail(ld, field, "unknown value \"%s\"", value);
+    return fallback;
+}
+
+static void load_rate_limit(struct loader *ld, json_t *obj, const char *path,
+                            struct tg_rate_limit *rl)
+{
+    static const char *const known[] = {"name", "per", "mode", "match", "max_tokens",
+                                        "tokens_per_fill", "fill_interval_ms", NULL};
+    static const char *const pers[] = {"key", "user", "group", "route", NULL};
+    static const char *const modes[] = {"local", "global", NULL};
+    static const char *const match_known[] = {"key", "user", "group", NULL};
+    char field[192];
+    if (!json_is_object(obj)) {
+        fail(ld, path, "must be an object");
+        return;
+    }
+    check_keys(ld, obj, path, known);
+    rl->name = get_string(ld, obj, "name", path, NULL, true);
+    const char *per = get_string(ld, obj, "per", path, "key", false);
+    snprintf(field, sizeof(field), "%s.per", path);
+    rl->per = (enum tg_rate_limit_per)parse_enum(ld, per, field, pers, TG_RL_PER_KEY);
+    free((char *)per);
+    const char *mode = get_string(ld, obj, "mode", path, "local", false);
+    snprintf(field, sizeof(field), "%s.mode", path);
+    rl->mode = (enum tg_rate_limit_mode)parse_enum(ld, mode, field, modes, TG_RL_LOCAL);
+    free((char *)mode);
+    json_t *match = json_object_get(obj, "match");
+    snprintf(field, sizeof(field), "%s.match", path);
+    if (match != NULL && !json_is_object(match))
+        fail(ld, field, "must be an object");
+    if (json_is_object(match)) {
+        check_keys(ld, match, field, match_known);
+        rl->match_key = get_string(ld, match, "key", field, NULL, false);
+        rl->match_user = get_string(ld, match, "user", field, NULL, false);
+        rl->match_group = get_string(ld, match, "group", field, NULL, false);
+    }
+    rl->max_tokens = get_integer(ld, obj, "max_tokens", path, 0, 1, 1000000000L);
+    rl->tokens_per_fill = get_integer(ld, obj, "tokens_per_fill", path, 0, 1, 1000000000L);
+    rl->fill_interval_ms = get_integer(ld, obj, "fill_interval_ms", path, 0, 1, 86400000L);
+    if (!ld->failed && (rl->max_tokens == 0 || rl->tokens_per_fill == 0 ||
+                        rl->fill_interval_ms == 0)) {
+        fail(ld, path, "needs max_tokens, tokens_per_fill and fill_interval_ms");
+    }
+    if (rl->name != NULL && strlen(rl->name) > 40) {
+        snprintf(field, sizeof(field), "%s.name", path);
+        fail(ld, field, "must be at most 40 characters");
+    }
+}
+
+static void load_rate_limits(struct loader *ld, json_t *root, struct tg_config *c)
+{
+    json_t *list = json_object_get(root, "rate_limits");
+    if (list == NULL)
+        return;
+    if (!json_is_array(list)) {
+        fail(ld, "rate_limits", "must be an array");
+        return;
+    }
+    c->rate_limits = calloc(json_array_size(list) + 1, sizeof(*c->rate_limits));
+    if (c->rate_limits == NULL) {
+        fail(ld, "rate_limits", "out of memory");
+        return;
+    }
+    size_t i;
+    json_t *obj;
+    json_array_foreach(list, i, obj) {
+        char path[64];
+        snprintf(path, sizeof(path), "rate_limits[%zu]", i);
+        load_rate_limit(ld, obj, path, &c->rate_limits[c->n_rate_limits++]);
+        for (size_t j = 0; j + 1 < c->n_rate_limits && !ld->failed; j++) {
+            if (c->rate_limits[j].name != NULL && c->rate_limits[i].name != NULL &&
+                strcmp(c->rate_limits[j].name, c->rate_limits[i].name) == 0) {
+                char field[96];
+                snprintf(field, sizeof(field), "%s.name", path);
+                fail(ld, field, "\"%s\" is already the name of another rate limit",
+                     c->rate_limits[i].name);
+            }
+        }
+    }
+}
+
 static void load_spool(struct loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *spool = get_object(ld, root, "spool", "", false);
@@ -369,7 +459,7 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
         return TG_ERROR;
     }
     static const char *const known[] = {"server", "database", "providers", "models", "log",
-                                        "spool", NULL};
+                                        "spool", "rate_limits", NULL};
     check_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
@@ -378,6 +468,7 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
     check_model_names(ld, c);
     load_log(ld, root, c);
     load_spool(ld, root, c);
+    load_rate_limits(ld, root, c);
     if (ld->failed) {
         tg_config_free(c);
         return TG_ERROR;
@@ -443,6 +534,13 @@ void tg_config_free(struct tg_config *c)
     free((char *)c->db_url);
     free((char *)c->log_file);
     free((char *)c->spool_dir);
+    for (size_t i = 0; i < c->n_rate_limits; i++) {
+        free((char *)c->rate_limits[i].name);
+        free((char *)c->rate_limits[i].match_key);
+        free((char *)c->rate_limits[i].match_user);
+        free((char *)c->rate_limits[i].match_group);
+    }
+    free(c->rate_limits);
     free(c);
 }
 

@@ -32,6 +32,22 @@ struct tg_model {
     size_t n_aliases;
 };
 
+/* A request token bucket (agentgateway's localRateLimit): 1 token per request. */
+enum tg_rate_limit_per { TG_RL_PER_KEY, TG_RL_PER_USER, TG_RL_PER_GROUP, TG_RL_PER_ROUTE };
+enum tg_rate_limit_mode { TG_RL_LOCAL, TG_RL_GLOBAL };
+
+struct tg_rate_limit {
+    const char *name;
+    enum tg_rate_limit_per per;   /* one bucket per key, user, group or route */
+    enum tg_rate_limit_mode mode; /* local: shared memory of this host; global: PostgreSQL */
+    const char *match_key;        /* only this key prefix / user / group; NULL: any */
+    const char *match_user;
+    const char *match_group;
+    int64_t max_tokens;
+    int64_t tokens_per_fill;
+    int64_t fill_interval_ms;
+};
+
 struct tg_config {
     int threads;
     size_t max_body_bytes;
@@ -46,6 +62,9 @@ struct tg_config {
     size_t n_providers;
     struct tg_model *models;
     size_t n_models;
+
+    struct tg_rate_limit *rate_limits;
+    size_t n_rate_limits;
 
     const char *log_file;  /* NULL: stderr */
     const char *spool_dir; /* where unsettled usage waits for the database */

@@ -58,24 +58,33 @@ def run_unit(build, tally):
         if not tally.wants(name):
             continue
         try:
-            p = subprocess.run([binary], cwd=build, env=env, capture_output=True, text=True,
-                               timeout=300, stdin=subprocess.DEVNULL)
-            out, rc = p.stdout + p.stderr, p.returncode
+            p = subprocess.run([binary.resolve()], cwd=build, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=300,
+                               stdin=subprocess.DEVNULL)
+            out, rc = p.stdout, p.returncode
         except subprocess.TimeoutExpired as e:
-            out, rc = (e.stdout or b"").decode(errors="replace") + "\n(timed out)", "timeout"
-        passed = sum(int(n) for n in re.findall(r"^\[  PASSED  \] (\d+) test", out, re.M))
-        failed = sum(int(n) for n in re.findall(r"^\[  FAILED  \] (\d+) test", out, re.M))
-        for test in re.findall(r"^\[       OK \] (.+)$", out, re.M):
-            print("ok %s/%s" % (name, test), flush=True)
-        tally.passed += passed
-        for test in re.findall(r"^\[  FAILED  \] (?!\d+ test)(.+)$", out, re.M):
-            detail = "\n".join(re.findall(r"^\[  (?:ERROR|LINE) +\] --- (.*)$", out, re.M)[:6])
-            print("FAIL %s/%s\n    %s" % (name, test, detail.replace("\n", "\n    ")), flush=True)
-        tally.failed += failed
+            out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else e.stdout
+            out, rc = (out or "") + "\n(timed out)", "timeout"
+        # Count per test from the [ OK ] / [ FAILED ] lines, so a binary that
+        # crashes half way still reports the tests it ran.
+        sections = re.split(r"^\[ RUN      \] ", out, flags=re.M)
+        passed = failed = 0
+        for section in sections[1:]:
+            test, _, body = section.partition("\n")
+            if re.search(r"^\[       OK \] ", body, re.M):
+                passed += 1
+                tally.ok("%s/%s" % (name, test))
+            elif re.search(r"^\[  (FAILED|ERROR)  +\] %s$" % re.escape(test), body, re.M):
+                failed += 1
+                lines = [l for l in body.splitlines() if not l.startswith("[  FAILED  ]")
+                         and not l.startswith("[==")]
+                # cmocka writes assertion messages to stderr, which may land elsewhere
+                lines = lines or re.findall(r"\[ +(?:ERROR|LINE) +\] --- (.*)$", out, re.M)
+                tally.fail("%s/%s" % (name, test), "\n".join(lines[:12]) or "failed")
         sanitizer = [l for l in out.splitlines()
                      if re.search(r"ERROR: (Address|Leak)Sanitizer|runtime error:", l)]
         if rc != 0 and not failed or sanitizer or passed + failed == 0:
-            tally.fail(name, "exit status %s, %d passed, %d failed\n%s" % (
+            tally.fail(name, "exit status %s after %d passed, %d failed\n%s" % (
                 rc, passed, failed, "\n".join((sanitizer or out.splitlines())[-15:])))
 
 

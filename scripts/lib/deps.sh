@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 # Shared by scripts/run and scripts/test: Debian packages, the unprivileged
 # runtime user, and the autotools build.  Source it; it defines functions only.
 
@@ -7,7 +7,7 @@ TG_PACKAGES=(build-essential autoconf automake libtool pkg-config
     libcmocka-dev libjansson-dev libcurl4-openssl-dev libpcre2-dev libssl-dev
     libpq-dev postgresql curl)
 TG_USER=tollgate
-TG_PGBIN=/usr/lib/postgresql/15/bin
+TG_PGBIN=/usr/lib/postgresql/15/bin  # used by pg.sh
 
 tg_log() { printf '==> %s\n' "$*" >&2; }
 tg_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -51,21 +51,36 @@ tg_deps_ensure() {
     [ -z "$missing" ] || tg_die "still missing after install: $missing"
 }
 
-# The unprivileged user that runs PostgreSQL (which refuses root) and the stack.
+# "${TG_AS[@]}" CMD... runs CMD as TG_USER when we are root (set by
+# tg_user_ensure), else as ourselves.  setpriv execs CMD, so after
+# "${TG_AS[@]}" CMD &, "$!" is CMD's pid (a shell function run with & would
+# be a subshell's).
+TG_AS=()
+tg_as_user() { "${TG_AS[@]}" "$@"; }
+
+# The unprivileged user that runs PostgreSQL (which refuses root) and the
+# stack.  Only for root; sets TG_AS.
 tg_user_ensure() {
-    id -u "$TG_USER" >/dev/null 2>&1 && return 0
-    tg_log "creating system user $TG_USER"
-    useradd --system --no-create-home --shell /usr/sbin/nologin "$TG_USER"
+    if ! id -u "$TG_USER" >/dev/null 2>&1; then
+        tg_log "creating system user $TG_USER"
+        useradd --system --no-create-home --shell /usr/sbin/nologin "$TG_USER"
+    fi
+    TG_AS=(setpriv --reuid="$(id -u "$TG_USER")" --regid="$(id -g "$TG_USER")" --init-groups --)
 }
 
-# Runs a command as TG_USER when we are root, else as ourselves.  exec's the
-# command directly (no intermediate process), so "$!" is the real pid.
-tg_as_user() {
-    if [ "$(id -u)" -eq 0 ]; then
-        setpriv --reuid="$TG_USER" --regid="$TG_USER" --init-groups -- "$@"
-    else
-        "$@"
-    fi
+# Lets TG_USER reach DIR (a checkout under /root, say): adds search
+# permission for others (x only, no listing) to each ancestor that lacks it.
+tg_user_reach() {
+    local d="" part
+    local IFS=/
+    for part in $1; do
+        [ -n "$part" ] || continue
+        d="$d/$part"
+        if ! "${TG_AS[@]}" test -x "$d"; then
+            tg_log "chmod o+x $d (so that user $TG_USER can reach $1)"
+            chmod o+x "$d"
+        fi
+    done
 }
 
 # tg_build TOP NAME [configure args...]: out-of-tree build in TOP/build/NAME.

@@ -7,9 +7,10 @@
 Stack = a throwaway PostgreSQL cluster (unix socket only) + migrations, the
 mock provider (tests/mock), a generated config, spawn-fcgi workers from the
 build under test ($TOLLGATE_BUILD, default build/debug) and lighttpd from
-conf/lighttpd.conf on a free port.  Every wait has a deadline; close() stops
-everything it started, and is safe to call twice.  stack(**opts) hands out
-one shared started Stack per set of options; close_all() ends them.
+conf/lighttpd.conf (or Apache from conf/*apache*.conf) on a free port.
+Every wait has a deadline; close() stops everything it started, and is safe
+to call twice.  stack(**opts) hands out one shared started Stack per set of
+options; close_all() ends them.  TOLLGATE_KEEP_TMP=1 keeps the temp dirs.
 
 Standard library only; runs under Debian's /usr/bin/python3.
 """
@@ -98,10 +99,12 @@ def run(cmd, timeout=60, env=None):
 
 
 def tail(path, n=4000):
+    """The last n characters of a file ("" if there is none); n=None: all."""
     try:
-        return Path(path).read_text(errors="replace")[-n:]
+        text = Path(path).read_text(errors="replace")
     except OSError:
         return ""
+    return text if n is None else text[-n:]
 
 
 def pid_gone(pid):
@@ -222,6 +225,7 @@ def write_config(path, db_url, provider_url, log_file, threads=4, max_body_bytes
         "log": {"file": str(log_file)},
         "spool": {"dir": str(Path(log_file).parent / "spool")},
     }
+    (Path(log_file).parent / "spool").mkdir(exist_ok=True)
     Path(path).write_text(json.dumps(config, indent=2) + "\n")
 
 
@@ -276,17 +280,20 @@ def _headers(resp):
 class Stack:
     """The whole gateway.  Options: processes, threads, timeout_ms,
     connect_timeout_ms, max_body_bytes, provider_url (default: the mock;
-    anything else means no mock), tag (only to tell shared stacks apart)."""
+    anything else means no mock), frontend ("lighttpd" or "apache"), tag
+    (only to tell shared stacks apart)."""
 
     def __init__(self, processes=2, threads=4, timeout_ms=10000, connect_timeout_ms=2000,
-                 max_body_bytes=1 << 20, provider_url=None, tag=None):
+                 max_body_bytes=1 << 20, provider_url=None, frontend="lighttpd", tag=None):
+        assert frontend in ("lighttpd", "apache"), frontend
+        self.frontend = frontend
         self.processes, self.threads = processes, threads
         self.timeout_ms, self.connect_timeout_ms = timeout_ms, connect_timeout_ms
         self.max_body_bytes = max_body_bytes
         self.provider_url = provider_url
         self.tag = tag
         self.provider_key = "sk-ant-test-PROVIDERKEY-" + secrets.token_hex(12)
-        self.dir = self.db = self.mock = self.lighttpd = None
+        self.dir = self.db = self.mock = self.frontend_proc = None
         self.worker_pids = []
         self.sanitizer_findings = []
         self._key = None
@@ -313,7 +320,7 @@ class Stack:
         self.config = self.dir / "tollgate.json"
         self.log_file = self.dir / "tollgate.log"
         self.stderr_file = self.dir / "worker.stderr"
-        self.lighttpd_log = self.dir / "lighttpd.log"
+        self.frontend_log = self.dir / ("%s.log" % self.frontend)
         self.socket = self.dir / "tollgate.sock"
         self.db = Postgres(self.dir)
         self.db.init()
@@ -325,12 +332,13 @@ class Stack:
                      timeout_ms=self.timeout_ms, connect_timeout_ms=self.connect_timeout_ms)
         ctl(self.config, "migrate", "--sql-dir", REPO / "sql")
         self._start_workers()
-        self._start_lighttpd()
+        self._start_frontend()
         try:
             wait_for(lambda: self._health_status() == 200, 30, "GET /health = 200")
         except TimeoutError as e:
-            raise RuntimeError("%s\nworker stderr:\n%s\nworker log:\n%s\nlighttpd log:\n%s" % (
-                e, tail(self.stderr_file), tail(self.log_file), tail(self.lighttpd_log)))
+            raise RuntimeError("%s\nworker stderr:\n%s\nworker log:\n%s\n%s log:\n%s" % (
+                e, tail(self.stderr_file), tail(self.log_file), self.frontend,
+                tail(self.frontend_log)))
 
     def _start_mock(self):
         out = self.dir / "mock.out"
@@ -363,33 +371,59 @@ class Stack:
         if p.returncode != 0 or len(self.worker_pids) != self.processes:
             raise RuntimeError("spawn-fcgi failed: %s" % tail(self.dir / "spawn-fcgi.out"))
 
-    def _start_lighttpd(self):
+    def _start_frontend(self):
+        """lighttpd from conf/lighttpd.conf, or Apache from conf/*apache*.conf
+        (a site file: no Listen, no LoadModule) inside a minimal server config."""
+        for sub in ("docroot", "upload", "apache-run"):
+            (self.dir / sub).mkdir(exist_ok=True)
+        if self.frontend == "lighttpd":
+            template = REPO / "conf" / "lighttpd.conf"
+        else:
+            found = sorted((REPO / "conf").glob("*apache*.conf"))
+            assert len(found) == 1, "want one conf/*apache*.conf site file, found %s" % found
+            template = found[0]
         for attempt in range(3):
             self.port = free_port()
-            for sub in ("docroot", "upload"):
-                (self.dir / sub).mkdir(exist_ok=True)
-            conf = (REPO / "conf" / "lighttpd.conf").read_text()
+            conf = template.read_text()
             for name, value in {"BIND": "127.0.0.1", "PORT": self.port, "SOCKET": self.socket,
-                                "DOCROOT": self.dir / "docroot", "ERRORLOG": self.lighttpd_log,
-                                "PIDFILE": self.dir / "lighttpd.pid",
+                                "DOCROOT": self.dir / "docroot",
+                                "ERRORLOG": self.frontend_log,
+                                "PIDFILE": self.dir / "frontend.pid",
                                 "TMPDIR": self.dir / "upload"}.items():
                 conf = conf.replace("@%s@" % name, str(value))
-            path = self.dir / "lighttpd.conf"
+            assert str(self.socket) in conf, "%s does not use @SOCKET@" % template
+            path = self.dir / template.name
             path.write_text(conf)
-            with open(self.dir / "lighttpd.out", "ab") as f:
-                self.lighttpd = subprocess.Popen(["lighttpd", "-D", "-f", path],
-                                                 stdin=subprocess.DEVNULL, stdout=f, stderr=f,
-                                                 start_new_session=True)
+            if self.frontend == "lighttpd":
+                cmd = ["lighttpd", "-D", "-f", path]
+            else:
+                cmd = ["apache2", "-DFOREGROUND", "-f", self._apache_server_conf(path)]
+            with open(self.dir / "frontend.out", "ab") as f:
+                self.frontend_proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f,
+                                                      stderr=f, start_new_session=True)
 
             def listening():
-                if self.lighttpd.poll() is not None:
+                if self.frontend_proc.poll() is not None:
                     return "exited"
                 with socket.socket() as s:
                     return s.connect_ex(("127.0.0.1", self.port)) == 0 and "up"
-            if wait_for(listening, 15, "lighttpd to listen") == "up":
+            if wait_for(listening, 15, "%s to listen" % self.frontend) == "up":
                 return
-        raise RuntimeError("lighttpd did not start: %s %s" % (
-            tail(self.dir / "lighttpd.out"), tail(self.lighttpd_log)))
+        raise RuntimeError("%s did not start: %s %s" % (
+            self.frontend, tail(self.dir / "frontend.out"), tail(self.frontend_log)))
+
+    def _apache_server_conf(self, site):
+        mods = "/usr/lib/apache2/modules"
+        lines = ["LoadModule %s_module %s/mod_%s.so" % (m, mods, m)
+                 for m in ("mpm_event", "authz_core", "proxy", "proxy_fcgi", "headers",
+                           "setenvif", "reqtimeout", "env")]
+        lines += ["ServerName localhost", "Listen 127.0.0.1:%d" % self.port,
+                  "PidFile %s" % (self.dir / "frontend.pid"),
+                  "DefaultRuntimeDir %s" % (self.dir / "apache-run"),
+                  "ErrorLog %s" % self.frontend_log, "Include %s" % site]
+        path = self.dir / "apache-server.conf"
+        path.write_text("\n".join(lines) + "\n")
+        return path
 
     def dead_workers(self):
         return [p for p in self.worker_pids if pid_gone(p)]
@@ -402,7 +436,7 @@ class Stack:
     def close(self):
         if self.dir is None:
             return
-        stop_proc(self.lighttpd)
+        stop_proc(self.frontend_proc)
         self.stop_workers()
         stop_proc(self.mock)
         if self.db:
@@ -539,13 +573,14 @@ class Stack:
         self._mock_call("DELETE")
 
     def logs(self):
-        return tail(self.log_file, 1 << 30)
+        return tail(self.log_file, None)
 
     def worker_stderr(self):
-        return tail(self.stderr_file, 1 << 30)
+        return tail(self.stderr_file, None)
 
-    def lighttpd_errors(self):
-        return tail(self.lighttpd_log, 1 << 30)
+    def frontend_errors(self):
+        """lighttpd's (or Apache's) error log."""
+        return tail(self.frontend_log, None)
 
 
 _stacks = {}

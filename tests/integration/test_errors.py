@@ -1,6 +1,7 @@
 """Bad input, provider failures and provider errors: status, Anthropic-shaped
 error body, and (for provider errors) the usage row."""
 
+import http.client
 import json
 import secrets
 import time
@@ -106,11 +107,35 @@ def test_provider_unreachable_502():
     assert time.monotonic() - t0 < 5, "took %.1fs" % (time.monotonic() - t0)
 
 
-def test_provider_drops_connection_502():
+def make_drop_test(drop):
+    def test():
+        s = main_stack()
+        status, headers, resp = s.messages(s.default_key(), directive={"drop": drop})
+        assert status == 502, (status, resp[:300])
+        assert error_body(resp)[0] == "api_error", resp
+        row = s.usage(headers["x-request-id"])
+        assert row["http_status"] == "502" and row["outcome"] != "ok", row
+    return test
+
+
+for _drop in ("before_headers", "mid_stream"):
+    globals()["test_provider_drops_%s_502" % _drop] = make_drop_test(_drop)
+
+
+def test_stream_dropped_mid_stream_is_recorded():
     s = main_stack()
-    status, _, resp = s.messages(s.default_key(), directive={"drop": "before_headers"})
-    assert status == 502, (status, resp[:300])
-    assert error_body(resp)[0] == "api_error", resp
+    body = s.body(stream=True, directive={"drop": "mid_stream", "chunks": 3,
+                                          "usage": {"input_tokens": 9, "output_tokens": 4}})
+    resp = s.stream(body, s.auth(s.default_key()))
+    assert resp.status == 200, resp.status
+    try:
+        events = [e for e, _, _ in resp]
+    except (OSError, http.client.HTTPException):
+        events = None  # the truncated chunked body may surface as an error
+    assert events is None or "message_stop" not in events, events
+    row = s.usage(resp.headers["x-request-id"])
+    assert (row["stream"], row["input_tokens"]) == ("t", "9"), row
+    assert row["outcome"] != "ok", row
 
 
 def test_provider_timeout_504():

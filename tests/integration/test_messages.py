@@ -128,7 +128,7 @@ for _name, *_args in PRICED:
 
 def test_models_lists_configured():
     s = main_stack()
-    status, _, body = s.request("GET", "/v1/models")
+    status, _, body = s.request("GET", "/v1/models", headers=s.auth(s.default_key()))
     assert status == 200, (status, body)
     doc = json.loads(body)
     ids = {m["id"] for m in doc["data"]}

@@ -46,7 +46,7 @@ def test_client_never_sees_provider_key():
 def test_logs_hold_no_prompt_or_keys():
     s, key, canary, _, _ = exchange()
     logs = {"worker log": s.logs(), "worker stderr": s.worker_stderr(),
-            "lighttpd error log": s.lighttpd_errors()}
+            "lighttpd error log": s.frontend_errors()}
     assert logs["worker log"].strip(), "the worker log is empty"
     for name, text in logs.items():
         for what, secret in (("prompt text", canary), ("client key", key),

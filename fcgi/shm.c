@@ -1,0 +1,106 @@
+/*
+ * shm.c — POSIX shared memory: shm_open + mmap, one-time initialisation.
+ */
+#include "shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto.h"
+
+#define SHM_MAGIC 0x746f6c6c67617401ULL /* "tollgat" + layout version 1 */
+
+static void segment_name(const char *scope, char *out, size_t size)
+{
+    unsigned char hash[TG_SHA256_LEN];
+    char hex[2 * TG_SHA256_LEN + 1];
+    tg_crypto_sha256(scope, strlen(scope), hash);
+    tg_crypto_hex(hash, 8, hex);
+    snprintf(out, size, "/tollgate-%s", hex);
+}
+
+static int init_segment(struct tg_shm *shm)
+{
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    int rc = pthread_mutex_init(&shm->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
+    if (rc != 0)
+        return TG_ERROR;
+    shm->size = sizeof(*shm);
+    atomic_thread_fence(memory_order_release);
+    __atomic_store_n(&shm->magic, SHM_MAGIC, __ATOMIC_RELEASE);
+    return TG_OK;
+}
+
+/* Waits (bounded) until the creating process has initialised the segment. */
+static int wait_ready(struct tg_shm *shm)
+{
+    for (int i = 0; i < 200; i++) {
+        if (__atomic_load_n(&shm->magic, __ATOMIC_ACQUIRE) == SHM_MAGIC)
+            return shm->size == sizeof(*shm) ? TG_OK : TG_ERROR;
+        usleep(10 * 1000);
+    }
+    errno = ETIMEDOUT;
+    return TG_ERROR;
+}
+
+int tg_shm_attach(const char *scope, struct tg_shm **out)
+{
+    char name[64];
+    segment_name(scope, name, sizeof(name));
+    bool created = true;
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        created = false;
+        fd = shm_open(name, O_RDWR, 0600);
+    }
+    if (fd < 0)
+        return TG_ERROR;
+    if (created && ftruncate(fd, sizeof(struct tg_shm)) != 0) {
+        close(fd);
+        shm_unlink(name);
+        return TG_ERROR;
+    }
+    /* a creator may not have sized it yet: wait for the size, bounded */
+    struct stat st;
+    for (int i = 0; i < 200 && fstat(fd, &st) == 0 && (size_t)st.st_size < sizeof(struct tg_shm);
+         i++)
+        usleep(10 * 1000);
+    void *base = mmap(NULL, sizeof(struct tg_shm), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED)
+        return TG_ERROR;
+    struct tg_shm *shm = base;
+    int rc = created ? init_segment(shm) : wait_ready(shm);
+    if (rc != TG_OK) {
+        munmap(base, sizeof(struct tg_shm));
+        return TG_ERROR;
+    }
+    *out = shm;
+    return TG_OK;
+}
+
+int tg_shm_lock(struct tg_shm *shm)
+{
+    int rc = pthread_mutex_lock(&shm->lock);
+    if (rc == EOWNERDEAD) {
+        /* the holder died mid-update: a bucket may be a little off, never corrupt */
+        pthread_mutex_consistent(&shm->lock);
+        return TG_OK;
+    }
+    return rc == 0 ? TG_OK : TG_ERROR;
+}
+
+void tg_shm_unlock(struct tg_shm *shm)
+{
+    pthread_mutex_unlock(&shm->lock);
+}
