@@ -22,7 +22,7 @@ const char *tg_auth_key_presented(const char *x_api_key, const char *authorizati
     return token[0] != '\0' ? token : NULL;
 }
 
-int tg_auth_key_identify(struct tg_request *r)
+int tg_auth_key_hash(struct tg_request *r, unsigned char *hash)
 {
     const char *key = tg_auth_key_presented(tg_request_header(r, "x-api-key"),
                                             tg_request_header(r, "authorization"));
@@ -35,8 +35,15 @@ int tg_auth_key_identify(struct tg_request *r)
         tg_request_fail(r, 401, "authentication_error", "invalid x-api-key", "key too long");
         return TG_ERROR;
     }
-    unsigned char hash[TG_SHA256_LEN];
     tg_crypto_sha256(key, strlen(key), hash);
+    return TG_OK;
+}
+
+int tg_auth_key_identify(struct tg_request *r)
+{
+    unsigned char hash[TG_SHA256_LEN];
+    if (tg_auth_key_hash(r, hash) != TG_OK)
+        return TG_ERROR;
     const char *status = NULL;
     int rc = tg_db_authenticate(r, hash, &r->identity, &status);
     if (rc == TG_ERROR) {

@@ -21,7 +21,14 @@ struct tg_request;
 const char *tg_auth_key_presented(const char *x_api_key, const char *authorization);
 
 /*
- * Authenticates r: fills r->identity and sets r->authenticated. TG_ERROR with
+ * Hashes the key r presents into hash (SHA-256), without any lookup: the lookup
+ * happens in the reserve round trip. TG_ERROR with r->error set (401) when there
+ * is no key or it is too long to be one.
+ */
+int tg_auth_key_hash(struct tg_request *r, unsigned char *hash);
+
+/*
+ * Authenticates r on its own (one lookup, no reservation): fills r->identity and sets r->authenticated. TG_ERROR with
  * r->error set: 401 (missing, unknown, revoked, expired key) or 503 (database).
  */
 int tg_auth_key_identify(struct tg_request *r);

@@ -438,6 +438,33 @@ static void load_rate_limits(struct loader *ld, json_t *root, struct tg_config *
     }
 }
 
+static void load_quotas(struct loader *ld, json_t *root, struct tg_config *c)
+{
+    static const char *const known[] = {"estimator", "on_database_down", "sweep_interval_ms",
+                                        "reservation_ttl_ms", NULL};
+    static const char *const estimators[] = {"upper_bound", "approximate", NULL};
+    static const char *const policies[] = {"deny", "local_only", NULL};
+    json_t *q = get_object(ld, root, "quotas", "", false);
+    if (q != NULL)
+        check_keys(ld, q, "quotas", known);
+    const char *estimator = get_string(ld, q, "estimator", "quotas", NULL, false);
+    c->estimator = (enum tg_estimator)parse_enum(ld, estimator, "quotas.estimator", estimators,
+                                                 TG_ESTIMATE_UPPER_BOUND);
+    free((char *)estimator);
+    const char *policy = get_string(ld, q, "on_database_down", "quotas", NULL, false);
+    c->on_db_down = (enum tg_db_down_policy)parse_enum(ld, policy, "quotas.on_database_down",
+                                                       policies, TG_DB_DOWN_DENY);
+    free((char *)policy);
+    c->sweep_interval_ms = get_integer(ld, q, "sweep_interval_ms", "quotas", 10000, 100, 3600000);
+    /* by default a reservation outlives the slowest provider call by a minute */
+    long slowest = 0;
+    for (size_t i = 0; i < c->n_providers; i++)
+        if (c->providers[i].timeout_ms > slowest)
+            slowest = c->providers[i].timeout_ms;
+    c->reservation_ttl_ms =
+        get_integer(ld, q, "reservation_ttl_ms", "quotas", slowest + 60000, 1000, 86400000L);
+}
+
 static void load_spool(struct loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *spool = get_object(ld, root, "spool", "", false);
@@ -459,7 +486,7 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
         return TG_ERROR;
     }
     static const char *const known[] = {"server", "database", "providers", "models", "log",
-                                        "spool", "rate_limits", NULL};
+                                        "spool", "rate_limits", "quotas", NULL};
     check_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
@@ -469,6 +496,7 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
     load_log(ld, root, c);
     load_spool(ld, root, c);
     load_rate_limits(ld, root, c);
+    load_quotas(ld, root, c);
     if (ld->failed) {
         tg_config_free(c);
         return TG_ERROR;

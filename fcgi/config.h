@@ -48,6 +48,9 @@ struct tg_rate_limit {
     int64_t fill_interval_ms;
 };
 
+enum tg_estimator { TG_ESTIMATE_UPPER_BOUND, TG_ESTIMATE_APPROXIMATE };
+enum tg_db_down_policy { TG_DB_DOWN_DENY, TG_DB_DOWN_LOCAL_ONLY };
+
 struct tg_config {
     int threads;
     size_t max_body_bytes;
@@ -62,6 +65,11 @@ struct tg_config {
     size_t n_providers;
     struct tg_model *models;
     size_t n_models;
+
+    enum tg_estimator estimator;         /* quotas.estimator */
+    enum tg_db_down_policy on_db_down;   /* quotas.on_database_down */
+    long sweep_interval_ms;              /* quotas.sweep_interval_ms */
+    long reservation_ttl_ms;             /* quotas.reservation_ttl_ms */
 
     struct tg_rate_limit *rate_limits;
     size_t n_rate_limits;

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
+#include "usage.h"
 
 #ifndef TG_SQL_DIR
 #define TG_SQL_DIR "/usr/local/share/tollgate/sql"
@@ -280,8 +281,145 @@ static int cmd_key_revoke(struct ctl *ctl, int argc, char **argv)
     return 0;
 }
 
+/* ---- quotas ---- */
+
+/* --group G | --user U | --key PREFIX into kind and subject. */
+static int quota_subject(int argc, char **argv, const char **kind, const char **subject)
+{
+    static const char *const flags[][2] = {{"--group", "group"}, {"--user", "user"},
+                                           {"--key", "key"}};
+    *kind = *subject = NULL;
+    for (size_t i = 0; i < TG_ARRAY_LEN(flags); i++) {
+        const char *value = option(argc, argv, flags[i][0]);
+        if (value == NULL)
+            continue;
+        if (*kind != NULL)
+            return die("%s", "name one subject: --group, --user or --key");
+        *kind = flags[i][1];
+        *subject = value;
+    }
+    return *kind != NULL ? 0 : die("%s", "name a subject: --group G, --user U or --key PREFIX");
+}
+
+/* An amount in the metric's unit: USD as dollars ("500.00"), else whole numbers. */
+static int quota_amount(const char *metric, const char *text, char *out, size_t size)
+{
+    int64_t value;
+    if (strcmp(metric, "usd") == 0) {
+        if (tg_usage_parse_usd(text, &value) != TG_OK)
+            return die("invalid USD amount \"%s\" (dollars, at most 6 decimals)", text);
+    } else {
+        char *end;
+        errno = 0;
+        value = strtoll(text, &end, 10);
+        if (errno != 0 || end == text || *end != '\0')
+            return die("invalid %s amount \"%s\" (a whole number)", metric, text);
+    }
+    snprintf(out, size, "%lld", (long long)value);
+    return 0;
+}
+
+static int quota_show(struct ctl *ctl, const char *kind, const char *subject)
+{
+    const char *params[] = {kind, subject};
+    struct tg_db_rows rows;
+    if (query(ctl,
+              "SELECT subject_kind, subject, metric, \"window\", limit_value, used, reserved,"
+              " remaining, to_char(window_end AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+              " FROM tollgate.quota_list"
+              " WHERE ($1::text IS NULL OR subject_kind = $1) AND ($2::text IS NULL OR subject = $2)"
+              " ORDER BY subject_kind, subject, metric, \"window\"",
+              2, params, &rows) != TG_OK)
+        return 1;
+    printf("%-6s %-20s %-8s %-6s %16s %16s %16s %16s %s\n", "KIND", "SUBJECT", "METRIC",
+           "WINDOW", "LIMIT", "USED", "RESERVED", "REMAINING", "RESETS");
+    for (int i = 0; i < rows.n_rows; i++) {
+        const char **c = rows.cells + i * rows.n_cols;
+        char limit[32], used[32], reserved[32], remaining[32];
+        const char *in[] = {c[4], c[5], c[6], c[7]};
+        char *out[] = {limit, used, reserved, remaining};
+        for (int k = 0; k < 4; k++) {
+            if (strcmp(c[2], "usd") == 0 && in[k] != NULL)
+                tg_usage_format_usd(strtoll(in[k], NULL, 10), out[k], 32);
+            else
+                snprintf(out[k], 32, "%s", in[k] != NULL ? in[k] : "-");
+        }
+        printf("%-6s %-20s %-8s %-6s %16s %16s %16s %16s %s\n", c[0], c[1], c[2], c[3], limit,
+               used, reserved, remaining, c[8] != NULL ? c[8] : "never");
+    }
+    return 0;
+}
+
+static int cmd_quota(struct ctl *ctl, int argc, char **argv)
+{
+    if (argc < 1)
+        return die("%s", "usage: quota set|adjust|reset|show|rollover|sweep ...");
+    const char *verb = argv[0];
+    if (strcmp(verb, "rollover") == 0 || strcmp(verb, "sweep") == 0) {
+        const char *params[] = {ctl->actor};
+        struct tg_db_rows rows;
+        bool roll = strcmp(verb, "rollover") == 0;
+        if (query(ctl,
+                  roll ? "SELECT tollgate.quota_rollover($1)"
+                       : "SELECT tollgate.sweep_reservations(NULL)",
+                  roll ? 1 : 0, roll ? params : NULL, &rows) != TG_OK)
+            return 1;
+        const char *count = rows.n_rows > 0 && rows.cells[0] ? rows.cells[0] : "0";
+        if (roll)
+            printf("rolled over %s quotas\n", count);
+        else
+            printf("released %s reservations\n", count);
+        return 0;
+    }
+    const char *kind, *subject;
+    if (strcmp(verb, "show") == 0) {
+        kind = subject = NULL;
+        if (argc > 1 && quota_subject(argc, argv, &kind, &subject) != 0)
+            return 1;
+        return quota_show(ctl, kind, subject);
+    }
+    if (quota_subject(argc, argv, &kind, &subject) != 0)
+        return 1;
+    const char *metric = option(argc, argv, "--metric");
+    const char *window = option(argc, argv, "--window");
+    if (metric == NULL || window == NULL)
+        return die("%s", "quota needs --metric usd|tokens|requests and --window "
+                         "minute|hour|day|month|total");
+    char amount[32] = "";
+    const char *sql;
+    if (strcmp(verb, "set") == 0) {
+        const char *limit = option(argc, argv, "--limit");
+        if (limit == NULL)
+            return die("%s", "quota set needs --limit N");
+        if (quota_amount(metric, limit, amount, sizeof(amount)) != 0)
+            return 1;
+        sql = "SELECT tollgate.quota_set($1, $2, $3, $4, $6::bigint, $5)";
+    } else if (strcmp(verb, "adjust") == 0) {
+        const char *by = option(argc, argv, "--by");
+        if (by == NULL)
+            return die("%s", "quota adjust needs --by +N or --by -N");
+        if (quota_amount(metric, by, amount, sizeof(amount)) != 0)
+            return 1;
+        sql = "SELECT tollgate.quota_adjust($1, $2, $3, $4, $6::bigint, $5)";
+    } else if (strcmp(verb, "reset") == 0) {
+        sql = "SELECT tollgate.quota_reset($1, $2, $3, $4, $5)";
+    } else {
+        return die("unknown quota command \"%s\"", verb);
+    }
+    /* the amount goes last so that reset simply passes one parameter fewer */
+    const char *params[] = {kind, subject, metric, window, ctl->actor, amount};
+    int n_params = strcmp(verb, "reset") == 0 ? 5 : 6;
+    struct tg_db_rows rows;
+    if (query(ctl, sql, n_params, params, &rows) != TG_OK)
+        return 1;
+    printf("quota %s: %s \"%s\" %s per %s\n", verb, kind, subject, metric, window);
+    return quota_show(ctl, kind, subject);
+}
+
 static int dispatch(struct ctl *ctl, int argc, char **argv)
 {
+    if (strcmp(argv[0], "quota") == 0)
+        return cmd_quota(ctl, argc - 1, argv + 1);
     if (strcmp(argv[0], "migrate") == 0)
         return cmd_migrate(ctl, argc - 1, argv + 1);
     if (strcmp(argv[0], "key") == 0 && argc >= 2) {
@@ -292,7 +430,8 @@ static int dispatch(struct ctl *ctl, int argc, char **argv)
         if (strcmp(argv[1], "revoke") == 0)
             return cmd_key_revoke(ctl, argc - 2, argv + 2);
     }
-    return die("unknown command \"%s\" (try: migrate, key create|list|revoke)", argv[0]);
+    return die("unknown command \"%s\" (try: migrate, key create|list|revoke, quota ...)",
+               argv[0]);
 }
 
 static const char *who_am_i(void)
@@ -319,7 +458,14 @@ int main(int argc, char **argv)
                         "  migrate [--sql-dir DIR]\n"
                         "  key create --group G --user U --name N [--role R] [--quiet]\n"
                         "  key list\n"
-                        "  key revoke PREFIX\n");
+                        "  key revoke PREFIX\n"
+                        "  quota set|adjust|reset --group G | --user U | --key PREFIX\n"
+                        "        --metric usd|tokens|requests --window minute|hour|day|month|total\n"
+                        "        [--limit N | --by +-N]   (usd in dollars, e.g. 500.00)\n"
+                        "  quota show [--group G | --user U | --key PREFIX]\n"
+                        "  quota rollover        (cron: roll every window that passed)\n"
+                        "  quota sweep           (release expired reservations)\n"
+                        "environment: TOLLGATE_NOW overrides the clock (tests)\n");
         return 2;
     }
     char *db_url = NULL;
@@ -335,10 +481,16 @@ int main(int argc, char **argv)
     ctl.actor = actor;
     ctl.db = tg_db_connect(db_url, ctl.err, sizeof(ctl.err));
     int status;
-    if (ctl.db == NULL)
+    const char *now = getenv("TOLLGATE_NOW");
+    if (ctl.db == NULL) {
         status = die("%s", ctl.err);
-    else
+    } else if (now != NULL && now[0] != '\0' &&
+               query(&ctl, "SELECT set_config('tollgate.now', $1, false)", 1,
+                     (const char *const[]){now}, NULL) != TG_OK) {
+        status = 1;
+    } else {
         status = dispatch(&ctl, argc - i, argv + i);
+    }
     tg_db_close(ctl.db);
     tg_arena_free(ctl.arena);
     free(db_url);

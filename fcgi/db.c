@@ -38,6 +38,23 @@ static const struct statement statements[] = {
      "SELECT tollgate.record_usage($1::uuid, $2::timestamptz, $3::bigint, $4, $5, $6, $7, "
      "$8::int, $9::int, $10::int, $11::int, $12::int, $13::int, $14::int, $15::boolean, $16)",
      16},
+    {"reserve",
+     "SELECT status, api_key_id, key_prefix, user_id, group_id, role, denied_subject, "
+     "denied_metric, denied_window, denied_limit, retry_after_s, tokens_limit, "
+     "tokens_remaining, tokens_reset_s, requests_limit, requests_remaining, requests_reset_s, "
+     "warn_used_pct, warn_limit, warn_metric, "
+     "to_char(warn_reset AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+     "FROM tollgate.reserve($1::uuid, $2::bytea, $3, $4::bigint, $5::bigint, $6, $7::int, "
+     "$8::jsonb)",
+     8},
+    {"settle",
+     "SELECT cost_micros, alerts::text FROM tollgate.settle($1::uuid, $2::timestamptz, "
+     "$3::bigint, $4, $5, $6, $7, $8::int, $9::int, $10::int, $11::int, $12::int, $13::int, "
+     "$14::int, $15::boolean, $16)",
+     16},
+    {"release", "SELECT tollgate.release($1::uuid)", 1},
+    {"holders", "SELECT tollgate.reservation_holders($1)", 1},
+    {"sweep", "SELECT tollgate.sweep_reservations($1::text[])", 1},
 };
 
 struct pool_conn {
@@ -249,30 +266,168 @@ int tg_db_authenticate(struct tg_request *r, const unsigned char *key_hash,
     return TG_OK;
 }
 
+/* The 16 text parameters of record_usage and settle, in their order. */
+struct usage_params {
+    char key_id[24], in[24], out[24], cr[24], cw[24], status[16], latency[24], upstream[24];
+    const char *values[16];
+};
+
+static void usage_params(const struct tg_usage_record *rec, struct usage_params *p)
+{
+    snprintf(p->key_id, sizeof(p->key_id), "%" PRId64, rec->api_key_id);
+    snprintf(p->in, sizeof(p->in), "%" PRId64, rec->usage.input_tokens);
+    snprintf(p->out, sizeof(p->out), "%" PRId64, rec->usage.output_tokens);
+    snprintf(p->cr, sizeof(p->cr), "%" PRId64, rec->usage.cache_read_tokens);
+    snprintf(p->cw, sizeof(p->cw), "%" PRId64, rec->usage.cache_write_tokens);
+    snprintf(p->status, sizeof(p->status), "%d", rec->http_status);
+    snprintf(p->latency, sizeof(p->latency), "%" PRId64, rec->latency_ms);
+    snprintf(p->upstream, sizeof(p->upstream), "%" PRId64, rec->upstream_ms);
+    const char *values[] = {
+        rec->request_id, rec->ts, rec->api_key_id != 0 ? p->key_id : NULL,
+        rec->user_id, rec->group_id, rec->provider, rec->model,
+        p->in, p->out, p->cr, p->cw, p->status, p->latency, p->upstream,
+        rec->stream ? "t" : "f", rec->outcome,
+    };
+    memcpy(p->values, values, sizeof(values));
+}
+
+static int64_t int_or(PGresult *res, int col, int64_t fallback)
+{
+    if (PQntuples(res) == 0 || PQgetisnull(res, 0, col))
+        return fallback;
+    return strtoll(PQgetvalue(res, 0, col), NULL, 10);
+}
+
 int tg_db_record_usage(const char *log_id, const struct tg_usage_record *rec,
                        int64_t *cost_micros)
 {
-    char key_id[24], in[24], out[24], cr[24], cw[24], status[16], latency[24], upstream[24];
-    snprintf(key_id, sizeof(key_id), "%" PRId64, rec->api_key_id);
-    snprintf(in, sizeof(in), "%" PRId64, rec->usage.input_tokens);
-    snprintf(out, sizeof(out), "%" PRId64, rec->usage.output_tokens);
-    snprintf(cr, sizeof(cr), "%" PRId64, rec->usage.cache_read_tokens);
-    snprintf(cw, sizeof(cw), "%" PRId64, rec->usage.cache_write_tokens);
-    snprintf(status, sizeof(status), "%d", rec->http_status);
-    snprintf(latency, sizeof(latency), "%" PRId64, rec->latency_ms);
-    snprintf(upstream, sizeof(upstream), "%" PRId64, rec->upstream_ms);
-    const char *values[] = {
-        rec->request_id, rec->ts, rec->api_key_id != 0 ? key_id : NULL,
-        rec->user_id, rec->group_id, rec->provider, rec->model,
-        in, out, cr, cw, status, latency, upstream,
-        rec->stream ? "t" : "f", rec->outcome,
-    };
-    PGresult *res = run_prepared(log_id, "record_usage", 16, values);
+    struct usage_params p;
+    usage_params(rec, &p);
+    PGresult *res = run_prepared(log_id, "record_usage", 16, p.values);
     if (res == NULL)
         return TG_ERROR;
-    *cost_micros = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)
-                       ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
-                       : 0;
+    *cost_micros = int_or(res, 0, 0);
+    PQclear(res);
+    return TG_OK;
+}
+
+int tg_db_settle(const char *log_id, const struct tg_usage_record *rec, int64_t *cost_micros,
+                 char **alerts_json)
+{
+    struct usage_params p;
+    usage_params(rec, &p);
+    PGresult *res = run_prepared(log_id, "settle", 16, p.values);
+    if (res == NULL)
+        return TG_ERROR;
+    *cost_micros = int_or(res, 0, 0);
+    *alerts_json = NULL;
+    if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 1) && strcmp(PQgetvalue(res, 0, 1), "[]") != 0)
+        *alerts_json = strdup(PQgetvalue(res, 0, 1));
+    PQclear(res);
+    return TG_OK;
+}
+
+int tg_db_reserve(struct tg_request *r, const unsigned char *key_hash, int64_t input_tokens,
+                  int64_t max_output_tokens, const char *holder, int64_t ttl_ms,
+                  const char *buckets_json, struct tg_db_reservation *out)
+{
+    char hex[2 + 2 * TG_SHA256_LEN + 1] = "\\x";
+    tg_crypto_hex(key_hash, TG_SHA256_LEN, hex + 2);
+    char in[24], max_out[24], ttl[24];
+    snprintf(in, sizeof(in), "%" PRId64, input_tokens);
+    snprintf(max_out, sizeof(max_out), "%" PRId64, max_output_tokens);
+    snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
+    const char *values[] = {r->request_id, hex, r->model->name, in, max_out, holder, ttl,
+                            buckets_json};
+    PGresult *res = run_prepared(r->request_id, "reserve", 8, values);
+    if (res == NULL)
+        return TG_ERROR;
+    if (tg_arena_cleanup_add(r->arena, clear_result, res) != TG_OK || PQntuples(res) != 1)
+        return TG_ERROR;
+    out->status = cell(r, res, 0);
+    if (out->status == NULL)
+        return TG_ERROR;
+    if (!PQgetisnull(res, 0, 1)) {
+        r->identity.api_key_id = int_or(res, 1, 0);
+        r->identity.key_prefix = cell(r, res, 2);
+        r->identity.user_id = cell(r, res, 3);
+        r->identity.group_id = cell(r, res, 4);
+        r->identity.role = cell(r, res, 5);
+    }
+    out->denied_subject = cell(r, res, 6);
+    out->denied_metric = cell(r, res, 7);
+    out->denied_window = cell(r, res, 8);
+    out->denied_limit = int_or(res, 9, 0);
+    out->retry_after_s = int_or(res, 10, -1);
+    out->tokens_limit = int_or(res, 11, -1);
+    out->tokens_remaining = int_or(res, 12, -1);
+    out->tokens_reset_s = int_or(res, 13, -1);
+    out->requests_limit = int_or(res, 14, -1);
+    out->requests_remaining = int_or(res, 15, -1);
+    out->requests_reset_s = int_or(res, 16, -1);
+    out->warn_used_pct = int_or(res, 17, -1);
+    out->warn_limit = int_or(res, 18, 0);
+    out->warn_metric = cell(r, res, 19);
+    out->warn_reset = cell(r, res, 20);
+    return TG_OK;
+}
+
+int tg_db_release(struct tg_request *r)
+{
+    const char *values[] = {r->request_id};
+    PGresult *res = run_prepared(r->request_id, "release", 1, values);
+    if (res == NULL)
+        return TG_ERROR;
+    PQclear(res);
+    return TG_OK;
+}
+
+int tg_db_reservation_holders(const char *host, char ***holders, size_t *n)
+{
+    const char *values[] = {host};
+    PGresult *res = run_prepared(NULL, "holders", 1, values);
+    *holders = NULL;
+    *n = 0;
+    if (res == NULL)
+        return TG_ERROR;
+    int rows = PQntuples(res);
+    *holders = calloc((size_t)rows + 1, sizeof(char *));
+    for (int i = 0; *holders != NULL && i < rows; i++)
+        if (!PQgetisnull(res, i, 0))
+            (*holders)[(*n)++] = strdup(PQgetvalue(res, i, 0));
+    PQclear(res);
+    return *holders != NULL ? TG_OK : TG_ERROR;
+}
+
+/* A text[] literal of simple tokens ("host:pid" has no quotes or commas). */
+static char *text_array(const char *const *items, size_t n)
+{
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(items[i]) + 3;
+    char *out = malloc(len);
+    if (out == NULL)
+        return NULL;
+    size_t at = 0;
+    out[at++] = '{';
+    for (size_t i = 0; i < n; i++)
+        at += (size_t)snprintf(out + at, len - at, "%s\"%s\"", i > 0 ? "," : "", items[i]);
+    out[at++] = '}';
+    out[at] = '\0';
+    return out;
+}
+
+int tg_db_sweep(const char *const *dead_holders, size_t n, int64_t *released)
+{
+    char *list = text_array(dead_holders, n);
+    if (list == NULL)
+        return TG_ERROR;
+    const char *values[] = {list};
+    PGresult *res = run_prepared(NULL, "sweep", 1, values);
+    free(list);
+    if (res == NULL)
+        return TG_ERROR;
+    *released = int_or(res, 0, 0);
     PQclear(res);
     return TG_OK;
 }

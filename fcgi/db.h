@@ -44,6 +44,49 @@ int tg_db_authenticate(struct tg_request *r, const unsigned char *key_hash,
 int tg_db_record_usage(const char *log_id, const struct tg_usage_record *rec,
                        int64_t *cost_micros);
 
+/* What tollgate.reserve answered (strings in the request's arena). */
+struct tg_db_reservation {
+    const char *status; /* ok, unknown_key, revoked, expired, model_not_allowed,
+                           quota_exceeded, rate_limited */
+    const char *denied_subject, *denied_metric, *denied_window;
+    int64_t denied_limit;
+    int64_t retry_after_s; /* -1: none */
+    int64_t tokens_limit, tokens_remaining, tokens_reset_s;       /* -1: no such quota */
+    int64_t requests_limit, requests_remaining, requests_reset_s; /* -1: no such quota */
+    int64_t warn_used_pct;                                        /* -1: no warning */
+    int64_t warn_limit;
+    const char *warn_metric, *warn_reset;
+    bool headers_added; /* quota.c's: the x-ratelimit headers went out once */
+};
+
+/*
+ * One round trip: authenticates the key (SHA-256 key_hash), checks the model is
+ * allowed and reserves the request's upper bound (input_tokens + max_output
+ * tokens, and its price) on every quota row and global bucket that applies, all
+ * or none (tollgate.reserve). Fills r->identity when the key is known.
+ * buckets_json may be NULL. TG_ERROR: the database is unavailable.
+ */
+int tg_db_reserve(struct tg_request *r, const unsigned char *key_hash, int64_t input_tokens,
+                  int64_t max_output_tokens, const char *holder, int64_t ttl_ms,
+                  const char *buckets_json, struct tg_db_reservation *out);
+
+/* Releases r's reservation without using it (a later check refused the request). */
+int tg_db_release(struct tg_request *r);
+
+/*
+ * One round trip: writes the usage row, replaces the reservation by the actual
+ * usage on every quota row, raises threshold alerts (tollgate.settle; idempotent
+ * by request id). *alerts_json is a JSON array (malloc'd, caller frees) or NULL.
+ */
+int tg_db_settle(const char *log_id, const struct tg_usage_record *rec, int64_t *cost_micros,
+                 char **alerts_json);
+
+/* The holders ("host:pid") of reservations made on host. Caller frees each and the array. */
+int tg_db_reservation_holders(const char *host, char ***holders, size_t *n);
+
+/* Releases expired reservations and those of dead_holders (may be empty). */
+int tg_db_sweep(const char *const *dead_holders, size_t n, int64_t *released);
+
 /* ---- single connection (tollgatectl) ---- */
 
 struct tg_db_conn;

@@ -17,12 +17,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "db.h"
 #include "log.h"
 #include "pipeline.h"
+#include "quota.h"
+#include "ratelimit.h"
 #include "request.h"
 #include "spool.h"
 #include "upstream.h"
@@ -88,6 +92,58 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/*
+ * The reservation sweeper: releases reservations that expired, and at once those
+ * of worker processes of this host that died (kill -9, OOM) mid-request.
+ */
+static void sweep_once(void)
+{
+    char **holders = NULL;
+    size_t n = 0;
+    if (tg_db_reservation_holders(tg_quota_host(), &holders, &n) != TG_OK)
+        return;
+    const char **dead = calloc(n + 1, sizeof(char *));
+    size_t n_dead = 0;
+    for (size_t i = 0; dead != NULL && i < n; i++) {
+        const char *colon = strrchr(holders[i], ':');
+        long pid = colon != NULL ? strtol(colon + 1, NULL, 10) : 0;
+        if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+            dead[n_dead++] = holders[i];
+    }
+    int64_t released = 0;
+    if (dead != NULL && tg_db_sweep(dead, n_dead, &released) == TG_OK && released > 0)
+        tg_log_info(NULL, "sweeper released %lld reservations", (long long)released);
+    free(dead);
+    for (size_t i = 0; i < n; i++)
+        free(holders[i]);
+    free(holders);
+}
+
+static void *sweeper_main(void *arg)
+{
+    const struct tg_config *config = arg;
+    while (!atomic_load(&shutting_down)) {
+        sweep_once();
+        for (long waited = 0; waited < config->sweep_interval_ms && !atomic_load(&shutting_down);
+             waited += 100)
+            usleep(100 * 1000);
+    }
+    return NULL;
+}
+
+/* The FastCGI socket's path names this deployment's shared memory. */
+static void deployment_scope(const char *config_path, char *out, size_t size)
+{
+    struct sockaddr_un addr;
+    socklen_t len = sizeof(addr);
+    memset(&addr, 0, sizeof(addr));
+    if (getsockname(FCGI_LISTEN_FD, (struct sockaddr *)&addr, &len) == 0 &&
+        addr.sun_family == AF_UNIX && addr.sun_path[0] != '\0')
+        snprintf(out, size, "unix:%s", addr.sun_path);
+    else
+        snprintf(out, size, "config:%s", config_path);
+}
+
 /* Waits for SIGTERM/SIGINT, then wakes idle threads until all have left. */
 static void wait_for_shutdown(struct worker_thread *threads, int n)
 {
@@ -117,7 +173,7 @@ static int usage(const char *argv0)
     return 2;
 }
 
-static int run(const struct tg_config *config)
+static int run(const struct tg_config *config, const char *config_path)
 {
     if (tg_log_open(config->log_file) != TG_OK) {
         fprintf(stderr, "could not open log file \"%s\": %s\n", config->log_file,
@@ -129,8 +185,13 @@ static int run(const struct tg_config *config)
                      strerror(errno));
         return 1;
     }
-    if (tg_upstream_global_init() != TG_OK || tg_db_pool_init(config) != TG_OK ||
-        FCGX_Init() != 0) {
+    char scope[256];
+    deployment_scope(config_path, scope, sizeof(scope));
+    if (tg_ratelimit_init(scope) != TG_OK)
+        tg_log_warn(NULL, "could not map shared memory (%s): local rate limits are off",
+                    strerror(errno));
+    if (tg_quota_init() != TG_OK || tg_upstream_global_init() != TG_OK ||
+        tg_db_pool_init(config) != TG_OK || FCGX_Init() != 0) {
         tg_log_error(NULL, "could not initialise libraries");
         return 1;
     }
@@ -157,8 +218,12 @@ static int run(const struct tg_config *config)
             break;
         started++;
     }
+    pthread_t sweeper;
+    bool sweeping = pthread_create(&sweeper, NULL, sweeper_main, (void *)config) == 0;
     tg_log_info(NULL, "worker started with %d threads", started);
     wait_for_shutdown(threads, started);
+    if (sweeping)
+        pthread_join(sweeper, NULL);
     free(threads);
     tg_db_pool_shutdown();
     tg_upstream_global_cleanup();
@@ -186,7 +251,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    int status = check_only ? 0 : run(config);
+    int status = check_only ? 0 : run(config, config_path);
     tg_config_free(config);
     return status;
 }

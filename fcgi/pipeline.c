@@ -7,33 +7,59 @@
 #include <string.h>
 
 #include "auth_key.h"
+#include "crypto.h"
 #include "health.h"
 #include "log.h"
 #include "models.h"
 #include "provider_anthropic.h"
+#include "quota.h"
+#include "ratelimit.h"
 #include "request.h"
 #include "route.h"
 #include "usage.h"
 
+/*
+ * A request whose body is bad still answers 401 first when its key is bad, as
+ * Anthropic does; only then the body's 400/404.
+ */
+static int reject_body(struct tg_request *r)
+{
+    struct tg_error body_error = r->error;
+    r->error.status = 0;
+    if (tg_auth_key_identify(r) != TG_OK)
+        return TG_ERROR;
+    r->error = body_error;
+    return TG_ERROR;
+}
+
 /* POST /v1/messages */
 static int messages(struct tg_request *r)
 {
+    unsigned char key_hash[TG_SHA256_LEN];
     struct tg_anthropic_reply *reply = tg_arena_calloc(r->arena, sizeof(*reply));
     if (reply == NULL)
         return TG_ERROR;
     if (tg_request_read_body(r) != TG_OK)           /* 1. read (bounded) */
         return TG_ERROR;
-    if (tg_auth_key_identify(r) != TG_OK)           /* 3. identify */
+    if (tg_auth_key_hash(r, key_hash) != TG_OK)     /* 3. identify: the key's hash */
         return TG_ERROR;
-    if (tg_anthropic_parse_request(r) != TG_OK)     /* the model and its provider */
+    if (tg_anthropic_parse_request(r) != TG_OK)     /*    the model and the bounds */
+        return reject_body(r);
+    if (tg_quota_reserve(r, key_hash) != TG_OK)     /* 4. reserve: key + quotas, one trip */
         return TG_ERROR;
+    if (tg_ratelimit_take_local(r) == TG_DECLINED) { /*    this host's buckets */
+        tg_quota_release(r);
+        return TG_ERROR;
+    }
+    tg_quota_add_headers(r);
     int rc = tg_anthropic_forward(r, reply);       /* 7. forward (streams as it goes) */
     if (r->upstream_contacted || rc != TG_OK) {
         /* the usage row records the status sent to the client (a begun stream: 200) */
         if (!r->headers_sent)
             r->status = rc != TG_OK ? r->error.status : (int)reply->status;
-        tg_usage_settle(r);                         /* 8. settle: the usage row */
+        tg_usage_settle(r);                         /* 8. settle: usage + quotas */
     }
+    tg_quota_release(r); /* only if settling was skipped */
     if (rc != TG_OK)
         return TG_ERROR;
     if (!reply->streaming && r->cost_micros >= 0 && reply->status == 200) {
@@ -68,6 +94,7 @@ void tg_pipeline_run(struct tg_request *r)
     if (r->error.status != 0 && !r->client_gone) {
         if (strcmp(r->outcome, "ok") == 0)
             r->outcome = "rejected";
+        tg_quota_add_headers(r); /* a 429 tells the client where it stands too */
         tg_request_send_error(r);
     }
     tg_log_access(r);                               /* 9. report */

@@ -55,6 +55,7 @@ int tg_anthropic_parse_request(struct tg_request *r)
         return invalid(r, "max_tokens: Field required");
     if (!json_is_integer(max_tokens) || json_integer_value(max_tokens) < 1)
         return invalid(r, "max_tokens: Input should be a positive integer");
+    r->max_tokens = json_integer_value(max_tokens);
     json_t *stream = json_object_get(doc, "stream");
     if (stream != NULL && !json_is_boolean(stream))
         return invalid(r, "stream: Input should be a valid boolean");

@@ -16,6 +16,7 @@
 #include "usage.h"
 
 struct tg_upstream;
+struct tg_db_reservation;
 
 /* Which API dialect errors are answered in. */
 enum tg_dialect {
@@ -70,6 +71,9 @@ struct tg_request {
 
     const struct tg_model *model;
     bool stream;
+    int64_t max_tokens;          /* the request's output bound */
+    bool reserved;               /* a reservation is held: settle or release it */
+    struct tg_db_reservation *quota; /* what reserve answered (headers), or NULL */
     bool upstream_contacted; /* a usage row is owed from here on */
     struct tg_usage usage;
     int64_t upstream_ms;

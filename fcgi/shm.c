@@ -14,7 +14,7 @@
 
 #include "crypto.h"
 
-#define SHM_MAGIC 0x746f6c6c67617401ULL /* "tollgat" + layout version 1 */
+#define SHM_MAGIC 0x746f6c6c67617402ULL /* "tollgat" + layout version 2 */
 
 static void segment_name(const char *scope, char *out, size_t size)
 {
@@ -45,48 +45,95 @@ static int init_segment(struct tg_shm *shm)
 static int wait_ready(struct tg_shm *shm)
 {
     for (int i = 0; i < 200; i++) {
-        if (__atomic_load_n(&shm->magic, __ATOMIC_ACQUIRE) == SHM_MAGIC)
+        uint64_t magic = __atomic_load_n(&shm->magic, __ATOMIC_ACQUIRE);
+        if (magic == SHM_MAGIC)
             return shm->size == sizeof(*shm) ? TG_OK : TG_ERROR;
+        if (magic != 0)
+            break; /* initialised by another version of Tollgate */
         usleep(10 * 1000);
     }
     errno = ETIMEDOUT;
     return TG_ERROR;
 }
 
+static struct tg_shm *attached;
+
+struct tg_shm *tg_shm_get(void)
+{
+    return attached;
+}
+
+void tg_shm_count_alert(void)
+{
+    if (attached != NULL)
+        __atomic_add_fetch(&attached->quota_alerts_total, 1, __ATOMIC_RELAXED);
+}
+
+/* Opens (or creates) the segment; *created tells which. -1 on failure. */
+static int open_segment(const char *name, bool *created)
+{
+    *created = true;
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        *created = false;
+        fd = shm_open(name, O_RDWR, 0600);
+    }
+    if (fd >= 0 && *created && ftruncate(fd, sizeof(struct tg_shm)) != 0) {
+        close(fd);
+        shm_unlink(name);
+        return -1;
+    }
+    return fd;
+}
+
+/* Maps an opened segment once it has the right size (a creator may still be sizing it). */
+static struct tg_shm *map_segment(int fd)
+{
+    struct stat st;
+    for (int i = 0; i < 100; i++) {
+        if (fstat(fd, &st) != 0)
+            return NULL;
+        if ((size_t)st.st_size == sizeof(struct tg_shm))
+            break;
+        usleep(10 * 1000);
+    }
+    if ((size_t)st.st_size != sizeof(struct tg_shm)) {
+        errno = EINVAL; /* another layout: mapping it could fault past its end */
+        return NULL;
+    }
+    void *base = mmap(NULL, sizeof(struct tg_shm), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    return base == MAP_FAILED ? NULL : base;
+}
+
 int tg_shm_attach(const char *scope, struct tg_shm **out)
 {
     char name[64];
     segment_name(scope, name, sizeof(name));
-    bool created = true;
-    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (fd < 0 && errno == EEXIST) {
-        created = false;
-        fd = shm_open(name, O_RDWR, 0600);
-    }
-    if (fd < 0)
-        return TG_ERROR;
-    if (created && ftruncate(fd, sizeof(struct tg_shm)) != 0) {
+    /*
+     * A segment left by an older build (another layout) or by a creator that died
+     * before initialising it is stale: unlink it and start afresh, once.
+     */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool created;
+        int fd = open_segment(name, &created);
+        if (fd < 0)
+            return TG_ERROR;
+        struct tg_shm *shm = map_segment(fd);
         close(fd);
+        int rc = TG_ERROR;
+        if (shm != NULL)
+            rc = created ? init_segment(shm) : wait_ready(shm);
+        if (rc == TG_OK) {
+            *out = attached = shm;
+            return TG_OK;
+        }
+        if (shm != NULL)
+            munmap(shm, sizeof(struct tg_shm));
+        if (created)
+            return TG_ERROR;
         shm_unlink(name);
-        return TG_ERROR;
     }
-    /* a creator may not have sized it yet: wait for the size, bounded */
-    struct stat st;
-    for (int i = 0; i < 200 && fstat(fd, &st) == 0 && (size_t)st.st_size < sizeof(struct tg_shm);
-         i++)
-        usleep(10 * 1000);
-    void *base = mmap(NULL, sizeof(struct tg_shm), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (base == MAP_FAILED)
-        return TG_ERROR;
-    struct tg_shm *shm = base;
-    int rc = created ? init_segment(shm) : wait_ready(shm);
-    if (rc != TG_OK) {
-        munmap(base, sizeof(struct tg_shm));
-        return TG_ERROR;
-    }
-    *out = shm;
-    return TG_OK;
+    return TG_ERROR;
 }
 
 int tg_shm_lock(struct tg_shm *shm)

@@ -28,6 +28,7 @@ struct tg_shm_bucket {
 struct tg_shm {
     uint64_t magic; /* set last, once initialised */
     uint64_t size;
+    uint64_t quota_alerts_total; /* threshold crossings seen by this host (atomic) */
     pthread_mutex_t lock; /* robust, process-shared: guards buckets */
     struct tg_shm_bucket buckets[TG_SHM_BUCKETS];
 };
@@ -38,6 +39,12 @@ struct tg_shm {
  * TG_OK with *out mapped for the process's lifetime, or TG_ERROR (errno set).
  */
 int tg_shm_attach(const char *scope, struct tg_shm **out);
+
+/* The host's segment once some module attached it, or NULL. */
+struct tg_shm *tg_shm_get(void);
+
+/* Adds one to the host's quota alert counter (no-op before attach). */
+void tg_shm_count_alert(void);
 
 /* Locks / unlocks the bucket table (recovering from a dead holder). */
 int tg_shm_lock(struct tg_shm *shm);

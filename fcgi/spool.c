@@ -180,7 +180,7 @@ int tg_spool_replay(const char *log_id)
         int64_t cost;
         if (decode(line, &rec, &doc) != TG_OK) {
             tg_log_error(log_id, "skipping an unreadable usage spool line");
-        } else if (tg_db_record_usage(log_id, &rec, &cost) != TG_OK) {
+        } else if (tg_usage_settle_record(log_id, &rec, &cost) != TG_OK) {
             json_decref(doc);
             stopped = true;
             break;

@@ -5,11 +5,15 @@
 #include "usage.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "db.h"
 #include "log.h"
 #include "request.h"
+#include "shm.h"
 #include "spool.h"
 
 int64_t tg_usage_total(const struct tg_usage *u)
@@ -44,12 +48,78 @@ static void fill_record(struct tg_request *r, struct tg_usage_record *rec)
     };
 }
 
+/* One log event per threshold crossing (the database raises each only once). */
+static void report_alerts(const char *log_id, const char *alerts_json)
+{
+    json_t *alerts = json_loads(alerts_json, 0, NULL);
+    size_t i;
+    json_t *a;
+    json_array_foreach(alerts, i, a) {
+        const char *metric = json_string_value(json_object_get(a, "metric"));
+        json_int_t used = json_integer_value(json_object_get(a, "used"));
+        json_int_t limit = json_integer_value(json_object_get(a, "limit"));
+        tg_log_warn(log_id,
+                    "quota alert: %s %s per %s crossed %lld%% (used %lld of %lld%s)",
+                    json_string_value(json_object_get(a, "subject")), metric,
+                    json_string_value(json_object_get(a, "window")),
+                    (long long)json_integer_value(json_object_get(a, "threshold_pct")),
+                    (long long)used, (long long)limit,
+                    metric != NULL && strcmp(metric, "usd") == 0 ? " micro-dollars" : "");
+        tg_shm_count_alert();
+    }
+    json_decref(alerts);
+}
+
+int tg_usage_parse_usd(const char *text, int64_t *micros)
+{
+    const char *p = text;
+    bool negative = *p == '-';
+    if (*p == '-' || *p == '+')
+        p++;
+    if (*p < '0' || *p > '9')
+        return TG_ERROR;
+    int64_t whole = 0, fraction = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (whole > (INT64_MAX / 1000000 - 9) / 10)
+            return TG_ERROR;
+        whole = whole * 10 + (*p - '0');
+    }
+    int digits = 0;
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
+            if (digits == 6)
+                return TG_ERROR; /* sub-micro-dollar amounts are not money here */
+            fraction = fraction * 10 + (*p - '0');
+        }
+    }
+    if (*p != '\0')
+        return TG_ERROR;
+    for (; digits < 6; digits++)
+        fraction *= 10;
+    int64_t value = whole * 1000000 + fraction;
+    *micros = negative ? -value : value;
+    return TG_OK;
+}
+
+int tg_usage_settle_record(const char *log_id, const struct tg_usage_record *rec,
+                           int64_t *cost_micros)
+{
+    char *alerts = NULL;
+    if (tg_db_settle(log_id, rec, cost_micros, &alerts) != TG_OK)
+        return TG_ERROR;
+    if (alerts != NULL)
+        report_alerts(log_id, alerts);
+    free(alerts);
+    return TG_OK;
+}
+
 int tg_usage_settle(struct tg_request *r)
 {
     struct tg_usage_record rec;
     fill_record(r, &rec);
     int64_t cost = 0;
-    if (tg_db_record_usage(r->request_id, &rec, &cost) == TG_OK) {
+    r->reserved = false; /* settle consumes the reservation, whatever happens next */
+    if (tg_usage_settle_record(r->request_id, &rec, &cost) == TG_OK) {
         r->cost_micros = cost;
         if (tg_spool_pending())
             tg_spool_replay(r->request_id);

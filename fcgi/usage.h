@@ -40,6 +40,13 @@ int64_t tg_usage_total(const struct tg_usage *u);
 void tg_usage_format_usd(int64_t micros, char *out, size_t out_size);
 
 /*
+ * Parses dollars ("500", "500.00", "-0.5", "+12.345678") into micro-dollars
+ * exactly, with integer arithmetic only. TG_ERROR for anything else (more than
+ * six decimals, junk, overflow).
+ */
+int tg_usage_parse_usd(const char *text, int64_t *micros);
+
+/*
  * Settles a request that reached the provider: writes its usage row (idempotent
  * by request id) and sets r->cost_micros. Runs even when the client went away.
  * When the database cannot take the row, it is appended to the spool (fsync'd)
@@ -48,5 +55,12 @@ void tg_usage_format_usd(int64_t micros, char *out, size_t out_size);
  * neither could take it (logged with the row's metadata).
  */
 int tg_usage_settle(struct tg_request *r);
+
+/*
+ * Settles one record (tollgate.settle) and logs the threshold alerts it raised.
+ * Used by tg_usage_settle and by the spool's replay. TG_ERROR: database down.
+ */
+int tg_usage_settle_record(const char *log_id, const struct tg_usage_record *rec,
+                           int64_t *cost_micros);
 
 #endif

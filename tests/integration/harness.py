@@ -10,13 +10,15 @@ build under test ($TOLLGATE_BUILD, default build/debug) and lighttpd from
 conf/lighttpd.conf (or Apache from conf/*apache*.conf) on a free port.
 Every wait has a deadline; close() stops everything it started, and is safe
 to call twice.  stack(**opts) hands out one shared started Stack per set of
-options; close_all() ends them.  TOLLGATE_KEEP_TMP=1 keeps the temp dirs.
+options; close_all() ends them.  TOLLGATE_KEEP_TMP=1 keeps the temp dirs;
+TOLLGATE_SQL_DIR migrates from another directory than the tree's sql/.
 
 Standard library only; runs under Debian's /usr/bin/python3.
 """
 
 import atexit
 import ctypes
+import hashlib
 import http.client
 import json
 import os
@@ -55,6 +57,10 @@ def _become_subreaper():
 
 
 _become_subreaper()
+
+
+def sql_dir():
+    return Path(os.environ.get("TOLLGATE_SQL_DIR", REPO / "sql")).resolve()
 
 
 def build_dir():
@@ -210,8 +216,17 @@ class Postgres:
         self.stop()
 
 
+def merge_config(base, extra):
+    """base with extra merged in: objects recursively, anything else replaced."""
+    out = dict(base)
+    for k, v in (extra or {}).items():
+        out[k] = merge_config(out[k], v) if isinstance(v, dict) and isinstance(
+            out.get(k), dict) else v
+    return out
+
+
 def write_config(path, db_url, provider_url, log_file, threads=4, max_body_bytes=1 << 20,
-                 timeout_ms=10000, connect_timeout_ms=2000):
+                 timeout_ms=10000, connect_timeout_ms=2000, extra_config=None):
     config = {
         "server": {"threads": threads, "max_body_bytes": max_body_bytes,
                    "max_response_bytes": 16 << 20},
@@ -225,13 +240,16 @@ def write_config(path, db_url, provider_url, log_file, threads=4, max_body_bytes
         "log": {"file": str(log_file)},
         "spool": {"dir": str(Path(log_file).parent / "spool")},
     }
+    config = merge_config(config, extra_config)
     (Path(log_file).parent / "spool").mkdir(exist_ok=True)
     Path(path).write_text(json.dumps(config, indent=2) + "\n")
 
 
-def ctl(config, *args, timeout=60):
-    """Runs tollgatectl -c CONFIG ARGS..., returns its stdout."""
-    return run([build_dir() / "fcgi" / "tollgatectl", "-c", config, *args], timeout=timeout)
+def ctl(config, *args, timeout=60, env=None):
+    """Runs tollgatectl -c CONFIG ARGS..., returns its stdout.  env: extra
+    environment variables (e.g. TOLLGATE_NOW)."""
+    return run([build_dir() / "fcgi" / "tollgatectl", "-c", config, *args], timeout=timeout,
+               env=base_env(**(env or {})))
 
 
 class Stream:
@@ -281,10 +299,12 @@ class Stack:
     """The whole gateway.  Options: processes, threads, timeout_ms,
     connect_timeout_ms, max_body_bytes, provider_url (default: the mock;
     anything else means no mock), frontend ("lighttpd" or "apache"), tag
-    (only to tell shared stacks apart)."""
+    (only to tell shared stacks apart), extra_config (a dict merged into the
+    generated config, e.g. {"quotas": {...}, "rate_limits": [...]})."""
 
     def __init__(self, processes=2, threads=4, timeout_ms=10000, connect_timeout_ms=2000,
-                 max_body_bytes=1 << 20, provider_url=None, frontend="lighttpd", tag=None):
+                 max_body_bytes=1 << 20, provider_url=None, frontend="lighttpd", tag=None,
+                 extra_config=None):
         assert frontend in ("lighttpd", "apache"), frontend
         self.frontend = frontend
         self.processes, self.threads = processes, threads
@@ -292,6 +312,7 @@ class Stack:
         self.max_body_bytes = max_body_bytes
         self.provider_url = provider_url
         self.tag = tag
+        self.extra_config = extra_config
         self.provider_key = "sk-ant-test-PROVIDERKEY-" + secrets.token_hex(12)
         self.dir = self.db = self.mock = self.frontend_proc = None
         self.worker_pids = []
@@ -329,8 +350,9 @@ class Stack:
             self.provider_url = "http://127.0.0.1:%d" % self.mock_port
         write_config(self.config, self.db.url(), self.provider_url, self.log_file,
                      threads=self.threads, max_body_bytes=self.max_body_bytes,
-                     timeout_ms=self.timeout_ms, connect_timeout_ms=self.connect_timeout_ms)
-        ctl(self.config, "migrate", "--sql-dir", REPO / "sql")
+                     timeout_ms=self.timeout_ms, connect_timeout_ms=self.connect_timeout_ms,
+                     extra_config=self.extra_config)
+        ctl(self.config, "migrate", "--sql-dir", sql_dir())
         self._start_workers()
         self._start_frontend()
         try:
@@ -433,6 +455,18 @@ class Stack:
             stop_pids(self.worker_pids, timeout=15)
             self.worker_pids = []
 
+    def restart_workers(self):
+        """Stops the workers and spawns new ones on the same socket."""
+        self.stop_workers()
+        self._start_workers()
+        wait_for(lambda: self._health_status() == 200, 30, "GET /health = 200 after a restart")
+
+    @property
+    def shm_segment(self):
+        """The workers' shared memory segment (named after the FastCGI socket)."""
+        digest = hashlib.sha256(("unix:%s" % self.socket).encode()).hexdigest()
+        return Path("/dev/shm/tollgate-%s" % digest[:16])
+
     def close(self):
         if self.dir is None:
             return
@@ -441,6 +475,10 @@ class Stack:
         stop_proc(self.mock)
         if self.db:
             self.db.stop()
+        try:   # the workers leave it behind; each stack has its own
+            self.shm_segment.unlink()
+        except OSError:
+            pass
         self.sanitizer_findings = [line for text in (self.worker_stderr(), self.logs())
                                    for line in text.splitlines() if SANITIZER_RE.search(line)]
         if self.sanitizer_findings or os.environ.get("TOLLGATE_KEEP_TMP"):
@@ -493,6 +531,18 @@ class Stack:
 
     def revoke(self, key):
         ctl(self.config, "key", "revoke", key[:11])
+
+    @staticmethod
+    def key_hash(key):
+        """The bytea literal of a key's hash, as api_keys.key_hash holds it."""
+        return "\\x" + hashlib.sha256(key.encode()).hexdigest()
+
+    # ---- tollgatectl ----------------------------------------------------------
+
+    def ctl(self, *args, env=None, timeout=60):
+        """tollgatectl -c <this stack's config> ARGS...; its stdout.  env: extra
+        environment, e.g. {"TOLLGATE_NOW": "2026-12-01 00:00:05+00"}."""
+        return ctl(self.config, *args, env=env, timeout=timeout)
 
     # ---- HTTP ---------------------------------------------------------------
 
@@ -554,6 +604,64 @@ class Stack:
         return self.request("POST", "/v1/messages", self.body(**body_args),
                             self.auth(key, bearer), timeout=timeout)
 
+    def burst(self, key, bodies, processes=5, threads=40, timeout=120, duration=None,
+              pause_ms=0):
+        """Many concurrent POST /v1/messages from `processes` client processes
+        of `threads` threads each, all starting at one wall-clock time.
+        bodies: str, bytes or dicts.  Without duration: one request per body,
+        the threads taking them in turn; results in the order of bodies.
+        With duration (seconds): every thread sends bodies round-robin until
+        that much time has passed, pausing pause_ms after a non-200 answer;
+        results in the order they finished.  A result is a dict: status (int,
+        or the exception's repr), headers (lower-case names), body (str),
+        t_sent and t_done (time.time()).  Every connection has `timeout`."""
+        encoded = [b if isinstance(b, str) else b.decode() if isinstance(b, bytes)
+                   else json.dumps(b) for b in bodies]
+        n_procs = processes if duration else max(1, min(processes, len(encoded)))
+        shares = [[[j, encoded[j]] for j in range(i, len(encoded), n_procs)]
+                  for i in range(n_procs)]
+        start_at = time.time() + 1.0 + 0.1 * n_procs
+        if duration:
+            shares = [[[j, b] for j, b in enumerate(encoded)]] * n_procs
+            deadline = start_at + duration + 2 * timeout + 30
+        else:
+            deadline = start_at + timeout * (1 + len(encoded) // (n_procs * threads)) + 30
+        job_dir = Path(tempfile.mkdtemp(prefix="tollgate-burst-"))
+        procs = []
+        try:
+            for i, share in enumerate(shares):
+                spec = {"port": self.port, "key": key, "threads": threads, "timeout": timeout,
+                        "start_at": start_at, "jobs": share,
+                        "until": start_at + duration if duration else None,
+                        "pause_ms": pause_ms}
+                (job_dir / ("in%d.json" % i)).write_text(json.dumps(spec))
+                with open(job_dir / ("err%d" % i), "wb") as err:
+                    procs.append(subprocess.Popen(
+                        [sys.executable, "-c", _BURST_CLIENT, job_dir / ("in%d.json" % i),
+                         job_dir / ("out%d.json" % i)], stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL, stderr=err))
+            for p in procs:
+                p.wait(max(1, deadline - time.time()))
+            results = []
+            for i, p in enumerate(procs):
+                out = job_dir / ("out%d.json" % i)
+                if p.returncode != 0 or not out.exists():
+                    raise RuntimeError("burst client %d exited %s: %s" % (
+                        i, p.returncode, tail(job_dir / ("err%d" % i))))
+                results += json.loads(out.read_text())
+            if duration:
+                return [res for _, res in sorted(results, key=lambda jr: jr[1]["t_done"])]
+            ordered = [None] * len(encoded)
+            for j, res in results:
+                ordered[j] = res
+            return ordered
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait(5)
+            shutil.rmtree(job_dir, ignore_errors=True)
+
     # ---- the mock and the logs ------------------------------------------------
 
     def _mock_call(self, method):
@@ -583,6 +691,58 @@ class Stack:
         return tail(self.frontend_log, None)
 
 
+# One burst client process: its jobs, `threads` threads taking them in turn,
+# all starting at start_at (a wall-clock time shared with the other processes).
+_BURST_CLIENT = r"""
+import http.client, json, sys, threading, time
+spec = json.load(open(sys.argv[1]))
+jobs, lock, out = list(spec["jobs"]), threading.Lock(), []
+until, pause = spec["until"], spec["pause_ms"] / 1000.0
+def send(body):
+    t0 = time.time()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", spec["port"], timeout=spec["timeout"])
+        try:
+            c.request("POST", "/v1/messages", body.encode(), {"x-api-key": spec["key"],
+                      "content-type": "application/json", "anthropic-version": "2023-06-01"})
+            r = c.getresponse()
+            data = r.read().decode("utf-8", "replace")
+            headers = {}
+            for k, v in r.getheaders():
+                k = k.lower()
+                headers[k] = headers[k] + ", " + v if k in headers else v
+            res = {"status": r.status, "headers": headers, "body": data}
+        finally:
+            c.close()
+    except Exception as e:
+        res = {"status": repr(e), "headers": {}, "body": ""}
+    res["t_sent"], res["t_done"] = t0, time.time()
+    return res
+def one(i):
+    time.sleep(max(0.0, spec["start_at"] - time.time()))
+    n = i
+    while True:
+        if until is not None:
+            if time.time() >= until:
+                return
+            j, body = jobs[n % len(jobs)]
+            n += 1
+        else:
+            with lock:
+                if not jobs:
+                    return
+                j, body = jobs.pop(0)
+        res = send(body)
+        with lock:
+            out.append([j, res])
+        if until is not None and res["status"] != 200 and pause > 0:
+            time.sleep(pause)
+threads = [threading.Thread(target=one, args=(i,)) for i in range(spec["threads"])]
+[t.start() for t in threads]
+[t.join() for t in threads]
+json.dump(out, open(sys.argv[2], "w"))
+"""
+
 _stacks = {}
 # The stack most tests share: 5 s provider timeout (a 5-chunk stream with
 # 300 ms between events fits; the slow-provider test waits it out), 64 KiB bodies.
@@ -591,7 +751,8 @@ MAIN = dict(timeout_ms=5000, max_body_bytes=65536)
 
 def stack(**opts):
     """A started Stack shared by every test asking for the same options."""
-    key = tuple(sorted(opts.items()))
+    key = tuple(sorted((k, json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)
+                       for k, v in opts.items()))
     if key not in _stacks:
         try:
             _stacks[key] = Stack(**opts).start()

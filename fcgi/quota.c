@@ -1,0 +1,250 @@
+/*
+ * quota.c — estimate, reserve, deny, and the response headers.
+ */
+#include "quota.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "db.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "request.h"
+#include "usage.h"
+
+static char host[128];
+static char holder[160];
+
+/*
+ * Identities of keys that reserved successfully, for quotas.on_database_down =
+ * "local_only" only: then a key seen before is trusted while PostgreSQL is down.
+ */
+#define KNOWN_KEYS 1024
+struct known_key {
+    unsigned char hash[TG_SHA256_LEN];
+    int64_t api_key_id;
+    char prefix[16], user_id[132], group_id[132], role[132];
+    bool used;
+};
+static struct known_key known_keys[KNOWN_KEYS];
+static pthread_mutex_t known_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int tg_quota_init(void)
+{
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(holder, sizeof(holder), "%s:%ld", host, (long)getpid());
+    return TG_OK;
+}
+
+const char *tg_quota_holder(void)
+{
+    return holder;
+}
+
+const char *tg_quota_host(void)
+{
+    return host;
+}
+
+int64_t tg_quota_estimate_input(const struct tg_request *r)
+{
+    int64_t bytes = (int64_t)r->body_len;
+    return r->config->estimator == TG_ESTIMATE_UPPER_BOUND ? bytes : bytes / 4 + 1;
+}
+
+static size_t known_slot(const unsigned char *hash)
+{
+    size_t h;
+    memcpy(&h, hash, sizeof(h));
+    return h % KNOWN_KEYS;
+}
+
+static void remember_key(const struct tg_request *r, const unsigned char *hash)
+{
+    if (r->config->on_db_down != TG_DB_DOWN_LOCAL_ONLY)
+        return;
+    const struct tg_identity *id = &r->identity;
+    pthread_mutex_lock(&known_lock);
+    struct known_key *k = &known_keys[known_slot(hash)];
+    memcpy(k->hash, hash, TG_SHA256_LEN);
+    k->api_key_id = id->api_key_id;
+    snprintf(k->prefix, sizeof(k->prefix), "%s", id->key_prefix ? id->key_prefix : "");
+    snprintf(k->user_id, sizeof(k->user_id), "%s", id->user_id ? id->user_id : "");
+    snprintf(k->group_id, sizeof(k->group_id), "%s", id->group_id ? id->group_id : "");
+    snprintf(k->role, sizeof(k->role), "%s", id->role ? id->role : "");
+    k->used = true;
+    pthread_mutex_unlock(&known_lock);
+}
+
+/* A key the database refused (revoked, expired, unknown) must not be recalled. */
+static void forget_key(const unsigned char *hash)
+{
+    pthread_mutex_lock(&known_lock);
+    struct known_key *k = &known_keys[known_slot(hash)];
+    if (k->used && tg_crypto_equal(k->hash, hash, TG_SHA256_LEN))
+        k->used = false;
+    pthread_mutex_unlock(&known_lock);
+}
+
+static bool recall_key(struct tg_request *r, const unsigned char *hash)
+{
+    bool found = false;
+    pthread_mutex_lock(&known_lock);
+    struct known_key *k = &known_keys[known_slot(hash)];
+    if (k->used && tg_crypto_equal(k->hash, hash, TG_SHA256_LEN)) {
+        r->identity.api_key_id = k->api_key_id;
+        r->identity.key_prefix = tg_arena_strdup(r->arena, k->prefix);
+        r->identity.user_id = tg_arena_strdup(r->arena, k->user_id);
+        r->identity.group_id = tg_arena_strdup(r->arena, k->group_id);
+        r->identity.role = tg_arena_strdup(r->arena, k->role);
+        found = true;
+    }
+    pthread_mutex_unlock(&known_lock);
+    return found;
+}
+
+static void describe_limit(const struct tg_db_reservation *q, char *out, size_t size)
+{
+    const char *metric = q->denied_metric != NULL ? q->denied_metric : "?";
+    if (strcmp(metric, "usd") == 0) {
+        char usd[32];
+        tg_usage_format_usd(q->denied_limit, usd, sizeof(usd));
+        snprintf(out, size, "%s USD", usd);
+    } else {
+        snprintf(out, size, "%" PRId64 " %s", q->denied_limit, metric);
+    }
+}
+
+static int deny_quota(struct tg_request *r, const struct tg_db_reservation *q)
+{
+    char limit[64], message[256];
+    describe_limit(q, limit, sizeof(limit));
+    const char *window = q->denied_window != NULL ? q->denied_window : "?";
+    if (strcmp(q->status, "rate_limited") == 0)
+        snprintf(message, sizeof(message), "rate limit %s exceeded (bucket of %" PRId64
+                 " requests)", q->denied_subject != NULL ? q->denied_subject : "?",
+                 q->denied_limit);
+    else
+        snprintf(message, sizeof(message), "quota exceeded: %s %s %s%s (limit %s)",
+                 q->denied_subject != NULL ? q->denied_subject : "?",
+                 q->denied_metric != NULL ? q->denied_metric : "?",
+                 strcmp(window, "total") == 0 ? "in " : "per ", window, limit);
+    if (q->retry_after_s >= 0)
+        tg_request_add_headerf(r, "retry-after", "%" PRId64,
+                               q->retry_after_s > 0 ? q->retry_after_s : 1);
+    tg_request_fail(r, 429, "rate_limit_error", message, NULL);
+    r->outcome = strcmp(q->status, "rate_limited") == 0 ? "rate_limited" : "quota_exceeded";
+    return TG_ERROR;
+}
+
+static int deny_status(struct tg_request *r, const struct tg_db_reservation *q)
+{
+    const char *s = q->status;
+    if (strcmp(s, "unknown_key") == 0) {
+        tg_request_fail(r, 401, "authentication_error", "invalid x-api-key", "unknown key");
+    } else if (strcmp(s, "revoked") == 0 || strcmp(s, "expired") == 0) {
+        tg_request_fail(r, 401, "authentication_error",
+                        strcmp(s, "expired") == 0 ? "API key has expired"
+                                                  : "API key has been revoked",
+                        "key %s is %s", r->identity.key_prefix, s);
+    } else if (strcmp(s, "model_not_allowed") == 0) {
+        char message[200];
+        snprintf(message, sizeof(message), "model \"%s\" is not allowed for this API key",
+                 r->model->name);
+        tg_request_fail(r, 403, "permission_error", message, NULL);
+    } else if (strcmp(s, "quota_exceeded") == 0 || strcmp(s, "rate_limited") == 0) {
+        return deny_quota(r, q);
+    } else {
+        tg_request_fail(r, 500, "api_error", "internal error", "reserve answered \"%s\"", s);
+    }
+    if (r->error.status == 401 || r->error.status == 403)
+        r->outcome = "rejected";
+    return TG_ERROR;
+}
+
+/* The database is down: fail closed, or admit a key seen before on local buckets. */
+static int database_down(struct tg_request *r, const unsigned char *key_hash)
+{
+    if (r->config->on_db_down == TG_DB_DOWN_LOCAL_ONLY && recall_key(r, key_hash)) {
+        r->authenticated = true;
+        tg_log_warn(r->request_id,
+                    "database unavailable: key %s admitted on local rate limits only",
+                    r->identity.key_prefix);
+        return TG_OK;
+    }
+    tg_request_fail(r, 503, "api_error", "the gateway's database is unavailable",
+                    "reserve failed");
+    r->outcome = "database_unavailable";
+    return TG_ERROR;
+}
+
+int tg_quota_reserve(struct tg_request *r, const unsigned char *key_hash)
+{
+    struct tg_db_reservation *q = tg_arena_calloc(r->arena, sizeof(*q));
+    if (q == NULL)
+        return TG_ERROR;
+    int rc = tg_db_reserve(r, key_hash, tg_quota_estimate_input(r), r->max_tokens, holder,
+                           r->config->reservation_ttl_ms, tg_ratelimit_global_json(r), q);
+    if (rc != TG_OK)
+        return database_down(r, key_hash);
+    r->quota = q;
+    if (strcmp(q->status, "unknown_key") == 0 || strcmp(q->status, "revoked") == 0 ||
+        strcmp(q->status, "expired") == 0)
+        forget_key(key_hash);
+    if (strcmp(q->status, "ok") != 0)
+        return deny_status(r, q);
+    r->authenticated = true;
+    r->reserved = true;
+    remember_key(r, key_hash);
+    return TG_OK;
+}
+
+void tg_quota_release(struct tg_request *r)
+{
+    if (!r->reserved)
+        return;
+    if (tg_db_release(r) != TG_OK)
+        tg_log_warn(r->request_id, "could not release a reservation now: the sweeper will");
+    r->reserved = false;
+}
+
+void tg_quota_add_headers(struct tg_request *r)
+{
+    struct tg_db_reservation *q = r->quota;
+    if (q == NULL || q->headers_added)
+        return;
+    q->headers_added = true;
+    if (q->tokens_limit >= 0) {
+        tg_request_add_headerf(r, "x-ratelimit-limit-tokens", "%" PRId64, q->tokens_limit);
+        tg_request_add_headerf(r, "x-ratelimit-remaining-tokens", "%" PRId64,
+                               q->tokens_remaining);
+        if (q->tokens_reset_s >= 0)
+            tg_request_add_headerf(r, "x-ratelimit-reset-tokens", "%" PRId64, q->tokens_reset_s);
+    }
+    if (q->requests_limit >= 0) {
+        tg_request_add_headerf(r, "x-ratelimit-limit-requests", "%" PRId64, q->requests_limit);
+        tg_request_add_headerf(r, "x-ratelimit-remaining-requests", "%" PRId64,
+                               q->requests_remaining);
+        if (q->requests_reset_s >= 0)
+            tg_request_add_headerf(r, "x-ratelimit-reset-requests", "%" PRId64,
+                                   q->requests_reset_s);
+    }
+    if (q->warn_used_pct >= 0 && q->warn_metric != NULL) {
+        char limit[32];
+        if (strcmp(q->warn_metric, "usd") == 0)
+            tg_usage_format_usd(q->warn_limit, limit, sizeof(limit));
+        else
+            snprintf(limit, sizeof(limit), "%" PRId64, q->warn_limit);
+        tg_request_add_headerf(r, "x-tollgate-budget-warning",
+                               "%" PRId64 "%% of %s %s used; resets %s", q->warn_used_pct,
+                               limit, q->warn_metric,
+                               q->warn_reset != NULL ? q->warn_reset : "never");
+    }
+}

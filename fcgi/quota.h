@@ -1,0 +1,51 @@
+/*
+ * quota.h — the reserve step: before a request goes upstream, its upper bound
+ * (input tokens estimated from the body + max_tokens, and their price) is
+ * reserved atomically on every quota row and global bucket that applies — its
+ * key's, its user's, its group's — in PostgreSQL, in the same round trip that
+ * authenticates the key. All rows or none. Settling (usage.c) later replaces
+ * the reservation by the provider-reported usage.
+ *
+ * Denials answer 429 (naming the limit, with retry-after), 403 for a model the
+ * key may not use, 401 for a bad key, 503 when the database is down (unless
+ * quotas.on_database_down is "local_only": then keys seen before are admitted
+ * on the local buckets alone, and that is logged).
+ */
+#ifndef TG_QUOTA_H
+#define TG_QUOTA_H
+
+#include "common.h"
+
+struct tg_request;
+struct tg_config;
+
+/* Per-process set-up: the reservation holder name ("host:pid"). */
+int tg_quota_init(void);
+
+/* "host:pid" of this process, as reservations record it. */
+const char *tg_quota_holder(void);
+
+/* This host's name, as in holders. */
+const char *tg_quota_host(void);
+
+/*
+ * The request's input tokens as quotas count them before the call. In
+ * "upper_bound" mode the body's byte count: every token of text is at least one
+ * UTF-8 byte and JSON syntax more than covers per-message overhead, so spend can
+ * never pass a limit. "approximate": a quarter of that (closer, not a bound).
+ */
+int64_t tg_quota_estimate_input(const struct tg_request *r);
+
+/*
+ * Authenticates r and reserves its upper bound. TG_OK: r->identity set,
+ * r->reserved true, r->quota filled. TG_ERROR with r->error set otherwise.
+ */
+int tg_quota_reserve(struct tg_request *r, const unsigned char *key_hash);
+
+/* Gives back r's reservation unused (a local bucket refused r after reserving). */
+void tg_quota_release(struct tg_request *r);
+
+/* Adds x-ratelimit-* and x-tollgate-budget-warning from r->quota, if any. */
+void tg_quota_add_headers(struct tg_request *r);
+
+#endif

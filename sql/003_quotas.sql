@@ -1,0 +1,1214 @@
+-- 003_quotas.sql — exact quotas, rate limits and dollar budgets (issue 3).
+--
+-- Quota rows (tokens / requests / usd per key, user or group and window),
+-- the reservations that hold capacity while a request is in flight, the
+-- global request token buckets, the alert log, and the functions the C
+-- worker calls on every request:
+--
+--   reserve  before the upstream call: authenticate the key and atomically
+--            reserve the request's upper bound on every applicable quota
+--            row (and take one token from each global bucket), all or none;
+--   settle   after it: store the usage row (idempotent on request_id) and
+--            replace the reservation by the actual usage, raising alerts.
+--
+-- plus the sweeper (sweep_reservations, reservation_holders) and the admin
+-- functions behind `tollgatectl quota` (quota_set, quota_adjust,
+-- quota_reset, quota_rollover, the quota_list view).
+--
+-- Concurrency: every function that changes more than one quota row locks
+-- them FOR UPDATE in id order before changing any (global buckets, when a
+-- call uses them, first, in bucket-name order), so they cannot deadlock with
+-- one another; a row lock is held for one short statement sequence and the
+-- commit. A denial writes nothing. With a true upper bound reserved,
+-- used + reserved <= limit_value holds on every row at every commit.
+--
+-- Time: every function reads the clock once, through tollgate.clock(), which
+-- a session can pin with `set tollgate.now = '...'` (tests, tollgatectl's
+-- TOLLGATE_NOW). Calendar windows (day, month) follow the time zone in
+-- tollgate.settings ('timezone', UTC by default); minute and hour are UTC.
+--
+-- Applied like 001 inside one transaction by `tollgatectl migrate`; every
+-- statement is safe to re-run. Money is bigint micro-dollars or numeric.
+-- The quotas column "window" is a reserved word: quote it in SQL.
+
+-- ---------------------------------------------------------------------------
+-- Clock and settings.
+
+-- clock: now(), unless the session setting tollgate.now holds a timestamp.
+create or replace function tollgate.clock()
+returns timestamptz
+language sql stable
+as $$
+    select coalesce(nullif(current_setting('tollgate.now', true), '')::timestamptz, now())
+$$;
+
+create table if not exists tollgate.settings (
+    key   text primary key,
+    value text not null,
+    -- An unknown zone name is refused here ("time zone ... not recognized"),
+    -- not at the next request.
+    constraint settings_timezone_valid
+        check (key <> 'timezone' or (timestamptz '2000-01-01 00:00:00+00' at time zone value) is not null)
+);
+
+insert into tollgate.settings (key, value) values ('timezone', 'UTC')
+on conflict (key) do nothing;
+
+-- quota_timezone: the zone of calendar windows (day, month); 'UTC' if unset.
+-- PL/pgSQL, not SQL: on PostgreSQL <= 17 a SQL function that cannot be
+-- inlined (it has a subquery) is parsed and planned again at every call,
+-- while PL/pgSQL keeps its plans for the session. Same for the price
+-- functions below.
+create or replace function tollgate.quota_timezone()
+returns text
+language plpgsql stable
+as $$
+declare
+    v_tz text;
+begin
+    select s.value into v_tz from tollgate.settings s where s.key = 'timezone';
+    return coalesce(v_tz, 'UTC');
+end
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Windows.
+
+-- window_start_tz / window_end_tz: window_start / window_end with the zone
+-- given (callers that need several read the zone once). p_tz is only used
+-- for 'day' and 'month'. Unknown windows give null.
+create or replace function tollgate.window_start_tz(p_window text, p_at timestamptz, p_tz text)
+returns timestamptz
+language sql stable
+as $$
+    select case p_window
+             when 'minute' then date_trunc('minute', p_at, 'UTC')
+             when 'hour'   then date_trunc('hour', p_at, 'UTC')
+             when 'day'    then date_trunc('day', p_at, p_tz)
+             when 'month'  then date_trunc('month', p_at, p_tz)
+             when 'total'  then timestamptz '1970-01-01 00:00:00+00'
+           end
+$$;
+
+create or replace function tollgate.window_end_tz(p_window text, p_start timestamptz, p_tz text)
+returns timestamptz
+language sql stable
+as $$
+    select case p_window
+             when 'minute' then p_start + interval '1 minute'
+             when 'hour'   then p_start + interval '1 hour'
+             when 'day'    then ((p_start at time zone p_tz) + interval '1 day') at time zone p_tz
+             when 'month'  then ((p_start at time zone p_tz) + interval '1 month') at time zone p_tz
+             when 'total'  then timestamptz 'infinity'
+           end
+$$;
+
+-- window_start: start of the window containing p_at. minute/hour: truncated
+-- in UTC; day/month: midnight / the 1st at 00:00 in the configured zone;
+-- total: the epoch.
+create or replace function tollgate.window_start(p_window text, p_at timestamptz)
+returns timestamptz
+language sql stable
+as $$
+    select tollgate.window_start_tz(p_window, p_at, tollgate.quota_timezone())
+$$;
+
+-- window_end: end of the window that starts at p_start ('infinity' for
+-- total; day and month are local calendar steps, so DST days are 23 or 25 h).
+create or replace function tollgate.window_end(p_window text, p_start timestamptz)
+returns timestamptz
+language sql stable
+as $$
+    select tollgate.window_end_tz(p_window, p_start, tollgate.quota_timezone())
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Tables.
+
+-- The enumerated text columns of quotas are domains over text rather than
+-- table CHECKs: a domain is checked when a value is stored into the column
+-- (quota_set, a direct INSERT or an UPDATE of that column), whereas every
+-- table CHECK is evaluated (and its expression loaded) again at every
+-- UPDATE of the row, and reserve and settle update quota rows on every
+-- request. Clients see plain text.
+do $$
+begin
+    if to_regtype('tollgate.quota_subject_kind') is null then
+        create domain tollgate.quota_subject_kind as text
+            constraint quota_subject_kind_valid check (value in ('key', 'user', 'group'));
+    end if;
+    if to_regtype('tollgate.quota_metric') is null then
+        create domain tollgate.quota_metric as text
+            constraint quota_metric_valid check (value in ('tokens', 'requests', 'usd'));
+    end if;
+    if to_regtype('tollgate.quota_window') is null then
+        create domain tollgate.quota_window as text
+            constraint quota_window_valid check (value in ('minute', 'hour', 'day', 'month', 'total'));
+    end if;
+    if to_regtype('tollgate.quota_warn_pct') is null then
+        create domain tollgate.quota_warn_pct as integer
+            constraint quota_warn_pct_range check (value between 1 and 100);
+    end if;
+end
+$$;
+
+create table if not exists tollgate.quotas (
+    id           bigint      generated always as identity primary key,
+    subject_kind tollgate.quota_subject_kind not null,     -- 'key' | 'user' | 'group'
+    -- api_keys.id::text for 'key'; the user or group id otherwise. No
+    -- foreign key: a quota may outlive (or precede) its subject.
+    subject_id   text        not null,
+    metric       tollgate.quota_metric not null,           -- 'tokens' | 'requests' | 'usd'
+    "window"     tollgate.quota_window not null,           -- 'minute' | 'hour' | 'day' | 'month' | 'total'
+    limit_value  bigint      not null
+                 constraint quotas_limit_nonneg check (limit_value >= 0),   -- usd: micros
+    used         bigint      not null default 0
+                 constraint quotas_used_nonneg check (used >= 0),
+    reserved     bigint      not null default 0
+                 constraint quotas_reserved_nonneg check (reserved >= 0),
+    window_start timestamptz not null,
+    warn_pct     tollgate.quota_warn_pct not null default 80,   -- 1..100
+    -- Highest alert threshold already raised in this window (0 = none).
+    alerted_pct  integer     not null default 0
+                 constraint quotas_alerted_pct_range check (alerted_pct between 0 and 100),
+    created_at   timestamptz not null default now(),
+    updated_at   timestamptz not null default now(),
+    constraint quotas_subject_metric_window_key
+        unique (subject_kind, subject_id, metric, "window")
+) with (fillfactor = 50);   -- room for HOT updates of hot rows
+
+-- In-flight requests: what reserve added, so that settle or the sweeper can
+-- take exactly that back.
+create table if not exists tollgate.reservations (
+    request_id uuid        primary key,
+    created_at timestamptz not null default now(),
+    expires_at timestamptz not null,
+    holder     text        not null default '',     -- 'host:pid' of the worker
+    api_key_id bigint,
+    user_id    text,
+    group_id   text,
+    tokens     bigint      not null default 0,
+    usd_micros bigint      not null default 0,
+    quota_ids  bigint[]    not null default '{}',
+    buckets    text[]      not null default '{}'   -- global buckets it took a token from
+) with (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
+
+create table if not exists tollgate.quota_alerts (
+    id            bigint      generated always as identity primary key,
+    ts            timestamptz not null default now(),
+    quota_id      bigint      not null,
+    window_start  timestamptz not null,
+    threshold_pct integer     not null,
+    used          bigint      not null,
+    limit_value   bigint      not null,
+    constraint quota_alerts_once unique (quota_id, window_start, threshold_pct)
+);
+
+-- Global request token buckets (issue 3 item 5, `global` mode); the bucket
+-- parameters come from the config with every reserve call.
+create table if not exists tollgate.rate_buckets (
+    bucket     text        primary key,
+    tokens     numeric     not null,
+    updated_at timestamptz not null
+) with (fillfactor = 50);
+
+-- ---------------------------------------------------------------------------
+-- Helpers.
+
+-- quota_subject: display name of a quota's subject: the key's prefix for
+-- kind 'key' (its id if the key is gone), else the id.
+create or replace function tollgate.quota_subject(p_kind text, p_subject_id text)
+returns text
+language sql stable
+as $$
+    select case
+             when p_kind = 'key' then
+                 coalesce((select k.prefix from tollgate.api_keys k
+                            where k.id = case when p_subject_id ~ '^[0-9]{1,18}$'
+                                              then p_subject_id::bigint end),
+                          p_subject_id)
+             else p_subject_id
+           end
+$$;
+
+-- price_upper_micros: a true upper bound of the cost of a request of
+-- p_input prompt tokens (of any kind: plain, cache read or cache write) and
+-- at most p_output output tokens: input at the highest of the input,
+-- cache-write and cache-read rates, output at the output rate, rounded up to
+-- the micro-dollar; price in force at p_at; 0 if none. Null counts are 0.
+create or replace function tollgate.price_upper_micros(p_model  text,
+                                                       p_at     timestamptz,
+                                                       p_input  bigint,
+                                                       p_output bigint)
+returns bigint
+language plpgsql stable
+as $$
+declare
+    v_micros bigint;
+begin
+    select ceil((  coalesce(p_input, 0)::numeric
+                     * greatest(p.input_micros_per_mtok, p.cache_write_micros_per_mtok,
+                                p.cache_read_micros_per_mtok)
+                 + coalesce(p_output, 0)::numeric * p.output_micros_per_mtok
+                ) / 1000000)::bigint
+      into v_micros
+      from tollgate.prices p
+     where p.model = p_model
+       and p.effective_from <= p_at
+     order by p.effective_from desc
+     limit 1;
+    return coalesce(v_micros, 0);
+end
+$$;
+
+-- price_micros (sql/001_core.sql) again, same contract and formula, in
+-- PL/pgSQL so that settle and record_usage, which call it on every
+-- request, reuse its plan instead of re-parsing it (see quota_timezone).
+create or replace function tollgate.price_micros(p_model       text,
+                                                 p_at          timestamptz,
+                                                 p_input       bigint,
+                                                 p_output      bigint,
+                                                 p_cache_read  bigint,
+                                                 p_cache_write bigint)
+returns bigint
+language plpgsql stable
+as $$
+declare
+    v_micros bigint;
+begin
+    select round((  coalesce(p_input, 0)::numeric       * p.input_micros_per_mtok
+                  + coalesce(p_output, 0)::numeric      * p.output_micros_per_mtok
+                  + coalesce(p_cache_read, 0)::numeric  * p.cache_read_micros_per_mtok
+                  + coalesce(p_cache_write, 0)::numeric * p.cache_write_micros_per_mtok
+                 ) / 1000000)::bigint
+      into v_micros
+      from tollgate.prices p
+     where p.model = p_model
+       and p.effective_from <= p_at
+     order by p.effective_from desc
+     limit 1;
+    return coalesce(v_micros, 0);
+end
+$$;
+
+-- ---------------------------------------------------------------------------
+-- reserve: see the header. Always exactly one row. status is one of
+-- 'unknown_key', 'revoked', 'expired', 'model_not_allowed', 'rate_limited',
+-- 'quota_exceeded', 'ok'. Key expiry is judged by tollgate.clock().
+-- Header columns (tokens_*, requests_*, warn_*) are filled for 'ok',
+-- 'quota_exceeded' and 'rate_limited'.
+-- A repeated p_request_id whose reservation is still held reserves nothing
+-- more and answers 'ok', whatever the quotas say now (a retried call is
+-- safe). A request to which no
+-- quota applies leaves no reservation row (settle does not need one).
+-- Negative token counts raise check_violation. Null counts are 0, a null
+-- p_ttl_ms means 10 minutes, a null p_holder ''.
+-- plan_cache_mode = force_generic_plan (here and in settle): every
+-- statement inside is a lookup by key whose generic plan is as good as a
+-- custom one; without it the plan cache may re-plan some of them on every
+-- call (measured: ~15% of the CPU of a call).
+create or replace function tollgate.reserve(p_request_id        uuid,
+                                            p_key_hash          bytea,
+                                            p_model             text,
+                                            p_input_tokens      bigint,
+                                            p_max_output_tokens bigint,
+                                            p_holder            text,
+                                            p_ttl_ms            integer,
+                                            p_buckets           jsonb default null)
+returns table (status             text,
+               api_key_id         bigint,
+               key_prefix         text,
+               user_id            text,
+               group_id           text,
+               role               text,
+               denied_subject     text,
+               denied_metric      text,
+               denied_window      text,
+               denied_limit       bigint,
+               retry_after_s      integer,
+               tokens_limit       bigint,
+               tokens_remaining   bigint,
+               tokens_reset_s     integer,
+               requests_limit     bigint,
+               requests_remaining bigint,
+               requests_reset_s   integer,
+               warn_used_pct      integer,
+               warn_limit         bigint,
+               warn_metric        text,
+               warn_reset         timestamptz)
+language plpgsql volatile
+set plan_cache_mode = force_generic_plan
+as $$
+#variable_conflict use_column
+declare
+    v_now      timestamptz := tollgate.clock();
+    v_tz       text;
+    v_key      record;
+    v_tokens   bigint;
+    v_usd      bigint;
+    v_status   text;
+    v_take     boolean;          -- this call adds its amounts
+    r          record;
+    -- quota rows, in id order
+    n          integer := 0;
+    q_id       bigint[];
+    q_kind     text[];
+    q_metric   text[];
+    q_window   text[];
+    q_limit    bigint[];
+    q_used     bigint[];          -- after rollover
+    q_res      bigint[];
+    q_amt      bigint[];
+    q_start    timestamptz[];     -- after rollover
+    q_rolled   boolean[];
+    q_warn     integer[];
+    v_deny     integer := 0;      -- first denying row
+    -- buckets, in name order
+    nb         integer := 0;
+    b_name     text[];
+    b_tokens   numeric[];
+    b_at       timestamptz[];
+    v_bdeny    integer := 0;
+    v_bretry   integer;
+    v_bmax     bigint;
+    v_fills    numeric;
+    v_tok      numeric;
+    v_at       timestamptz;
+    v_ins      uuid;
+    -- headers
+    i          integer;
+    v_rem      bigint;
+    v_pct      numeric;
+    t_i        integer;
+    t_rem      bigint;
+    rq_i       integer;
+    rq_rem     bigint;
+    w_i        integer;
+    w_pct      numeric;
+begin
+    select k.id, k.prefix, k.user_id, k.group_id, k.role, k.allowed_models,
+           k.revoked_at, k.expires_at
+      into v_key
+      from tollgate.api_keys k
+     where k.key_hash = p_key_hash;
+    if not found then
+        status := 'unknown_key';
+        return next;
+        return;
+    end if;
+
+    api_key_id := v_key.id;
+    key_prefix := v_key.prefix;
+    user_id    := v_key.user_id;
+    group_id   := v_key.group_id;
+    role       := v_key.role;
+
+    if v_key.revoked_at is not null then
+        status := 'revoked';
+        return next;
+        return;
+    end if;
+    if v_key.expires_at is not null and v_key.expires_at <= v_now then
+        status := 'expired';
+        return next;
+        return;
+    end if;
+    if v_key.allowed_models is not null
+       and not coalesce(p_model = any (v_key.allowed_models), false) then
+        status := 'model_not_allowed';
+        return next;
+        return;
+    end if;
+
+    if p_input_tokens < 0 or p_max_output_tokens < 0 then
+        raise exception 'reserve: negative token count for request %', p_request_id
+              using errcode = 'check_violation';
+    end if;
+    v_tokens := coalesce(p_input_tokens, 0) + coalesce(p_max_output_tokens, 0);
+    v_usd    := tollgate.price_upper_micros(p_model, v_now, p_input_tokens, p_max_output_tokens);
+
+    -- The gateway sends bucket rules ({bucket: rule name, per: key|user|group|
+    -- route, match_key/_user/_group}); the bucket itself is the rule's name and
+    -- this request's subject, known only now. Rules whose match does not fit the
+    -- identity do not apply. Entries without "per" are taken as named.
+    if jsonb_typeof(p_buckets) = 'array' and jsonb_array_length(p_buckets) > 0 then
+        select coalesce(jsonb_agg(jsonb_build_object(
+                   'bucket', case when x.per is null then x.bucket
+                                  else x.bucket || ':' || case x.per
+                                      when 'user'  then v_key.user_id
+                                      when 'group' then v_key.group_id
+                                      when 'route' then coalesce(x.route, '')
+                                      else v_key.prefix end end,
+                   'max_tokens', x.max_tokens, 'tokens_per_fill', x.tokens_per_fill,
+                   'fill_interval_ms', x.fill_interval_ms)), '[]'::jsonb)
+          into p_buckets
+          from jsonb_to_recordset(p_buckets)
+               as x(bucket text, per text, route text, match_key text, match_user text,
+                    match_group text, max_tokens bigint, tokens_per_fill bigint,
+                    fill_interval_ms bigint)
+         where (x.match_key is null or x.match_key = v_key.prefix)
+           and (x.match_user is null or x.match_user = v_key.user_id)
+           and (x.match_group is null or x.match_group = v_key.group_id);
+    end if;
+
+    -- Global buckets: create missing ones full, lock them in name order,
+    -- refill (whole fills of tokens_per_fill per fill_interval_ms, capped at
+    -- max_tokens; a full bucket's fill clock restarts at v_now).
+    if jsonb_typeof(p_buckets) = 'array' and jsonb_array_length(p_buckets) > 0 then
+        insert into tollgate.rate_buckets as rb (bucket, tokens, updated_at)
+        select distinct x.bucket, x.max_tokens, v_now
+          from jsonb_to_recordset(p_buckets) as x(bucket text, max_tokens bigint)
+         order by 1
+        on conflict (bucket) do nothing;
+
+        for r in
+            select rb.bucket, rb.tokens, rb.updated_at,
+                   x.max_tokens, x.tokens_per_fill, greatest(x.fill_interval_ms, 1) as fill_ms
+              from tollgate.rate_buckets rb
+              join (select distinct on (x.bucket) x.bucket, x.max_tokens,
+                           x.tokens_per_fill, x.fill_interval_ms
+                      from jsonb_to_recordset(p_buckets)
+                           as x(bucket text, max_tokens bigint, tokens_per_fill bigint,
+                                fill_interval_ms bigint)
+                     order by x.bucket) x on x.bucket = rb.bucket
+             order by rb.bucket
+               for update of rb
+        loop
+            nb := nb + 1;
+            v_fills := greatest(0, floor(extract(epoch from v_now - r.updated_at) * 1000 / r.fill_ms));
+            v_tok := r.tokens + v_fills * r.tokens_per_fill;
+            if v_tok >= r.max_tokens then
+                v_tok := r.max_tokens;
+                v_at  := v_now;
+            else
+                v_at  := r.updated_at + (v_fills * r.fill_ms)::bigint * interval '1 millisecond';
+            end if;
+            b_name[nb]   := r.bucket;
+            b_tokens[nb] := v_tok;
+            b_at[nb]     := v_at;
+            if v_bdeny = 0 and v_tok < 1 then
+                v_bdeny := nb;
+                v_bmax  := r.max_tokens;
+                -- Seconds until enough whole fills have brought one token.
+                v_bretry := greatest(1, ceil(extract(epoch from v_at - v_now)
+                                             + ceil((1 - v_tok) / greatest(r.tokens_per_fill, 1))
+                                               * r.fill_ms / 1000.0));
+            end if;
+        end loop;
+    end if;
+
+    -- Quota rows: lock in id order, roll windows, find the first denial.
+    for r in
+        select q.id, q.subject_kind, q.metric, q."window" as win, q.limit_value,
+               q.used, q.reserved, q.window_start, q.warn_pct
+          from tollgate.quotas q
+         where (q.subject_kind, q.subject_id) in (('key', v_key.id::text),
+                                                  ('user', v_key.user_id),
+                                                  ('group', v_key.group_id))
+         order by q.id
+           for update
+    loop
+        n := n + 1;
+        if v_tz is null and r.win in ('day', 'month') then
+            v_tz := tollgate.quota_timezone();
+        end if;
+        q_id[n]     := r.id;
+        q_kind[n]   := r.subject_kind;
+        q_metric[n] := r.metric;
+        q_window[n] := r.win;
+        q_limit[n]  := r.limit_value;
+        q_res[n]    := r.reserved;
+        q_warn[n]   := r.warn_pct;
+        q_start[n]  := tollgate.window_start_tz(r.win, v_now, v_tz);
+        q_rolled[n] := q_start[n] > r.window_start;
+        if q_rolled[n] then
+            q_used[n] := 0;
+        else
+            q_used[n]  := r.used;
+            q_start[n] := r.window_start;
+        end if;
+        q_amt[n] := case r.metric when 'tokens' then v_tokens when 'requests' then 1 else v_usd end;
+        if v_deny = 0 and q_used[n] + r.reserved + q_amt[n] > r.limit_value then
+            v_deny := n;
+        end if;
+    end loop;
+
+    if v_bdeny > 0 then
+        v_status := 'rate_limited';
+    elsif v_deny > 0 then
+        v_status := 'quota_exceeded';
+    else
+        v_status := 'ok';
+    end if;
+    -- A retried call whose reservation is still held is not judged again.
+    if v_status <> 'ok'
+       and exists (select 1 from tollgate.reservations rv where rv.request_id = p_request_id) then
+        v_status := 'ok';
+        v_take := false;
+    else
+        v_take := v_status = 'ok';
+    end if;
+
+    -- a reservation row is kept when there is anything to give back: quota
+    -- amounts, or bucket tokens (release returns those if the gateway refuses
+    -- the request after this call)
+    if v_take and (n > 0 or nb > 0) then
+        insert into tollgate.reservations as rv
+               (request_id, created_at, expires_at, holder, api_key_id, user_id, group_id,
+                tokens, usd_micros, quota_ids, buckets)
+        values (p_request_id, v_now,
+                v_now + coalesce(p_ttl_ms, 600000) * interval '1 millisecond',
+                coalesce(p_holder, ''), v_key.id, v_key.user_id, v_key.group_id,
+                v_tokens, v_usd, coalesce(q_id, '{}'), coalesce(b_name, '{}'))
+        on conflict (request_id) do nothing
+        returning rv.request_id into v_ins;
+        if v_ins is null then
+            v_take := false;          -- already reserved by an earlier call
+        else
+            -- (Rows are few: array_position is cheaper than a join.)
+            update tollgate.quotas q
+               set used         = q_used[array_position(q_id, q.id)],
+                   reserved     = q.reserved + q_amt[array_position(q_id, q.id)],
+                   window_start = q_start[array_position(q_id, q.id)],
+                   alerted_pct  = case when q_rolled[array_position(q_id, q.id)] then 0
+                                       else q.alerted_pct end,
+                   updated_at   = v_now
+             where q.id = any (q_id);
+        end if;
+    end if;
+
+    if v_take and nb > 0 then
+        update tollgate.rate_buckets rb
+           set tokens     = b_tokens[array_position(b_name, rb.bucket)] - 1,
+               updated_at = b_at[array_position(b_name, rb.bucket)]
+         where rb.bucket = any (b_name);
+    end if;
+
+    status := v_status;
+    if v_status = 'rate_limited' then
+        denied_subject := b_name[v_bdeny];
+        denied_metric  := 'requests';
+        denied_window  := 'bucket';
+        denied_limit   := v_bmax;
+        retry_after_s  := v_bretry;
+    elsif v_status = 'quota_exceeded' then
+        denied_subject := q_kind[v_deny] || ' "'
+                          || case q_kind[v_deny] when 'key' then v_key.prefix
+                                                 when 'user' then v_key.user_id
+                                                 else v_key.group_id end || '"';
+        denied_metric  := q_metric[v_deny];
+        denied_window  := q_window[v_deny];
+        denied_limit   := q_limit[v_deny];
+        if q_window[v_deny] <> 'total' then
+            retry_after_s := ceil(extract(epoch from
+                                 tollgate.window_end_tz(q_window[v_deny], q_start[v_deny], v_tz) - v_now));
+        end if;
+    end if;
+
+    -- Headers: tightest tokens and requests quota; the most-used usd/tokens
+    -- quota past its warning threshold. Ties go to the lowest id.
+    for i in 1 .. n loop
+        v_rem := greatest(0, q_limit[i] - q_used[i] - q_res[i]
+                             - case when v_take then q_amt[i] else 0 end);
+        if q_metric[i] = 'tokens' then
+            if t_i is null or v_rem < t_rem then
+                t_i := i;  t_rem := v_rem;
+            end if;
+        elsif q_metric[i] = 'requests' then
+            if rq_i is null or v_rem < rq_rem then
+                rq_i := i;  rq_rem := v_rem;
+            end if;
+        end if;
+        if q_metric[i] <> 'requests' then
+            if q_limit[i] = 0 then
+                v_pct := 100;
+            else
+                v_pct := floor((q_used[i] + q_res[i] + case when v_take then q_amt[i] else 0 end)
+                               * 100::numeric / q_limit[i]);
+            end if;
+            if v_pct >= q_warn[i] and (w_i is null or v_pct > w_pct) then
+                w_i := i;  w_pct := v_pct;
+            end if;
+        end if;
+    end loop;
+    if t_i is not null then
+        tokens_limit     := q_limit[t_i];
+        tokens_remaining := t_rem;
+        if q_window[t_i] <> 'total' then
+            tokens_reset_s := ceil(extract(epoch from
+                                  tollgate.window_end_tz(q_window[t_i], q_start[t_i], v_tz) - v_now));
+        end if;
+    end if;
+    if rq_i is not null then
+        requests_limit     := q_limit[rq_i];
+        requests_remaining := rq_rem;
+        if q_window[rq_i] <> 'total' then
+            requests_reset_s := ceil(extract(epoch from
+                                    tollgate.window_end_tz(q_window[rq_i], q_start[rq_i], v_tz) - v_now));
+        end if;
+    end if;
+    if w_i is not null then
+        warn_used_pct := least(w_pct, 2147483647);
+        warn_limit    := q_limit[w_i];
+        warn_metric   := q_metric[w_i];
+        warn_reset    := tollgate.window_end_tz(q_window[w_i], q_start[w_i], v_tz);
+    end if;
+
+    return next;
+end
+$$;
+
+-- ---------------------------------------------------------------------------
+-- settle: record_usage's parameters and usage row (same pricing, same
+-- defaults, same last_used_at throttle), plus the quota accounting, in one
+-- transaction. Returns the stored cost and the alerts raised (a jsonb
+-- array, '[]' if none). If the usage row already existed (retry, spool
+-- replay) nothing else is changed and alerts is '[]'. The applicable rows are
+-- those of p_api_key_id / p_user_id / p_group_id (nulls match nothing);
+-- rows named by the reservation but no longer applicable get their
+-- reservation back all the same. Windows roll by tollgate.clock(), not p_ts;
+-- null p_ts means tollgate.clock().
+create or replace function tollgate.settle(p_request_id         uuid,
+                                           p_ts                 timestamptz,
+                                           p_api_key_id         bigint,
+                                           p_user_id            text,
+                                           p_group_id           text,
+                                           p_provider           text,
+                                           p_model              text,
+                                           p_input_tokens       integer,
+                                           p_output_tokens      integer,
+                                           p_cache_read_tokens  integer,
+                                           p_cache_write_tokens integer,
+                                           p_http_status        integer,
+                                           p_latency_ms         integer,
+                                           p_upstream_ms        integer,
+                                           p_stream             boolean,
+                                           p_outcome            text)
+returns table (cost_micros bigint, alerts jsonb)
+language plpgsql volatile
+set plan_cache_mode = force_generic_plan
+as $$
+#variable_conflict use_column
+declare
+    v_now      timestamptz := tollgate.clock();
+    v_ts       timestamptz := coalesce(p_ts, v_now);
+    v_tz       text;
+    v_cost     bigint;
+    v_inserted uuid;
+    v_kid      text := p_api_key_id::text;
+    v_tokens   bigint;
+    v_found    boolean;
+    v_rtokens  bigint;
+    v_rusd     bigint;
+    v_rqids    bigint[];
+    r          record;
+    n          integer := 0;
+    q_id       bigint[];
+    q_used     bigint[];
+    q_res      bigint[];
+    q_start    timestamptz[];
+    q_alerted  integer[];
+    v_used     bigint;
+    v_start    timestamptz;
+    v_alerted  integer;
+    v_t        integer;
+    na         integer := 0;
+    a_qid      bigint[];
+    a_start    timestamptz[];
+    a_pct      integer[];
+    a_used     bigint[];
+    a_limit    bigint[];
+    a_subject  text[];
+    a_metric   text[];
+    a_window   text[];
+    v_alerts   jsonb := '[]';
+begin
+    if least(p_input_tokens, p_output_tokens, p_cache_read_tokens, p_cache_write_tokens) < 0 then
+        raise exception 'settle: negative token count for request %', p_request_id
+              using errcode = 'check_violation';
+    end if;
+
+    v_cost := tollgate.price_micros(p_model, v_ts,
+                                    p_input_tokens, p_output_tokens,
+                                    p_cache_read_tokens, p_cache_write_tokens);
+
+    insert into tollgate.usage as u
+           (request_id, ts, api_key_id, user_id, group_id, provider, model,
+            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+            cost_micros, http_status, latency_ms, upstream_ms, stream, outcome)
+    values (p_request_id, v_ts, p_api_key_id, p_user_id, p_group_id,
+            coalesce(p_provider, ''), coalesce(p_model, ''),
+            coalesce(p_input_tokens, 0), coalesce(p_output_tokens, 0),
+            coalesce(p_cache_read_tokens, 0), coalesce(p_cache_write_tokens, 0),
+            v_cost, p_http_status, p_latency_ms, p_upstream_ms,
+            coalesce(p_stream, false), coalesce(p_outcome, ''))
+    on conflict (request_id) do nothing
+    returning u.request_id into v_inserted;
+
+    if v_inserted is null then
+        select u.cost_micros into v_cost
+          from tollgate.usage u
+         where u.request_id = p_request_id;
+        cost_micros := v_cost;
+        alerts := '[]'::jsonb;
+        return next;
+        return;
+    end if;
+
+    if p_api_key_id is not null then
+        update tollgate.api_keys k
+           set last_used_at = v_ts
+         where k.id = p_api_key_id
+           and (k.last_used_at is null or k.last_used_at < v_ts - interval '60 s');
+    end if;
+
+    delete from tollgate.reservations rv
+     where rv.request_id = p_request_id
+    returning rv.tokens, rv.usd_micros, rv.quota_ids
+         into v_rtokens, v_rusd, v_rqids;
+    v_found := v_rqids is not null;
+
+    v_tokens := coalesce(p_input_tokens, 0)::bigint + coalesce(p_output_tokens, 0)
+              + coalesce(p_cache_read_tokens, 0) + coalesce(p_cache_write_tokens, 0);
+
+    for r in
+        select q.id, q.subject_kind, q.subject_id, q.metric, q."window" as win, q.limit_value,
+               q.used, q.reserved, q.window_start, q.warn_pct, q.alerted_pct
+          from tollgate.quotas q
+         where (q.subject_kind, q.subject_id) in (('key', v_kid),
+                                                  ('user', p_user_id),
+                                                  ('group', p_group_id))
+            or q.id = any (v_rqids)
+         order by q.id
+           for update
+    loop
+        n := n + 1;
+        if v_tz is null and r.win in ('day', 'month') then
+            v_tz := tollgate.quota_timezone();
+        end if;
+        v_start := tollgate.window_start_tz(r.win, v_now, v_tz);
+        if v_start > r.window_start then
+            v_used := 0;
+            v_alerted := 0;
+        else
+            v_used := r.used;
+            v_alerted := r.alerted_pct;
+            v_start := r.window_start;
+        end if;
+        q_id[n] := r.id;
+        q_res[n] := r.reserved;
+        if v_found and r.id = any (v_rqids) then
+            q_res[n] := greatest(0, r.reserved - case r.metric when 'tokens' then v_rtokens
+                                                               when 'requests' then 1
+                                                               else v_rusd end);
+        end if;
+        if (r.subject_kind = 'key' and r.subject_id = v_kid)
+           or (r.subject_kind = 'user' and r.subject_id = p_user_id)
+           or (r.subject_kind = 'group' and r.subject_id = p_group_id) then
+            v_used := v_used + case r.metric when 'tokens' then v_tokens
+                                             when 'requests' then 1
+                                             else v_cost end;
+            -- Alerts: each threshold (warn_pct, 100) reached and not yet
+            -- raised in this window.
+            if r.metric <> 'requests' and v_used > 0 then
+                foreach v_t in array array[r.warn_pct, 100] loop
+                    if v_t > v_alerted and v_used * 100::numeric >= v_t * r.limit_value::numeric then
+                        v_alerted := v_t;
+                        na := na + 1;
+                        a_qid[na]     := r.id;
+                        a_start[na]   := v_start;
+                        a_pct[na]     := v_t;
+                        a_used[na]    := v_used;
+                        a_limit[na]   := r.limit_value;
+                        a_subject[na] := r.subject_kind || ' "'
+                                         || tollgate.quota_subject(r.subject_kind, r.subject_id) || '"';
+                        a_metric[na]  := r.metric;
+                        a_window[na]  := r.win;
+                    end if;
+                end loop;
+            end if;
+        end if;
+        q_used[n]    := v_used;
+        q_start[n]   := v_start;
+        q_alerted[n] := v_alerted;
+    end loop;
+
+    if n > 0 then
+        update tollgate.quotas q
+           set used         = q_used[array_position(q_id, q.id)],
+               reserved     = q_res[array_position(q_id, q.id)],
+               window_start = q_start[array_position(q_id, q.id)],
+               alerted_pct  = q_alerted[array_position(q_id, q.id)],
+               updated_at   = v_now
+         where q.id = any (q_id);
+    end if;
+
+    if na > 0 then
+        -- The unique key makes each (quota, window, threshold) alert once,
+        -- even after a manual reset within the same window.
+        with ins as (
+            insert into tollgate.quota_alerts as qa
+                   (ts, quota_id, window_start, threshold_pct, used, limit_value)
+            select v_now, a.qid, a.start, a.pct, a.used, a.lim
+              from unnest(a_qid, a_start, a_pct, a_used, a_limit)
+                   as a(qid, start, pct, used, lim)
+            on conflict (quota_id, window_start, threshold_pct) do nothing
+            returning qa.quota_id, qa.threshold_pct
+        )
+        select coalesce(jsonb_agg(jsonb_build_object(
+                   'quota_id', a.qid, 'subject', a.subject, 'metric', a.metric,
+                   'window', a.win, 'threshold_pct', a.pct, 'used', a.used,
+                   'limit', a.lim) order by a.ord), '[]'::jsonb)
+          into v_alerts
+          from unnest(a_qid, a_pct, a_used, a_limit, a_subject, a_metric, a_window)
+               with ordinality as a(qid, pct, used, lim, subject, metric, win, ord)
+          join ins on ins.quota_id = a.qid and ins.threshold_pct = a.pct;
+    end if;
+
+    cost_micros := v_cost;
+    alerts := v_alerts;
+    return next;
+end
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Sweeper.
+
+-- sweep_reservations: releases every reservation that expired
+-- (expires_at < clock) or whose holder is in p_dead_holders: its amounts
+-- are taken back from the rows in its quota_ids (floor 0) and it is
+-- deleted. Returns how many were released. Safe against a concurrent settle
+-- of the same request: whichever deletes the reservation first releases it.
+create or replace function tollgate.sweep_reservations(p_dead_holders text[] default null)
+returns integer
+language plpgsql volatile
+as $$
+declare
+    v_now   timestamptz := tollgate.clock();
+    v_count integer;
+    v_ids   bigint[];
+    v_tok   bigint[];
+    v_usd   bigint[];
+    v_req   bigint[];
+begin
+    with gone as (
+        delete from tollgate.reservations rv
+         where rv.expires_at < v_now
+            or rv.holder = any (p_dead_holders)
+        returning rv.tokens, rv.usd_micros, rv.quota_ids
+    ), per_quota as (
+        select qid, sum(g.tokens)::bigint as tok, sum(g.usd_micros)::bigint as usd,
+               count(*)::bigint as req
+          from gone g, unnest(g.quota_ids) as qid
+         group by qid
+    )
+    select (select count(*) from gone),
+           (select array_agg(p.qid order by p.qid) from per_quota p),
+           (select array_agg(p.tok order by p.qid) from per_quota p),
+           (select array_agg(p.usd order by p.qid) from per_quota p),
+           (select array_agg(p.req order by p.qid) from per_quota p)
+      into v_count, v_ids, v_tok, v_usd, v_req;
+
+    if v_ids is not null then
+        perform 1 from tollgate.quotas q where q.id = any (v_ids) order by q.id for update;
+        update tollgate.quotas q
+           set reserved   = greatest(0, q.reserved - case q.metric when 'tokens' then d.tok
+                                                                   when 'requests' then d.req
+                                                                   else d.usd end),
+               updated_at = v_now
+          from unnest(v_ids, v_tok, v_usd, v_req) as d(id, tok, usd, req)
+         where q.id = any (v_ids) and q.id = d.id;
+    end if;
+
+    return v_count;
+end
+$$;
+
+-- release: gives back at once the reservation of a request that never
+-- reached the provider (nothing to settle: upstream unreachable, client
+-- gone before the call): its amounts are taken back from the rows in its
+-- quota_ids (floor 0) and it is deleted. Returns true if there was one,
+-- false otherwise (already settled, swept or released: safe to repeat).
+-- Not in the first interface sheet; fcgi/db.c prepares it.
+create or replace function tollgate.release(p_request_id uuid)
+returns boolean
+language plpgsql volatile
+as $$
+declare
+    v_now    timestamptz := tollgate.clock();
+    v_tokens bigint;
+    v_usd    bigint;
+    v_qids   bigint[];
+    v_bnames text[];
+begin
+    delete from tollgate.reservations rv
+     where rv.request_id = p_request_id
+    returning rv.tokens, rv.usd_micros, rv.quota_ids, rv.buckets
+         into v_tokens, v_usd, v_qids, v_bnames;
+    if v_qids is null then
+        return false;
+    end if;
+    -- the request was refused after all: its bucket tokens go back (a refill
+    -- caps the bucket at its max_tokens again)
+    if cardinality(v_bnames) > 0 then
+        perform 1 from tollgate.rate_buckets rb
+         where rb.bucket = any (v_bnames) order by rb.bucket for update;
+        update tollgate.rate_buckets rb
+           set tokens = rb.tokens + 1
+         where rb.bucket = any (v_bnames);
+    end if;
+    perform 1 from tollgate.quotas q where q.id = any (v_qids) order by q.id for update;
+    update tollgate.quotas q
+       set reserved   = greatest(0, q.reserved - case q.metric when 'tokens' then v_tokens
+                                                               when 'requests' then 1
+                                                               else v_usd end),
+           updated_at = v_now
+     where q.id = any (v_qids);
+    return true;
+end
+$$;
+
+-- reservation_holders: the distinct holders ('host:pid') of reservations
+-- held by workers of host p_host, for the sweeper to check which are dead.
+create or replace function tollgate.reservation_holders(p_host text)
+returns setof text
+language sql stable
+as $$
+    select distinct rv.holder
+      from tollgate.reservations rv
+     where left(rv.holder, length(p_host) + 1) = p_host || ':'
+     order by 1
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Admin (tollgatectl quota ...). Each change writes one audit_log row:
+-- subject '<kind>:<subject> <metric>/<window>', before/after = the row as
+-- jsonb (before null for a new quota). A null actor is the session user.
+
+-- quota_subject_id: the stored subject_id for (p_kind, p_subject): the key
+-- id for a key prefix (error if unknown), the id itself for user and group.
+create or replace function tollgate.quota_subject_id(p_kind text, p_subject text)
+returns text
+language plpgsql stable
+as $$
+declare
+    v_id bigint;
+begin
+    if p_kind = 'key' then
+        select k.id into v_id from tollgate.api_keys k where k.prefix = p_subject;
+        if v_id is null then
+            raise exception 'no key with prefix "%"', p_subject using errcode = 'no_data_found';
+        end if;
+        return v_id::text;
+    elsif p_kind in ('user', 'group') then
+        if p_subject is null or p_subject !~ '^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$' then
+            raise exception 'invalid % id "%"', p_kind, p_subject using errcode = 'invalid_parameter_value';
+        end if;
+        return p_subject;
+    else
+        raise exception 'unknown quota subject kind "%" (key, user or group)', p_kind
+              using errcode = 'invalid_parameter_value';
+    end if;
+end
+$$;
+
+-- quota_set: creates or updates the quota (p_kind, p_subject, p_metric,
+-- p_window) with limit p_limit (usd in micros) and, if given, warn_pct.
+-- A new quota starts empty in the current window. Groups are created on
+-- first use; users are not (a user row needs its group, and a user keeps
+-- its first group, so key_create must be the one to create it), only their
+-- id is checked. Returns the quota id.
+create or replace function tollgate.quota_set(p_kind     text,
+                                              p_subject  text,
+                                              p_metric   text,
+                                              p_window   text,
+                                              p_limit    bigint,
+                                              p_actor    text,
+                                              p_warn_pct integer default null)
+returns bigint
+language plpgsql volatile
+as $$
+declare
+    v_now    timestamptz := tollgate.clock();
+    v_sid    text := tollgate.quota_subject_id(p_kind, p_subject);
+    v_before tollgate.quotas;
+    v_after  tollgate.quotas;
+begin
+    if p_kind = 'group' then
+        insert into tollgate.groups (id) values (p_subject) on conflict (id) do nothing;
+    end if;
+
+    select * into v_before
+      from tollgate.quotas q
+     where q.subject_kind = p_kind and q.subject_id = v_sid
+       and q.metric = p_metric and q."window" = p_window
+       for update;
+
+    if found then
+        update tollgate.quotas q
+           set limit_value = p_limit,
+               warn_pct    = coalesce(p_warn_pct, q.warn_pct),
+               updated_at  = v_now
+         where q.id = v_before.id
+        returning * into v_after;
+    else
+        insert into tollgate.quotas
+               (subject_kind, subject_id, metric, "window", limit_value, window_start,
+                warn_pct, created_at, updated_at)
+        values (p_kind, v_sid, p_metric, p_window, p_limit,
+                coalesce(tollgate.window_start(p_window, v_now), v_now),
+                coalesce(p_warn_pct, 80), v_now, v_now)
+        returning * into v_after;
+        v_before := null;
+    end if;
+
+    insert into tollgate.audit_log (actor, action, subject, before, after)
+    values (coalesce(p_actor, session_user), 'quota.set',
+            p_kind || ':' || p_subject || ' ' || p_metric || '/' || p_window,
+            case when v_before.id is null then null else to_jsonb(v_before) end,
+            to_jsonb(v_after));
+
+    return v_after.id;
+end
+$$;
+
+-- quota_change: shared by quota_adjust and quota_reset (p_action).
+create or replace function tollgate.quota_change(p_action  text,
+                                                 p_kind    text,
+                                                 p_subject text,
+                                                 p_metric  text,
+                                                 p_window  text,
+                                                 p_by      bigint,
+                                                 p_actor   text)
+returns bigint
+language plpgsql volatile
+as $$
+declare
+    v_now    timestamptz := tollgate.clock();
+    v_sid    text := tollgate.quota_subject_id(p_kind, p_subject);
+    v_label  text := p_kind || ':' || p_subject || ' ' || p_metric || '/' || p_window;
+    v_before tollgate.quotas;
+    v_after  tollgate.quotas;
+begin
+    select * into v_before
+      from tollgate.quotas q
+     where q.subject_kind = p_kind and q.subject_id = v_sid
+       and q.metric = p_metric and q."window" = p_window
+       for update;
+    if not found then
+        raise exception 'no quota %', v_label using errcode = 'no_data_found';
+    end if;
+
+    if p_action = 'quota.adjust' then
+        update tollgate.quotas q
+           set limit_value = greatest(0, q.limit_value + coalesce(p_by, 0)),
+               updated_at  = v_now
+         where q.id = v_before.id
+        returning * into v_after;
+    else
+        update tollgate.quotas q
+           set used         = 0,
+               alerted_pct  = 0,
+               window_start = tollgate.window_start(q."window", v_now),
+               updated_at   = v_now
+         where q.id = v_before.id
+        returning * into v_after;
+    end if;
+
+    insert into tollgate.audit_log (actor, action, subject, before, after)
+    values (coalesce(p_actor, session_user), p_action, v_label,
+            to_jsonb(v_before), to_jsonb(v_after));
+
+    return v_after.id;
+end
+$$;
+
+-- quota_adjust: limit_value += p_by (floor 0). Error if no such quota.
+create or replace function tollgate.quota_adjust(p_kind    text,
+                                                 p_subject text,
+                                                 p_metric  text,
+                                                 p_window  text,
+                                                 p_by      bigint,
+                                                 p_actor   text)
+returns bigint
+language sql volatile
+as $$
+    select tollgate.quota_change('quota.adjust', p_kind, p_subject, p_metric, p_window, p_by, p_actor)
+$$;
+
+-- quota_reset: used = 0, alerted_pct = 0, window_start = the current
+-- window's start; reserved is kept (in-flight requests still hold it).
+-- Error if no such quota.
+create or replace function tollgate.quota_reset(p_kind    text,
+                                                p_subject text,
+                                                p_metric  text,
+                                                p_window  text,
+                                                p_actor   text)
+returns bigint
+language sql volatile
+as $$
+    select tollgate.quota_change('quota.reset', p_kind, p_subject, p_metric, p_window, null, p_actor)
+$$;
+
+-- quota_rollover: rolls every quota whose window has passed (used = 0,
+-- alerted_pct = 0, window_start = current start; reserved kept), locking
+-- them in id order; one 'quota.rollover' audit row each. Returns how many.
+create or replace function tollgate.quota_rollover(p_actor text)
+returns integer
+language plpgsql volatile
+as $$
+declare
+    v_now   timestamptz := tollgate.clock();
+    v_tz    text := tollgate.quota_timezone();
+    v_count integer;
+begin
+    with due as materialized (
+        select q.id, to_jsonb(q) as before
+          from tollgate.quotas q
+         where tollgate.window_start_tz(q."window", v_now, v_tz) > q.window_start
+         order by q.id
+           for update
+    ), rolled as (
+        update tollgate.quotas q
+           set used         = 0,
+               alerted_pct  = 0,
+               window_start = tollgate.window_start_tz(q."window", v_now, v_tz),
+               updated_at   = v_now
+          from due
+         where q.id = due.id
+        returning q.*, due.before
+    ), audited as (
+        insert into tollgate.audit_log (actor, action, subject, before, after)
+        select coalesce(p_actor, session_user), 'quota.rollover',
+               r.subject_kind || ':' || tollgate.quota_subject(r.subject_kind, r.subject_id)
+                   || ' ' || r.metric || '/' || r."window",
+               r.before,
+               to_jsonb(r) - 'before'
+          from rolled r
+         order by r.id
+        returning 1
+    )
+    select count(*) into v_count from audited;
+    return v_count;
+end
+$$;
+
+-- quota_list: every quota as of tollgate.clock() (a passed window shows as
+-- rolled: used 0 in the current window), for `tollgatectl quota show`.
+-- subject is the key prefix for keys; usd amounts are micros.
+create or replace view tollgate.quota_list as
+    select q.id, q.subject_kind,
+           tollgate.quota_subject(q.subject_kind, q.subject_id) as subject,
+           q.metric, q."window", q.limit_value,
+           e.used, q.reserved,
+           greatest(0, q.limit_value - e.used - q.reserved) as remaining,
+           e.window_start,
+           tollgate.window_end_tz(q."window", e.window_start, c.tz) as window_end,
+           q.warn_pct
+      from tollgate.quotas q
+     cross join (select tollgate.clock() as now, tollgate.quota_timezone() as tz) c
+     cross join lateral (
+           select tollgate.window_start_tz(q."window", c.now, c.tz) as cur) w
+     cross join lateral (
+           select case when w.cur > q.window_start then 0 else q.used end as used,
+                  greatest(w.cur, q.window_start) as window_start) e;
