@@ -17,6 +17,7 @@ need /etc/tollgate/lighttpd.conf
 need /etc/tollgate/apache-tollgate.conf
 need /etc/tollgate/tollgate-fcgi.service
 need /usr/share/tollgate/spawn-fcgi.sh
+need /etc/cron.d/tollgate
 for f in "$src"/sql/[0-9]*.sql; do need "/usr/share/tollgate/sql/$(basename "$f")"; done
 [ -x "$dest/usr/share/tollgate/spawn-fcgi.sh" ] || { echo "spawn-fcgi.sh not executable"; fail=1; }
 ANTHROPIC_API_KEY=x TOLLGATE_DATABASE_URL=postgresql:///x \

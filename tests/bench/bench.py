@@ -66,14 +66,20 @@ def start_nginx(workdir, port, locations, upstream_port=None):
     return proc
 
 
-def wrk(url, key, duration, connections, workdir):
+def wrk(url, keys, duration, connections, workdir):
+    """wrk POSTing BODY; each request uses a random key of keys (one key: always it)."""
+    if isinstance(keys, str):
+        keys = [keys]
     script = Path(workdir) / "post.lua"
     script.write_text(
-        'wrk.method = "POST"\n'
-        'wrk.body = [[%s]]\n'
-        'wrk.headers["content-type"] = "application/json"\n'
-        'wrk.headers["anthropic-version"] = "2023-06-01"\n'
-        'wrk.headers["x-api-key"] = "%s"\n' % (BODY, key))
+        'local keys = {%s}\n'
+        'local body = [[%s]]\n'
+        'request = function()\n'
+        '  local h = {["content-type"] = "application/json",\n'
+        '             ["anthropic-version"] = "2023-06-01",\n'
+        '             ["x-api-key"] = keys[math.random(#keys)]}\n'
+        '  return wrk.format("POST", nil, h, body)\n'
+        'end\n' % (", ".join('"%s"' % k for k in keys), BODY))
     out = subprocess.run(["wrk", "-t2", "-c%d" % connections, "-d%ds" % duration,
                           "--timeout", "10s", "--latency", "-s", str(script), url],
                          capture_output=True, text=True, timeout=duration + 60).stdout
@@ -130,6 +136,7 @@ def main():
     ap.add_argument("--threads", type=int, default=8)
     args = ap.parse_args()
     os.environ["TOLLGATE_BUILD"] = str(Path(args.build).resolve())
+    global harness
     import harness  # after TOLLGATE_BUILD is set
 
     workdir = tempfile.mkdtemp(prefix="tollgate-bench-")
@@ -166,14 +173,22 @@ def main():
             show("tollgate (lighttpd -> fcgi -> upstream)", tg)
             print("CPU per tollgate request (us): " +
                   ", ".join("%s %.0f" % kv for kv in cpu.items()), flush=True)
+            hot, spread = enforced_runs(stack, url_tg, args, workdir)
             rows = stack.psql("select count(*) from tollgate.usage")[0][0]
-            print("usage rows written: %s" % rows, flush=True)
-            if tg["non2xx"] or proxy["non2xx"]:
-                print("non-2xx responses: tollgate %d, proxy %d" % (tg["non2xx"],
-                                                                   proxy["non2xx"]))
+            left = stack.psql("select count(*), coalesce(sum(reserved), 0) "
+                              "from tollgate.quotas")[0]
+            print("usage rows written: %s; quota rows %s, reserved after the runs: %s"
+                  % (rows, left[0], left[1]), flush=True)
+            bad = sum(r["non2xx"] for r in (tg, proxy, hot, spread))
+            if bad:
+                print("non-2xx responses: %d" % bad)
                 return 1
-        print("ratio tollgate/proxy: requests/s %.2f, p50 %.2fx, p99 %.2fx" % (
-            tg["rps"] / proxy["rps"], tg["p50"] / proxy["p50"], tg["p99"] / proxy["p99"]))
+        print("enforcement: hot group / no quotas: requests/s %.2f; spread / no quotas %.2f; "
+              "hot / spread %.2f" % (hot["rps"] / tg["rps"], spread["rps"] / tg["rps"],
+                                     hot["rps"] / spread["rps"]))
+        print("ratio tollgate/proxy: requests/s %.2f (enforced, hot group %.2f), "
+              "p50 %.2fx, p99 %.2fx" % (tg["rps"] / proxy["rps"], hot["rps"] / proxy["rps"],
+                                        tg["p50"] / proxy["p50"], tg["p99"] / proxy["p99"]))
         return 0
     finally:
         for p in procs:
@@ -182,6 +197,38 @@ def main():
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def limit_everything(stack, kind, subject):
+    """Quotas that never deny during the run but are all checked and updated."""
+    for metric, window, limit in (("usd", "month", "1000000.00"), ("tokens", "day", "10000000000"),
+                                  ("requests", "minute", "100000000")):
+        harness.ctl(stack.config, "quota", "set", "--" + kind, subject, "--metric", metric,
+                    "--window", window, "--limit", limit)
+
+
+def enforced_runs(stack, url, args, workdir):
+    """The same load with quotas on key, user and group: all on one hot group, then
+    spread over 100 groups (one key each)."""
+    hot_keys = [stack.key(group="hot", user="hot-user-%d" % i, name="hot-%d" % i)
+                for i in range(8)]
+    limit_everything(stack, "group", "hot")
+    for i in range(8):
+        limit_everything(stack, "user", "hot-user-%d" % i)
+        limit_everything(stack, "key", hot_keys[i][:11])
+    spread_keys = []
+    for i in range(100):
+        key = stack.key(group="team-%03d" % i, user="user-%03d" % i, name="spread-%d" % i)
+        limit_everything(stack, "group", "team-%03d" % i)
+        limit_everything(stack, "user", "user-%03d" % i)
+        limit_everything(stack, "key", key[:11])
+        spread_keys.append(key)
+    wrk(url, hot_keys, 2, args.connections, workdir)  # warm-up
+    hot = wrk(url, hot_keys, args.duration, args.connections, workdir)
+    show("tollgate enforced, one hot group", hot)
+    spread = wrk(url, spread_keys, args.duration, args.connections, workdir)
+    show("tollgate enforced, 100 groups", spread)
+    return hot, spread
 
 
 def port_open(port):
