@@ -400,9 +400,12 @@ static void load_rate_limit(struct loader *ld, json_t *obj, const char *path,
                         rl->fill_interval_ms == 0)) {
         fail(ld, path, "needs max_tokens, tokens_per_fill and fill_interval_ms");
     }
-    if (rl->name != NULL && strlen(rl->name) > 40) {
+    if (rl->name != NULL &&
+        (strlen(rl->name) == 0 || strlen(rl->name) > 40 ||
+         strspn(rl->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+             strlen(rl->name))) {
         snprintf(field, sizeof(field), "%s.name", path);
-        fail(ld, field, "must be at most 40 characters");
+        fail(ld, field, "must be 1 to 40 letters, digits, '.', '_' or '-'");
     }
 }
 

@@ -128,9 +128,8 @@ static int deny_quota(struct tg_request *r, const struct tg_db_reservation *q)
     describe_limit(q, limit, sizeof(limit));
     const char *window = q->denied_window != NULL ? q->denied_window : "?";
     if (strcmp(q->status, "rate_limited") == 0)
-        snprintf(message, sizeof(message), "rate limit %s exceeded (bucket of %" PRId64
-                 " requests)", q->denied_subject != NULL ? q->denied_subject : "?",
-                 q->denied_limit);
+        tg_ratelimit_describe(r->config, q->denied_subject != NULL ? q->denied_subject : "?",
+                              message, sizeof(message));
     else
         snprintf(message, sizeof(message), "quota exceeded: %s %s %s%s (limit %s)",
                  q->denied_subject != NULL ? q->denied_subject : "?",
@@ -210,8 +209,15 @@ void tg_quota_release(struct tg_request *r)
 {
     if (!r->reserved)
         return;
-    if (tg_db_release(r) != TG_OK)
+    if (tg_db_release(r) != TG_OK) {
         tg_log_warn(r->request_id, "could not release a reservation now: the sweeper will");
+    } else if (r->quota != NULL) {
+        /* the headers still to be sent should count what was just given back */
+        if (r->quota->requests_remaining >= 0)
+            r->quota->requests_remaining += 1;
+        if (r->quota->tokens_remaining >= 0)
+            r->quota->tokens_remaining += tg_quota_estimate_input(r) + r->max_tokens;
+    }
     r->reserved = false;
 }
 

@@ -88,13 +88,28 @@ struct pending {
     struct tg_shm_bucket *bucket;
 };
 
+void tg_ratelimit_describe(const struct tg_config *config, const char *name, char *out,
+                           size_t size)
+{
+    size_t rule_len = strcspn(name, ":");
+    for (size_t i = 0; i < config->n_rate_limits; i++) {
+        const struct tg_rate_limit *rl = &config->rate_limits[i];
+        if (strlen(rl->name) == rule_len && strncmp(rl->name, name, rule_len) == 0) {
+            snprintf(out, size,
+                     "rate limit \"%s\" exceeded (bucket of %lld requests, %lld more every "
+                     "%lld ms)",
+                     rl->name, (long long)rl->max_tokens, (long long)rl->tokens_per_fill,
+                     (long long)rl->fill_interval_ms);
+            return;
+        }
+    }
+    snprintf(out, size, "rate limit \"%.*s\" exceeded", (int)rule_len, name);
+}
+
 static int deny(struct tg_request *r, const struct tg_rate_limit *rl, int64_t wait_ms)
 {
     char message[200];
-    snprintf(message, sizeof(message),
-             "rate limit \"%s\" exceeded: %lld requests per %lld ms (bucket of %lld)", rl->name,
-             (long long)rl->tokens_per_fill, (long long)rl->fill_interval_ms,
-             (long long)rl->max_tokens);
+    tg_ratelimit_describe(r->config, rl->name, message, sizeof(message));
     tg_request_add_headerf(r, "retry-after", "%lld", (long long)((wait_ms + 999) / 1000));
     tg_request_fail(r, 429, "rate_limit_error", message, "local bucket %s empty", rl->name);
     r->outcome = "rate_limited";

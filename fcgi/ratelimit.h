@@ -37,6 +37,13 @@ int tg_ratelimit_take_local(struct tg_request *r);
 const char *tg_ratelimit_global_json(struct tg_request *r);
 
 /*
+ * The client-facing denial message of the rule called name (a global bucket's
+ * name is "rule:subject"; only the rule is said).
+ */
+void tg_ratelimit_describe(const struct tg_config *config, const char *name, char *out,
+                           size_t size);
+
+/*
  * Refills b by whole fills up to now_ms (first use: full). Pure, for tests.
  * Returns the milliseconds until the next fill.
  */
