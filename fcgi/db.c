@@ -34,10 +34,6 @@ static const struct statement statements[] = {
      "SELECT api_key_id, prefix, user_id, group_id, role, status "
      "FROM tollgate.authenticate($1::bytea)",
      1},
-    {"record_usage",
-     "SELECT tollgate.record_usage($1::uuid, $2::timestamptz, $3::bigint, $4, $5, $6, $7, "
-     "$8::int, $9::int, $10::int, $11::int, $12::int, $13::int, $14::int, $15::boolean, $16)",
-     16},
     {"reserve",
      "SELECT status, api_key_id, key_prefix, user_id, group_id, role, denied_subject, "
      "denied_metric, denied_window, denied_limit, retry_after_s, tokens_limit, "
@@ -266,7 +262,7 @@ int tg_db_authenticate(struct tg_request *r, const unsigned char *key_hash,
     return TG_OK;
 }
 
-/* The 16 text parameters of record_usage and settle, in their order. */
+/* The 16 text parameters of settle, in their order. */
 struct usage_params {
     char key_id[24], in[24], out[24], cr[24], cw[24], status[16], latency[24], upstream[24];
     const char *values[16];
@@ -296,19 +292,6 @@ static int64_t int_or(PGresult *res, int col, int64_t fallback)
     if (PQntuples(res) == 0 || PQgetisnull(res, 0, col))
         return fallback;
     return strtoll(PQgetvalue(res, 0, col), NULL, 10);
-}
-
-int tg_db_record_usage(const char *log_id, const struct tg_usage_record *rec,
-                       int64_t *cost_micros)
-{
-    struct usage_params p;
-    usage_params(rec, &p);
-    PGresult *res = run_prepared(log_id, "record_usage", 16, p.values);
-    if (res == NULL)
-        return TG_ERROR;
-    *cost_micros = int_or(res, 0, 0);
-    PQclear(res);
-    return TG_OK;
 }
 
 int tg_db_settle(const char *log_id, const struct tg_usage_record *rec, int64_t *cost_micros,

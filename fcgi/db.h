@@ -36,14 +36,6 @@ int tg_db_ping(struct tg_request *r);
 int tg_db_authenticate(struct tg_request *r, const unsigned char *key_hash,
                        struct tg_identity *identity, const char **status);
 
-/*
- * Inserts a usage row (tollgate.record_usage; idempotent by request id) and
- * returns its price in *cost_micros. log_id names the request in log lines.
- * TG_ERROR: the database is unavailable or refused the row.
- */
-int tg_db_record_usage(const char *log_id, const struct tg_usage_record *rec,
-                       int64_t *cost_micros);
-
 /* What tollgate.reserve answered (strings in the request's arena). */
 struct tg_db_reservation {
     const char *status; /* ok, unknown_key, revoked, expired, model_not_allowed,

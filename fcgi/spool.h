@@ -4,7 +4,7 @@
  *
  * One append-only file of JSON lines (spool.dir/usage.spool), shared by every
  * worker process of the host through flock(2). Each append is fsync'd before it
- * returns. Replay re-inserts every line with tollgate.record_usage, which is
+ * returns. Replay settles every line with tollgate.settle, which is
  * idempotent by request id, so a line replayed twice is still one row.
  */
 #ifndef TG_SPOOL_H

@@ -17,7 +17,7 @@ struct tg_usage {
     int64_t cache_write_tokens;
 };
 
-/* One usage row as settled: what tollgate.record_usage takes. Strings are borrowed. */
+/* One usage row as settled: what tollgate.settle takes. Strings are borrowed. */
 struct tg_usage_record {
     const char *request_id; /* uuid */
     const char *ts;         /* ISO 8601, when the request started */

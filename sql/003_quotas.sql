@@ -1212,3 +1212,32 @@ create or replace view tollgate.quota_list as
      cross join lateral (
            select case when w.cur > q.window_start then 0 else q.used end as used,
                   greatest(w.cur, q.window_start) as window_start) e;
+
+-- record_usage (sql/001_core.sql) now settles: a usage row written by any path
+-- also counts towards the quotas that apply, and the insert lives in one place.
+-- Same signature and contract: returns the row's cost, idempotent by request id.
+create or replace function tollgate.record_usage(p_request_id         uuid,
+                                                 p_ts                 timestamptz,
+                                                 p_api_key_id         bigint,
+                                                 p_user_id            text,
+                                                 p_group_id           text,
+                                                 p_provider           text,
+                                                 p_model              text,
+                                                 p_input_tokens       integer,
+                                                 p_output_tokens      integer,
+                                                 p_cache_read_tokens  integer,
+                                                 p_cache_write_tokens integer,
+                                                 p_http_status        integer,
+                                                 p_latency_ms         integer,
+                                                 p_upstream_ms        integer,
+                                                 p_stream             boolean,
+                                                 p_outcome            text)
+returns bigint
+language sql volatile
+as $$
+    select s.cost_micros
+      from tollgate.settle(p_request_id, p_ts, p_api_key_id, p_user_id, p_group_id,
+                           p_provider, p_model, p_input_tokens, p_output_tokens,
+                           p_cache_read_tokens, p_cache_write_tokens, p_http_status,
+                           p_latency_ms, p_upstream_ms, p_stream, p_outcome) s
+$$;

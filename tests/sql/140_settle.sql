@@ -90,7 +90,7 @@ select cost_micros from tollgate.settle('00000000-0000-4000-8000-000000050005', 
                               4000, 3000, 0, 0, 200, 10, 9, false, 'ok');
 select * from shown;
 
--- record_usage still works and does not touch quotas.
+-- record_usage is settle without alerts: the usage row counts towards the quotas too.
 select tollgate.record_usage('00000000-0000-4000-8000-000000050006', null,
                              :ka, 'st-user', 'st-group', 'anthropic', 'claude-sonnet-4-5',
                              1000, 0, 0, 0, 200, 10, 9, false, 'ok') as record_usage_cost;
