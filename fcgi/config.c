@@ -7,6 +7,8 @@
  */
 #include "config.h"
 
+#include "auth_jwt.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -477,6 +479,40 @@ static void load_spool(struct loader *ld, json_t *root, struct tg_config *c)
     c->spool_dir = get_string(ld, spool, "dir", "spool", "/var/lib/tollgate/spool", false);
 }
 
+/* auth.jwt: the identity providers whose tokens are accepted (auth_jwt.c parses each). */
+static void load_auth(struct loader *ld, json_t *root, struct tg_config *c)
+{
+    json_t *auth = get_object(ld, root, "auth", "", false);
+    static const char *const known[] = {"jwt", NULL};
+    if (auth == NULL || ld->failed)
+        return;
+    check_keys(ld, auth, "auth", known);
+    json_t *list = json_object_get(auth, "jwt");
+    if (list == NULL || ld->failed)
+        return;
+    if (!json_is_array(list)) {
+        fail(ld, "auth.jwt", "must be an array");
+        return;
+    }
+    c->jwt_issuers = calloc(json_array_size(list) + 1, sizeof(*c->jwt_issuers));
+    if (c->jwt_issuers == NULL) {
+        fail(ld, "auth.jwt", "out of memory");
+        return;
+    }
+    size_t i;
+    json_t *obj;
+    json_array_foreach(list, i, obj) {
+        char path[64];
+        snprintf(path, sizeof(path), "auth.jwt[%zu]", i);
+        struct tg_jwt_issuer *iss = NULL;
+        if (tg_jwt_issuer_load(obj, path, &iss, ld->err, ld->err_size) != TG_OK) {
+            ld->failed = true; /* the message is already in ld->err */
+            return;
+        }
+        c->jwt_issuers[c->n_jwt_issuers++] = iss;
+    }
+}
+
 static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
 {
     if (!json_is_object(root)) {
@@ -489,7 +525,7 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
         return TG_ERROR;
     }
     static const char *const known[] = {"server", "database", "providers", "models", "log",
-                                        "spool", "rate_limits", "quotas", NULL};
+                                        "spool", "rate_limits", "quotas", "auth", NULL};
     check_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
@@ -500,6 +536,7 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
     load_spool(ld, root, c);
     load_rate_limits(ld, root, c);
     load_quotas(ld, root, c);
+    load_auth(ld, root, c);
     if (ld->failed) {
         tg_config_free(c);
         return TG_ERROR;
@@ -572,6 +609,9 @@ void tg_config_free(struct tg_config *c)
         free((char *)c->rate_limits[i].match_group);
     }
     free(c->rate_limits);
+    for (size_t i = 0; i < c->n_jwt_issuers; i++)
+        tg_jwt_issuer_free(c->jwt_issuers[i]);
+    free(c->jwt_issuers);
     free(c);
 }
 

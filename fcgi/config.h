@@ -48,6 +48,8 @@ struct tg_rate_limit {
     int64_t fill_interval_ms;
 };
 
+struct tg_jwt_issuer; /* auth_jwt.h */
+
 enum tg_estimator { TG_ESTIMATE_UPPER_BOUND, TG_ESTIMATE_APPROXIMATE };
 enum tg_db_down_policy { TG_DB_DOWN_DENY, TG_DB_DOWN_LOCAL_ONLY };
 
@@ -73,6 +75,9 @@ struct tg_config {
 
     struct tg_rate_limit *rate_limits;
     size_t n_rate_limits;
+
+    struct tg_jwt_issuer **jwt_issuers; /* auth.jwt, in config order; owned */
+    size_t n_jwt_issuers;
 
     const char *log_file;  /* NULL: stderr */
     const char *spool_dir; /* where unsettled usage waits for the database */

@@ -1,0 +1,923 @@
+/*
+ * auth_jwt.c — JWT verification with OpenSSL 3 (EVP_DigestVerify for RSA and ECDSA,
+ * HMAC() with CRYPTO_memcmp for the HS family) and jansson for the JSON parts.
+ *
+ * The order of checks is deliberate: shape and size first (cheap, no parsing of
+ * untrusted JSON beyond 1 KiB), then the header, then the key chosen by kid, then
+ * the signature, and only a signed payload is parsed for its claims.
+ */
+#include "auth_jwt.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum jwt_alg { HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384 };
+
+static const struct {
+    const char *name;
+    enum jwt_alg alg;
+    int bits; /* digest size, and for ES the curve's */
+} algs[] = {
+    {"HS256", HS256, 256}, {"HS384", HS384, 384}, {"HS512", HS512, 512},
+    {"RS256", RS256, 256}, {"RS384", RS384, 384}, {"RS512", RS512, 512},
+    {"ES256", ES256, 256}, {"ES384", ES384, 384},
+};
+
+struct jwt_key {
+    char *kid;
+    int alg_index; /* into algs */
+    unsigned char *secret; /* HS: the HMAC key */
+    size_t secret_len;
+    EVP_PKEY *pkey; /* RS, ES: the public key */
+};
+
+struct jwks_cache {
+    pthread_rwlock_t lock;
+    struct timespec mtime; /* of the file the keys were read from */
+    off_t size;
+    struct jwt_key *keys;
+    size_t n_keys;
+};
+
+struct tg_jwt_issuer {
+    char *issuer;
+    char *audience;
+    int leeway_s;
+    struct jwt_key *keys; /* from the config */
+    size_t n_keys;
+    char *jwks_file; /* NULL: none */
+    struct jwks_cache *jwks; /* mutable even in a const issuer: re-read on change */
+    char *claim_user, *claim_group, *claim_groups, *claim_role;
+};
+
+/* ---- small helpers ---- */
+
+static void set_err(char *err, size_t err_size, const char *path, const char *fmt, ...)
+    TG_PRINTF(4, 5);
+
+static void set_err(char *err, size_t err_size, const char *path, const char *fmt, ...)
+{
+    int n = snprintf(err, err_size, "config: %s: ", path);
+    if (n < 0 || (size_t)n >= err_size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + n, err_size - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+static bool is_hs(int alg_index)
+{
+    return algs[alg_index].alg <= HS512;
+}
+
+static bool is_es(int alg_index)
+{
+    return algs[alg_index].alg >= ES256;
+}
+
+static int find_alg(const char *name)
+{
+    for (size_t i = 0; i < TG_ARRAY_LEN(algs); i++)
+        if (strcmp(algs[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static const EVP_MD *alg_md(int alg_index)
+{
+    switch (algs[alg_index].bits) {
+    case 384:
+        return EVP_sha384();
+    case 512:
+        return EVP_sha512();
+    default:
+        return EVP_sha256();
+    }
+}
+
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+/*
+ * Strict base64url without padding (RFC 7515 §2): only the 64 letters, no '=', a
+ * length that is not 1 mod 4, and unused trailing bits zero (so each value has one
+ * spelling). out holds at least len*3/4 bytes. Returns the decoded length or -1.
+ */
+static long b64url_decode(const char *in, size_t len, unsigned char *out)
+{
+    if (len % 4 == 1)
+        return -1;
+    uint32_t acc = 0;
+    int nbits = 0;
+    long n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64url_value((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        nbits += 6;
+        if (nbits >= 8) {
+            nbits -= 8;
+            out[n++] = (unsigned char)(acc >> nbits);
+            acc &= (1u << nbits) - 1;
+        }
+    }
+    if (acc != 0)
+        return -1;
+    return n;
+}
+
+/* Decodes a base64url JSON value into a malloc'd buffer; NULL when not base64url. */
+static unsigned char *b64url_decode_alloc(const char *in, size_t len, size_t *out_len)
+{
+    unsigned char *out = malloc(len * 3 / 4 + 1);
+    if (out == NULL)
+        return NULL;
+    long n = b64url_decode(in, len, out);
+    if (n < 0) {
+        free(out);
+        return NULL;
+    }
+    *out_len = (size_t)n;
+    return out;
+}
+
+static void free_keys(struct jwt_key *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(keys[i].kid);
+        if (keys[i].secret != NULL)
+            OPENSSL_cleanse(keys[i].secret, keys[i].secret_len);
+        free(keys[i].secret);
+        EVP_PKEY_free(keys[i].pkey);
+    }
+    free(keys);
+}
+
+/* Whether pkey is the kind of key alg needs (RSA; EC on the curve of ES256/ES384). */
+static bool key_fits_alg(EVP_PKEY *pkey, int alg_index)
+{
+    if (!is_es(alg_index))
+        return EVP_PKEY_is_a(pkey, "RSA") && EVP_PKEY_get_bits(pkey) >= 2048;
+    if (!EVP_PKEY_is_a(pkey, "EC"))
+        return false;
+    char group[64];
+    size_t glen = 0;
+    if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                        sizeof(group), &glen))
+        return false;
+    const char *want = algs[alg_index].bits == 256 ? "prime256v1" : "secp384r1";
+    return strcmp(group, want) == 0;
+}
+
+/* ---- JWKS (RFC 7517) ---- */
+
+static unsigned char *jwk_bytes(json_t *jwk, const char *name, size_t *len)
+{
+    json_t *v = json_object_get(jwk, name);
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return NULL;
+    return b64url_decode_alloc(json_string_value(v), json_string_length(v), len);
+}
+
+static EVP_PKEY *jwk_rsa(json_t *jwk)
+{
+    size_t n_len = 0, e_len = 0;
+    unsigned char *n = jwk_bytes(jwk, "n", &n_len);
+    unsigned char *e = jwk_bytes(jwk, "e", &e_len);
+    BIGNUM *bn_n = n != NULL ? BN_bin2bn(n, (int)n_len, NULL) : NULL;
+    BIGNUM *bn_e = e != NULL ? BN_bin2bn(e, (int)e_len, NULL) : NULL;
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY *pkey = NULL;
+    if (bn_n != NULL && bn_e != NULL && bld != NULL &&
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) &&
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) &&
+        (params = OSSL_PARAM_BLD_to_param(bld)) != NULL &&
+        (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) != NULL &&
+        EVP_PKEY_fromdata_init(ctx) > 0) {
+        if (EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+            pkey = NULL;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_free(bn_n);
+    BN_free(bn_e);
+    free(n);
+    free(e);
+    return pkey;
+}
+
+static EVP_PKEY *jwk_ec(json_t *jwk, int alg_index)
+{
+    const char *crv = json_string_value(json_object_get(jwk, "crv"));
+    size_t coord = algs[alg_index].bits / 8;
+    if (crv == NULL || strcmp(crv, algs[alg_index].bits == 256 ? "P-256" : "P-384") != 0)
+        return NULL;
+    size_t x_len = 0, y_len = 0;
+    unsigned char *x = jwk_bytes(jwk, "x", &x_len);
+    unsigned char *y = jwk_bytes(jwk, "y", &y_len);
+    EVP_PKEY *pkey = NULL;
+    if (x != NULL && y != NULL && x_len == coord && y_len == coord) {
+        unsigned char point[1 + 2 * 48];
+        point[0] = 0x04; /* uncompressed */
+        memcpy(point + 1, x, coord);
+        memcpy(point + 1 + coord, y, coord);
+        char group[16];
+        snprintf(group, sizeof(group), "%s", coord == 32 ? "prime256v1" : "secp384r1");
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+            OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * coord),
+            OSSL_PARAM_construct_end(),
+        };
+        EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+        if (ctx != NULL && EVP_PKEY_fromdata_init(ctx) > 0 &&
+            EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+            pkey = NULL;
+        EVP_PKEY_CTX_free(ctx);
+    }
+    free(x);
+    free(y);
+    return pkey;
+}
+
+/*
+ * Reads the JWKS file into a fresh key list. Keys for another use ("use": "enc")
+ * or of a type we do not verify with (OKP, oct) are skipped; a malformed RSA or EC
+ * key fails the whole file. On failure writes a message (without "config:") to err.
+ */
+static int jwks_read(const char *file, struct jwt_key **out, size_t *n_out, char *err,
+                     size_t err_size)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        snprintf(err, err_size, "could not read JWKS \"%s\": %s", file, jerr.text);
+        return TG_ERROR;
+    }
+    json_t *list = json_object_get(root, "keys");
+    if (!json_is_array(list)) {
+        snprintf(err, err_size, "JWKS \"%s\": keys must be an array", file);
+        json_decref(root);
+        return TG_ERROR;
+    }
+    struct jwt_key *keys = calloc(json_array_size(list) + 1, sizeof(*keys));
+    size_t n = 0;
+    int rc = keys != NULL ? TG_OK : TG_ERROR;
+    if (keys == NULL)
+        snprintf(err, err_size, "out of memory");
+    size_t i;
+    json_t *jwk;
+    json_array_foreach(list, i, jwk) {
+        if (rc != TG_OK)
+            break;
+        const char *kty = json_string_value(json_object_get(jwk, "kty"));
+        const char *use = json_string_value(json_object_get(jwk, "use"));
+        const char *kid = json_string_value(json_object_get(jwk, "kid"));
+        const char *alg = json_string_value(json_object_get(jwk, "alg"));
+        if (kty == NULL || (strcmp(kty, "RSA") != 0 && strcmp(kty, "EC") != 0) ||
+            (use != NULL && strcmp(use, "sig") != 0))
+            continue;
+        int a = alg != NULL ? find_alg(alg) : -1;
+        bool rsa = strcmp(kty, "RSA") == 0;
+        if (kid == NULL || kid[0] == '\0' || a < 0 || is_hs(a) || rsa == is_es(a)) {
+            snprintf(err, err_size, "JWKS \"%s\": keys[%zu] needs a kid and an alg of its kty",
+                     file, i);
+            rc = TG_ERROR;
+            break;
+        }
+        for (size_t j = 0; j < n; j++) {
+            if (strcmp(keys[j].kid, kid) == 0) {
+                snprintf(err, err_size, "JWKS \"%s\": keys[%zu]: kid \"%s\" appears twice", file,
+                         i, kid);
+                rc = TG_ERROR;
+            }
+        }
+        if (rc != TG_OK)
+            break;
+        EVP_PKEY *pkey = rsa ? jwk_rsa(jwk) : jwk_ec(jwk, a);
+        if (pkey == NULL || !key_fits_alg(pkey, a)) {
+            EVP_PKEY_free(pkey);
+            snprintf(err, err_size, "JWKS \"%s\": keys[%zu]: not a valid %s public key for %s",
+                     file, i, kty, algs[a].name);
+            rc = TG_ERROR;
+            break;
+        }
+        keys[n].pkey = pkey;
+        keys[n].alg_index = a;
+        keys[n].kid = strdup(kid);
+        n++;
+        if (keys[n - 1].kid == NULL) {
+            snprintf(err, err_size, "out of memory");
+            rc = TG_ERROR;
+        }
+    }
+    json_decref(root);
+    if (rc != TG_OK) {
+        free_keys(keys, n);
+        return TG_ERROR;
+    }
+    *out = keys;
+    *n_out = n;
+    return TG_OK;
+}
+
+static bool same_file(const struct stat *st, const struct jwks_cache *c)
+{
+    return st->st_mtim.tv_sec == c->mtime.tv_sec && st->st_mtim.tv_nsec == c->mtime.tv_nsec &&
+           st->st_size == c->size;
+}
+
+/*
+ * Re-reads the JWKS file when its mtime or size changed. A file that cannot be
+ * read or parsed leaves the previous keys in place (an IdP's half-written file
+ * must not lock everyone out); its mtime is remembered so it is not re-parsed on
+ * every request.
+ */
+static void jwks_refresh(const struct tg_jwt_issuer *iss)
+{
+    struct jwks_cache *c = iss->jwks;
+    struct stat st;
+    if (stat(iss->jwks_file, &st) != 0)
+        return;
+    pthread_rwlock_rdlock(&c->lock);
+    bool same = same_file(&st, c);
+    pthread_rwlock_unlock(&c->lock);
+    if (same)
+        return;
+    pthread_rwlock_wrlock(&c->lock);
+    if (!same_file(&st, c)) {
+        struct jwt_key *keys = NULL;
+        size_t n = 0;
+        char err[256];
+        if (jwks_read(iss->jwks_file, &keys, &n, err, sizeof(err)) == TG_OK) {
+            free_keys(c->keys, c->n_keys);
+            c->keys = keys;
+            c->n_keys = n;
+        }
+        c->mtime = st.st_mtim;
+        c->size = st.st_size;
+    }
+    pthread_rwlock_unlock(&c->lock);
+}
+
+/* ---- loading ---- */
+
+/* A string field, "$NAME" read from the environment; NULL (and err set) on failure. */
+static char *get_str(json_t *obj, const char *key, const char *path, bool required,
+                     const char *fallback, char *err, size_t err_size, bool *failed)
+{
+    char field[256];
+    snprintf(field, sizeof(field), "%s.%s", path, key);
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL) {
+        if (required) {
+            set_err(err, err_size, field, "is required");
+            *failed = true;
+            return NULL;
+        }
+        return fallback != NULL ? strdup(fallback) : NULL;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0) {
+        set_err(err, err_size, field, "must be a non-empty string");
+        *failed = true;
+        return NULL;
+    }
+    const char *s = json_string_value(v);
+    if (s[0] == '$' && s[1] != '\0') {
+        const char *env = getenv(s + 1);
+        if (env == NULL || env[0] == '\0') {
+            set_err(err, err_size, field, "environment variable \"%s\" is not set", s + 1);
+            *failed = true;
+            return NULL;
+        }
+        s = env;
+    }
+    char *copy = strdup(s);
+    if (copy == NULL) {
+        set_err(err, err_size, field, "out of memory");
+        *failed = true;
+    }
+    return copy;
+}
+
+static bool unknown_field(json_t *obj, const char *path, const char *const *known, char *err,
+                          size_t err_size)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(obj, key, value) {
+        bool found = false;
+        for (size_t i = 0; known[i] != NULL && !found; i++)
+            found = strcmp(known[i], key) == 0;
+        if (!found) {
+            char field[256];
+            snprintf(field, sizeof(field), "%s.%s", path, key);
+            set_err(err, err_size, field, "unknown field");
+            return true;
+        }
+    }
+    return false;
+}
+
+static int load_key(json_t *obj, const char *path, struct jwt_key *k, char *err,
+                    size_t err_size)
+{
+    static const char *const known[] = {"kid", "alg", "secret", "pem_file", NULL};
+    char field[256];
+    bool failed = false;
+    if (!json_is_object(obj)) {
+        set_err(err, err_size, path, "must be an object");
+        return TG_ERROR;
+    }
+    if (unknown_field(obj, path, known, err, err_size))
+        return TG_ERROR;
+    k->kid = get_str(obj, "kid", path, true, NULL, err, err_size, &failed);
+    char *alg = failed ? NULL : get_str(obj, "alg", path, true, NULL, err, err_size, &failed);
+    if (failed)
+        return TG_ERROR;
+    k->alg_index = find_alg(alg);
+    if (k->alg_index < 0) {
+        snprintf(field, sizeof(field), "%s.alg", path);
+        set_err(err, err_size, field,
+                "unsupported algorithm \"%s\" (supported: HS256, HS384, HS512, RS256, RS384, "
+                "RS512, ES256, ES384)",
+                alg);
+        free(alg);
+        return TG_ERROR;
+    }
+    free(alg);
+    json_t *secret = json_object_get(obj, "secret");
+    json_t *pem = json_object_get(obj, "pem_file");
+    if (is_hs(k->alg_index)) {
+        if (pem != NULL || secret == NULL) {
+            set_err(err, err_size, path, "%s takes a \"secret\", not a \"pem_file\"",
+                    algs[k->alg_index].name);
+            return TG_ERROR;
+        }
+        char *s = get_str(obj, "secret", path, true, NULL, err, err_size, &failed);
+        if (failed)
+            return TG_ERROR;
+        k->secret = (unsigned char *)s;
+        k->secret_len = strlen(s);
+        if (k->secret_len < (size_t)algs[k->alg_index].bits / 8) {
+            snprintf(field, sizeof(field), "%s.secret", path);
+            set_err(err, err_size, field, "must be at least %d bytes for %s",
+                    algs[k->alg_index].bits / 8, algs[k->alg_index].name);
+            return TG_ERROR;
+        }
+        return TG_OK;
+    }
+    if (secret != NULL || pem == NULL) {
+        set_err(err, err_size, path, "%s takes a \"pem_file\", not a \"secret\"",
+                algs[k->alg_index].name);
+        return TG_ERROR;
+    }
+    char *file = get_str(obj, "pem_file", path, true, NULL, err, err_size, &failed);
+    if (failed)
+        return TG_ERROR;
+    snprintf(field, sizeof(field), "%s.pem_file", path);
+    FILE *f = fopen(file, "r");
+    if (f == NULL) {
+        set_err(err, err_size, field, "could not open \"%s\": %s", file, strerror(errno));
+        free(file);
+        return TG_ERROR;
+    }
+    k->pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    fclose(f);
+    if (k->pkey == NULL || !key_fits_alg(k->pkey, k->alg_index)) {
+        set_err(err, err_size, field, "\"%s\" is not a %s public key for %s", file,
+                is_es(k->alg_index) ? "PEM EC" : "PEM RSA (2048 bits or more)",
+                algs[k->alg_index].name);
+        free(file);
+        return TG_ERROR;
+    }
+    free(file);
+    return TG_OK;
+}
+
+static int load_keys(json_t *obj, const char *path, struct tg_jwt_issuer *iss, char *err,
+                     size_t err_size)
+{
+    json_t *list = json_object_get(obj, "keys");
+    char field[224];
+    snprintf(field, sizeof(field), "%s.keys", path);
+    if (list == NULL)
+        return TG_OK;
+    if (!json_is_array(list)) {
+        set_err(err, err_size, field, "must be an array");
+        return TG_ERROR;
+    }
+    iss->keys = calloc(json_array_size(list) + 1, sizeof(*iss->keys));
+    if (iss->keys == NULL) {
+        set_err(err, err_size, field, "out of memory");
+        return TG_ERROR;
+    }
+    size_t i;
+    json_t *key;
+    json_array_foreach(list, i, key) {
+        snprintf(field, sizeof(field), "%s.keys[%zu]", path, i);
+        struct jwt_key *k = &iss->keys[iss->n_keys++];
+        if (load_key(key, field, k, err, err_size) != TG_OK)
+            return TG_ERROR;
+        for (size_t j = 0; j + 1 < iss->n_keys; j++) {
+            if (strcmp(iss->keys[j].kid, k->kid) == 0) {
+                snprintf(field, sizeof(field), "%s.keys[%zu].kid", path, i);
+                set_err(err, err_size, field, "\"%s\" is already the kid of another key",
+                        k->kid);
+                return TG_ERROR;
+            }
+        }
+    }
+    return TG_OK;
+}
+
+static int load_claims(json_t *obj, const char *path, struct tg_jwt_issuer *iss, char *err,
+                       size_t err_size)
+{
+    static const char *const known[] = {"user", "group", "groups", "role", NULL};
+    char field[224];
+    bool failed = false;
+    snprintf(field, sizeof(field), "%s.claims", path);
+    json_t *claims = json_object_get(obj, "claims");
+    if (claims != NULL && !json_is_object(claims)) {
+        set_err(err, err_size, field, "must be an object");
+        return TG_ERROR;
+    }
+    if (claims != NULL && unknown_field(claims, field, known, err, err_size))
+        return TG_ERROR;
+    iss->claim_user = get_str(claims, "user", field, false, "sub", err, err_size, &failed);
+    if (!failed)
+        iss->claim_group =
+            get_str(claims, "group", field, false, "group_id", err, err_size, &failed);
+    if (!failed)
+        iss->claim_groups =
+            get_str(claims, "groups", field, false, "groups", err, err_size, &failed);
+    if (!failed)
+        iss->claim_role = get_str(claims, "role", field, false, "role", err, err_size, &failed);
+    if (!failed && (iss->claim_user == NULL || iss->claim_group == NULL ||
+                    iss->claim_groups == NULL || iss->claim_role == NULL)) {
+        set_err(err, err_size, field, "out of memory");
+        failed = true;
+    }
+    return failed ? TG_ERROR : TG_OK;
+}
+
+int tg_jwt_issuer_load(json_t *obj, const char *path, struct tg_jwt_issuer **out, char *err,
+                       size_t err_size)
+{
+    static const char *const known[] = {"issuer", "audience", "leeway_s", "keys",
+                                        "jwks_file", "claims", NULL};
+    char field[224];
+    bool failed = false;
+    *out = NULL;
+    err[0] = '\0';
+    if (!json_is_object(obj)) {
+        set_err(err, err_size, path, "must be an object");
+        return TG_ERROR;
+    }
+    if (unknown_field(obj, path, known, err, err_size))
+        return TG_ERROR;
+    struct tg_jwt_issuer *iss = calloc(1, sizeof(*iss));
+    if (iss == NULL) {
+        set_err(err, err_size, path, "out of memory");
+        return TG_ERROR;
+    }
+    iss->issuer = get_str(obj, "issuer", path, true, NULL, err, err_size, &failed);
+    if (!failed)
+        iss->audience = get_str(obj, "audience", path, true, NULL, err, err_size, &failed);
+    iss->leeway_s = 30;
+    json_t *leeway = json_object_get(obj, "leeway_s");
+    if (!failed && leeway != NULL) {
+        snprintf(field, sizeof(field), "%s.leeway_s", path);
+        if (!json_is_integer(leeway) || json_integer_value(leeway) < 0 ||
+            json_integer_value(leeway) > TG_JWT_MAX_LEEWAY_S) {
+            set_err(err, err_size, field, "must be an integer between 0 and %d",
+                    TG_JWT_MAX_LEEWAY_S);
+            failed = true;
+        } else {
+            iss->leeway_s = (int)json_integer_value(leeway);
+        }
+    }
+    if (!failed)
+        failed = load_keys(obj, path, iss, err, err_size) != TG_OK;
+    if (!failed)
+        failed = load_claims(obj, path, iss, err, err_size) != TG_OK;
+    if (!failed && json_object_get(obj, "jwks_file") != NULL) {
+        iss->jwks_file = get_str(obj, "jwks_file", path, true, NULL, err, err_size, &failed);
+        iss->jwks = failed ? NULL : calloc(1, sizeof(*iss->jwks));
+        if (!failed && iss->jwks == NULL) {
+            set_err(err, err_size, path, "out of memory");
+            failed = true;
+        }
+        if (!failed && pthread_rwlock_init(&iss->jwks->lock, NULL) != 0) {
+            free(iss->jwks);
+            iss->jwks = NULL;
+            set_err(err, err_size, path, "could not create a lock");
+            failed = true;
+        }
+        struct stat st;
+        char problem[384];
+        snprintf(field, sizeof(field), "%s.jwks_file", path);
+        if (!failed && stat(iss->jwks_file, &st) != 0) {
+            set_err(err, err_size, field, "could not read \"%s\": %s", iss->jwks_file,
+                    strerror(errno));
+            failed = true;
+        } else if (!failed && jwks_read(iss->jwks_file, &iss->jwks->keys, &iss->jwks->n_keys,
+                                        problem, sizeof(problem)) != TG_OK) {
+            set_err(err, err_size, field, "%s", problem);
+            failed = true;
+        } else if (!failed) {
+            iss->jwks->mtime = st.st_mtim;
+            iss->jwks->size = st.st_size;
+        }
+    }
+    if (!failed && iss->n_keys == 0 && iss->jwks_file == NULL) {
+        set_err(err, err_size, path, "needs \"keys\" or a \"jwks_file\"");
+        failed = true;
+    }
+    if (failed) {
+        tg_jwt_issuer_free(iss);
+        return TG_ERROR;
+    }
+    *out = iss;
+    return TG_OK;
+}
+
+void tg_jwt_issuer_free(struct tg_jwt_issuer *iss)
+{
+    if (iss == NULL)
+        return;
+    free(iss->issuer);
+    free(iss->audience);
+    free_keys(iss->keys, iss->n_keys);
+    free(iss->jwks_file);
+    if (iss->jwks != NULL) {
+        free_keys(iss->jwks->keys, iss->jwks->n_keys);
+        pthread_rwlock_destroy(&iss->jwks->lock);
+        free(iss->jwks);
+    }
+    free(iss->claim_user);
+    free(iss->claim_group);
+    free(iss->claim_groups);
+    free(iss->claim_role);
+    free(iss);
+}
+
+const char *tg_jwt_issuer_name(const struct tg_jwt_issuer *iss)
+{
+    return iss->issuer;
+}
+
+/* ---- verifying ---- */
+
+/* ES256/ES384 signatures are JOSE's raw r||s; OpenSSL wants DER. */
+static bool verify_signature(const struct jwt_key *k, const char *input, size_t input_len,
+                             const unsigned char *sig, size_t sig_len)
+{
+    const EVP_MD *md = alg_md(k->alg_index);
+    if (is_hs(k->alg_index)) {
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned int mac_len = 0;
+        if (HMAC(md, k->secret, (int)k->secret_len, (const unsigned char *)input, input_len,
+                 mac, &mac_len) == NULL)
+            return false;
+        return sig_len == mac_len && CRYPTO_memcmp(mac, sig, mac_len) == 0;
+    }
+    unsigned char *der = NULL;
+    int der_len = 0;
+    if (is_es(k->alg_index)) {
+        size_t half = (size_t)algs[k->alg_index].bits / 8;
+        if (sig_len != 2 * half)
+            return false;
+        ECDSA_SIG *es = ECDSA_SIG_new();
+        BIGNUM *r = BN_bin2bn(sig, (int)half, NULL);
+        BIGNUM *s = BN_bin2bn(sig + half, (int)half, NULL);
+        if (es == NULL || r == NULL || s == NULL || !ECDSA_SIG_set0(es, r, s)) {
+            BN_free(r);
+            BN_free(s);
+            ECDSA_SIG_free(es);
+            return false;
+        }
+        der_len = i2d_ECDSA_SIG(es, &der);
+        ECDSA_SIG_free(es);
+        if (der_len <= 0)
+            return false;
+        sig = der;
+        sig_len = (size_t)der_len;
+    }
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, md, NULL, k->pkey) == 1 &&
+              EVP_DigestVerify(ctx, sig, sig_len, (const unsigned char *)input, input_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_free(der);
+    return ok;
+}
+
+static const struct jwt_key *find_key(const struct jwt_key *keys, size_t n, const char *kid)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i].kid, kid) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+/* Copies a string claim into dst; false when it does not fit. */
+static bool copy_claim(char *dst, size_t dst_size, const char *src)
+{
+    size_t len = strlen(src);
+    if (len >= dst_size)
+        return false;
+    memcpy(dst, src, len + 1);
+    return true;
+}
+
+static const char *check_claims(const struct tg_jwt_issuer *iss, json_t *claims, int64_t now_s,
+                                struct tg_jwt_identity *out)
+{
+    json_t *exp = json_object_get(claims, "exp");
+    if (!json_is_number(exp))
+        return "token has no exp";
+    if (!(json_number_value(exp) + iss->leeway_s > (double)now_s))
+        return "token expired";
+    json_t *nbf = json_object_get(claims, "nbf");
+    if (nbf != NULL && (!json_is_number(nbf) ||
+                        !(json_number_value(nbf) - iss->leeway_s <= (double)now_s)))
+        return "token not yet valid";
+    const char *tok_iss = json_string_value(json_object_get(claims, "iss"));
+    if (tok_iss == NULL || strcmp(tok_iss, iss->issuer) != 0)
+        return "wrong iss";
+    json_t *aud = json_object_get(claims, "aud");
+    bool aud_ok = json_is_string(aud) && strcmp(json_string_value(aud), iss->audience) == 0;
+    size_t i;
+    json_t *a;
+    if (json_is_array(aud)) {
+        json_array_foreach(aud, i, a) {
+            if (json_is_string(a) && strcmp(json_string_value(a), iss->audience) == 0)
+                aud_ok = true;
+        }
+    }
+    if (!aud_ok)
+        return "wrong aud";
+    const char *user = json_string_value(json_object_get(claims, iss->claim_user));
+    if (user == NULL || user[0] == '\0')
+        return "token has no user claim";
+    if (!copy_claim(out->user_id, sizeof(out->user_id), user))
+        return "claim too long";
+    const char *group = json_string_value(json_object_get(claims, iss->claim_group));
+    if (group == NULL) {
+        json_t *groups = json_object_get(claims, iss->claim_groups);
+        if (json_is_array(groups))
+            group = json_string_value(json_array_get(groups, 0));
+    }
+    if (group != NULL && !copy_claim(out->group_id, sizeof(out->group_id), group))
+        return "claim too long";
+    const char *role = json_string_value(json_object_get(claims, iss->claim_role));
+    if (role != NULL && !copy_claim(out->role, sizeof(out->role), role))
+        return "claim too long";
+    return NULL;
+}
+
+/* The checks after the shape: header, key, signature, claims. NULL when all pass. */
+static const char *verify_parts(const struct tg_jwt_issuer *iss, const char *token,
+                                const char *dot1, const char *dot2, int64_t now_s,
+                                struct tg_jwt_identity *out)
+{
+    size_t header_b64 = (size_t)(dot1 - token);
+    if (header_b64 > (TG_JWT_MAX_HEADER * 4 + 2) / 3)
+        return "header too large";
+    unsigned char header_buf[TG_JWT_MAX_HEADER + 4];
+    long header_len = b64url_decode(token, header_b64, header_buf);
+    if (header_len < 0)
+        return "token is not base64url";
+    json_error_t jerr;
+    json_t *header = json_loadb((const char *)header_buf, (size_t)header_len,
+                                JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(header)) {
+        json_decref(header);
+        return "header is not a JSON object";
+    }
+    const char *reason = NULL;
+    const char *alg = json_string_value(json_object_get(header, "alg"));
+    json_t *kid_v = json_object_get(header, "kid");
+    const char *kid = json_string_value(kid_v);
+    if (alg == NULL)
+        reason = "header has no alg";
+    else if (json_object_get(header, "jwk") != NULL || json_object_get(header, "jku") != NULL ||
+             json_object_get(header, "x5u") != NULL || json_object_get(header, "x5c") != NULL)
+        reason = "header names its own key";
+    else if (json_object_get(header, "crit") != NULL)
+        reason = "header names unsupported extensions";
+    else if (kid_v != NULL && kid == NULL)
+        reason = "unknown kid";
+    if (reason != NULL) {
+        json_decref(header);
+        return reason;
+    }
+
+    /* the key, under the JWKS read lock so a reload cannot free it mid-use */
+    if (iss->jwks != NULL) {
+        jwks_refresh(iss);
+        pthread_rwlock_rdlock(&iss->jwks->lock);
+    }
+    const struct jwt_key *key = NULL;
+    size_t n_jwks = iss->jwks != NULL ? iss->jwks->n_keys : 0;
+    if (kid != NULL) {
+        key = find_key(iss->keys, iss->n_keys, kid);
+        if (key == NULL && iss->jwks != NULL)
+            key = find_key(iss->jwks->keys, n_jwks, kid);
+        if (key == NULL)
+            reason = "unknown kid";
+    } else if (iss->n_keys + n_jwks == 1) {
+        key = iss->n_keys == 1 ? &iss->keys[0] : &iss->jwks->keys[0];
+    } else {
+        reason = "token has no kid";
+    }
+    if (key != NULL && strcmp(alg, algs[key->alg_index].name) != 0)
+        reason = "alg does not match the key";
+    if (reason == NULL) {
+        const char *sig_b64 = dot2 + 1;
+        size_t sig_len = 0;
+        unsigned char *sig = b64url_decode_alloc(sig_b64, strlen(sig_b64), &sig_len);
+        if (sig == NULL)
+            reason = "token is not base64url";
+        else if (!verify_signature(key, token, (size_t)(dot2 - token), sig, sig_len))
+            reason = "bad signature";
+        free(sig);
+    }
+    if (iss->jwks != NULL)
+        pthread_rwlock_unlock(&iss->jwks->lock);
+    json_decref(header);
+    if (reason != NULL)
+        return reason;
+
+    size_t payload_len = 0;
+    unsigned char *payload =
+        b64url_decode_alloc(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload_len);
+    if (payload == NULL)
+        return "token is not base64url";
+    json_t *claims =
+        json_loadb((const char *)payload, payload_len, JSON_REJECT_DUPLICATES, &jerr);
+    free(payload);
+    if (!json_is_object(claims))
+        reason = "payload is not a JSON object";
+    else
+        reason = check_claims(iss, claims, now_s, out);
+    json_decref(claims);
+    return reason;
+}
+
+int tg_jwt_verify(const struct tg_jwt_issuer *iss, const char *token, int64_t now_s,
+                  struct tg_jwt_identity *out, char *reason, size_t reason_size)
+{
+    memset(out, 0, sizeof(*out));
+    const char *why = NULL;
+    size_t len = strnlen(token, TG_JWT_MAX_TOKEN + 1);
+    const char *dot1 = memchr(token, '.', len);
+    const char *dot2 =
+        dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
+    if (len > TG_JWT_MAX_TOKEN)
+        why = "token too large";
+    else if (dot1 == NULL || dot2 == NULL || dot1 == token || dot2 == dot1 + 1 ||
+             dot2[1] == '\0' || strchr(dot2 + 1, '.') != NULL)
+        why = "token is not a compact JWS";
+    else if (strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                           "0123456789-_.") != len)
+        why = "token is not base64url";
+    else
+        why = verify_parts(iss, token, dot1, dot2, now_s, out);
+    if (why == NULL)
+        return TG_OK;
+    memset(out, 0, sizeof(*out));
+    snprintf(reason, reason_size, "%s", why);
+    return TG_DECLINED;
+}
