@@ -8,6 +8,9 @@
  */
 #include "auth_jwt.h"
 
+#include "crypto.h"
+#include "jwk.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/bn.h>
@@ -110,65 +113,6 @@ static const EVP_MD *alg_md(int alg_index)
     }
 }
 
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/*
- * Strict base64url without padding (RFC 7515 §2): only the 64 letters, no '=', a
- * length that is not 1 mod 4, and unused trailing bits zero (so each value has one
- * spelling). out holds at least len*3/4 bytes. Returns the decoded length or -1.
- */
-static long b64url_decode(const char *in, size_t len, unsigned char *out)
-{
-    if (len % 4 == 1)
-        return -1;
-    uint32_t acc = 0;
-    int nbits = 0;
-    long n = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        nbits += 6;
-        if (nbits >= 8) {
-            nbits -= 8;
-            out[n++] = (unsigned char)(acc >> nbits);
-            acc &= (1u << nbits) - 1;
-        }
-    }
-    if (acc != 0)
-        return -1;
-    return n;
-}
-
-/* Decodes a base64url JSON value into a malloc'd buffer; NULL when not base64url. */
-static unsigned char *b64url_decode_alloc(const char *in, size_t len, size_t *out_len)
-{
-    unsigned char *out = malloc(len * 3 / 4 + 1);
-    if (out == NULL)
-        return NULL;
-    long n = b64url_decode(in, len, out);
-    if (n < 0) {
-        free(out);
-        return NULL;
-    }
-    *out_len = (size_t)n;
-    return out;
-}
-
 static void free_keys(struct jwt_key *keys, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -198,77 +142,6 @@ static bool key_fits_alg(EVP_PKEY *pkey, int alg_index)
 }
 
 /* ---- JWKS (RFC 7517) ---- */
-
-static unsigned char *jwk_bytes(json_t *jwk, const char *name, size_t *len)
-{
-    json_t *v = json_object_get(jwk, name);
-    if (!json_is_string(v) || json_string_length(v) == 0)
-        return NULL;
-    return b64url_decode_alloc(json_string_value(v), json_string_length(v), len);
-}
-
-static EVP_PKEY *jwk_rsa(json_t *jwk)
-{
-    size_t n_len = 0, e_len = 0;
-    unsigned char *n = jwk_bytes(jwk, "n", &n_len);
-    unsigned char *e = jwk_bytes(jwk, "e", &e_len);
-    BIGNUM *bn_n = n != NULL ? BN_bin2bn(n, (int)n_len, NULL) : NULL;
-    BIGNUM *bn_e = e != NULL ? BN_bin2bn(e, (int)e_len, NULL) : NULL;
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    OSSL_PARAM *params = NULL;
-    EVP_PKEY_CTX *ctx = NULL;
-    EVP_PKEY *pkey = NULL;
-    if (bn_n != NULL && bn_e != NULL && bld != NULL &&
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) &&
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) &&
-        (params = OSSL_PARAM_BLD_to_param(bld)) != NULL &&
-        (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) != NULL &&
-        EVP_PKEY_fromdata_init(ctx) > 0) {
-        if (EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-            pkey = NULL;
-    }
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
-    OSSL_PARAM_BLD_free(bld);
-    BN_free(bn_n);
-    BN_free(bn_e);
-    free(n);
-    free(e);
-    return pkey;
-}
-
-static EVP_PKEY *jwk_ec(json_t *jwk, int alg_index)
-{
-    const char *crv = json_string_value(json_object_get(jwk, "crv"));
-    size_t coord = algs[alg_index].bits / 8;
-    if (crv == NULL || strcmp(crv, algs[alg_index].bits == 256 ? "P-256" : "P-384") != 0)
-        return NULL;
-    size_t x_len = 0, y_len = 0;
-    unsigned char *x = jwk_bytes(jwk, "x", &x_len);
-    unsigned char *y = jwk_bytes(jwk, "y", &y_len);
-    EVP_PKEY *pkey = NULL;
-    if (x != NULL && y != NULL && x_len == coord && y_len == coord) {
-        unsigned char point[1 + 2 * 48];
-        point[0] = 0x04; /* uncompressed */
-        memcpy(point + 1, x, coord);
-        memcpy(point + 1 + coord, y, coord);
-        char group[16];
-        snprintf(group, sizeof(group), "%s", coord == 32 ? "prime256v1" : "secp384r1");
-        OSSL_PARAM params[] = {
-            OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
-            OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * coord),
-            OSSL_PARAM_construct_end(),
-        };
-        EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-        if (ctx != NULL && EVP_PKEY_fromdata_init(ctx) > 0 &&
-            EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-            pkey = NULL;
-        EVP_PKEY_CTX_free(ctx);
-    }
-    free(x);
-    free(y);
-    return pkey;
-}
 
 /*
  * Reads the JWKS file into a fresh key list. Keys for another use ("use": "enc")
@@ -324,7 +197,7 @@ static int jwks_read(const char *file, struct jwt_key **out, size_t *n_out, char
         }
         if (rc != TG_OK)
             break;
-        EVP_PKEY *pkey = rsa ? jwk_rsa(jwk) : jwk_ec(jwk, a);
+        EVP_PKEY *pkey = tg_jwk_public_key(jwk, rsa ? 0 : algs[a].bits);
         if (pkey == NULL || !key_fits_alg(pkey, a)) {
             EVP_PKEY_free(pkey);
             snprintf(err, err_size, "JWKS \"%s\": keys[%zu]: not a valid %s public key for %s",
@@ -816,7 +689,7 @@ static const char *verify_parts(const struct tg_jwt_issuer *iss, const char *tok
     if (header_b64 > (TG_JWT_MAX_HEADER * 4 + 2) / 3)
         return "header too large";
     unsigned char header_buf[TG_JWT_MAX_HEADER + 4];
-    long header_len = b64url_decode(token, header_b64, header_buf);
+    long header_len = tg_crypto_base64url_decode(token, header_b64, header_buf);
     if (header_len < 0)
         return "token is not base64url";
     json_error_t jerr;
@@ -867,7 +740,7 @@ static const char *verify_parts(const struct tg_jwt_issuer *iss, const char *tok
     if (reason == NULL) {
         const char *sig_b64 = dot2 + 1;
         size_t sig_len = 0;
-        unsigned char *sig = b64url_decode_alloc(sig_b64, strlen(sig_b64), &sig_len);
+        unsigned char *sig = tg_crypto_base64url_decode_alloc(sig_b64, strlen(sig_b64), &sig_len);
         if (sig == NULL)
             reason = "token is not base64url";
         else if (!verify_signature(key, token, (size_t)(dot2 - token), sig, sig_len))
@@ -882,7 +755,7 @@ static const char *verify_parts(const struct tg_jwt_issuer *iss, const char *tok
 
     size_t payload_len = 0;
     unsigned char *payload =
-        b64url_decode_alloc(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload_len);
+        tg_crypto_base64url_decode_alloc(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload_len);
     if (payload == NULL)
         return "token is not base64url";
     json_t *claims =

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int tg_crypto_random(unsigned char *buf, size_t n)
@@ -59,6 +60,59 @@ int tg_crypto_base64url(const unsigned char *in, size_t len, char *out, size_t o
     }
     out[o] = '\0';
     return (int)o;
+}
+
+static int base64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+long tg_crypto_base64url_decode(const char *in, size_t len, unsigned char *out)
+{
+    if (len % 4 == 1)
+        return -1;
+    uint32_t acc = 0;
+    int nbits = 0;
+    long n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = base64url_value((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        nbits += 6;
+        if (nbits >= 8) {
+            nbits -= 8;
+            out[n++] = (unsigned char)(acc >> nbits);
+            acc &= (1u << nbits) - 1;
+        }
+    }
+    if (acc != 0)
+        return -1;
+    return n;
+}
+
+unsigned char *tg_crypto_base64url_decode_alloc(const char *in, size_t len, size_t *out_len)
+{
+    unsigned char *out = malloc(len * 3 / 4 + 1);
+    if (out == NULL)
+        return NULL;
+    long n = tg_crypto_base64url_decode(in, len, out);
+    if (n < 0) {
+        free(out);
+        return NULL;
+    }
+    *out_len = (size_t)n;
+    return out;
 }
 
 void tg_crypto_hex(const unsigned char *in, size_t len, char *out)

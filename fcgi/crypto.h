@@ -24,6 +24,16 @@ void tg_crypto_uuid4(char out[37]);
  */
 int tg_crypto_base64url(const unsigned char *in, size_t len, char *out, size_t out_size);
 
+/*
+ * Strict base64url without padding (RFC 7515 §2): only the 64 letters, no '=', a
+ * length that is not 1 mod 4, and unused trailing bits zero (so each value has one
+ * spelling). out holds at least len*3/4 bytes. Returns the decoded length or -1.
+ */
+long tg_crypto_base64url_decode(const char *in, size_t len, unsigned char *out);
+
+/* The same into a malloc'd buffer (caller frees); NULL when not base64url. */
+unsigned char *tg_crypto_base64url_decode_alloc(const char *in, size_t len, size_t *out_len);
+
 /* Lower-case hex of in into out (2*len+1 bytes). */
 void tg_crypto_hex(const unsigned char *in, size_t len, char *out);
 

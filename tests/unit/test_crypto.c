@@ -169,6 +169,43 @@ static void test_equal(void **state)
     assert_true(tg_crypto_equal(a, b, 0));
 }
 
+/* Decoding is strict: one spelling per value, and it inverts the encoder. */
+static void test_base64url_decode(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        const char *out; /* NULL: refused */
+    } cases[] = {
+        {"", ""}, {"YQ", "a"}, {"YWI", "ab"}, {"YWJj", "abc"}, {"Pz8-", "?\x3f>"}, {"Pz8_", "?\x3f?"},
+        {"YQ==", NULL},  /* padding */
+        {"Y", NULL},     /* length 1 mod 4 */
+        {"YR", NULL},    /* unused trailing bits set: a second spelling of "a" */
+        {"YW+j", NULL},  /* base64, not base64url */
+        {"YW j", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned char out[16];
+        long n = tg_crypto_base64url_decode(cases[i].in, strlen(cases[i].in), out);
+        if (cases[i].out == NULL) {
+            assert_int_equal(n, -1);
+            continue;
+        }
+        assert_int_equal(n, (long)strlen(cases[i].out));
+        assert_memory_equal(out, cases[i].out, (size_t)n);
+    }
+    unsigned char raw[32], back[32];
+    char text[64];
+    for (int i = 0; i < 32; i++)
+        raw[i] = (unsigned char)(i * 37 + 11);
+    for (size_t len = 0; len <= sizeof(raw); len++) {
+        int n = tg_crypto_base64url(raw, len, text, sizeof(text));
+        assert_true(n >= 0);
+        assert_int_equal(tg_crypto_base64url_decode(text, (size_t)n, back), (long)len);
+        assert_memory_equal(back, raw, len);
+    }
+}
+
 static void test_random(void **state)
 {
     (void)state;
@@ -189,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_base64url_rfc4648_vectors),
         cmocka_unit_test(test_base64url_alphabet),
         cmocka_unit_test(test_base64url_buffer_too_small),
+        cmocka_unit_test(test_base64url_decode),
         cmocka_unit_test(test_hex),
         cmocka_unit_test(test_uuid4),
         cmocka_unit_test(test_equal),
