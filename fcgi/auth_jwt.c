@@ -8,6 +8,7 @@
  */
 #include "auth_jwt.h"
 
+#include "config.h"
 #include "crypto.h"
 #include "jwk.h"
 
@@ -285,15 +286,10 @@ static char *get_str(json_t *obj, const char *key, const char *path, bool requir
         *failed = true;
         return NULL;
     }
-    const char *s = json_string_value(v);
-    if (s[0] == '$' && s[1] != '\0') {
-        const char *env = getenv(s + 1);
-        if (env == NULL || env[0] == '\0') {
-            set_err(err, err_size, field, "environment variable \"%s\" is not set", s + 1);
-            *failed = true;
-            return NULL;
-        }
-        s = env;
+    const char *s = tg_config_resolve_env(json_string_value(v), field, err, err_size);
+    if (s == NULL) {
+        *failed = true;
+        return NULL;
     }
     char *copy = strdup(s);
     if (copy == NULL) {
@@ -306,20 +302,7 @@ static char *get_str(json_t *obj, const char *key, const char *path, bool requir
 static bool unknown_field(json_t *obj, const char *path, const char *const *known, char *err,
                           size_t err_size)
 {
-    const char *key;
-    json_t *value;
-    json_object_foreach(obj, key, value) {
-        bool found = false;
-        for (size_t i = 0; known[i] != NULL && !found; i++)
-            found = strcmp(known[i], key) == 0;
-        if (!found) {
-            char field[256];
-            snprintf(field, sizeof(field), "%s.%s", path, key);
-            set_err(err, err_size, field, "unknown field");
-            return true;
-        }
-    }
-    return false;
+    return tg_config_check_fields(obj, path, known, err, err_size) != TG_OK;
 }
 
 static int load_key(json_t *obj, const char *path, struct jwt_key *k, char *err,

@@ -38,6 +38,38 @@ static void fail(struct loader *ld, const char *path, const char *fmt, ...)
     va_end(ap);
 }
 
+const char *tg_config_resolve_env(const char *value, const char *field, char *err,
+                                  size_t err_size)
+{
+    if (value[0] != '$' || value[1] == '\0')
+        return value;
+    const char *env = getenv(value + 1);
+    if (env == NULL || env[0] == '\0') {
+        snprintf(err, err_size, "config: %s: environment variable \"%s\" is not set", field,
+                 value + 1);
+        return NULL;
+    }
+    return env;
+}
+
+int tg_config_check_fields(json_t *obj, const char *path, const char *const *known, char *err,
+                           size_t err_size)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(obj, key, value) {
+        bool found = false;
+        for (size_t i = 0; known[i] != NULL && !found; i++)
+            found = strcmp(known[i], key) == 0;
+        if (!found) {
+            snprintf(err, err_size, "config: %s%s%s: unknown field", path, path[0] ? "." : "",
+                     key);
+            return TG_ERROR;
+        }
+    }
+    return TG_OK;
+}
+
 static char *xstrdup(struct loader *ld, const char *s)
 {
     char *copy = strdup(s);
@@ -62,14 +94,13 @@ static const char *get_string(struct loader *ld, json_t *obj, const char *key,
         fail(ld, field, "must be a string");
         return NULL;
     }
-    const char *s = json_string_value(v);
-    if (s[0] == '$' && s[1] != '\0') {
-        const char *env = getenv(s + 1);
-        if (env == NULL || env[0] == '\0') {
-            fail(ld, field, "environment variable \"%s\" is not set", s + 1);
-            return NULL;
-        }
-        s = env;
+    char later[256]; /* the first error is the one reported: keep it */
+    const char *s = tg_config_resolve_env(json_string_value(v), field,
+                                          ld->failed ? later : ld->err,
+                                          ld->failed ? sizeof(later) : ld->err_size);
+    if (s == NULL) {
+        ld->failed = true;
+        return NULL;
     }
     return xstrdup(ld, s);
 }
@@ -119,19 +150,8 @@ static json_t *get_object(struct loader *ld, json_t *obj, const char *key, const
 static void check_keys(struct loader *ld, json_t *obj, const char *path,
                        const char *const *known)
 {
-    const char *key;
-    json_t *value;
-    json_object_foreach(obj, key, value) {
-        bool found = false;
-        for (size_t i = 0; known[i] != NULL && !found; i++)
-            found = strcmp(known[i], key) == 0;
-        if (!found) {
-            char field[256];
-            snprintf(field, sizeof(field), "%s%s%s", path, path[0] ? "." : "", key);
-            fail(ld, field, "unknown field");
-            return;
-        }
-    }
+    if (!ld->failed && tg_config_check_fields(obj, path, known, ld->err, ld->err_size) != TG_OK)
+        ld->failed = true;
 }
 
 static bool is_http_url(const char *s)

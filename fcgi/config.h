@@ -12,6 +12,8 @@
 
 #include "common.h"
 
+struct json_t; /* jansson's json_t */
+
 enum tg_provider_type {
     TG_PROVIDER_ANTHROPIC,
 };
@@ -101,6 +103,22 @@ void tg_config_free(struct tg_config *config);
  * *url is a string the caller frees.
  */
 int tg_config_load_db_url(const char *path, char **url, char *err, size_t err_size);
+
+/*
+ * Shared by every module that reads a part of the config (auth_jwt.c):
+ * The value a config string stands for: value itself, or for "$NAME" the
+ * environment variable NAME. NULL when that variable is unset or empty, with
+ * "config: <field>: environment variable ..." written into err.
+ */
+const char *tg_config_resolve_env(const char *value, const char *field, char *err,
+                                  size_t err_size);
+
+/*
+ * TG_ERROR, with "config: <path>.<key>: unknown field" in err, when obj (a JSON
+ * object, borrowed) has a key not in known (NULL-terminated); else TG_OK.
+ */
+int tg_config_check_fields(struct json_t *obj, const char *path, const char *const *known,
+                           char *err, size_t err_size);
 
 /* The model whose name or alias is name, or NULL. Borrowed from config. */
 const struct tg_model *tg_config_find_model(const struct tg_config *config, const char *name);
