@@ -86,6 +86,14 @@ void tg_log_write(enum tg_log_level level, const char *file, int line, const cha
     emit(obj);
 }
 
+/* A client's own request id is logged only if it is a short, plain token. */
+static bool is_safe_id(const char *id)
+{
+    size_t len = strlen(id);
+    return len > 0 && len <= 128 &&
+           strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == len;
+}
+
 static json_t *string_or_null(const char *s)
 {
     return s != NULL ? json_string(s) : json_null();
@@ -126,6 +134,10 @@ void tg_log_access(struct tg_request *r)
     json_object_set_new(obj, "upstream_ms", json_integer(r->upstream_ms));
     json_object_set_new(obj, "stream", json_boolean(r->stream));
     json_object_set_new(obj, "outcome", json_string(r->outcome));
+    json_object_set_new(obj, "pid", json_integer(getpid()));
+    const char *client_id = tg_request_header(r, "x-request-id");
+    if (client_id != NULL && is_safe_id(client_id))
+        json_object_set_new(obj, "client_request_id", json_string(client_id));
     if (r->error.status != 0) {
         json_object_set_new(obj, "error_type", json_string(r->error.type));
         if (r->error.detail[0] != '\0')

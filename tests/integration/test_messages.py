@@ -146,12 +146,22 @@ def test_health_ok():
 
 def test_log_line_per_request():
     s = main_stack()
-    _, headers, _ = s.messages(s.default_key())
+    client_id = "client-trace-" + secrets.token_hex(4)
+    _, headers, _ = s.request("POST", "/v1/messages", s.body(),
+                              dict(s.auth(s.default_key()), **{"x-request-id": client_id}))
     rid = headers["x-request-id"]
+    assert rid != client_id, "the gateway's id is its own uuid (the usage row's key)"
     lines = [json.loads(l) for l in s.logs().splitlines() if rid in l]
     assert len(lines) == 1, "%d log lines for %s" % (len(lines), rid)
     fields = ("ts request_id http_status api_key_id user_id group_id provider model "
               "input_tokens output_tokens total_tokens cost_usd latency_ms upstream_ms "
-              "stream outcome").split()
+              "stream outcome pid").split()
     missing = [f for f in fields if f not in lines[0]]
     assert not missing, "log line lacks %s: %s" % (missing, lines[0])
+    assert lines[0]["client_request_id"] == client_id, lines[0]
+    assert lines[0]["pid"] in s.worker_pids, (lines[0]["pid"], s.worker_pids)
+    # an id that is not a plain token is not logged (no log injection, no size games)
+    _, headers, _ = s.request("POST", "/v1/messages", s.body(),
+                              dict(s.auth(s.default_key()), **{"x-request-id": "a b\"c"}))
+    line = [json.loads(l) for l in s.logs().splitlines() if headers["x-request-id"] in l][0]
+    assert "client_request_id" not in line, line
