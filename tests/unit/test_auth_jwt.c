@@ -338,33 +338,6 @@ int main(void)
         cmocka_unit_test(test_config_auth_section),
         cmocka_unit_test(test_config_without_auth),
     };
-    char *dir = unit_data_dir("jwt/cases");
-    char **names = NULL;
-    int n = dir != NULL ? unit_list_cases(dir, &names) : -1;
-    if (n <= 0) {
-        fprintf(stderr, "test_auth_jwt: no cases in %s (set SRCDIR to the source tree)\n",
-                dir != NULL ? dir : "(null)");
-        return 1;
-    }
-    size_t total = (size_t)n + TG_ARRAY_LEN(fixed);
-    struct CMUnitTest *tests = calloc(total, sizeof(*tests));
-    char **dirs = calloc((size_t)n, sizeof(*dirs));
-    if (tests == NULL || dirs == NULL)
-        return 1;
-    for (int i = 0; i < n; i++) {
-        dirs[i] = unit_path(dir, names[i]);
-        tests[i] = (struct CMUnitTest){names[i], test_jwt_case, NULL, NULL, dirs[i]};
-    }
-    memcpy(tests + n, fixed, sizeof(fixed));
-    int failed = _cmocka_run_group_tests("auth_jwt", tests, total, setup_issuers,
-                                         teardown_issuers);
-    for (int i = 0; i < n; i++) {
-        free(dirs[i]);
-        free(names[i]);
-    }
-    free(names);
-    free(dirs);
-    free(tests);
-    free(dir);
-    return failed;
+    return unit_run_suite("auth_jwt", "jwt/cases", test_jwt_case, NULL, NULL, fixed,
+                          TG_ARRAY_LEN(fixed), setup_issuers, teardown_issuers);
 }

@@ -488,32 +488,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_db_url_dollar_resolved, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_db_url_errors, unset_db_env, free_config),
     };
-    char *dir = unit_data_dir("config");
-    char **names = NULL;
-    int n = dir != NULL ? unit_list_cases(dir, &names) : -1;
-    if (n <= 0) {
-        fprintf(stderr, "test_config: no cases in %s (set SRCDIR to the source tree)\n",
-                dir != NULL ? dir : "(null)");
-        return 1;
-    }
-    size_t total = (size_t)n + TG_ARRAY_LEN(fixed);
-    struct CMUnitTest *tests = calloc(total, sizeof(*tests));
-    char **dirs = calloc((size_t)n, sizeof(*dirs));
-    if (tests == NULL || dirs == NULL)
-        return 1;
-    for (int i = 0; i < n; i++) {
-        dirs[i] = unit_path(dir, names[i]);
-        tests[i] = (struct CMUnitTest){names[i], test_config_case, NULL, NULL, dirs[i]};
-    }
-    memcpy(tests + n, fixed, sizeof(fixed));
-    int failed = _cmocka_run_group_tests("config", tests, total, NULL, NULL);
-    for (int i = 0; i < n; i++) {
-        free(dirs[i]);
-        free(names[i]);
-    }
-    free(names);
-    free(dirs);
-    free(tests);
-    free(dir);
-    return failed;
+    return unit_run_suite("config", "config", test_config_case, NULL, NULL, fixed,
+                          TG_ARRAY_LEN(fixed), NULL, NULL);
 }

@@ -213,9 +213,14 @@ static void parse_options(struct sse_case *c, char *text)
     }
 }
 
+/* The runner hands in the case's directory; the case's state replaces it. */
 static int load_case(void **state)
 {
-    struct sse_case *c = *state;
+    struct sse_case *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        fail_msg("out of memory");
+    c->dir = *state;
+    *state = c;
     c->input = unit_read_file(c->dir, "input", &c->input_len);
     if (c->input == NULL)
         fail_msg("%s/input: cannot read", c->dir);
@@ -243,9 +248,7 @@ static int unload_case(void **state)
     }
     free(c->events);
     free(c->input);
-    c->events = NULL;
-    c->n_events = 0;
-    c->input = NULL;
+    free(c); /* c->dir belongs to the runner */
     return 0;
 }
 
@@ -398,33 +401,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unterminated_line_over_cap, setup_parser,
                                         teardown_parser),
     };
-    char *dir = unit_data_dir("sse");
-    char **names = NULL;
-    int n = dir != NULL ? unit_list_cases(dir, &names) : -1;
-    if (n <= 0) {
-        fprintf(stderr, "test_sse: no cases in %s (set SRCDIR to the source tree)\n",
-                dir != NULL ? dir : "(null)");
-        return 1;
-    }
-    size_t total = (size_t)n + TG_ARRAY_LEN(fixed);
-    struct CMUnitTest *tests = calloc(total, sizeof(*tests));
-    struct sse_case *cases = calloc((size_t)n, sizeof(*cases));
-    if (tests == NULL || cases == NULL)
-        return 1;
-    for (int i = 0; i < n; i++) {
-        cases[i].dir = unit_path(dir, names[i]);
-        tests[i] = (struct CMUnitTest){names[i], test_case_every_split, load_case, unload_case,
-                                       &cases[i]};
-    }
-    memcpy(tests + n, fixed, sizeof(fixed));
-    int failed = _cmocka_run_group_tests("sse", tests, total, NULL, NULL);
-    for (int i = 0; i < n; i++) {
-        free(cases[i].dir);
-        free(names[i]);
-    }
-    free(names);
-    free(cases);
-    free(tests);
-    free(dir);
-    return failed;
+    return unit_run_suite("sse", "sse", test_case_every_split, load_case, unload_case, fixed,
+                          TG_ARRAY_LEN(fixed), NULL, NULL);
 }

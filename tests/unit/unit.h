@@ -1,6 +1,6 @@
 /*
  * unit.h — small helpers the unit tests share: finding tests/unit/data, reading a
- * case file whole, listing the case directories of a suite. Header-only (static
+ * case file whole, listing the case directories of a suite, running a suite. Header-only (static
  * inline) because each test binary is built from its one .c file.
  *
  * Data lives in $SRCDIR/tests/unit/data (make check sets SRCDIR); run by hand from
@@ -132,6 +132,53 @@ static inline int unit_list_cases(const char *dir, char ***names)
 }
 
 /* Drops trailing newlines (an editor's final newline is not part of a value). */
+/*
+ * Runs a data-driven suite: one cmocka test per case directory of data suite
+ * `suite` (sorted), each calling fn with *state = that directory's path (borrowed;
+ * a per-case setup may replace it with its own state), then the fixed tests.
+ * Returns the failure count, or 1 when the suite has no cases. Include this
+ * header after <cmocka.h> to use it.
+ */
+#ifdef cmocka_unit_test
+static inline int unit_run_suite(const char *group, const char *suite, CMUnitTestFunction fn,
+                                 CMFixtureFunction setup, CMFixtureFunction teardown,
+                                 const struct CMUnitTest *fixed, size_t n_fixed,
+                                 CMFixtureFunction group_setup,
+                                 CMFixtureFunction group_teardown)
+{
+    char *dir = unit_data_dir(suite);
+    char **names = NULL;
+    int n = dir != NULL ? unit_list_cases(dir, &names) : -1;
+    if (n <= 0) {
+        fprintf(stderr, "%s: no cases in %s (set SRCDIR to the source tree)\n", group,
+                dir != NULL ? dir : "(null)");
+        free(dir);
+        return 1;
+    }
+    size_t total = (size_t)n + n_fixed;
+    struct CMUnitTest *tests = calloc(total, sizeof(*tests));
+    char **dirs = calloc((size_t)n, sizeof(*dirs));
+    if (tests == NULL || dirs == NULL)
+        return 1;
+    for (int i = 0; i < n; i++) {
+        dirs[i] = unit_path(dir, names[i]);
+        tests[i] = (struct CMUnitTest){names[i], fn, setup, teardown, dirs[i]};
+    }
+    if (n_fixed > 0)
+        memcpy(tests + n, fixed, n_fixed * sizeof(*fixed));
+    int failed = _cmocka_run_group_tests(group, tests, total, group_setup, group_teardown);
+    for (int i = 0; i < n; i++) {
+        free(dirs[i]);
+        free(names[i]);
+    }
+    free(names);
+    free(dirs);
+    free(tests);
+    free(dir);
+    return failed;
+}
+#endif
+
 static inline void unit_chomp(char *s)
 {
     size_t len = strlen(s);
