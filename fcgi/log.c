@@ -86,10 +86,16 @@ void tg_log_write(enum tg_log_level level, const char *file, int line, const cha
     emit(obj);
 }
 
-/* A client's own request id is logged only if it is a short, plain token. */
+/*
+ * A client's own request id is logged only if it is a short, plain token, and
+ * never if it looks like a credential (a Tollgate key "tg-…", a provider key
+ * "sk-…"): a confused client must not get a key into the log this way.
+ */
 static bool is_safe_id(const char *id)
 {
     size_t len = strlen(id);
+    if (strncmp(id, "tg-", 3) == 0 || strncmp(id, "sk-", 3) == 0)
+        return false;
     return len > 0 && len <= 128 &&
            strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == len;
 }

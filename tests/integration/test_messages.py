@@ -165,3 +165,8 @@ def test_log_line_per_request():
                               dict(s.auth(s.default_key()), **{"x-request-id": "a b\"c"}))
     line = [json.loads(l) for l in s.logs().splitlines() if headers["x-request-id"] in l][0]
     assert "client_request_id" not in line, line
+    # nor one that looks like a credential: a key sent there by mistake stays out of the log
+    key = s.default_key()
+    _, headers, _ = s.request("POST", "/v1/messages", s.body(),
+                              dict(s.auth(key), **{"x-request-id": key}))
+    assert key not in s.logs(), "a key sent as x-request-id reached the log"
