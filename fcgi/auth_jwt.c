@@ -65,6 +65,7 @@ struct tg_jwt_issuer {
     char *jwks_file; /* NULL: none */
     struct jwks_cache *jwks; /* mutable even in a const issuer: re-read on change */
     char *claim_user, *claim_group, *claim_groups, *claim_role;
+    bool create_unknown; /* users and groups unknown to the database are created */
 };
 
 /* ---- small helpers ---- */
@@ -451,7 +452,7 @@ int tg_jwt_issuer_load(json_t *obj, const char *path, struct tg_jwt_issuer **out
                        size_t err_size)
 {
     static const char *const known[] = {"issuer", "audience", "leeway_s", "keys",
-                                        "jwks_file", "claims", NULL};
+                                        "jwks_file", "claims", "create_unknown", NULL};
     char field[224];
     bool failed = false;
     *out = NULL;
@@ -483,6 +484,12 @@ int tg_jwt_issuer_load(json_t *obj, const char *path, struct tg_jwt_issuer **out
             iss->leeway_s = (int)json_integer_value(leeway);
         }
     }
+    json_t *create = json_object_get(obj, "create_unknown");
+    if (!failed && create != NULL && !json_is_boolean(create)) {
+        set_err(err, err_size, path, "create_unknown must be true or false");
+        failed = true;
+    }
+    iss->create_unknown = json_is_true(create);
     if (!failed)
         failed = load_keys(obj, path, iss, err, err_size) != TG_OK;
     if (!failed)
@@ -775,4 +782,58 @@ int tg_jwt_verify(const struct tg_jwt_issuer *iss, const char *token, int64_t no
     memset(out, 0, sizeof(*out));
     snprintf(reason, reason_size, "%s", why);
     return TG_DECLINED;
+}
+
+bool tg_jwt_issuer_creates_unknown(const struct tg_jwt_issuer *iss)
+{
+    return iss->create_unknown;
+}
+
+/* The unverified "iss" of token's payload into out ("" when there is none). */
+static void peek_issuer(const char *token, char *out, size_t out_size)
+{
+    out[0] = '\0';
+    const char *dot1 = strchr(token, '.');
+    const char *dot2 = dot1 != NULL ? strchr(dot1 + 1, '.') : NULL;
+    if (dot2 == NULL)
+        return;
+    size_t payload_len = 0;
+    unsigned char *payload =
+        tg_crypto_base64url_decode_alloc(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload_len);
+    if (payload == NULL)
+        return;
+    json_error_t jerr;
+    json_t *claims = json_loadb((const char *)payload, payload_len, 0, &jerr);
+    free(payload);
+    const char *iss = json_string_value(json_object_get(claims, "iss"));
+    if (iss != NULL)
+        snprintf(out, out_size, "%s", iss);
+    json_decref(claims);
+}
+
+int tg_jwt_verify_any(struct tg_jwt_issuer *const *issuers, size_t n, const char *token,
+                      int64_t now_s, struct tg_jwt_identity *out,
+                      const struct tg_jwt_issuer **issuer, char *reason, size_t reason_size)
+{
+    *issuer = NULL;
+    memset(out, 0, sizeof(*out));
+    if (n == 0 || strnlen(token, TG_JWT_MAX_TOKEN + 1) > TG_JWT_MAX_TOKEN) {
+        snprintf(reason, reason_size, "%s", n == 0 ? "no issuer configured" : "token too large");
+        return TG_DECLINED;
+    }
+    const struct tg_jwt_issuer *chosen = issuers[0];
+    if (n > 1) {
+        char name[512];
+        peek_issuer(token, name, sizeof(name));
+        chosen = NULL;
+        for (size_t i = 0; i < n && chosen == NULL; i++)
+            if (strcmp(issuers[i]->issuer, name) == 0)
+                chosen = issuers[i];
+        if (chosen == NULL) {
+            snprintf(reason, reason_size, "wrong iss");
+            return TG_DECLINED;
+        }
+    }
+    *issuer = chosen;
+    return tg_jwt_verify(chosen, token, now_s, out, reason, reason_size);
 }

@@ -39,7 +39,8 @@ struct tg_jwt_identity {
  *    "keys": [{"kid": "k1", "alg": "HS256", "secret": "$ENV"},
  *             {"kid": "k2", "alg": "RS256", "pem_file": "/path/pub.pem"}],
  *    "jwks_file": "/path/jwks.json",
- *    "claims": {"user": "sub", "group": "group_id", "groups": "groups", "role": "role"}}
+ *    "claims": {"user": "sub", "group": "group_id", "groups": "groups", "role": "role"},
+ *    "create_unknown": false}
  * Algorithms: HS256/384/512, RS256/384/512, ES256, ES384. A secret written "$NAME"
  * is read from the environment. On success returns TG_OK and an issuer the caller
  * owns (tg_jwt_issuer_free). On failure returns TG_ERROR and writes
@@ -62,5 +63,17 @@ const char *tg_jwt_issuer_name(const struct tg_jwt_issuer *iss);
  */
 int tg_jwt_verify(const struct tg_jwt_issuer *iss, const char *token, int64_t now_s,
                   struct tg_jwt_identity *out, char *reason, size_t reason_size);
+
+/* Whether users and groups a token names but the database lacks are created. */
+bool tg_jwt_issuer_creates_unknown(const struct tg_jwt_issuer *iss);
+
+/*
+ * tg_jwt_verify with the issuer among issuers[0..n) whose "iss" the token's
+ * payload names (the only one when n == 1; the claim is verified after). Sets
+ * *issuer to the issuer used, NULL when none fits. Same returns as tg_jwt_verify.
+ */
+int tg_jwt_verify_any(struct tg_jwt_issuer *const *issuers, size_t n, const char *token,
+                      int64_t now_s, struct tg_jwt_identity *out,
+                      const struct tg_jwt_issuer **issuer, char *reason, size_t reason_size);
 
 #endif

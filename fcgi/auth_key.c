@@ -7,7 +7,6 @@
 #include <strings.h>
 
 #include "crypto.h"
-#include "db.h"
 #include "request.h"
 
 const char *tg_auth_key_presented(const char *x_api_key, const char *authorization)
@@ -39,29 +38,19 @@ int tg_auth_key_hash(struct tg_request *r, unsigned char *hash)
     return TG_OK;
 }
 
-int tg_auth_key_identify(struct tg_request *r)
+int tg_auth_key_generate(struct tg_new_key *out)
 {
+    unsigned char raw[TG_KEY_RANDOM_BYTES];
     unsigned char hash[TG_SHA256_LEN];
-    if (tg_auth_key_hash(r, hash) != TG_OK)
+    memset(out, 0, sizeof(*out));
+    if (tg_crypto_random(raw, sizeof(raw)) != TG_OK)
         return TG_ERROR;
-    const char *status = NULL;
-    int rc = tg_db_authenticate(r, hash, &r->identity, &status);
-    if (rc == TG_ERROR) {
-        tg_request_fail(r, 503, "api_error", "the gateway's database is unavailable",
-                        "authentication lookup failed");
-        return TG_ERROR;
-    }
-    if (rc == TG_DECLINED) {
-        tg_request_fail(r, 401, "authentication_error", "invalid x-api-key", "unknown key");
-        return TG_ERROR;
-    }
-    if (strcmp(status, "active") != 0) {
-        tg_request_fail(r, 401, "authentication_error",
-                        strcmp(status, "expired") == 0 ? "API key has expired"
-                                                       : "API key has been revoked",
-                        "key %s is %s", r->identity.key_prefix, status);
-        return TG_ERROR;
-    }
-    r->authenticated = true;
+    memcpy(out->key, "tg-", 3);
+    tg_crypto_base64url(raw, sizeof(raw), out->key + 3, sizeof(out->key) - 3);
+    tg_crypto_sha256(out->key, strlen(out->key), hash);
+    memcpy(out->hash_bytea, "\\x", 2);
+    tg_crypto_hex(hash, sizeof(hash), out->hash_bytea + 2);
+    memcpy(out->prefix, out->key, TG_KEY_PREFIX_LEN);
+    out->prefix[TG_KEY_PREFIX_LEN] = '\0';
     return TG_OK;
 }

@@ -3,12 +3,13 @@
  *
  * The key comes in x-api-key or "Authorization: Bearer"; only its SHA-256 is
  * looked up (keys are stored hashed). The key itself is never logged or copied
- * beyond this step. Not here: JWTs (auth_jwt), quotas.
+ * beyond this step. Not here: JWTs (auth_jwt), choosing between the two (auth).
  */
 #ifndef TG_AUTH_KEY_H
 #define TG_AUTH_KEY_H
 
 #include "common.h"
+#include "crypto.h"
 
 struct tg_request;
 
@@ -27,10 +28,17 @@ const char *tg_auth_key_presented(const char *x_api_key, const char *authorizati
  */
 int tg_auth_key_hash(struct tg_request *r, unsigned char *hash);
 
-/*
- * Authenticates r on its own (one lookup, no reservation): fills r->identity and sets r->authenticated. TG_ERROR with
- * r->error set: 401 (missing, unknown, revoked, expired key) or 503 (database).
- */
-int tg_auth_key_identify(struct tg_request *r);
+/* A new key: "tg-" + base64url of TG_KEY_RANDOM_BYTES random bytes from the OS. */
+#define TG_KEY_RANDOM_BYTES 32
+#define TG_KEY_PREFIX_LEN 11 /* "tg-" + 8: what lists show and revoke takes */
+
+struct tg_new_key {
+    char key[3 + 48];                      /* the secret: shown once, never stored */
+    char prefix[TG_KEY_PREFIX_LEN + 1];
+    char hash_bytea[2 + 2 * TG_SHA256_LEN + 1]; /* "\\x" + hex of its SHA-256 */
+};
+
+/* Makes a new key. TG_ERROR when the OS gave no random bytes. */
+int tg_auth_key_generate(struct tg_new_key *out);
 
 #endif

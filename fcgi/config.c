@@ -8,6 +8,10 @@
 #include "config.h"
 
 #include "auth_jwt.h"
+#include "crypto.h"
+#include "shm.h"
+
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <jansson.h>
@@ -500,13 +504,8 @@ static void load_spool(struct loader *ld, json_t *root, struct tg_config *c)
 }
 
 /* auth.jwt: the identity providers whose tokens are accepted (auth_jwt.c parses each). */
-static void load_auth(struct loader *ld, json_t *root, struct tg_config *c)
+static void load_jwt(struct loader *ld, json_t *auth, struct tg_config *c)
 {
-    json_t *auth = get_object(ld, root, "auth", "", false);
-    static const char *const known[] = {"jwt", NULL};
-    if (auth == NULL || ld->failed)
-        return;
-    check_keys(ld, auth, "auth", known);
     json_t *list = json_object_get(auth, "jwt");
     if (list == NULL || ld->failed)
         return;
@@ -533,6 +532,177 @@ static void load_auth(struct loader *ld, json_t *root, struct tg_config *c)
     }
 }
 
+/* A header name: lower-case letters, digits and '-', as FastCGI params carry them. */
+static bool is_header_name(const char *s)
+{
+    return s[0] != '\0' && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(s);
+}
+
+static const char *get_header_name(struct loader *ld, json_t *obj, const char *key,
+                                   const char *fallback)
+{
+    const char *name = get_string(ld, obj, key, "auth.attribution", fallback, false);
+    if (name != NULL && !is_header_name(name))
+        fail(ld, key[0] == 'u' ? "auth.attribution.user_header" : "auth.attribution.group_header",
+             "must be a lower-case header name (letters, digits, '-')");
+    return name;
+}
+
+/* auth.attribution: the headers through which a trusted key names its end user. */
+static void load_attribution(struct loader *ld, json_t *auth, struct tg_config *c)
+{
+    json_t *attr = auth != NULL ? get_object(ld, auth, "attribution", "auth", false) : NULL;
+    static const char *const known[] = {"user_header", "group_header", NULL};
+    if (attr != NULL)
+        check_keys(ld, attr, "auth.attribution", known);
+    c->attribution_user_header = get_header_name(ld, attr, "user_header", "x-tollgate-user");
+    c->attribution_group_header = get_header_name(ld, attr, "group_header", "x-tollgate-group");
+}
+
+static void load_auth(struct loader *ld, json_t *root, struct tg_config *c)
+{
+    json_t *auth = get_object(ld, root, "auth", "", false);
+    static const char *const known[] = {"jwt", "attribution", NULL};
+    if (auth != NULL)
+        check_keys(ld, auth, "auth", known);
+    if (ld->failed)
+        return;
+    load_jwt(ld, auth, c);
+    load_attribution(ld, auth, c);
+}
+
+/* admin: its own credentials, kept only as SHA-256 hashes. */
+static void load_admin_keys(struct loader *ld, json_t *keys, struct tg_config *c)
+{
+    if (!json_is_array(keys) || json_array_size(keys) == 0) {
+        fail(ld, "admin.keys", "must be a non-empty array of strings");
+        return;
+    }
+    c->admin_key_hashes = calloc(json_array_size(keys), sizeof(*c->admin_key_hashes));
+    if (c->admin_key_hashes == NULL) {
+        fail(ld, "admin.keys", "out of memory");
+        return;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(keys, i, v) {
+        char field[64];
+        snprintf(field, sizeof(field), "admin.keys[%zu]", i);
+        const char *key = json_is_string(v) ? json_string_value(v) : NULL;
+        if (key == NULL) {
+            fail(ld, field, "must be a string");
+            return;
+        }
+        char later[256];
+        key = tg_config_resolve_env(key, field, ld->failed ? later : ld->err,
+                                    ld->failed ? sizeof(later) : ld->err_size);
+        if (key == NULL) {
+            ld->failed = true;
+            return;
+        }
+        if (strlen(key) < 24) {
+            fail(ld, field, "must be at least 24 characters long");
+            return;
+        }
+        tg_crypto_sha256(key, strlen(key), c->admin_key_hashes[c->n_admin_keys++]);
+    }
+}
+
+static void load_admin(struct loader *ld, json_t *root, struct tg_config *c)
+{
+    json_t *admin = get_object(ld, root, "admin", "", false);
+    static const char *const known[] = {"keys", "jwt_role", NULL};
+    if (admin == NULL || ld->failed)
+        return;
+    check_keys(ld, admin, "admin", known);
+    json_t *keys = json_object_get(admin, "keys");
+    if (keys != NULL)
+        load_admin_keys(ld, keys, c);
+    c->admin_jwt_role = get_string(ld, admin, "jwt_role", "admin", NULL, false);
+    if (!ld->failed && c->n_admin_keys == 0 && c->admin_jwt_role == NULL)
+        fail(ld, "admin", "needs \"keys\" or a \"jwt_role\"");
+    if (!ld->failed && c->admin_jwt_role != NULL && c->n_jwt_issuers == 0)
+        fail(ld, "admin.jwt_role", "needs an issuer in auth.jwt");
+    c->admin_enabled = !ld->failed;
+}
+
+/* metrics.allow[i]: "ADDRESS" or "ADDRESS/PREFIX", IPv4 or IPv6. */
+static void load_metrics_allow_entry(struct loader *ld, const char *text, const char *field,
+                                     struct tg_metrics_allow *a)
+{
+    char addr[INET6_ADDRSTRLEN];
+    const char *slash = strchr(text, '/');
+    size_t len = slash != NULL ? (size_t)(slash - text) : strlen(text);
+    unsigned int max = 0;
+    if (len > 0 && len < sizeof(addr)) {
+        memcpy(addr, text, len);
+        addr[len] = '\0';
+        if (inet_pton(AF_INET, addr, a->addr) == 1) {
+            a->family = AF_INET;
+            max = 32;
+        } else if (inet_pton(AF_INET6, addr, a->addr) == 1) {
+            a->family = AF_INET6;
+            max = 128;
+        }
+    }
+    a->prefix_len = max;
+    if (max != 0 && slash != NULL) {
+        const char *digits = slash + 1;
+        size_t n = strspn(digits, "0123456789");
+        a->prefix_len = 0;
+        for (size_t i = 0; i < n && i < 3; i++)
+            a->prefix_len = a->prefix_len * 10 + (unsigned int)(digits[i] - '0');
+        if (n == 0 || n > 3 || digits[n] != '\0' || a->prefix_len > max)
+            max = 0;
+    }
+    if (max == 0)
+        fail(ld, field, "\"%s\" is not an IP address or network (\"10.0.0.0/8\")", text);
+}
+
+/* metrics: label cardinality and who may read GET /metrics. */
+static void load_metrics(struct loader *ld, json_t *root, struct tg_config *c)
+{
+    static const char *const known[] = {"max_series", "allow", "token", NULL};
+    static const char *const loopback[] = {"127.0.0.1", "::1"};
+    json_t *metrics = get_object(ld, root, "metrics", "", false);
+    if (metrics != NULL)
+        check_keys(ld, metrics, "metrics", known);
+    c->metrics_max_series =
+        (size_t)get_integer(ld, metrics, "max_series", "metrics", 2000, 1, TG_SHM_SERIES);
+    json_t *allow = json_object_get(metrics, "allow");
+    if (allow != NULL && !json_is_array(allow)) {
+        fail(ld, "metrics.allow", "must be an array of addresses");
+        return;
+    }
+    size_t n = allow != NULL ? json_array_size(allow) : TG_ARRAY_LEN(loopback);
+    c->metrics_allow = calloc(n + 1, sizeof(*c->metrics_allow));
+    if (c->metrics_allow == NULL) {
+        fail(ld, "metrics.allow", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n && !ld->failed; i++) {
+        char field[64];
+        snprintf(field, sizeof(field), "metrics.allow[%zu]", i);
+        json_t *v = allow != NULL ? json_array_get(allow, i) : NULL;
+        if (allow != NULL && !json_is_string(v)) {
+            fail(ld, field, "must be a string");
+            break;
+        }
+        load_metrics_allow_entry(ld, allow != NULL ? json_string_value(v) : loopback[i], field,
+                                 &c->metrics_allow[c->n_metrics_allow++]);
+    }
+    const char *token = get_string(ld, metrics, "token", "metrics", NULL, false);
+    if (token != NULL && strlen(token) >= 16) {
+        tg_crypto_sha256(token, strlen(token), c->metrics_token_hash);
+        c->metrics_token_set = true;
+    } else if (token != NULL) {
+        fail(ld, "metrics.token", "must be at least 16 characters long");
+    }
+    free((char *)token);
+    if (!ld->failed && c->n_metrics_allow == 0 && !c->metrics_token_set)
+        fail(ld, "metrics", "needs an address in \"allow\" or a \"token\": nobody could read it");
+}
+
 static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
 {
     if (!json_is_object(root)) {
@@ -545,7 +715,9 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
         return TG_ERROR;
     }
     static const char *const known[] = {"server", "database", "providers", "models", "log",
-                                        "spool", "rate_limits", "quotas", "auth", NULL};
+                                        "spool", "rate_limits", "quotas", "auth", "admin",
+                                        "metrics",
+                                        NULL};
     check_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
@@ -557,6 +729,8 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
     load_rate_limits(ld, root, c);
     load_quotas(ld, root, c);
     load_auth(ld, root, c);
+    load_admin(ld, root, c);
+    load_metrics(ld, root, c);
     if (ld->failed) {
         tg_config_free(c);
         return TG_ERROR;
@@ -632,6 +806,11 @@ void tg_config_free(struct tg_config *c)
     for (size_t i = 0; i < c->n_jwt_issuers; i++)
         tg_jwt_issuer_free(c->jwt_issuers[i]);
     free(c->jwt_issuers);
+    free((char *)c->attribution_user_header);
+    free((char *)c->attribution_group_header);
+    free(c->admin_key_hashes);
+    free(c->metrics_allow);
+    free((char *)c->admin_jwt_role);
     free(c);
 }
 

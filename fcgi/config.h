@@ -52,6 +52,17 @@ struct tg_rate_limit {
 
 struct tg_jwt_issuer; /* auth_jwt.h */
 
+#define TG_ADMIN_KEY_HASH_LEN 32 /* SHA-256 */
+
+/* metrics.allow: an address ("127.0.0.1", "::1") or a network ("10.0.0.0/8") */
+struct tg_metrics_allow {
+    int family;              /* AF_INET or AF_INET6 */
+    unsigned char addr[16];  /* network byte order; the first 4 bytes for AF_INET */
+    unsigned int prefix_len; /* 32 / 128 for a single address */
+};
+
+#define TG_METRICS_TOKEN_HASH_LEN 32 /* SHA-256 */
+
 enum tg_estimator { TG_ESTIMATE_UPPER_BOUND, TG_ESTIMATE_APPROXIMATE };
 enum tg_db_down_policy { TG_DB_DOWN_DENY, TG_DB_DOWN_LOCAL_ONLY };
 
@@ -80,6 +91,23 @@ struct tg_config {
 
     struct tg_jwt_issuer **jwt_issuers; /* auth.jwt, in config order; owned */
     size_t n_jwt_issuers;
+
+    /* auth.attribution: how a key trusted with it names the end user and team */
+    const char *attribution_user_header;  /* "x-tollgate-user" by default */
+    const char *attribution_group_header; /* "x-tollgate-group" by default */
+
+    /* admin: the /admin/ API, off unless the section is present */
+    bool admin_enabled;
+    unsigned char (*admin_key_hashes)[TG_ADMIN_KEY_HASH_LEN]; /* SHA-256 of each admin key */
+    size_t n_admin_keys;
+    const char *admin_jwt_role; /* a JWT carrying this role is an admin; NULL: none */
+
+    /* metrics: who may read GET /metrics, and how many label sets it keeps */
+    size_t metrics_max_series;
+    struct tg_metrics_allow *metrics_allow; /* addresses and networks; owned */
+    size_t n_metrics_allow;
+    bool metrics_token_set;
+    unsigned char metrics_token_hash[TG_METRICS_TOKEN_HASH_LEN]; /* SHA-256 of the token */
 
     const char *log_file;  /* NULL: stderr */
     const char *spool_dir; /* where unsettled usage waits for the database */

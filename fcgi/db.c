@@ -30,19 +30,20 @@ struct statement {
 
 static const struct statement statements[] = {
     {"ping", "SELECT 1", 0},
-    {"authenticate",
-     "SELECT api_key_id, prefix, user_id, group_id, role, status "
-     "FROM tollgate.authenticate($1::bytea)",
-     1},
+    /* identify and reserve share their first 9 columns and their identity parameters */
+    {"identify",
+     "SELECT status, api_key_id, key_prefix, user_id, group_id, role, denied_subject, "
+     "attribution FROM tollgate.identify($1::bytea, $2, $3, $4, $5::boolean, $6, $7, $8, $9)",
+     9},
     {"reserve",
      "SELECT status, api_key_id, key_prefix, user_id, group_id, role, denied_subject, "
-     "denied_metric, denied_window, denied_limit, retry_after_s, tokens_limit, "
+     "attribution, denied_metric, denied_window, denied_limit, retry_after_s, tokens_limit, "
      "tokens_remaining, tokens_reset_s, requests_limit, requests_remaining, requests_reset_s, "
      "warn_used_pct, warn_limit, warn_metric, "
      "to_char(warn_reset AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-     "FROM tollgate.reserve($1::uuid, $2::bytea, $3, $4::bigint, $5::bigint, $6, $7::int, "
-     "$8::jsonb)",
-     8},
+     "FROM tollgate.reserve($10::uuid, $1::bytea, $9, $11::bigint, $12::bigint, $13, "
+     "$14::int, $15::jsonb, $2, $3, $4, $5::boolean, $6, $7, $8)",
+     15},
     {"settle",
      "SELECT cost_micros, alerts::text FROM tollgate.settle($1::uuid, $2::timestamptz, "
      "$3::bigint, $4, $5, $6, $7, $8::int, $9::int, $10::int, $11::int, $12::int, $13::int, "
@@ -186,9 +187,22 @@ static bool ensure_connected(struct pool_conn *c, const char *request_id)
  * Runs a prepared statement, retrying once on a fresh connection when the
  * connection broke. Returns a PGresult with tuples (caller PQclears), or NULL.
  */
+static PGresult *run_prepared_why(const char *request_id, const char *name, int n_params,
+                                  const char *const *values, int *why);
+
 static PGresult *run_prepared(const char *request_id, const char *name, int n_params,
                               const char *const *values)
 {
+    int why;
+    return run_prepared_why(request_id, name, n_params, values, &why);
+}
+
+/* run_prepared, and *why: TG_OK, TG_DECLINED (the server refused the statement:
+ * an SQL error, not an outage) or TG_ERROR (no answer: the database is unavailable). */
+static PGresult *run_prepared_why(const char *request_id, const char *name, int n_params,
+                                  const char *const *values, int *why)
+{
+    *why = TG_ERROR;
     for (int attempt = 0; attempt < 2; attempt++) {
         struct pool_conn *c = acquire(request_id);
         if (c == NULL)
@@ -200,6 +214,7 @@ static PGresult *run_prepared(const char *request_id, const char *name, int n_pa
         PGresult *res = PQexecPrepared(c->pg, name, n_params, values, NULL, NULL, 0);
         if (PQresultStatus(res) == PGRES_TUPLES_OK) {
             release(c);
+            *why = TG_OK;
             return res;
         }
         bool broken = PQstatus(c->pg) != CONNECTION_OK;
@@ -211,8 +226,10 @@ static PGresult *run_prepared(const char *request_id, const char *name, int n_pa
             c->pg = NULL;
         }
         release(c);
-        if (!broken)
+        if (!broken) {
+            *why = TG_DECLINED;
             return NULL; /* an SQL error: retrying would fail the same way */
+        }
     }
     return NULL;
 }
@@ -236,30 +253,6 @@ static const char *cell(struct tg_request *r, PGresult *res, int col)
     if (PQgetisnull(res, 0, col))
         return NULL;
     return tg_arena_strdup(r->arena, PQgetvalue(res, 0, col));
-}
-
-int tg_db_authenticate(struct tg_request *r, const unsigned char *key_hash,
-                       struct tg_identity *identity, const char **status)
-{
-    char hex[2 + 2 * TG_SHA256_LEN + 1] = "\\x";
-    tg_crypto_hex(key_hash, TG_SHA256_LEN, hex + 2);
-    const char *values[] = {hex};
-    PGresult *res = run_prepared(r->request_id, "authenticate", 1, values);
-    if (res == NULL)
-        return TG_ERROR;
-    if (tg_arena_cleanup_add(r->arena, clear_result, res) != TG_OK)
-        return TG_ERROR;
-    if (PQntuples(res) == 0)
-        return TG_DECLINED;
-    identity->api_key_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    identity->key_prefix = cell(r, res, 1);
-    identity->user_id = cell(r, res, 2);
-    identity->group_id = cell(r, res, 3);
-    identity->role = cell(r, res, 4);
-    *status = cell(r, res, 5);
-    if (*status == NULL)
-        *status = "revoked";
-    return TG_OK;
 }
 
 /* The 16 text parameters of settle, in their order. */
@@ -310,48 +303,94 @@ int tg_db_settle(const char *log_id, const struct tg_usage_record *rec, int64_t 
     return TG_OK;
 }
 
-int tg_db_reserve(struct tg_request *r, const unsigned char *key_hash, int64_t input_tokens,
-                  int64_t max_output_tokens, const char *holder, int64_t ttl_ms,
-                  const char *buckets_json, struct tg_db_reservation *out)
+/* The identity parameters ($1..$9) shared by identify and reserve. */
+struct who_params {
+    char hex[2 + 2 * TG_SHA256_LEN + 1];
+    const char *values[9];
+};
+
+static void who_params(const struct tg_db_who *who, struct who_params *p)
 {
-    char hex[2 + 2 * TG_SHA256_LEN + 1] = "\\x";
-    tg_crypto_hex(key_hash, TG_SHA256_LEN, hex + 2);
-    char in[24], max_out[24], ttl[24];
-    snprintf(in, sizeof(in), "%" PRId64, input_tokens);
-    snprintf(max_out, sizeof(max_out), "%" PRId64, max_output_tokens);
-    snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
-    const char *values[] = {r->request_id, hex, r->model->name, in, max_out, holder, ttl,
-                            buckets_json};
-    PGresult *res = run_prepared(r->request_id, "reserve", 8, values);
-    if (res == NULL)
-        return TG_ERROR;
+    const char *key = NULL;
+    if (who->key_hash != NULL) {
+        memcpy(p->hex, "\\x", 2);
+        tg_crypto_hex(who->key_hash, TG_SHA256_LEN, p->hex + 2);
+        key = p->hex;
+    }
+    const char *values[] = {key, who->user, who->group, who->role, who->create ? "t" : "f",
+                            who->end_user, who->end_group, who->endpoint, who->model};
+    memcpy(p->values, values, sizeof(values));
+}
+
+/* Fills r->identity and the identify columns (0..7) of res's only row. */
+static int read_who(struct tg_request *r, PGresult *res, struct tg_db_identified *out)
+{
     if (tg_arena_cleanup_add(r->arena, clear_result, res) != TG_OK || PQntuples(res) != 1)
         return TG_ERROR;
     out->status = cell(r, res, 0);
     if (out->status == NULL)
         return TG_ERROR;
-    if (!PQgetisnull(res, 0, 1)) {
-        r->identity.api_key_id = int_or(res, 1, 0);
-        r->identity.key_prefix = cell(r, res, 2);
-        r->identity.user_id = cell(r, res, 3);
-        r->identity.group_id = cell(r, res, 4);
-        r->identity.role = cell(r, res, 5);
-    }
+    r->identity.api_key_id = int_or(res, 1, 0);
+    r->identity.key_prefix = cell(r, res, 2);
+    r->identity.user_id = cell(r, res, 3);
+    r->identity.group_id = cell(r, res, 4);
+    r->identity.role = cell(r, res, 5);
     out->denied_subject = cell(r, res, 6);
-    out->denied_metric = cell(r, res, 7);
-    out->denied_window = cell(r, res, 8);
-    out->denied_limit = int_or(res, 9, 0);
-    out->retry_after_s = int_or(res, 10, -1);
-    out->tokens_limit = int_or(res, 11, -1);
-    out->tokens_remaining = int_or(res, 12, -1);
-    out->tokens_reset_s = int_or(res, 13, -1);
-    out->requests_limit = int_or(res, 14, -1);
-    out->requests_remaining = int_or(res, 15, -1);
-    out->requests_reset_s = int_or(res, 16, -1);
-    out->warn_used_pct = int_or(res, 17, -1);
-    out->warn_limit = int_or(res, 18, 0);
-    out->warn_metric = cell(r, res, 19);
-    out->warn_reset = cell(r, res, 20);
+    out->attribution = cell(r, res, 7);
+    return TG_OK;
+}
+
+int tg_db_identify(struct tg_request *r, const struct tg_db_who *who, struct tg_db_identified *out)
+{
+    struct who_params p;
+    who_params(who, &p);
+    int why;
+    PGresult *res = run_prepared_why(r->request_id, "identify", 9, p.values, &why);
+    if (res == NULL)
+        return why;
+    return read_who(r, res, out);
+}
+
+int tg_db_reserve(struct tg_request *r, const struct tg_db_who *who, int64_t input_tokens,
+                  int64_t max_output_tokens, const char *holder, int64_t ttl_ms,
+                  const char *buckets_json, struct tg_db_reservation *out)
+{
+    struct who_params p;
+    who_params(who, &p);
+    char in[24], max_out[24], ttl[24];
+    snprintf(in, sizeof(in), "%" PRId64, input_tokens);
+    snprintf(max_out, sizeof(max_out), "%" PRId64, max_output_tokens);
+    snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
+    const char *values[15];
+    memcpy(values, p.values, sizeof(p.values));
+    values[9] = r->request_id;
+    values[10] = in;
+    values[11] = max_out;
+    values[12] = holder;
+    values[13] = ttl;
+    values[14] = buckets_json;
+    int why;
+    PGresult *res = run_prepared_why(r->request_id, "reserve", 15, values, &why);
+    if (res == NULL)
+        return why;
+    if (read_who(r, res, &out->who) != TG_OK)
+        return TG_ERROR;
+    out->status = out->who.status;
+    out->denied_subject = out->who.denied_subject;
+    out->denied_metric = cell(r, res, 8);
+    out->denied_window = cell(r, res, 9);
+    out->denied_limit = int_or(res, 10, 0);
+    out->retry_after_s = int_or(res, 11, -1);
+    out->tokens_limit = int_or(res, 12, -1);
+    out->tokens_remaining = int_or(res, 13, -1);
+    out->tokens_reset_s = int_or(res, 14, -1);
+    out->requests_limit = int_or(res, 15, -1);
+    out->requests_remaining = int_or(res, 16, -1);
+    out->requests_reset_s = int_or(res, 17, -1);
+    out->warn_used_pct = int_or(res, 18, -1);
+    out->warn_limit = int_or(res, 19, 0);
+    out->warn_metric = cell(r, res, 20);
+    out->warn_reset = cell(r, res, 21);
     return TG_OK;
 }
 
@@ -463,6 +502,24 @@ static void copy_error(PGresult *res, PGconn *pg, char *err, size_t err_size)
         err[--len] = '\0';
 }
 
+static int copy_rows(PGresult *res, struct tg_arena *arena, struct tg_db_rows *rows)
+{
+    rows->n_rows = PQntuples(res);
+    rows->n_cols = PQnfields(res);
+    rows->col_names = tg_arena_calloc(arena, sizeof(char *) * (size_t)(rows->n_cols + 1));
+    rows->cells = tg_arena_calloc(
+        arena, sizeof(char *) * ((size_t)rows->n_rows * (size_t)rows->n_cols + 1));
+    if (rows->col_names == NULL || rows->cells == NULL)
+        return TG_ERROR;
+    for (int c = 0; c < rows->n_cols; c++)
+        rows->col_names[c] = tg_arena_strdup(arena, PQfname(res, c));
+    for (int i = 0; i < rows->n_rows; i++)
+        for (int c = 0; c < rows->n_cols; c++)
+            rows->cells[i * rows->n_cols + c] =
+                PQgetisnull(res, i, c) ? NULL : tg_arena_strdup(arena, PQgetvalue(res, i, c));
+    return TG_OK;
+}
+
 int tg_db_query(struct tg_db_conn *conn, struct tg_arena *arena, const char *sql, int n_params,
                 const char *const *params, struct tg_db_rows *rows, char *err, size_t err_size)
 {
@@ -473,26 +530,96 @@ int tg_db_query(struct tg_db_conn *conn, struct tg_arena *arena, const char *sql
         PQclear(res);
         return TG_ERROR;
     }
-    if (rows != NULL) {
-        rows->n_rows = PQntuples(res);
-        rows->n_cols = PQnfields(res);
-        rows->col_names = tg_arena_calloc(arena, sizeof(char *) * (size_t)(rows->n_cols + 1));
-        rows->cells = tg_arena_calloc(
-            arena, sizeof(char *) * ((size_t)rows->n_rows * (size_t)rows->n_cols + 1));
-        if (rows->col_names == NULL || rows->cells == NULL) {
-            PQclear(res);
-            snprintf(err, err_size, "out of memory");
-            return TG_ERROR;
-        }
-        for (int c = 0; c < rows->n_cols; c++)
-            rows->col_names[c] = tg_arena_strdup(arena, PQfname(res, c));
-        for (int i = 0; i < rows->n_rows; i++)
-            for (int c = 0; c < rows->n_cols; c++)
-                rows->cells[i * rows->n_cols + c] =
-                    PQgetisnull(res, i, c) ? NULL : tg_arena_strdup(arena, PQgetvalue(res, i, c));
+    int rc = rows != NULL ? copy_rows(res, arena, rows) : TG_OK;
+    if (rc != TG_OK)
+        snprintf(err, err_size, "out of memory");
+    PQclear(res);
+    return rc;
+}
+
+int tg_db_call(struct tg_request *r, const char *sql, int n_params, const char *const *params,
+               struct tg_db_rows *rows, char *sqlstate, char *err, size_t err_size)
+{
+    snprintf(sqlstate, 6, "%s", "");
+    err[0] = '\0';
+    struct pool_conn *c = acquire(r->request_id);
+    if (c == NULL)
+        return TG_ERROR;
+    if (!ensure_connected(c, r->request_id)) {
+        release(c);
+        return TG_ERROR;
+    }
+    PGresult *res = PQexecParams(c->pg, sql, n_params, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    int rc = TG_OK;
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        if (rows != NULL && copy_rows(res, r->arena, rows) != TG_OK)
+            rc = TG_ERROR;
+    } else if (PQstatus(c->pg) != CONNECTION_OK) {
+        tg_log_error(r->request_id, "could not run an admin statement: %s",
+                     PQerrorMessage(c->pg));
+        PQfinish(c->pg);
+        c->pg = NULL;
+        rc = TG_ERROR;
+    } else {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        snprintf(sqlstate, 6, "%s", state != NULL ? state : "XX000");
+        snprintf(err, err_size, "%s", primary != NULL ? primary : "statement failed");
+        rc = TG_DECLINED;
     }
     PQclear(res);
-    return TG_OK;
+    release(c);
+    return rc;
+}
+
+#define EACH_MAX_COLS 64
+
+static int each_row(PGresult *res, bool first, tg_db_row_fn row, void *arg)
+{
+    const char *cells[EACH_MAX_COLS];
+    int n = PQnfields(res);
+    if (n > EACH_MAX_COLS)
+        return TG_ERROR;
+    int rc = TG_OK;
+    if (first) {
+        for (int c = 0; c < n; c++)
+            cells[c] = PQfname(res, c);
+        rc = row(arg, n, cells);
+    }
+    for (int i = 0; rc == TG_OK && i < PQntuples(res); i++) {
+        for (int c = 0; c < n; c++)
+            cells[c] = PQgetisnull(res, i, c) ? NULL : PQgetvalue(res, i, c);
+        rc = row(arg, n, cells);
+    }
+    return rc;
+}
+
+int tg_db_query_each(struct tg_db_conn *conn, const char *sql, int n_params,
+                     const char *const *params, tg_db_row_fn row, void *arg, char *err,
+                     size_t err_size)
+{
+    if (!PQsendQueryParams(conn->pg, sql, n_params, NULL, params, NULL, NULL, 0) ||
+        !PQsetSingleRowMode(conn->pg)) {
+        copy_error(NULL, conn->pg, err, err_size);
+        return TG_ERROR;
+    }
+    int rc = TG_OK;
+    bool first = true, failed = false;
+    PGresult *res;
+    while ((res = PQgetResult(conn->pg)) != NULL) { /* read to the end, even after a stop */
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) {
+            if (rc == TG_OK && !failed)
+                rc = each_row(res, first, row, arg);
+            first = false;
+        } else if (!failed) {
+            copy_error(res, conn->pg, err, err_size);
+            failed = true;
+        }
+        PQclear(res);
+    }
+    return failed ? TG_ERROR : rc;
 }
 
 int tg_db_exec_script(struct tg_db_conn *conn, const char *sql, char *err, size_t err_size)

@@ -29,17 +29,42 @@ void tg_db_pool_shutdown(void);
 int tg_db_ping(struct tg_request *r);
 
 /*
- * Looks up the key whose SHA-256 is key_hash (32 bytes). On TG_OK fills *identity
- * (strings in r->arena) and *status ("active", "revoked" or "expired").
- * TG_DECLINED: no such key. TG_ERROR: the database is unavailable.
+ * Who a request claims to be and what it asks for: the parameters shared by
+ * tollgate.identify and tollgate.reserve. key_hash (SHA-256, 32 bytes) for a
+ * key; NULL for a JWT principal (user, group, role, create). end_user /
+ * end_group: attribution the client asked for (NULL: none). model may be NULL.
  */
-int tg_db_authenticate(struct tg_request *r, const unsigned char *key_hash,
-                       struct tg_identity *identity, const char **status);
+struct tg_db_who {
+    const unsigned char *key_hash;
+    const char *user, *group, *role;
+    bool create;
+    const char *end_user, *end_group;
+    const char *endpoint;
+    const char *model;
+};
+
+/* What tollgate.identify answered (strings in the request's arena). */
+struct tg_db_identified {
+    const char *status;         /* ok, unknown_key, revoked, expired, unknown_user,
+                                   unknown_group, invalid_principal, endpoint_not_allowed,
+                                   model_not_allowed */
+    const char *denied_subject; /* who refused: 'group "g"', 'role "r"', 'key' */
+    const char *attribution;    /* "applied", "ignored" or NULL */
+};
+
+/*
+ * One round trip (tollgate.identify): who is calling and may it use this
+ * endpoint and model. Fills r->identity as far as known and *out.
+ * TG_ERROR: the database is unavailable; TG_DECLINED: it refused the statement
+ * (a bug or bad input: not an outage, so never a reason to fail open).
+ */
+int tg_db_identify(struct tg_request *r, const struct tg_db_who *who,
+                   struct tg_db_identified *out);
 
 /* What tollgate.reserve answered (strings in the request's arena). */
 struct tg_db_reservation {
-    const char *status; /* ok, unknown_key, revoked, expired, model_not_allowed,
-                           quota_exceeded, rate_limited */
+    struct tg_db_identified who; /* identify's columns */
+    const char *status; /* identify's statuses, or quota_exceeded, rate_limited */
     const char *denied_subject, *denied_metric, *denied_window;
     int64_t denied_limit;
     int64_t retry_after_s; /* -1: none */
@@ -52,13 +77,14 @@ struct tg_db_reservation {
 };
 
 /*
- * One round trip: authenticates the key (SHA-256 key_hash), checks the model is
- * allowed and reserves the request's upper bound (input_tokens + max_output
- * tokens, and its price) on every quota row and global bucket that applies, all
- * or none (tollgate.reserve). Fills r->identity when the key is known.
- * buckets_json may be NULL. TG_ERROR: the database is unavailable.
+ * One round trip: identifies who (as tg_db_identify), then reserves the
+ * request's upper bound (input_tokens + max_output tokens, and its price) on
+ * every quota row and global bucket that applies, all or none
+ * (tollgate.reserve). Fills r->identity as far as known.
+ * buckets_json may be NULL. TG_ERROR: the database is unavailable;
+ * TG_DECLINED: it refused the statement (as for tg_db_identify).
  */
-int tg_db_reserve(struct tg_request *r, const unsigned char *key_hash, int64_t input_tokens,
+int tg_db_reserve(struct tg_request *r, const struct tg_db_who *who, int64_t input_tokens,
                   int64_t max_output_tokens, const char *holder, int64_t ttl_ms,
                   const char *buckets_json, struct tg_db_reservation *out);
 
@@ -103,6 +129,28 @@ void tg_db_close(struct tg_db_conn *conn);
 int tg_db_query(struct tg_db_conn *conn, struct tg_arena *arena, const char *sql, int n_params,
                 const char *const *params, struct tg_db_rows *rows, char *err,
                 size_t err_size);
+
+/*
+ * Runs one parameterised statement on a pooled connection, unprepared (for
+ * rare calls: the admin API), text parameters (NULL for SQL NULL), rows in
+ * r->arena. TG_DECLINED: the server refused it; sqlstate (6 bytes) and err get
+ * its SQLSTATE and primary message (never its detail, which may quote values).
+ * TG_ERROR: the database is unavailable. Not retried: it may have committed.
+ */
+int tg_db_call(struct tg_request *r, const char *sql, int n_params, const char *const *params,
+               struct tg_db_rows *rows, char *sqlstate, char *err, size_t err_size);
+
+/*
+ * Runs one parameterised query and calls row(arg, n_cols, cells) for each row
+ * as it arrives (libpq's single-row mode: memory stays flat however many rows),
+ * column names first (as a row, once). NULL cells are NULL. row returns TG_OK
+ * to go on; anything else stops (the rest is discarded) and is returned.
+ * TG_ERROR with the server's message in err when the query fails.
+ */
+typedef int (*tg_db_row_fn)(void *arg, int n_cols, const char *const *cells);
+int tg_db_query_each(struct tg_db_conn *conn, const char *sql, int n_params,
+                     const char *const *params, tg_db_row_fn row, void *arg, char *err,
+                     size_t err_size);
 
 /* Runs a multi-statement script (a migration) as is. */
 int tg_db_exec_script(struct tg_db_conn *conn, const char *sql, char *err, size_t err_size);

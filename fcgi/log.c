@@ -115,6 +115,12 @@ void tg_log_access(struct tg_request *r)
     json_object_set_new(obj, "level", json_string("info"));
     json_object_set_new(obj, "event", json_string("request"));
     json_object_set_new(obj, "request_id", json_string(r->request_id));
+    if (r->trace.trace_id[0] != '\0') {
+        json_object_set_new(obj, "trace_id", json_string(r->trace.trace_id));
+        json_object_set_new(obj, "span_id", json_string(r->trace.span_id));
+        if (r->trace.parent_id[0] != '\0')
+            json_object_set_new(obj, "parent_span_id", json_string(r->trace.parent_id));
+    }
     json_object_set_new(obj, "method", string_or_null(r->method));
     json_object_set_new(obj, "path", string_or_null(r->path));
     json_object_set_new(obj, "http_status", json_integer(r->status));

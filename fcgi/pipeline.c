@@ -6,17 +6,20 @@
 
 #include <string.h>
 
-#include "auth_key.h"
-#include "crypto.h"
+#include "admin.h"
+#include "auth.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "models.h"
 #include "provider_anthropic.h"
 #include "quota.h"
 #include "ratelimit.h"
 #include "request.h"
 #include "route.h"
+#include "trace.h"
 #include "usage.h"
+#include "usage_report.h"
 
 /*
  * A request whose body is bad still answers 401 first when its key is bad, as
@@ -26,7 +29,7 @@ static int reject_body(struct tg_request *r)
 {
     struct tg_error body_error = r->error;
     r->error.status = 0;
-    if (tg_auth_key_identify(r) != TG_OK)
+    if (tg_auth_identify(r) != TG_OK)
         return TG_ERROR;
     r->error = body_error;
     return TG_ERROR;
@@ -35,17 +38,16 @@ static int reject_body(struct tg_request *r)
 /* POST /v1/messages */
 static int messages(struct tg_request *r)
 {
-    unsigned char key_hash[TG_SHA256_LEN];
     struct tg_anthropic_reply *reply = tg_arena_calloc(r->arena, sizeof(*reply));
     if (reply == NULL)
         return TG_ERROR;
     if (tg_request_read_body(r) != TG_OK)           /* 1. read (bounded) */
         return TG_ERROR;
-    if (tg_auth_key_hash(r, key_hash) != TG_OK)     /* 3. identify: the key's hash */
+    if (tg_auth_read(r) != TG_OK)                   /* 3. identify: key hash, or JWT verified */
         return TG_ERROR;
     if (tg_anthropic_parse_request(r) != TG_OK)     /*    the model and the bounds */
         return reject_body(r);
-    if (tg_quota_reserve(r, key_hash) != TG_OK)     /* 4. reserve: key + quotas, one trip */
+    if (tg_quota_reserve(r) != TG_OK)               /* 4. reserve: identity + RBAC + quotas */
         return TG_ERROR;
     if (tg_ratelimit_take_local(r) == TG_DECLINED) { /*    this host's buckets */
         tg_quota_release(r);
@@ -72,6 +74,7 @@ static int messages(struct tg_request *r)
 
 void tg_pipeline_run(struct tg_request *r)
 {
+    tg_trace_begin(r);                              /*    trace context, for logs and provider */
     int rc = tg_route_resolve(r);                   /* 2. route */
     if (rc == TG_OK) {
         switch (r->endpoint) {
@@ -79,10 +82,19 @@ void tg_pipeline_run(struct tg_request *r)
             rc = messages(r);
             break;
         case TG_EP_MODELS:
-            rc = tg_auth_key_identify(r) == TG_OK ? tg_models_handle(r) : TG_ERROR;
+            rc = tg_auth_identify(r) == TG_OK ? tg_models_handle(r) : TG_ERROR;
+            break;
+        case TG_EP_USAGE:
+            rc = tg_usage_report_handle(r);
             break;
         case TG_EP_HEALTH:
             rc = tg_health_handle(r);
+            break;
+        case TG_EP_METRICS:
+            rc = tg_metrics_handle(r);
+            break;
+        case TG_EP_ADMIN:
+            rc = tg_admin_handle(r);
             break;
         case TG_EP_NONE:
             rc = TG_ERROR;
@@ -98,4 +110,5 @@ void tg_pipeline_run(struct tg_request *r)
         tg_request_send_error(r);
     }
     tg_log_access(r);                               /* 9. report */
+    tg_metrics_record(r);                           /*    and count it for /metrics */
 }

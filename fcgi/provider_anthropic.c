@@ -149,6 +149,7 @@ static bool is_event_stream(const char *content_type)
 static int start_stream(struct tg_request *r, struct tg_anthropic_reply *reply)
 {
     reply->streaming = true;
+    r->t_first_byte_ms = tg_now_ms(); /* the first chunk is relayed next (metrics' TTFT) */
     r->status = 200;
     tg_request_add_header(r, "Content-Type", "text/event-stream; charset=utf-8");
     tg_request_add_header(r, "Cache-Control", "no-cache");
@@ -212,7 +213,7 @@ static int on_body(void *ctx, long status, const char *data, size_t len)
 static const char **build_headers(struct tg_request *r, size_t *n)
 {
     const struct tg_provider *p = r->model->provider;
-    const char **h = tg_arena_calloc(r->arena, sizeof(char *) * 8);
+    const char **h = tg_arena_calloc(r->arena, sizeof(char *) * 10);
     if (h == NULL)
         return NULL;
     const char *version = tg_request_header(r, "anthropic-version");
@@ -223,6 +224,11 @@ static const char **build_headers(struct tg_request *r, size_t *n)
                              version != NULL ? version : DEFAULT_ANTHROPIC_VERSION);
     if (beta != NULL)
         h[i++] = tg_arena_printf(r->arena, "anthropic-beta: %s", beta);
+    h[i++] = tg_arena_printf(r->arena, "traceparent: %s", r->trace.traceparent);
+    const char *tracestate = tg_request_header(r, "tracestate");
+    if (tracestate != NULL && r->trace.parent_id[0] != '\0' &&
+        strlen(tracestate) <= TG_TRACESTATE_MAX)
+        h[i++] = tg_arena_printf(r->arena, "tracestate: %s", tracestate);
     h[i++] = "content-type: application/json";
     h[i++] = r->stream ? "accept: text/event-stream" : "accept: application/json";
     h[i++] = "user-agent: tollgate/" PACKAGE_VERSION;

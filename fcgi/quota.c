@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
@@ -145,37 +146,34 @@ static int deny_quota(struct tg_request *r, const struct tg_db_reservation *q)
 
 static int deny_status(struct tg_request *r, const struct tg_db_reservation *q)
 {
-    const char *s = q->status;
-    if (strcmp(s, "unknown_key") == 0) {
-        tg_request_fail(r, 401, "authentication_error", "invalid x-api-key", "unknown key");
-    } else if (strcmp(s, "revoked") == 0 || strcmp(s, "expired") == 0) {
-        tg_request_fail(r, 401, "authentication_error",
-                        strcmp(s, "expired") == 0 ? "API key has expired"
-                                                  : "API key has been revoked",
-                        "key %s is %s", r->identity.key_prefix, s);
-    } else if (strcmp(s, "model_not_allowed") == 0) {
-        char message[200];
-        snprintf(message, sizeof(message), "model \"%s\" is not allowed for this API key",
-                 r->model->name);
-        tg_request_fail(r, 403, "permission_error", message, NULL);
-    } else if (strcmp(s, "quota_exceeded") == 0 || strcmp(s, "rate_limited") == 0) {
+    if (strcmp(q->status, "quota_exceeded") == 0 || strcmp(q->status, "rate_limited") == 0)
         return deny_quota(r, q);
-    } else {
-        tg_request_fail(r, 500, "api_error", "internal error", "reserve answered \"%s\"", s);
-    }
-    if (r->error.status == 401 || r->error.status == 403)
-        r->outcome = "rejected";
-    return TG_ERROR;
+    return tg_auth_refuse(r, q->status, q->denied_subject);
+}
+
+/* A verified JWT stands on its own: while the database is down it names the caller. */
+static bool recall_principal(struct tg_request *r)
+{
+    const struct tg_credential *c = r->credential;
+    if (c->kind != TG_CRED_JWT || c->jwt.group_id[0] == '\0')
+        return false;
+    r->identity.user_id = tg_arena_strdup(r->arena, c->jwt.user_id);
+    r->identity.group_id = tg_arena_strdup(r->arena, c->jwt.group_id);
+    r->identity.role = tg_arena_strdup(r->arena, c->jwt.role[0] ? c->jwt.role : "user");
+    return true;
 }
 
 /* The database is down: fail closed, or admit a key seen before on local buckets. */
-static int database_down(struct tg_request *r, const unsigned char *key_hash)
+static int database_down(struct tg_request *r)
 {
-    if (r->config->on_db_down == TG_DB_DOWN_LOCAL_ONLY && recall_key(r, key_hash)) {
+    const struct tg_credential *c = r->credential;
+    if (r->config->on_db_down == TG_DB_DOWN_LOCAL_ONLY &&
+        (c->kind == TG_CRED_KEY ? recall_key(r, c->key_hash) : recall_principal(r))) {
         r->authenticated = true;
         tg_log_warn(r->request_id,
-                    "database unavailable: key %s admitted on local rate limits only",
-                    r->identity.key_prefix);
+                    "database unavailable: %s %s admitted on local rate limits only",
+                    c->kind == TG_CRED_KEY ? "key" : "user",
+                    c->kind == TG_CRED_KEY ? r->identity.key_prefix : r->identity.user_id);
         return TG_OK;
     }
     tg_request_fail(r, 503, "api_error", "the gateway's database is unavailable",
@@ -184,24 +182,34 @@ static int database_down(struct tg_request *r, const unsigned char *key_hash)
     return TG_ERROR;
 }
 
-int tg_quota_reserve(struct tg_request *r, const unsigned char *key_hash)
+int tg_quota_reserve(struct tg_request *r)
 {
     struct tg_db_reservation *q = tg_arena_calloc(r->arena, sizeof(*q));
     if (q == NULL)
         return TG_ERROR;
-    int rc = tg_db_reserve(r, key_hash, tg_quota_estimate_input(r), r->max_tokens, holder,
+    const struct tg_credential *c = r->credential;
+    struct tg_db_who who;
+    tg_auth_who(r, r->model->name, &who);
+    int rc = tg_db_reserve(r, &who, tg_quota_estimate_input(r), r->max_tokens, holder,
                            r->config->reservation_ttl_ms, tg_ratelimit_global_json(r), q);
+    if (rc == TG_DECLINED) { /* the database answered: an error, not an outage */
+        tg_request_fail(r, 500, "api_error", "internal error", "reserve was refused");
+        return TG_ERROR;
+    }
     if (rc != TG_OK)
-        return database_down(r, key_hash);
+        return database_down(r);
     r->quota = q;
-    if (strcmp(q->status, "unknown_key") == 0 || strcmp(q->status, "revoked") == 0 ||
-        strcmp(q->status, "expired") == 0)
-        forget_key(key_hash);
+    tg_auth_note_attribution(r, q->who.attribution);
+    bool key_refused = strcmp(q->status, "unknown_key") == 0 ||
+                       strcmp(q->status, "revoked") == 0 || strcmp(q->status, "expired") == 0;
+    if (c->kind == TG_CRED_KEY && key_refused)
+        forget_key(c->key_hash);
     if (strcmp(q->status, "ok") != 0)
         return deny_status(r, q);
     r->authenticated = true;
     r->reserved = true;
-    remember_key(r, key_hash);
+    if (c->kind == TG_CRED_KEY && c->end_user == NULL && c->end_group == NULL)
+        remember_key(r, c->key_hash);
     return TG_OK;
 }
 

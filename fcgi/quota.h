@@ -6,10 +6,11 @@
  * authenticates the key. All rows or none. Settling (usage.c) later replaces
  * the reservation by the provider-reported usage.
  *
- * Denials answer 429 (naming the limit, with retry-after), 403 for a model the
- * key may not use, 401 for a bad key, 503 when the database is down (unless
- * quotas.on_database_down is "local_only": then keys seen before are admitted
- * on the local buckets alone, and that is logged).
+ * Denials answer 429 (naming the limit, with retry-after); the identity's
+ * refusals (401, 403) are auth.c's; 503 when the database is down (unless
+ * quotas.on_database_down is "local_only": then keys seen before, and verified
+ * JWTs naming a group, are admitted on the local buckets alone, and that is
+ * logged).
  */
 #ifndef TG_QUOTA_H
 #define TG_QUOTA_H
@@ -37,10 +38,11 @@ const char *tg_quota_host(void);
 int64_t tg_quota_estimate_input(const struct tg_request *r);
 
 /*
- * Authenticates r and reserves its upper bound. TG_OK: r->identity set,
- * r->reserved true, r->quota filled. TG_ERROR with r->error set otherwise.
+ * Identifies r from r->credential (auth.c) and reserves its upper bound, in
+ * one round trip. TG_OK: r->identity set, r->reserved true, r->quota filled.
+ * TG_ERROR with r->error set otherwise (auth.c's refusals, 429, 503).
  */
-int tg_quota_reserve(struct tg_request *r, const unsigned char *key_hash);
+int tg_quota_reserve(struct tg_request *r);
 
 /* Gives back r's reservation unused (a local bucket refused r after reserving). */
 void tg_quota_release(struct tg_request *r);

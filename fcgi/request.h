@@ -12,11 +12,13 @@
 
 #include "arena.h"
 #include "common.h"
+#include "trace.h"
 #include "config.h"
 #include "usage.h"
 
 struct tg_upstream;
 struct tg_db_reservation;
+struct tg_credential;
 
 /* Which API dialect errors are answered in. */
 enum tg_dialect {
@@ -27,7 +29,10 @@ enum tg_endpoint {
     TG_EP_NONE,
     TG_EP_MESSAGES,
     TG_EP_MODELS,
+    TG_EP_USAGE,
     TG_EP_HEALTH,
+    TG_EP_ADMIN, /* everything under /admin/, when the config enables it */
+    TG_EP_METRICS,
 };
 
 /* Who sent the request, as established by authentication. */
@@ -57,6 +62,7 @@ struct tg_request {
     void *fcgx;                   /* FCGX_Request *, private to request.c */
 
     char request_id[37]; /* uuid, the usage row's primary key */
+    struct tg_trace trace; /* W3C trace context (trace.c) */
     int64_t t_start_ms;
     char started_at[40]; /* wall clock at accept, ISO 8601 UTC, for the usage row */
     const char *method;
@@ -65,7 +71,9 @@ struct tg_request {
     size_t body_len;
 
     enum tg_endpoint endpoint;
+    const char *endpoint_path; /* the route's path ("/v1/messages"), as RBAC names it */
     enum tg_dialect dialect;
+    struct tg_credential *credential; /* what the client presented (auth.c), or NULL */
     struct tg_identity identity;
     bool authenticated;
 
@@ -77,6 +85,7 @@ struct tg_request {
     bool upstream_contacted; /* a usage row is owed from here on */
     struct tg_usage usage;
     int64_t upstream_ms;
+    int64_t t_first_byte_ms; /* streams: when the first upstream byte was relayed; 0: not yet */
     int64_t cost_micros; /* -1 until settled */
     const char *outcome; /* "ok", "upstream_error", ... for logs and usage */
 

@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "config.h"
 #include "request.h"
 
 struct route {
@@ -17,11 +18,22 @@ struct route {
 static const struct route routes[] = {
     {"/v1/messages", "POST", TG_EP_MESSAGES, TG_DIALECT_ANTHROPIC},
     {"/v1/models", "GET", TG_EP_MODELS, TG_DIALECT_ANTHROPIC},
+    {"/v1/usage", "GET", TG_EP_USAGE, TG_DIALECT_ANTHROPIC},
     {"/health", "GET", TG_EP_HEALTH, TG_DIALECT_ANTHROPIC},
+    {"/metrics", "GET", TG_EP_METRICS, TG_DIALECT_ANTHROPIC},
 };
+
+#define ADMIN_PREFIX "/admin/"
 
 int tg_route_resolve(struct tg_request *r)
 {
+    /* the admin API routes its own paths and methods (admin.c) */
+    if (r->config->admin_enabled && strncmp(r->path, ADMIN_PREFIX, strlen(ADMIN_PREFIX)) == 0) {
+        r->endpoint = TG_EP_ADMIN;
+        r->endpoint_path = ADMIN_PREFIX;
+        r->dialect = TG_DIALECT_ANTHROPIC;
+        return TG_OK;
+    }
     size_t len = strlen(r->path);
     /* one trailing slash is tolerated: "/v1/messages/" is "/v1/messages" */
     if (len > 1 && r->path[len - 1] == '/')
@@ -39,6 +51,7 @@ int tg_route_resolve(struct tg_request *r)
             return TG_ERROR;
         }
         r->endpoint = route->endpoint;
+        r->endpoint_path = route->path;
         return TG_OK;
     }
     tg_request_fail(r, 404, "not_found_error", "not found", NULL);

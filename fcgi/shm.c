@@ -14,7 +14,7 @@
 
 #include "crypto.h"
 
-#define SHM_MAGIC 0x746f6c6c67617402ULL /* "tollgat" + layout version 2 */
+#define SHM_MAGIC 0x746f6c6c67617403ULL /* "tollgat" + layout version 3 (metrics) */
 
 static void segment_name(const char *scope, char *out, size_t size)
 {
@@ -25,15 +25,20 @@ static void segment_name(const char *scope, char *out, size_t size)
     snprintf(out, size, "/tollgate-%s", hex);
 }
 
-static int init_segment(struct tg_shm *shm)
+int tg_shm_mutex_init(pthread_mutex_t *mutex)
 {
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    int rc = pthread_mutex_init(&shm->lock, &attr);
+    int rc = pthread_mutex_init(mutex, &attr);
     pthread_mutexattr_destroy(&attr);
-    if (rc != 0)
+    return rc == 0 ? TG_OK : TG_ERROR;
+}
+
+static int init_segment(struct tg_shm *shm)
+{
+    if (tg_shm_mutex_init(&shm->lock) != TG_OK || tg_shm_mutex_init(&shm->metrics.lock) != TG_OK)
         return TG_ERROR;
     shm->size = sizeof(*shm);
     atomic_thread_fence(memory_order_release);
@@ -136,18 +141,28 @@ int tg_shm_attach(const char *scope, struct tg_shm **out)
     return TG_ERROR;
 }
 
-int tg_shm_lock(struct tg_shm *shm)
+int tg_shm_mutex_lock(pthread_mutex_t *mutex)
 {
-    int rc = pthread_mutex_lock(&shm->lock);
+    int rc = pthread_mutex_lock(mutex);
     if (rc == EOWNERDEAD) {
-        /* the holder died mid-update: a bucket may be a little off, never corrupt */
-        pthread_mutex_consistent(&shm->lock);
+        /* the holder died mid-update: a count may be a little off, never corrupt */
+        pthread_mutex_consistent(mutex);
         return TG_OK;
     }
     return rc == 0 ? TG_OK : TG_ERROR;
 }
 
+void tg_shm_mutex_unlock(pthread_mutex_t *mutex)
+{
+    pthread_mutex_unlock(mutex);
+}
+
+int tg_shm_lock(struct tg_shm *shm)
+{
+    return tg_shm_mutex_lock(&shm->lock);
+}
+
 void tg_shm_unlock(struct tg_shm *shm)
 {
-    pthread_mutex_unlock(&shm->lock);
+    tg_shm_mutex_unlock(&shm->lock);
 }

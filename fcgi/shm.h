@@ -1,13 +1,16 @@
 /*
  * shm.h — the per-host shared memory segment that every worker process of one
- * deployment maps: local rate-limit buckets now (metrics and circuit state
- * later). Nothing in it must be seen by other hosts; what must be global lives
- * in PostgreSQL.
+ * deployment maps: local rate-limit buckets and the metrics that GET /metrics
+ * reports (circuit state later). Nothing in it must be seen by other hosts;
+ * what must be global lives in PostgreSQL.
  *
  * The segment is named after the FastCGI listening socket (every process that
  * spawn-fcgi started shares it, and two deployments on one host do not), created
  * by the first process and initialised exactly once; a process killed while it
- * held the lock does not wedge the others (robust mutex).
+ * held a lock does not wedge the others (robust mutexes).
+ *
+ * The layout is versioned (SHM_MAGIC in shm.c, and the size): a segment left
+ * by a build with another layout is unlinked and made afresh.
  */
 #ifndef TG_SHM_H
 #define TG_SHM_H
@@ -25,12 +28,65 @@ struct tg_shm_bucket {
     int64_t last_fill_ms; /* CLOCK_MONOTONIC, the same for every process of the host */
 };
 
+/*
+ * Metrics (metrics.c reads and writes them; the layout is here so that the
+ * segment's version covers it). One series per label set of
+ * tollgate_requests_total; a label value that does not fit its field sends the
+ * request to the overflow series, never a truncated value.
+ */
+#define TG_SHM_SERIES 4096       /* the table's capacity; metrics.max_series is at most this */
+#define TG_SHM_SERIES_SLOTS 8192 /* open-addressing index, at most half full */
+#define TG_SHM_LABEL_KEY 16      /* a key's display prefix ("tg-AbCdEfGh") */
+#define TG_SHM_LABEL_ID 129      /* user and group ids: 128 characters, as the schema allows */
+#define TG_SHM_LABEL_MODEL 129
+#define TG_SHM_LABEL_PROVIDER 65
+#define TG_SHM_HISTOGRAM_BUCKETS 14 /* 13 finite upper bounds, then +Inf */
+
+enum tg_shm_token_type {
+    TG_TOKENS_INPUT,
+    TG_TOKENS_OUTPUT,
+    TG_TOKENS_CACHE_READ,
+    TG_TOKENS_CACHE_WRITE,
+    TG_TOKENS_TYPES
+};
+
+struct tg_shm_series {
+    char api_key_id[TG_SHM_LABEL_KEY]; /* "" for callers without a key */
+    char user_id[TG_SHM_LABEL_ID];
+    char group_id[TG_SHM_LABEL_ID];
+    char model[TG_SHM_LABEL_MODEL];
+    char provider[TG_SHM_LABEL_PROVIDER];
+    int32_t code; /* the HTTP status sent */
+    uint64_t requests;
+    uint64_t tokens[TG_TOKENS_TYPES];
+    uint64_t cost_micros; /* integer micro-dollars, as settled */
+};
+
+struct tg_shm_histogram {
+    uint64_t buckets[TG_SHM_HISTOGRAM_BUCKETS]; /* per bucket, not cumulative */
+    uint64_t sum_micros;                        /* observations in microseconds */
+};
+
+struct tg_shm_metrics {
+    pthread_mutex_t lock; /* robust, process-shared: guards everything below */
+    uint32_t n_series;
+    uint16_t index[TG_SHM_SERIES_SLOTS]; /* 0: empty; else 1 + a position in series */
+    struct tg_shm_series series[TG_SHM_SERIES]; /* dense, in order of first use */
+    struct tg_shm_series overflow; /* every label set that found the table full */
+    struct tg_shm_histogram request_duration;
+    struct tg_shm_histogram upstream_duration;
+    struct tg_shm_histogram time_to_first_token;
+    uint64_t rejected_quota;  /* 429s from PostgreSQL quotas */
+    uint64_t rejected_bucket; /* 429s from token buckets, local or global */
+};
+
 struct tg_shm {
     uint64_t magic; /* set last, once initialised */
     uint64_t size;
     uint64_t quota_alerts_total; /* threshold crossings seen by this host (atomic) */
     pthread_mutex_t lock; /* robust, process-shared: guards buckets */
     struct tg_shm_bucket buckets[TG_SHM_BUCKETS];
+    struct tg_shm_metrics metrics;
 };
 
 /*
@@ -49,5 +105,14 @@ void tg_shm_count_alert(void);
 /* Locks / unlocks the bucket table (recovering from a dead holder). */
 int tg_shm_lock(struct tg_shm *shm);
 void tg_shm_unlock(struct tg_shm *shm);
+
+/*
+ * A robust, process-shared mutex for a structure inside the segment (or, in
+ * tests, anywhere): init once; lock recovers from a holder that died (what it
+ * guarded may then be a little off, never corrupt). TG_OK or TG_ERROR.
+ */
+int tg_shm_mutex_init(pthread_mutex_t *mutex);
+int tg_shm_mutex_lock(pthread_mutex_t *mutex);
+void tg_shm_mutex_unlock(pthread_mutex_t *mutex);
 
 #endif

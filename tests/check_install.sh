@@ -19,6 +19,7 @@ need /etc/tollgate/tollgate-fcgi.service
 need /usr/share/tollgate/spawn-fcgi.sh
 need /etc/cron.d/tollgate
 for f in "$src"/sql/[0-9]*.sql; do need "/usr/share/tollgate/sql/$(basename "$f")"; done
+for f in "$src"/sql/reports/*.sql; do need "/usr/share/tollgate/sql/reports/$(basename "$f")"; done
 [ -x "$dest/usr/share/tollgate/spawn-fcgi.sh" ] || { echo "spawn-fcgi.sh not executable"; fail=1; }
 ANTHROPIC_API_KEY=x TOLLGATE_DATABASE_URL=postgresql:///x \
     "$dest/usr/bin/tollgate-fcgi" -c "$dest/etc/tollgate/tollgate.json" --check ||

@@ -105,7 +105,7 @@ def run_checks(build, tally):
             tally.fail(name, "exit status %d\n%s" % (p.returncode, (p.stdout + p.stderr)[-3000:]))
 
 
-def run_sql(build, tally):
+def run_sql(build, tally, accept=False):
     if not tally.wants("sql"):
         return
     import harness
@@ -118,7 +118,8 @@ def run_sql(build, tally):
             tally.fail("sql/migrate", str(e))
             return
         tally.ok("sql/migrate")
-        p = subprocess.run(["/bin/sh", REPO / "tests" / "sql" / "run.sh", pg.url()],
+        p = subprocess.run(["/bin/sh", REPO / "tests" / "sql" / "run.sh", pg.url()]
+                           + (["--accept"] if accept else []),
                            capture_output=True, text=True, timeout=600,
                            env=harness.base_env(), stdin=subprocess.DEVNULL)
         out = p.stdout + p.stderr
@@ -212,6 +213,8 @@ def main():
                     help="the build directory (default build/debug)")
     ap.add_argument("-k", dest="pattern", default="", help="only tests whose name contains this")
     ap.add_argument("--only", choices=("unit", "sql", "integration"))
+    ap.add_argument("--accept-sql", action="store_true",
+                    help="overwrite tests/sql/expected with the actual output (review the diff!)")
     args = ap.parse_args()
     build = Path(args.build).resolve()
     os.environ["TOLLGATE_BUILD"] = str(build)
@@ -224,7 +227,7 @@ def main():
     signal.signal(signal.SIGTERM, _interrupt)
 
     tally = Tally(args.pattern)
-    suites = {"unit": lambda: (run_unit(build, tally), run_checks(build, tally)), "sql": lambda: run_sql(build, tally),
+    suites = {"unit": lambda: (run_unit(build, tally), run_checks(build, tally)), "sql": lambda: run_sql(build, tally, args.accept_sql),
               "integration": lambda: run_integration(tally)}
     try:
         for name, suite in suites.items():

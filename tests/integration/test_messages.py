@@ -1,6 +1,7 @@
 """POST /v1/messages end to end: bodies, streams, usage rows and prices."""
 
 import json
+import re
 import secrets
 
 from harness import main_stack
@@ -170,3 +171,50 @@ def test_log_line_per_request():
     _, headers, _ = s.request("POST", "/v1/messages", s.body(),
                               dict(s.auth(key), **{"x-request-id": key}))
     assert key not in s.logs(), "a key sent as x-request-id reached the log"
+
+
+def _access_line(s, request_id):
+    for line in s.logs().splitlines():
+        if '"event":"request"' in line and request_id in line:
+            return json.loads(line)
+    raise AssertionError("no access line for %s" % request_id)
+
+
+def test_traceparent_propagated_to_provider_and_logged():
+    s = main_stack()
+    marker = secrets.token_hex(6)
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    headers = dict(s.auth(s.default_key()), traceparent=parent, tracestate="vendor=abc")
+    status, resp_headers, body = s.request("POST", "/v1/messages",
+                                           s.body(prompt="trace " + marker), headers)
+    assert status == 200, body
+    sent = s.mock_requests(marker)[0]["headers"]
+    version, trace_id, span_id, flags = sent["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01"), sent
+    assert span_id != "00f067aa0ba902b7" and len(span_id) == 16, "Tollgate is a new span"
+    assert sent.get("tracestate") == "vendor=abc", sent
+    line = _access_line(s, resp_headers["x-request-id"])
+    assert line["trace_id"] == trace_id and line["span_id"] == span_id, line
+    assert line["parent_span_id"] == "00f067aa0ba902b7", line
+
+
+def test_trace_started_when_absent_or_invalid():
+    s = main_stack()
+    seen = set()
+    for parent in (None, "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "junk"):
+        marker = secrets.token_hex(6)
+        headers = dict(s.auth(s.default_key()))
+        if parent is not None:
+            headers["traceparent"] = parent
+            headers["tracestate"] = "vendor=dropped"
+        status, resp_headers, body = s.request("POST", "/v1/messages",
+                                               s.body(prompt="trace " + marker), headers)
+        assert status == 200, body
+        sent = s.mock_requests(marker)[0]["headers"]
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", sent["traceparent"]), sent
+        trace_id = sent["traceparent"].split("-")[1]
+        assert trace_id != "0" * 32 and trace_id not in seen, "a new trace each time"
+        seen.add(trace_id)
+        assert "tracestate" not in sent, "a tracestate without its traceparent is dropped"
+        line = _access_line(s, resp_headers["x-request-id"])
+        assert line["trace_id"] == trace_id and "parent_span_id" not in line, line

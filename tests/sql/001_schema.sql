@@ -46,12 +46,16 @@ select indexname, indexdef
  where schemaname = 'tollgate' and tablename = 'usage'
  order by indexname;
 
--- authenticate is inlined into the caller's query: one unique-index lookup,
--- no function scan.
+-- identify finds a key by one unique-index lookup on its current secret's
+-- hash, then (only if none) one on its previous secret's: no sequential scan
+-- of api_keys, as the generic plans identify uses.
 set local enable_seqscan = off;
-explain (costs off) select * from tollgate.authenticate('\x00'::bytea);
-prepare auth(bytea) as select * from tollgate.authenticate($1);
-explain (costs off) execute auth('\x01'::bytea);
-deallocate auth;
+set local plan_cache_mode = force_generic_plan;
+prepare by_hash(bytea) as select k.id from tollgate.api_keys k where k.key_hash = $1;
+explain (costs off) execute by_hash('\x01'::bytea);
+prepare by_previous_hash(bytea) as select k.id from tollgate.api_keys k where k.previous_key_hash = $1;
+explain (costs off) execute by_previous_hash('\x01'::bytea);
+deallocate by_hash;
+deallocate by_previous_hash;
 
 rollback;

@@ -1,4 +1,5 @@
--- 030_authenticate: status of active, revoked, expired and unknown keys.
+-- 030_authenticate: tollgate.identify for keys: status of active, revoked,
+-- expired and unknown keys.
 \set VERBOSITY terse
 \set ON_ERROR_ROLLBACK on
 begin;
@@ -20,20 +21,28 @@ update tollgate.api_keys set expires_at = now() - interval '1 day'    where id =
 select tollgate.key_revoke('tg-AUbth001', 'test');
 update tollgate.api_keys set allowed_models = '{claude-haiku-4-5,gpt-4o}' where id = :k_active;
 
--- Active key: every column.
-select api_key_id = :k_active as id_ok, prefix, user_id, group_id, role, allowed_models, status
-  from tollgate.authenticate(sha256('au-active'::bytea));
+-- Active key: every column (a model it allows).
+select status, api_key_id = :k_active as id_ok, key_prefix, user_id, group_id, role,
+       attribution, denied_subject
+  from tollgate.identify(sha256('au-active'::bytea), null, null, null, false, null, null,
+                         '/v1/messages', 'gpt-4o');
 
--- Status of each key ('expired' when expires_at <= now(); revoked wins).
-select k.secret, a.api_key_id is not null as found, a.prefix, a.role, a.status
+-- Status of each key ('expired' when expires_at <= the clock, here now();
+-- revoked wins). The identity columns are filled whatever the status.
+select k.secret, a.api_key_id is not null as found, a.key_prefix, a.user_id, a.role, a.status
   from (values ('au-active'), ('au-revoked'), ('au-expired'), ('au-now'),
-               ('au-future'), ('au-both')) as k(secret)
-  left join lateral tollgate.authenticate(sha256(k.secret::bytea)) a on true
+               ('au-future'), ('au-both')) as k(secret),
+       lateral tollgate.identify(sha256(k.secret::bytea), null, null, null, false, null, null,
+                                 '/v1/messages', 'claude-haiku-4-5') a
  order by k.secret;
 
--- Unknown key, wrong length, null: no row.
-select count(*) as unknown_rows from tollgate.authenticate(sha256('no-such-key'::bytea));
-select count(*) as short_rows   from tollgate.authenticate('\x0102'::bytea);
-select count(*) as null_rows    from tollgate.authenticate(null);
+-- Unknown key, wrong length: 'unknown_key', one row, every other column null.
+select * from tollgate.identify(sha256('no-such-key'::bytea), null, null, null, false, null, null,
+                                '/v1/messages', 'gpt-4o');
+select * from tollgate.identify('\x0102'::bytea, null, null, null, false, null, null,
+                                '/v1/messages', 'gpt-4o');
+-- No key and no user: not a key lookup, and not a principal either.
+select status, api_key_id, user_id
+  from tollgate.identify(null, null, null, null, false, null, null, '/v1/messages', 'gpt-4o');
 
 rollback;

@@ -31,6 +31,10 @@ select p.proname, pg_get_function_arguments(p.oid) ~ 'DEFAULT NULL' as has_null_
  where p.pronamespace = 'tollgate'::regnamespace
    and p.proname in ('reserve', 'sweep_reservations', 'quota_set')
  order by p.proname;
+-- reserve's parameters after p_ttl_ms (the identity ones added by 004)
+-- all have defaults: a call with 003's parameters only is still valid.
+select regexp_replace(pg_get_function_arguments('tollgate.reserve'::regproc), '^.*p_ttl_ms integer, ', '')
+       as reserve_optional_parameters;
 -- settle takes exactly record_usage's parameters.
 select pg_get_function_arguments('tollgate.settle'::regproc) = pg_get_function_arguments('tollgate.record_usage'::regproc)
        as same_parameters;

@@ -50,6 +50,8 @@ set local tollgate.now = '2026-03-31 22:59:59.999999+00';
 select status from tollgate.reserve('00000000-0000-4000-8000-0000000a0004', sha256('rs-expired'::bytea),
                                     'claude-sonnet-4-5', 1, 1, 'h:1', 60000);
 set local tollgate.now = '2026-03-31 23:00:00+00';
+-- allowed_models: exact names (or globs), case-sensitive; a null model is not
+-- checked (identify's contract: endpoints without a model).
 select m as model, r.status, r.key_prefix
   from unnest(array['claude-sonnet-4-5', 'claude-haiku-4-5', 'gpt-4o', 'CLAUDE-HAIKU-4-5', null]) with ordinality as v(m, i),
        lateral tollgate.reserve(('00000000-0000-4000-8000-0000000b000' || i)::uuid, sha256('rs-models'::bytea),

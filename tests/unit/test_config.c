@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "unit.h"
 
 #define ERR_SIZE 512
@@ -246,6 +247,32 @@ static void test_defaults(void **state)
     assert_null(c->log_file); /* "-" means stderr */
     assert_string_equal(c->spool_dir, "/var/lib/tollgate/spool");
     assert_int_equal(c->models[0].n_aliases, 0);
+    assert_string_equal(c->attribution_user_header, "x-tollgate-user");
+    assert_string_equal(c->attribution_group_header, "x-tollgate-group");
+    assert_false(c->admin_enabled); /* no admin section: /admin/ is not routed */
+}
+
+/* Admin keys are kept as their SHA-256 only; the env var's value is not copied. */
+static void test_admin_keys_hashed(void **state)
+{
+    const char *key = "admin-key-0123456789abcdefghij";
+    assert_int_equal(setenv("TG_UNIT_ADMIN_KEY", key, 1), 0);
+    struct tg_config *c = parse_ok(
+        "{\"database\": {\"url\": \"postgresql:///x\"},"
+        " \"providers\": {\"p\": {\"type\": \"anthropic\", \"base_url\": \"https://x.test\","
+        "                      \"api_key\": \"k\"}},"
+        " \"models\": {\"m\": {\"provider\": \"p\"}},"
+        " \"admin\": {\"keys\": [\"$TG_UNIT_ADMIN_KEY\", \"second-admin-key-0123456789\"]}}");
+    *state = c;
+    unsetenv("TG_UNIT_ADMIN_KEY");
+    assert_true(c->admin_enabled);
+    assert_int_equal(c->n_admin_keys, 2);
+    assert_null(c->admin_jwt_role);
+    unsigned char want[TG_SHA256_LEN];
+    tg_crypto_sha256(key, strlen(key), want);
+    assert_memory_equal(c->admin_key_hashes[0], want, TG_SHA256_LEN);
+    tg_crypto_sha256("second-admin-key-0123456789", 27, want);
+    assert_memory_equal(c->admin_key_hashes[1], want, TG_SHA256_LEN);
 }
 
 static void test_env_secrets_resolved(void **state)
@@ -471,6 +498,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_find_model, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_defaults, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_env_secrets_resolved, unset_db_env, free_config),
+        cmocka_unit_test_setup_teardown(test_admin_keys_hashed, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_lone_dollar_is_literal, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_database_url_env_overrides, unset_db_env,
                                         free_config),

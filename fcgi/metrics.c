@@ -1,0 +1,552 @@
+/*
+ * metrics.c — the host's request metrics in shared memory, and GET /metrics.
+ *
+ * Writers (every request of every worker) and the reader (a scrape) share one
+ * robust mutex: a request holds it for a table probe and a few additions, a
+ * scrape only while it copies the table out, so a scrape is one consistent
+ * snapshot and never a long pause for requests. Formatting happens after.
+ *
+ * Money and durations are integers inside (micro-dollars, microseconds) and
+ * are printed as exact decimals with integer arithmetic, never through a
+ * double: a counter that Prometheus sums must not drift by rounding.
+ */
+#include "metrics.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "crypto.h"
+#include "log.h"
+#include "request.h"
+#include "usage.h"
+
+#define OVERFLOW_LABEL "__overflow__"
+#define OUTPUT_CAP (64u << 20) /* a full table prints well under this */
+
+/* The finite upper bounds of every histogram, from 5 ms to a minute. */
+static const struct {
+    int64_t micros;
+    const char *le;
+} bounds[TG_SHM_HISTOGRAM_BUCKETS - 1] = {
+    {5000, "0.005"},  {10000, "0.01"},  {25000, "0.025"}, {50000, "0.05"},  {100000, "0.1"},
+    {250000, "0.25"}, {500000, "0.5"},  {1000000, "1"},   {2500000, "2.5"}, {5000000, "5"},
+    {10000000, "10"}, {30000000, "30"}, {60000000, "60"},
+};
+
+size_t tg_metrics_bucket(int64_t micros)
+{
+    for (size_t i = 0; i < TG_ARRAY_LEN(bounds); i++)
+        if (micros <= bounds[i].micros)
+            return i;
+    return TG_SHM_HISTOGRAM_BUCKETS - 1;
+}
+
+size_t tg_metrics_escape_label(const char *value, char *out, size_t size)
+{
+    size_t need = 0;
+    for (const char *p = value; *p != '\0'; p++) {
+        char plain[2] = {*p, '\0'};
+        const char *piece = *p == '\\'   ? "\\\\"
+                            : *p == '"'  ? "\\\""
+                            : *p == '\n' ? "\\n"
+                                         : plain;
+        for (const char *q = piece; *q != '\0'; q++, need++)
+            if (need + 1 < size)
+                out[need] = *q;
+    }
+    if (size > 0)
+        out[need < size ? need : size - 1] = '\0';
+    return need;
+}
+
+void tg_metrics_format_seconds(uint64_t micros, char *out, size_t size)
+{
+    snprintf(out, size, "%" PRIu64 ".%06" PRIu64, micros / 1000000, micros % 1000000);
+}
+
+/* ---- the table ---- */
+
+int tg_metrics_table_init(struct tg_shm_metrics *m)
+{
+    memset(m, 0, sizeof(*m));
+    return tg_shm_mutex_init(&m->lock);
+}
+
+static const char *or_empty(const char *s)
+{
+    return s != NULL ? s : "";
+}
+
+static bool fits(const char *value, size_t field_size)
+{
+    return strlen(or_empty(value)) < field_size;
+}
+
+static uint64_t hash_labels(const struct tg_metrics_sample *s)
+{
+    const char *fields[] = {s->api_key_id, s->user_id, s->group_id, s->model, s->provider};
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a, fields NUL-separated */
+    for (size_t i = 0; i < TG_ARRAY_LEN(fields); i++) {
+        for (const char *p = or_empty(fields[i]); *p != '\0'; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h *= 1099511628211ULL;
+    }
+    return (h ^ (uint32_t)s->code) * 1099511628211ULL;
+}
+
+static bool same_labels(const struct tg_shm_series *x, const struct tg_metrics_sample *s)
+{
+    return x->code == s->code && strcmp(x->api_key_id, or_empty(s->api_key_id)) == 0 &&
+           strcmp(x->user_id, or_empty(s->user_id)) == 0 &&
+           strcmp(x->group_id, or_empty(s->group_id)) == 0 &&
+           strcmp(x->model, or_empty(s->model)) == 0 &&
+           strcmp(x->provider, or_empty(s->provider)) == 0;
+}
+
+/* The series of s's label set, claimed if new; the overflow series when there is no room. */
+static struct tg_shm_series *series_for(struct tg_shm_metrics *m, size_t max_series,
+                                        const struct tg_metrics_sample *s)
+{
+    if (!fits(s->api_key_id, TG_SHM_LABEL_KEY) || !fits(s->user_id, TG_SHM_LABEL_ID) ||
+        !fits(s->group_id, TG_SHM_LABEL_ID) || !fits(s->model, TG_SHM_LABEL_MODEL) ||
+        !fits(s->provider, TG_SHM_LABEL_PROVIDER))
+        return &m->overflow;
+    uint64_t h = hash_labels(s);
+    for (size_t probe = 0; probe < TG_SHM_SERIES_SLOTS; probe++) {
+        uint16_t *slot = &m->index[(h + probe) % TG_SHM_SERIES_SLOTS];
+        if (*slot == 0) {
+            if (m->n_series >= max_series || m->n_series >= TG_SHM_SERIES)
+                return &m->overflow;
+            struct tg_shm_series *x = &m->series[m->n_series];
+            memset(x, 0, sizeof(*x));
+            snprintf(x->api_key_id, sizeof(x->api_key_id), "%s", or_empty(s->api_key_id));
+            snprintf(x->user_id, sizeof(x->user_id), "%s", or_empty(s->user_id));
+            snprintf(x->group_id, sizeof(x->group_id), "%s", or_empty(s->group_id));
+            snprintf(x->model, sizeof(x->model), "%s", or_empty(s->model));
+            snprintf(x->provider, sizeof(x->provider), "%s", or_empty(s->provider));
+            x->code = s->code;
+            /* claimed before it is indexed: a writer dying here leaves an unused row */
+            m->n_series++;
+            *slot = (uint16_t)m->n_series;
+            return x;
+        }
+        if (*slot > m->n_series || *slot > TG_SHM_SERIES)
+            return &m->overflow; /* torn by a writer that died: do not follow it */
+        struct tg_shm_series *x = &m->series[*slot - 1];
+        if (same_labels(x, s))
+            return x;
+    }
+    return &m->overflow;
+}
+
+static void observe(struct tg_shm_histogram *h, int64_t micros)
+{
+    if (micros < 0)
+        micros = 0;
+    h->buckets[tg_metrics_bucket(micros)]++;
+    h->sum_micros += (uint64_t)micros;
+}
+
+int tg_metrics_add(struct tg_shm_metrics *m, size_t max_series,
+                   const struct tg_metrics_sample *s)
+{
+    if (tg_shm_mutex_lock(&m->lock) != TG_OK)
+        return TG_ERROR;
+    struct tg_shm_series *x = series_for(m, max_series, s);
+    x->requests++;
+    for (size_t t = 0; t < TG_TOKENS_TYPES; t++)
+        x->tokens[t] += s->tokens[t];
+    if (s->cost_micros > 0)
+        x->cost_micros += (uint64_t)s->cost_micros;
+    observe(&m->request_duration, s->duration_micros);
+    if (s->upstream_micros >= 0)
+        observe(&m->upstream_duration, s->upstream_micros);
+    if (s->first_token_micros >= 0)
+        observe(&m->time_to_first_token, s->first_token_micros);
+    m->rejected_quota += s->rejected_quota;
+    m->rejected_bucket += s->rejected_bucket;
+    tg_shm_mutex_unlock(&m->lock);
+    return TG_OK;
+}
+
+/* ---- the exposition ---- */
+
+/* A growing text with a hard cap; once anything failed, every later write is dropped. */
+struct text {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+};
+
+static void put(struct text *t, const char *fmt, ...) TG_PRINTF(2, 3);
+
+static void put(struct text *t, const char *fmt, ...)
+{
+    if (t->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        t->failed = true;
+        return;
+    }
+    if ((size_t)n >= t->cap - t->len) {
+        size_t cap = t->cap;
+        while (cap - t->len <= (size_t)n)
+            cap *= 2;
+        char *grown = cap <= OUTPUT_CAP ? realloc(t->buf, cap) : NULL;
+        if (grown == NULL) {
+            t->failed = true;
+            return;
+        }
+        t->buf = grown;
+        t->cap = cap;
+        va_start(ap, fmt);
+        vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+    }
+    t->len += (size_t)n;
+}
+
+/* What a scrape copies out under the lock. */
+struct snapshot {
+    struct tg_shm_series *series; /* n of them, sorted by labels */
+    size_t n;
+    struct tg_shm_series overflow;
+    struct tg_shm_histogram histograms[3];
+    uint64_t rejected_quota, rejected_bucket;
+};
+
+static int compare_identity(const struct tg_shm_series *a, const struct tg_shm_series *b)
+{
+    int c = strcmp(a->api_key_id, b->api_key_id);
+    if (c == 0)
+        c = strcmp(a->user_id, b->user_id);
+    if (c == 0)
+        c = strcmp(a->group_id, b->group_id);
+    if (c == 0)
+        c = strcmp(a->model, b->model);
+    if (c == 0)
+        c = strcmp(a->provider, b->provider);
+    return c;
+}
+
+static int compare_series(const void *pa, const void *pb)
+{
+    const struct tg_shm_series *a = pa, *b = pb;
+    int c = compare_identity(a, b);
+    return c != 0 ? c : (a->code > b->code) - (a->code < b->code);
+}
+
+/* A copy's strings end inside their fields, whatever a dead writer left. */
+static void terminate(struct tg_shm_series *x)
+{
+    x->api_key_id[sizeof(x->api_key_id) - 1] = '\0';
+    x->user_id[sizeof(x->user_id) - 1] = '\0';
+    x->group_id[sizeof(x->group_id) - 1] = '\0';
+    x->model[sizeof(x->model) - 1] = '\0';
+    x->provider[sizeof(x->provider) - 1] = '\0';
+}
+
+static int take_snapshot(struct tg_shm_metrics *m, struct snapshot *snap)
+{
+    memset(snap, 0, sizeof(*snap));
+    /* sized before locking: a scrape never allocates while writers wait */
+    snap->series = malloc(TG_SHM_SERIES * sizeof(*snap->series));
+    if (snap->series == NULL)
+        return TG_ERROR;
+    if (tg_shm_mutex_lock(&m->lock) != TG_OK) {
+        free(snap->series);
+        return TG_ERROR;
+    }
+    snap->n = m->n_series < TG_SHM_SERIES ? m->n_series : TG_SHM_SERIES;
+    memcpy(snap->series, m->series, snap->n * sizeof(*snap->series));
+    snap->overflow = m->overflow;
+    snap->histograms[0] = m->request_duration;
+    snap->histograms[1] = m->upstream_duration;
+    snap->histograms[2] = m->time_to_first_token;
+    snap->rejected_quota = m->rejected_quota;
+    snap->rejected_bucket = m->rejected_bucket;
+    tg_shm_mutex_unlock(&m->lock);
+    for (size_t i = 0; i < snap->n; i++)
+        terminate(&snap->series[i]);
+    qsort(snap->series, snap->n, sizeof(*snap->series), compare_series);
+    return TG_OK;
+}
+
+static void put_label(struct text *t, const char *name, const char *value, bool first)
+{
+    char escaped[2 * TG_SHM_LABEL_ID + 1];
+    tg_metrics_escape_label(value, escaped, sizeof(escaped));
+    put(t, "%s%s=\"%s\"", first ? "" : ",", name, escaped);
+}
+
+/* The identity, model and provider labels of x, without the closing brace. */
+static void put_identity(struct text *t, const struct tg_shm_series *x, bool overflow)
+{
+    put(t, "{");
+    put_label(t, "api_key_id", overflow ? OVERFLOW_LABEL : x->api_key_id, true);
+    put_label(t, "user_id", overflow ? OVERFLOW_LABEL : x->user_id, false);
+    put_label(t, "group_id", overflow ? OVERFLOW_LABEL : x->group_id, false);
+    put_label(t, "model", overflow ? OVERFLOW_LABEL : x->model, false);
+    put_label(t, "provider", overflow ? OVERFLOW_LABEL : x->provider, false);
+}
+
+static void put_family(struct text *t, const char *name, const char *type, const char *help)
+{
+    put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void put_requests(struct text *t, const struct tg_shm_series *x, bool overflow)
+{
+    put(t, "tollgate_requests_total");
+    put_identity(t, x, overflow);
+    if (overflow)
+        put(t, ",code=\"" OVERFLOW_LABEL "\"} %" PRIu64 "\n", x->requests);
+    else
+        put(t, ",code=\"%d\"} %" PRIu64 "\n", (int)x->code, x->requests);
+}
+
+static const char *const token_types[TG_TOKENS_TYPES] = {"input", "output", "cache_read",
+                                                         "cache_write"};
+
+static bool has_usage(const struct tg_shm_series *x)
+{
+    for (size_t i = 0; i < TG_TOKENS_TYPES; i++)
+        if (x->tokens[i] > 0)
+            return true;
+    return x->cost_micros > 0;
+}
+
+/*
+ * Tokens and cost carry no code label: each run of series with the same
+ * identity (adjacent once sorted) is summed into one. calls fn per sum.
+ */
+static void for_each_identity(const struct snapshot *snap, struct text *t,
+                              void (*fn)(struct text *, const struct tg_shm_series *, bool))
+{
+    for (size_t i = 0; i < snap->n;) {
+        struct tg_shm_series sum = snap->series[i];
+        size_t j = i + 1;
+        for (; j < snap->n && compare_identity(&snap->series[j], &sum) == 0; j++) {
+            for (size_t k = 0; k < TG_TOKENS_TYPES; k++)
+                sum.tokens[k] += snap->series[j].tokens[k];
+            sum.cost_micros += snap->series[j].cost_micros;
+        }
+        if (has_usage(&sum))
+            fn(t, &sum, false);
+        i = j;
+    }
+    if (has_usage(&snap->overflow))
+        fn(t, &snap->overflow, true);
+}
+
+static void put_tokens(struct text *t, const struct tg_shm_series *x, bool overflow)
+{
+    for (size_t k = 0; k < TG_TOKENS_TYPES; k++) {
+        put(t, "tollgate_tokens_consumed_total");
+        put_identity(t, x, overflow);
+        put(t, ",type=\"%s\"} %" PRIu64 "\n", token_types[k], x->tokens[k]);
+    }
+}
+
+static void put_cost(struct text *t, const struct tg_shm_series *x, bool overflow)
+{
+    char usd[32];
+    tg_usage_format_usd((int64_t)x->cost_micros, usd, sizeof(usd));
+    put(t, "tollgate_cost_usd_total");
+    put_identity(t, x, overflow);
+    put(t, "} %s\n", usd);
+}
+
+static void put_histogram(struct text *t, const char *name, const char *help,
+                          const struct tg_shm_histogram *h)
+{
+    put_family(t, name, "histogram", help);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < TG_SHM_HISTOGRAM_BUCKETS; i++) {
+        cumulative += h->buckets[i];
+        put(t, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name,
+            i < TG_ARRAY_LEN(bounds) ? bounds[i].le : "+Inf", cumulative);
+    }
+    char sum[32];
+    tg_metrics_format_seconds(h->sum_micros, sum, sizeof(sum));
+    put(t, "%s_sum %s\n%s_count %" PRIu64 "\n", name, sum, name, cumulative);
+}
+
+static void render(struct text *t, const struct snapshot *snap, uint64_t quota_alerts_total)
+{
+    put_family(t, "tollgate_requests_total", "counter",
+               "Requests answered, by caller (api_key_id is the key's display prefix), model, "
+               "provider and HTTP status.");
+    for (size_t i = 0; i < snap->n; i++)
+        put_requests(t, &snap->series[i], false);
+    if (snap->overflow.requests > 0)
+        put_requests(t, &snap->overflow, true);
+
+    put_family(t, "tollgate_tokens_consumed_total", "counter",
+               "Tokens the providers reported, by caller, model, provider and type.");
+    for_each_identity(snap, t, put_tokens);
+
+    put_family(t, "tollgate_cost_usd_total", "counter",
+               "Cost of the settled requests in US dollars, by caller, model and provider.");
+    for_each_identity(snap, t, put_cost);
+
+    put_histogram(t, "tollgate_request_duration_seconds",
+                  "Time from the request's arrival to the end of its answer.",
+                  &snap->histograms[0]);
+    put_histogram(t, "tollgate_upstream_duration_seconds",
+                  "Duration of the provider call, for requests that made one.",
+                  &snap->histograms[1]);
+    put_histogram(t, "tollgate_time_to_first_token_seconds",
+                  "Streams: time from the request's arrival to the first byte relayed from "
+                  "the provider.",
+                  &snap->histograms[2]);
+
+    put_family(t, "tollgate_ratelimit_rejections_total", "counter",
+               "Requests refused with 429: limit=\"quota\" by a PostgreSQL quota, "
+               "limit=\"bucket\" by a token bucket.");
+    put(t, "tollgate_ratelimit_rejections_total{limit=\"quota\"} %" PRIu64 "\n",
+        snap->rejected_quota);
+    put(t, "tollgate_ratelimit_rejections_total{limit=\"bucket\"} %" PRIu64 "\n",
+        snap->rejected_bucket);
+
+    put_family(t, "tollgate_quota_alerts_total", "counter",
+               "Quota threshold crossings raised by this host's settlements.");
+    put(t, "tollgate_quota_alerts_total %" PRIu64 "\n", quota_alerts_total);
+
+    put_family(t, "tollgate_metrics_series", "gauge",
+               "Label sets of tollgate_requests_total in use; beyond metrics.max_series "
+               "requests go to the series labelled \"__overflow__\".");
+    put(t, "tollgate_metrics_series %zu\n", snap->n);
+}
+
+char *tg_metrics_render(struct tg_shm_metrics *m, uint64_t quota_alerts_total, size_t *len)
+{
+    struct snapshot snap;
+    if (take_snapshot(m, &snap) != TG_OK)
+        return NULL;
+    struct text t = {.buf = malloc(16384), .cap = 16384};
+    t.failed = t.buf == NULL;
+    render(&t, &snap, quota_alerts_total);
+    free(snap.series);
+    if (t.failed) {
+        free(t.buf);
+        return NULL;
+    }
+    *len = t.len;
+    return t.buf;
+}
+
+/* ---- the request side ---- */
+
+static uint64_t count_of(int64_t tokens)
+{
+    return tokens > 0 ? (uint64_t)tokens : 0;
+}
+
+void tg_metrics_record(struct tg_request *r)
+{
+    struct tg_shm *shm = tg_shm_get();
+    if (shm == NULL)
+        return;
+    const struct tg_usage *u = &r->usage;
+    /* a provider that was never reached still took the time of trying */
+    bool upstream = r->upstream_contacted || strncmp(r->outcome, "upstream_", 9) == 0;
+    struct tg_metrics_sample s = {
+        .api_key_id = r->identity.key_prefix,
+        .user_id = r->identity.user_id,
+        .group_id = r->identity.group_id,
+        .model = r->model != NULL ? r->model->name : NULL,
+        .provider = r->model != NULL ? r->model->provider->name : NULL,
+        .code = r->status,
+        .tokens = {count_of(u->input_tokens), count_of(u->output_tokens),
+                   count_of(u->cache_read_tokens), count_of(u->cache_write_tokens)},
+        .cost_micros = r->cost_micros,
+        .duration_micros = (tg_now_ms() - r->t_start_ms) * 1000,
+        .upstream_micros = upstream ? r->upstream_ms * 1000 : -1,
+        .first_token_micros = r->stream && r->t_first_byte_ms > 0
+                                  ? (r->t_first_byte_ms - r->t_start_ms) * 1000
+                                  : -1,
+        .rejected_quota = strcmp(r->outcome, "quota_exceeded") == 0,
+        .rejected_bucket = strcmp(r->outcome, "rate_limited") == 0,
+    };
+    if (tg_metrics_add(&shm->metrics, r->config->metrics_max_series, &s) != TG_OK)
+        tg_log_error(r->request_id, "could not lock the metrics table: request not counted");
+}
+
+static bool in_network(const unsigned char *addr, const struct tg_metrics_allow *a)
+{
+    unsigned int whole = a->prefix_len / 8, bits = a->prefix_len % 8;
+    if (memcmp(addr, a->addr, whole) != 0)
+        return false;
+    unsigned char mask = (unsigned char)(0xff << (8 - bits));
+    return bits == 0 || (addr[whole] & mask) == (a->addr[whole] & mask);
+}
+
+bool tg_metrics_address_allowed(const struct tg_config *c, const char *text)
+{
+    static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    unsigned char addr[16];
+    int family = AF_INET;
+    if (text == NULL)
+        return false;
+    if (inet_pton(AF_INET, text, addr) != 1) {
+        if (inet_pton(AF_INET6, text, addr) != 1)
+            return false;
+        if (memcmp(addr, v4_mapped, sizeof(v4_mapped)) == 0)
+            memmove(addr, addr + 12, 4);
+        else
+            family = AF_INET6;
+    }
+    for (size_t i = 0; i < c->n_metrics_allow; i++)
+        if (c->metrics_allow[i].family == family && in_network(addr, &c->metrics_allow[i]))
+            return true;
+    return false;
+}
+
+/* "Authorization: Bearer <metrics.token>", compared by hash in constant time. */
+static bool token_presented(struct tg_request *r)
+{
+    const char *auth = tg_request_header(r, "authorization");
+    if (!r->config->metrics_token_set || auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
+        return false;
+    unsigned char hash[TG_METRICS_TOKEN_HASH_LEN];
+    tg_crypto_sha256(auth + 7, strlen(auth + 7), hash);
+    return tg_crypto_equal(hash, r->config->metrics_token_hash, sizeof(hash));
+}
+
+int tg_metrics_handle(struct tg_request *r)
+{
+    const char *client = tg_request_param(r, "REMOTE_ADDR");
+    if (!tg_metrics_address_allowed(r->config, client) && !token_presented(r)) {
+        tg_request_fail(r, 403, "permission_error", "not allowed to read metrics",
+                        "client \"%s\" is not in metrics.allow and sent no valid metrics token",
+                        client != NULL ? client : "?");
+        return TG_ERROR;
+    }
+    struct tg_shm *shm = tg_shm_get();
+    if (shm == NULL) {
+        tg_request_fail(r, 503, tg_request_error_type(r->dialect, 503),
+                        "metrics are unavailable", "shared memory is not mapped");
+        return TG_ERROR;
+    }
+    size_t len = 0;
+    uint64_t alerts = __atomic_load_n(&shm->quota_alerts_total, __ATOMIC_RELAXED);
+    char *text = tg_metrics_render(&shm->metrics, alerts, &len);
+    if (text == NULL || tg_arena_cleanup_add(r->arena, free, text) != TG_OK) {
+        tg_request_fail(r, 500, "api_error", "internal error",
+                        "could not render the metrics (out of memory or locked)");
+        return TG_ERROR;
+    }
+    tg_request_add_header(r, "Cache-Control", "no-store");
+    return tg_request_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}

@@ -1,0 +1,190 @@
+"""Chargeback reports (issue 5): after a seeded run like scripts/demo's,
+`tollgatectl report` totals == the sum of usage rows == the mock-reported
+usage x prices, to the micro-dollar, for every grouping; CSV and JSON reports
+and exports parse with Python's csv and json modules and round-trip the
+totals; REFRESH MATERIALIZED VIEW CONCURRENTLY runs while requests are served
+without errors or blocked requests."""
+
+import csv
+import io
+import json
+import random
+import threading
+import time
+from decimal import ROUND_HALF_UP, Decimal
+
+from harness import stack
+
+HAIKU = "claude-haiku-4-5-20251001"
+SONNET = "claude-sonnet-4-5"
+TEAMS = {"alice": "engineering", "bob": "engineering", "carol": "marketing", "dan": "sales",
+         "erin": "data-science", "frank": "customer-support", "gina": "customer-support",
+         "hank": "product"}
+
+
+def reports_stack():
+    return stack(processes=2, threads=4)
+
+
+def price(s, model):
+    row = s.psql("select input_micros_per_mtok, output_micros_per_mtok,"
+                 " cache_read_micros_per_mtok, cache_write_micros_per_mtok"
+                 " from tollgate.price_list where model = '%s' and in_force" % model)[0]
+    return [int(x) for x in row]
+
+
+def cost_micros(rates, usage):
+    """price_micros: sum of tokens x rate, / 1e6, rounded half up, once."""
+    tokens = (usage["input_tokens"], usage["output_tokens"],
+              usage.get("cache_read_input_tokens", 0), usage.get("cache_creation_input_tokens", 0))
+    total = sum(Decimal(t) * r for t, r in zip(tokens, rates))
+    return int((total / Decimal(1000000)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def seed(s, run):
+    """8 users in 6 teams, each a few requests with usage the mock reports;
+    returns the expected per-user / per-group / per-model figures."""
+    rng = random.Random(run)
+    rates = {HAIKU: price(s, HAIKU), SONNET: price(s, SONNET)}
+    expected = {"user": {}, "group": {}, "model": {}, "key": {}}
+    for user, team in TEAMS.items():
+        uid, gid = "%s-%s" % (user, run), "%s-%s" % (team, run)
+        key = s.key(group=gid, user=uid)
+        key_id = s.psql("select id from tollgate.api_keys where user_id = '%s'" % uid)[0][0]
+        for i in range(rng.randint(1, 4)):
+            model = rng.choice((HAIKU, SONNET))
+            usage = {"input_tokens": rng.randint(1, 5000), "output_tokens": rng.randint(1, 900),
+                     "cache_read_input_tokens": rng.choice((0, rng.randint(1, 3000))),
+                     "cache_creation_input_tokens": rng.choice((0, rng.randint(1, 2000)))}
+            status, _, body = s.messages(key, model=model, directive={"usage": usage},
+                                         stream=(i % 2 == 1))
+            assert status == 200, body
+            c = cost_micros(rates[model], usage)
+            for by, subject in (("user", uid), ("group", gid), ("model", model), ("key", key_id)):
+                e = expected[by].setdefault(subject, {"requests": 0, "input_tokens": 0,
+                                                      "output_tokens": 0, "cost_micros": 0})
+                e["requests"] += 1
+                e["input_tokens"] += usage["input_tokens"]
+                e["output_tokens"] += usage["output_tokens"]
+                e["cost_micros"] += c
+    return expected
+
+
+def report(s, by, fmt):
+    today = s.psql("select (now() at time zone 'UTC')::date")[0][0]
+    return s.ctl("report", "--by", by, "--from", today, "--to", today, "--format", fmt)
+
+
+def test_report_totals_equal_usage_rows_and_mock_usage_times_prices():
+    s = reports_stack()
+    run = "rp%d" % int(time.time() * 1000 % 1e9)
+    expected = seed(s, run)
+    for refresh in (False, True):  # from usage alone, then views + usage
+        if refresh:
+            s.ctl("report", "refresh")
+        for by, field in (("user", "user_id"), ("group", "group_id"), ("model", "model"),
+                          ("key", "api_key_id")):
+            doc = json.loads(report(s, by, "json"))
+            assert doc["by"] == by and doc["from"] == doc["to"], doc
+            rows = {r[field]: r for r in doc["rows"]}
+            for subject, want in expected[by].items():
+                got = rows[subject]
+                if by == "model":  # other tests' rows share the models: at least ours
+                    assert all(got[k] >= want[k] for k in want), (subject, got, want)
+                    continue
+                assert {k: got[k] for k in want} == want, (by, subject, got, want)
+                assert got["cost_usd"] == "%d.%06d" % divmod(got["cost_micros"], 1000000)
+            if by == "model":
+                per_model = {m: [int(x) for x in rest] for m, *rest in s.psql(
+                    "select model, count(*), sum(input_tokens), sum(output_tokens),"
+                    " sum(cost_micros) from tollgate.usage"
+                    " where ts >= date_trunc('day', now()) group by model")}
+                assert {m: [r["requests"], r["input_tokens"], r["output_tokens"],
+                            r["cost_micros"]] for m, r in rows.items()} == per_model
+            sums = s.psql("select count(*), coalesce(sum(input_tokens), 0),"
+                          " coalesce(sum(output_tokens), 0), coalesce(sum(cost_micros), 0)"
+                          " from tollgate.usage where ts >= date_trunc('day', now())")[0]
+            total = doc["total"]
+            assert [str(total[k]) for k in ("requests", "input_tokens", "output_tokens",
+                                             "cost_micros")] == sums, (by, total, sums)
+            assert sum(r["cost_micros"] for r in doc["rows"]) == total["cost_micros"]
+
+
+def test_report_csv_and_table_agree_with_json():
+    s = reports_stack()
+    run = "rc%d" % int(time.time() * 1000 % 1e9)
+    seed(s, run)
+    doc = json.loads(report(s, "group", "json"))
+    rows = list(csv.DictReader(io.StringIO(report(s, "group", "csv"))))
+    assert {r["group_id"]: int(r["cost_micros"]) for r in rows} == \
+        {r["group_id"]: r["cost_micros"] for r in doc["rows"]}
+    assert sum(int(r["requests"]) for r in rows) == doc["total"]["requests"]
+    table = report(s, "group", "table").splitlines()
+    total_line = [line for line in table if line.startswith("TOTAL")][0].split()
+    assert total_line[1] == str(doc["total"]["requests"]), (total_line, doc["total"])
+    assert total_line[-1] == doc["total"]["cost_usd"], (total_line, doc["total"])
+    for team in set(TEAMS.values()):
+        assert any(line.startswith("%s-%s" % (team, run)) for line in table), table
+
+
+def test_export_usage_csv_and_json_round_trip_the_totals():
+    s = reports_stack()
+    seed(s, "ex%d" % int(time.time() * 1000 % 1e9))
+    today = s.psql("select (now() at time zone 'UTC')::date")[0][0]
+    total = json.loads(report(s, "user", "json"))["total"]
+    out_csv = s.ctl("export", "usage", "--from", today, "--to", today, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out_csv)))
+    out_json = json.loads(s.ctl("export", "usage", "--from", today, "--to", today,
+                                "--format", "json"))
+    assert len(rows) == len(out_json) == total["requests"]
+    for name in ("input_tokens", "output_tokens", "cost_micros"):
+        assert sum(int(r[name]) for r in rows) == total[name]
+        assert sum(r[name] for r in out_json) == total[name]
+    assert {r["request_id"] for r in rows} == {r["request_id"] for r in out_json}
+    assert all(isinstance(r["stream"], bool) for r in out_json)
+    empty = json.loads(s.ctl("export", "usage", "--from", "2000-01-01", "--to", "2000-01-02",
+                             "--format", "json"))
+    assert empty == []
+
+
+def test_refresh_concurrently_while_requests_are_served():
+    s = reports_stack()
+    key = s.key(group="refresh-load")
+    results, stop = [], threading.Event()
+
+    def load():
+        while not stop.is_set():
+            t0 = time.time()
+            status, _, _ = s.messages(key, timeout=30)
+            results.append((status, time.time() - t0))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(5):
+            out = s.ctl("report", "refresh")
+            assert "refreshed" in out, out
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert results and all(st == 200 for st, _ in results), results[:5]
+    assert max(d for _, d in results) < 5, "a request waited %.1fs" % max(d for _, d in results)
+    n = s.psql("select count(*) from tollgate.usage u join tollgate.api_keys k"
+               " on k.id = u.api_key_id where k.group_id = 'refresh-load'")[0][0]
+    assert int(n) == len(results)
+
+
+def test_report_refuses_bad_options():
+    s = reports_stack()
+    for args, message in ((["--by", "team"], "--by must be"),
+                          (["--format", "xml"], "--format must be"),
+                          (["--to", "2026-01-01"], "--to needs --from"),
+                          (["--from", "2026-02-30", "--to", "2026-03-01"], "date")):
+        try:
+            s.ctl("report", *args)
+        except Exception as e:  # harness.run raises on a non-zero exit
+            assert message in str(e), (args, str(e)[:300])
+        else:
+            raise AssertionError("report %s succeeded" % args)

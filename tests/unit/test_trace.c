@@ -1,0 +1,76 @@
+/*
+ * test_trace.c — traceparent parsing (W3C Trace Context, level 1 §3.2): the
+ * spec's example, every malformed shape it names, future versions.
+ */
+/* cmocka.h needs these before it */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "trace.h"
+
+#define EXAMPLE "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+static void test_parse_spec_example(void **state)
+{
+    (void)state;
+    struct tg_trace t = {0};
+    assert_int_equal(tg_trace_parse(EXAMPLE, &t), TG_OK);
+    assert_string_equal(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_string_equal(t.parent_id, "00f067aa0ba902b7");
+    assert_string_equal(t.flags, "01");
+}
+
+static void test_parse_refuses_malformed(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",      /* no flags */
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",   /* upper case */
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",   /* zero trace id */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",   /* zero parent id */
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",   /* version ff */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", /* 00 has no more */
+        "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",   /* separator */
+        "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",   /* not hex */
+        "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",   /* misplaced dash */
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",  /* future: no dash */
+    };
+    for (size_t i = 0; i < TG_ARRAY_LEN(bad); i++) {
+        struct tg_trace t = {0};
+        if (tg_trace_parse(bad[i], &t) != TG_DECLINED)
+            fail_msg("accepted \"%s\"", bad[i]);
+        assert_string_equal(t.trace_id, ""); /* untouched */
+    }
+    struct tg_trace t = {0};
+    assert_int_equal(tg_trace_parse(NULL, &t), TG_DECLINED);
+}
+
+static void test_parse_future_version(void **state)
+{
+    (void)state;
+    struct tg_trace t = {0};
+    /* a higher version may append fields after a dash: parse what we know */
+    assert_int_equal(
+        tg_trace_parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what", &t), TG_OK);
+    assert_string_equal(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_int_equal(
+        tg_trace_parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", &t), TG_OK);
+    assert_string_equal(t.flags, "00");
+}
+
+int main(void)
+{
+    static const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_spec_example),
+        cmocka_unit_test(test_parse_refuses_malformed),
+        cmocka_unit_test(test_parse_future_version),
+    };
+    return cmocka_run_group_tests_name("trace", tests, NULL, NULL);
+}
