@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,6 +135,9 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--reports-only", action="store_true",
+                    help="only the report benchmark (1,000,000 usage rows)")
+    ap.add_argument("--report-rows", type=int, default=1000000)
     args = ap.parse_args()
     os.environ["TOLLGATE_BUILD"] = str(Path(args.build).resolve())
     global harness
@@ -156,6 +160,8 @@ def main():
         with harness.Stack(processes=args.processes, threads=args.threads,
                            provider_url="http://127.0.0.1:%d" % upstream_port,
                            tag="bench") as stack:
+            if args.reports_only:
+                return report_runs(stack, args.report_rows)
             key = stack.key(group="bench", user="bench", name="bench")
             status, _, body = stack.messages(key)
             assert status == 200, (status, body[:200])
@@ -182,6 +188,8 @@ def main():
             bad = sum(r["non2xx"] for r in (tg, proxy, hot, spread))
             if bad:
                 print("non-2xx responses: %d" % bad)
+                return 1
+            if report_runs(stack, args.report_rows) != 0:
                 return 1
         print("enforcement: hot group / no quotas: requests/s %.2f; spread / no quotas %.2f; "
               "hot / spread %.2f" % (hot["rps"] / tg["rps"], spread["rps"] / tg["rps"],
@@ -229,6 +237,60 @@ def enforced_runs(stack, url, args, workdir):
     spread = wrk(url, spread_keys, args.duration, args.connections, workdir)
     show("tollgate enforced, 100 groups", spread)
     return hot, spread
+
+
+def timed(what, fn):
+    t0 = time.monotonic()
+    out = fn()
+    took = time.monotonic() - t0
+    print("  %-58s %8.3f s" % (what, took), flush=True)
+    return took, out
+
+
+def report_runs(stack, n_rows):
+    """Chargeback reports over n_rows usage rows (60 days, 50 groups, 500 users,
+    3 models): from usage alone, the concurrent refresh, then from the views;
+    each must answer in under 1 s (issue 5)."""
+    print("reports over %d usage rows:" % n_rows, flush=True)
+    timed("insert the rows (generate_series) + analyze", lambda: stack.psql(
+        "insert into tollgate.usage (request_id, ts, api_key_id, user_id, group_id, provider,"
+        " model, input_tokens, output_tokens, cost_micros, http_status, outcome)"
+        " select gen_random_uuid(), now() - (i %% 86400) * interval '60 s',"
+        " 1 + i %% 700, 'bench-user-' || i %% 500, 'bench-team-' || i %% 50, 'anthropic',"
+        " (array['claude-haiku-4-5-20251001','claude-sonnet-4-5','claude-opus-4'])[1 + i %% 3],"
+        " i %% 4000, i %% 900, i %% 20000, 200, 'ok'"
+        " from generate_series(1, %d) i; analyze tollgate.usage" % n_rows))
+    month = stack.psql("select date_trunc('month', now() - interval '30 days')::date,"
+                       " (date_trunc('month', now() - interval '30 days')"
+                       " + interval '1 month - 1 day')::date")[0]
+    slow = []
+
+    def report(by, note):
+        took, _ = timed("report --by %s, %s (%s)" % (by, month[0][:7], note), lambda: harness.ctl(
+            stack.config, "report", "--by", by, "--from", month[0], "--to", month[1],
+            "--format", "json"))
+        if took >= 1.0:
+            slow.append(by + " " + note)
+
+    report("group", "no refresh yet: all from usage")
+    took, _ = timed("report --by user, all 61 days, no refresh: every row from usage",
+                    lambda: harness.ctl(stack.config, "report", "--by", "user", "--from",
+                                        stack.psql("select (now() - interval '61 days')::date")[0][0],
+                                        "--to", stack.psql("select now()::date")[0][0],
+                                        "--format", "json"))
+    if took >= 1.0:
+        slow.append("user all days from usage")
+    timed("report refresh (concurrently)", lambda: harness.ctl(stack.config, "report", "refresh"))
+    for by in ("group", "user", "key", "model"):
+        report(by, "from the views")
+    timed("export usage of that month, CSV to /dev/null", lambda: harness.ctl(
+        stack.config, "export", "usage", "--from", month[0], "--to", month[1]))
+    key = stack.key(group="bench-team-1", user="bench-user-1", name="bench-usage")
+    took, _ = timed("GET /v1/usage?days=60 (a key with no rows; index lookup)",
+                    lambda: stack.request("GET", "/v1/usage?days=60", None, stack.auth(key)))
+    print("report target (< 1 s each): %s" % ("met" if not slow else "MISSED: " + ", ".join(slow)),
+          flush=True)
+    return 0
 
 
 def port_open(port):

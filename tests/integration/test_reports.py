@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import random
+import re
 import threading
 import time
 from decimal import ROUND_HALF_UP, Decimal
@@ -188,3 +189,35 @@ def test_report_refuses_bad_options():
             assert message in str(e), (args, str(e)[:300])
         else:
             raise AssertionError("report %s succeeded" % args)
+
+
+def test_scripts_demo_tells_its_story():
+    """scripts/demo against a test stack configured like scripts/run's."""
+    import os
+    import subprocess
+    from harness import REPO, base_env, build_dir
+    s = stack(tag="demo", processes=2, threads=4, extra_config={"rate_limits": [
+        {"name": "demo-burst", "per": "key", "match": {"group": "demo-burst"}, "max_tokens": 10,
+         "tokens_per_fill": 10, "fill_interval_ms": 60000, "mode": "local"}]})
+    env = base_env(TOLLGATE_PORT=str(s.port), TOLLGATE_CONFIG=str(s.config),
+                   TOLLGATE_BUILD=str(build_dir()))
+    p = subprocess.run(["/bin/bash", str(REPO / "scripts" / "demo")], capture_output=True,
+                       text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+    out = p.stdout
+    assert p.returncode == 0, (p.returncode, out[-2000:], p.stderr[-2000:])
+    def numbered(section):  # " 3  200  answer  $cost" lines
+        return [line for line in section.splitlines() if re.match(r"\s*\d+\s+\d{3}\s", line)]
+
+    burst = numbered(out.split("2. 12 rapid")[1].split("3. A user")[0])
+    assert [line.split()[1] for line in burst] == ["200"] * 10 + ["429"] * 2, burst
+    budget = numbered(out.split("cut off mid-way")[1].split("4. 8 users")[0])
+    assert [line.split()[1] for line in budget] == ["200"] * 3 + ["429"] * 3, budget
+    assert "quota exceeded" in budget[-1], budget
+    by_group = out.split("\ngroup ")[1]
+    for team in ("engineering", "marketing", "sales", "data-science", "customer-support",
+                 "product"):
+        assert "\n" + team + " " in by_group, (team, by_group)
+    total = [line for line in by_group.splitlines() if line.startswith("TOTAL")][0].split()
+    sums = s.psql("select count(*), sum(cost_micros) from tollgate.usage")[0]
+    assert total[1] == sums[0] and total[-1] == "%d.%06d" % divmod(int(sums[1]), 1000000), \
+        (total, sums)

@@ -177,11 +177,15 @@ def test_canary_secrets_appear_nowhere():
     for label, status, headers, body in replies:
         places["response %s (%d)" % (label, status)] = \
             repr(sorted(headers.items())) + body.decode("utf-8", "replace")
+    status, _, metrics = s.request("GET", "/metrics", None, {})
+    assert status == 200, metrics
+    places["/metrics"] = metrics.decode("utf-8", "replace") if isinstance(metrics, bytes) else metrics
     for table in ("usage", "audit_log", "reservations", "quotas", "rate_buckets", "users",
                   "groups", "roles"):
         rows = s.psql("select t::text from tollgate.%s t" % table)
         places["table " + table] = "\n".join(r[0] for r in rows)
     # the grep sees what it should (a vacuous search would pass too)
+    assert ok_key[:11] in places["/metrics"], "the key's display prefix is a metrics label"
     assert ok_key[:11] in places["worker log"] and jwt_user in places["table usage"], \
         "the key prefix / JWT user should be in the worker log / usage table"
     hits = ["%s in the %s" % (what, where) for what, secret_value in canaries.items()
