@@ -926,6 +926,27 @@ static int cmd_report_refresh(struct ctl *ctl, int argc, char **argv)
     return 0;
 }
 
+static int cmd_usage_maintain(struct ctl *ctl, int argc, char **argv)
+{
+    int64_t ahead = 3;
+    const char *text = option(argc, argv, "--ahead");
+    if (text != NULL && parse_whole(text, 0, 120, &ahead) != TG_OK)
+        return die("%s", "--ahead must be a whole number of months from 0 to 120");
+    char ahead_text[8];
+    snprintf(ahead_text, sizeof(ahead_text), "%d", (int)ahead);
+    const char *params[] = {ahead_text};
+    struct tg_db_rows created, detached;
+    if (query(ctl, "SELECT tollgate.usage_partitions_ensure($1::int)", 1, params, &created) !=
+            TG_OK ||
+        query(ctl, "SELECT tollgate.usage_partitions_detach()", 0, NULL, &detached) != TG_OK)
+        return 1;
+    printf("usage partitions: %s created\n", created.n_rows == 1 ? created.cells[0] : "?");
+    for (int i = 0; i < detached.n_rows; i++)
+        printf("detached %s (its rows are kept in tollgate.%s until you drop it)\n",
+               detached.cells[i], detached.cells[i]);
+    return 0;
+}
+
 static int report_options(int argc, char **argv, const char *format_fallback,
                           struct tg_report_options *opt)
 {
@@ -1024,6 +1045,9 @@ static const struct command commands[] = {
      " ORDER BY model, effective_from",
      "MODEL FROM >INPUT >OUTPUT >CACHE_READ >CACHE_WRITE IN_FORCE"},
     {"config", "show", 0, "[-c CONFIG]   (secrets masked)", "-c=", cmd_config_show, NULL, NULL},
+    {"usage", "maintain", 0,
+     "[--ahead N]   (cron: partitions for N months ahead, 3 by default; retention)",
+     "--ahead=", cmd_usage_maintain, NULL, NULL},
     {"report", "refresh", 0, "   (cron: refresh the chargeback views, concurrently)", "",
      cmd_report_refresh, NULL, NULL},
     {"report", NULL, 0,

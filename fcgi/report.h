@@ -1,7 +1,7 @@
 /*
  * report.h — chargeback reports and raw usage exports for tollgatectl.
  *
- * A report is tollgate.chargeback (sql/006_reports.sql): totals per group,
+ * A report is tollgate.chargeback (sql/007_reports.sql): totals per group,
  * user, key or model over calendar days, read from the materialized views
  * where they cover the range and from usage where they do not, so it is exact
  * to the micro-dollar whenever it runs. Formats: an aligned table with a total

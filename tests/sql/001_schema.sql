@@ -5,11 +5,18 @@
 begin;
 set local timezone = 'UTC';
 
--- Tables.
+-- Tables (monthly usage partitions, named after the current month, apart).
 select c.relname, c.relkind
   from pg_class c
- where c.relnamespace = 'tollgate'::regnamespace and c.relkind in ('r', 'p', 'v')
+ where c.relnamespace = 'tollgate'::regnamespace and c.relkind in ('r', 'p', 'v', 'm')
+   and c.relname !~ '^usage_y[0-9]{4}m[0-9]{2}$'
  order by c.relname;
+-- usage is partitioned by month: this month and three ahead exist.
+select count(*) as months_ready
+  from pg_inherits i join pg_class c on c.oid = i.inhrelid
+ where i.inhparent = 'tollgate.usage'::regclass
+   and c.relname in (select tollgate.usage_partition_name((date_trunc('month', now()) + k * interval '1 month')::date)
+                       from generate_series(0, 3) k);
 
 -- Function signatures (the interface the C code calls).
 select p.oid::regprocedure as function, pg_get_function_result(p.oid) as returns,

@@ -98,12 +98,15 @@ select status from tollgate.reserve('00000000-0000-4000-8000-0000000f0001', sha2
 select cost_micros from tollgate.settle('00000000-0000-4000-8000-0000000f0001', null,
                                         :k, 'sc-user', 'sc-group', 'anthropic', 'claude-sonnet-4-5',
                                         800, 500, 0, 0, 200, 1, 1, false, 'ok');
-select s.relname, s.seq_scan - coalesce(b.seq_scan, 0) as seq_scans,
-       s.idx_scan - coalesce(b.idx_scan, 0) > 0 as used_index
+select case when s.relname ~ '^usage_' then 'usage (its partitions)' else s.relname end as relname,
+       sum(s.seq_scan - coalesce(b.seq_scan, 0)) as seq_scans,
+       bool_or(s.idx_scan - coalesce(b.idx_scan, 0) > 0) as used_index
   from pg_stat_xact_user_tables s left join scans_before b using (relname)
  where s.schemaname = 'tollgate'
-   and s.relname in ('api_keys', 'prices', 'settings', 'quotas', 'reservations', 'usage')
- order by s.relname;
+   and (s.relname in ('api_keys', 'prices', 'settings', 'quotas', 'reservations')
+        or s.relname ~ '^usage_(y[0-9]{4}m[0-9]{2}|default)$')
+ group by 1
+ order by 1;
 -- The statements reserve and settle lock the quota rows with, as the
 -- generic plans they use (both run with plan_cache_mode =
 -- force_generic_plan): lookups on the unique key (and, for settle, the

@@ -1,4 +1,4 @@
--- 006_reports.sql — chargeback (issue 5): materialized views of usage by
+-- 007_reports.sql — chargeback (issue 5): materialized views of usage by
 -- day and month, the report function behind `tollgatectl report`, and the
 -- caller's own summary behind GET /v1/usage.
 --
