@@ -350,7 +350,9 @@ static int run(struct tg_request *r, const char *sql, int n_params, const char *
     char sqlstate[6];
     char message[200];
     struct tg_db_rows rows;
-    int rc = tg_db_call(r, sql, n_params, params, &rows, sqlstate, message, sizeof(message));
+    bool read_only = strcmp(r->method, "GET") == 0; /* lists: safe to retry after a restart */
+    int rc = tg_db_call(r, sql, n_params, params, read_only, &rows, sqlstate, message,
+                        sizeof(message));
     if (rc == TG_DECLINED) {
         refuse(r, sqlstate, message);
         return TG_ERROR;
@@ -698,7 +700,7 @@ static int put_quota(struct tg_request *r, const struct call *call)
     const char *read_params[] = {id};
     if (id != NULL &&
         tg_db_call(r, "SELECT row_to_json(q)::text FROM tollgate.quota_list q WHERE q.id = $1",
-                   1, read_params, &rows, sqlstate, message, sizeof(message)) == TG_OK &&
+                   1, read_params, true, &rows, sqlstate, message, sizeof(message)) == TG_OK &&
         rows.n_rows == 1 && rows.cells[0] != NULL)
         return respond_json(r, 200, rows.cells[0]);
     const char *doc = tg_arena_printf(r->arena, "{\"id\":%s}", id != NULL ? id : "null");

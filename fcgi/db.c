@@ -537,11 +537,12 @@ int tg_db_query(struct tg_db_conn *conn, struct tg_arena *arena, const char *sql
     return rc;
 }
 
-int tg_db_call(struct tg_request *r, const char *sql, int n_params, const char *const *params,
-               struct tg_db_rows *rows, char *sqlstate, char *err, size_t err_size)
+/* One attempt of tg_db_call; *broken: the connection died under it. */
+static int call_once(struct tg_request *r, const char *sql, int n_params,
+                     const char *const *params, struct tg_db_rows *rows, char *sqlstate,
+                     char *err, size_t err_size, bool *broken)
 {
-    snprintf(sqlstate, 6, "%s", "");
-    err[0] = '\0';
+    *broken = false;
     struct pool_conn *c = acquire(r->request_id);
     if (c == NULL)
         return TG_ERROR;
@@ -556,10 +557,10 @@ int tg_db_call(struct tg_request *r, const char *sql, int n_params, const char *
         if (rows != NULL && copy_rows(res, r->arena, rows) != TG_OK)
             rc = TG_ERROR;
     } else if (PQstatus(c->pg) != CONNECTION_OK) {
-        tg_log_error(r->request_id, "could not run an admin statement: %s",
-                     PQerrorMessage(c->pg));
+        tg_log_error(r->request_id, "could not run a statement: %s", PQerrorMessage(c->pg));
         PQfinish(c->pg);
         c->pg = NULL;
+        *broken = true;
         rc = TG_ERROR;
     } else {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -570,6 +571,20 @@ int tg_db_call(struct tg_request *r, const char *sql, int n_params, const char *
     }
     PQclear(res);
     release(c);
+    return rc;
+}
+
+int tg_db_call(struct tg_request *r, const char *sql, int n_params, const char *const *params,
+               bool read_only, struct tg_db_rows *rows, char *sqlstate, char *err,
+               size_t err_size)
+{
+    snprintf(sqlstate, 6, "%s", "");
+    err[0] = '\0';
+    bool broken;
+    int rc = call_once(r, sql, n_params, params, rows, sqlstate, err, err_size, &broken);
+    /* a read on a connection a database restart broke is safe to run again */
+    if (rc == TG_ERROR && broken && read_only)
+        rc = call_once(r, sql, n_params, params, rows, sqlstate, err, err_size, &broken);
     return rc;
 }
 

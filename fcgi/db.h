@@ -132,13 +132,16 @@ int tg_db_query(struct tg_db_conn *conn, struct tg_arena *arena, const char *sql
 
 /*
  * Runs one parameterised statement on a pooled connection, unprepared (for
- * rare calls: the admin API), text parameters (NULL for SQL NULL), rows in
- * r->arena. TG_DECLINED: the server refused it; sqlstate (6 bytes) and err get
- * its SQLSTATE and primary message (never its detail, which may quote values).
- * TG_ERROR: the database is unavailable. Not retried: it may have committed.
+ * rare calls: the admin API, reports, metrics), text parameters (NULL for SQL
+ * NULL), rows in r->arena. TG_DECLINED: the server refused it; sqlstate (6
+ * bytes) and err get its SQLSTATE and primary message (never its detail, which
+ * may quote values). TG_ERROR: the database is unavailable. A read_only
+ * statement whose connection broke (a database restart) is retried once on a
+ * fresh one; any other is not, as it may have committed.
  */
 int tg_db_call(struct tg_request *r, const char *sql, int n_params, const char *const *params,
-               struct tg_db_rows *rows, char *sqlstate, char *err, size_t err_size);
+               bool read_only, struct tg_db_rows *rows, char *sqlstate, char *err,
+               size_t err_size);
 
 /*
  * Runs one parameterised query and calls row(arg, n_cols, cells) for each row

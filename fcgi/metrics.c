@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "crypto.h"
+#include "db.h"
 #include "log.h"
 #include "request.h"
 #include "usage.h"
@@ -524,6 +525,47 @@ static bool token_presented(struct tg_request *r)
     return tg_crypto_equal(hash, r->config->metrics_token_hash, sizeof(hash));
 }
 
+/*
+ * tollgate_quota_used_ratio comes from PostgreSQL at scrape time, not from this
+ * host's counters: quotas are shared by every host, and the database holds the
+ * exact figure. The QUOTA_SERIES most used quotas are listed (bounded
+ * cardinality); while the database is down the family has no samples.
+ */
+#define QUOTA_SERIES 500
+
+static const char quota_ratio_sql[] =
+    "SELECT subject_kind || ':' || subject, metric::text, \"window\"::text,"
+    "       CASE WHEN limit_value = 0 THEN 1 ELSE round(used::numeric / limit_value, 6) END::text"
+    "  FROM tollgate.quota_list"
+    " ORDER BY CASE WHEN limit_value = 0 THEN 1 ELSE used::numeric / limit_value END DESC, id"
+    " LIMIT $1::int";
+
+static void put_quota_ratios(struct tg_request *r, struct text *t)
+{
+    put_family(t, "tollgate_quota_used_ratio", "gauge",
+               "Share of each quota's limit used in its current window (all hosts).");
+    struct tg_db_rows rows;
+    char sqlstate[6], err[256];
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%d", QUOTA_SERIES);
+    const char *params[] = {limit};
+    if (tg_db_call(r, quota_ratio_sql, 1, params, true, &rows, sqlstate, err, sizeof(err)) != TG_OK) {
+        tg_log_warn(r->request_id, "metrics: quota ratios unavailable: %s",
+                    err[0] != '\0' ? err : "database unavailable");
+        return;
+    }
+    for (int i = 0; i < rows.n_rows; i++) {
+        const char *const *c = rows.cells + i * rows.n_cols;
+        if (c[0] == NULL || c[1] == NULL || c[2] == NULL || c[3] == NULL)
+            continue;
+        put(t, "tollgate_quota_used_ratio{");
+        put_label(t, "subject", c[0], true);
+        put_label(t, "metric", c[1], false);
+        put_label(t, "window", c[2], false);
+        put(t, "} %s\n", c[3]);
+    }
+}
+
 int tg_metrics_handle(struct tg_request *r)
 {
     const char *client = tg_request_param(r, "REMOTE_ADDR");
@@ -547,6 +589,21 @@ int tg_metrics_handle(struct tg_request *r)
                         "could not render the metrics (out of memory or locked)");
         return TG_ERROR;
     }
+    struct text quota = {.buf = malloc(4096), .cap = 4096};
+    if (quota.buf != NULL)
+        put_quota_ratios(r, &quota);
+    char *body = !quota.failed && quota.buf != NULL ? tg_arena_alloc(r->arena, len + quota.len)
+                                                    : NULL;
+    if (body != NULL) {
+        memcpy(body, text, len);
+        memcpy(body + len, quota.buf, quota.len);
+    }
+    free(quota.buf);
+    if (body == NULL) {
+        tg_request_fail(r, 500, "api_error", "internal error", "could not render quota ratios");
+        return TG_ERROR;
+    }
     tg_request_add_header(r, "Cache-Control", "no-store");
-    return tg_request_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    return tg_request_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", body,
+                              len + quota.len);
 }

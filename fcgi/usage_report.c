@@ -110,7 +110,7 @@ int tg_usage_report_handle(struct tg_request *r)
                             p.to[0] ? p.to : NULL, p.days[0] ? p.days : NULL};
     struct tg_db_rows rows;
     char sqlstate[6], err[256];
-    int rc = tg_db_call(r, summary_sql, 6, params, &rows, sqlstate, err, sizeof(err));
+    int rc = tg_db_call(r, summary_sql, 6, params, true, &rows, sqlstate, err, sizeof(err));
     if (rc == TG_DECLINED && strncmp(sqlstate, "22", 2) == 0)
         return bad_parameter(r, "from", "is not a valid date"); /* e.g. 2026-02-30 */
     if (rc != TG_OK || rows.n_rows != 1 || rows.cells[0] == NULL) {

@@ -343,3 +343,31 @@ def test_stale_segment_of_an_older_layout_is_replaced():
     assert s.messages(key)[0] == 200
     wait_for(lambda: delta(parse(scrape(s, token=None))[0], {}, "tollgate_requests_total",
                            api_key_id=key[:11]) == 1, 10, "the request after the restart")
+
+
+def test_quota_used_ratio_comes_from_the_database():
+    s = main_stack()
+    group = uniq("metrics-ratio")
+    key = s.key(group=group, user=uniq("metrics-ratio-u"))
+    s.ctl("quota", "set", "--group", group, "--metric", "requests", "--window", "day",
+          "--limit", "8")
+    for _ in range(3):
+        status, _, body = s.messages(key)
+        assert status == 200, body
+    text = scrape(s, token=None)
+    promtool_check(text)
+    samples, types = parse(text)
+    assert types.get("tollgate_quota_used_ratio") == "gauge", types
+    ratios = {(labels["subject"], labels["metric"], labels["window"]): v
+              for labels, v in family(samples, "tollgate_quota_used_ratio")}
+    assert ratios[("group:" + group, "requests", "day")] == Decimal("0.375"), ratios
+    # the database down: the family stays, without samples, and the rest is served
+    s.stop_db()
+    try:
+        text = scrape(s, token=None)
+    finally:
+        s.start_db()
+    samples, types = parse(text)
+    assert types.get("tollgate_quota_used_ratio") == "gauge"
+    assert not family(samples, "tollgate_quota_used_ratio")
+    assert family(samples, "tollgate_requests_total")
