@@ -289,7 +289,8 @@ $$;
 -- key_create: stores a new key (hash + display prefix) owned by p_user and
 -- charged to p_group, creating both on first use (ensure_principal); role
 -- null means 'user'. Writes a 'key.create' audit row (no key_hash). Returns
--- the key id. A duplicate hash or prefix raises unique_violation.
+-- the key id. A duplicate hash or prefix raises unique_violation. (Audit
+-- rows never hold a secret's hash; previous_key_hash comes with 004.)
 create or replace function tollgate.key_create(p_key_hash bytea,
                                                p_prefix   text,
                                                p_name     text,
@@ -312,7 +313,7 @@ begin
 
     insert into tollgate.audit_log (actor, action, subject, before, after)
     values (coalesce(p_actor, session_user), 'key.create', 'key:' || v_key.prefix,
-            null, to_jsonb(v_key) - 'key_hash');
+            null, to_jsonb(v_key) - 'key_hash' - 'previous_key_hash');
 
     return v_key.id;
 end
@@ -347,7 +348,7 @@ begin
 
     insert into tollgate.audit_log (actor, action, subject, before, after)
     values (coalesce(p_actor, session_user), 'key.revoke', 'key:' || v_after.prefix,
-            to_jsonb(v_before) - 'key_hash', to_jsonb(v_after) - 'key_hash');
+            to_jsonb(v_before) - 'key_hash' - 'previous_key_hash', to_jsonb(v_after) - 'key_hash' - 'previous_key_hash');
 
     return true;
 end

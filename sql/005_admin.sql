@@ -3,8 +3,7 @@
 -- and the list views the admin reads.
 --
 --   keys     key_update, key_rotate, key_revoke (redefined: a previous
---            prefix finds the key too), key_create (redefined: its audit row
---            leaves out previous_key_hash), the key_list view (new columns);
+--            prefix finds the key too), the key_list view (new columns);
 --   users    user_upsert, user_delete, the user_list view;
 --   groups   group_upsert, group_delete, the group_list view;
 --   roles    role_upsert, role_delete, the role_list view;
@@ -89,36 +88,6 @@ $$;
 
 -- ---------------------------------------------------------------------------
 -- Keys.
-
--- key_create (sql/001_core.sql), same signature and contract; redefined so
--- its audit row leaves out previous_key_hash too (004 added the column).
-create or replace function tollgate.key_create(p_key_hash bytea,
-                                               p_prefix   text,
-                                               p_name     text,
-                                               p_user     text,
-                                               p_group    text,
-                                               p_role     text,
-                                               p_actor    text)
-returns bigint
-language plpgsql volatile
-as $$
-declare
-    v_key tollgate.api_keys;
-begin
-    perform tollgate.ensure_principal(p_user, p_group);
-
-    insert into tollgate.api_keys (key_hash, prefix, name, user_id, group_id, role)
-    values (p_key_hash, p_prefix, coalesce(p_name, ''), p_user, p_group,
-            coalesce(p_role, 'user'))
-    returning * into v_key;
-
-    insert into tollgate.audit_log (actor, action, subject, before, after)
-    values (coalesce(p_actor, session_user), 'key.create', 'key:' || v_key.prefix,
-            null, tollgate.key_public(v_key));
-
-    return v_key.id;
-end
-$$;
 
 -- key_update: applies p_changes, a jsonb object, to the key found by its
 -- current or previous prefix p_prefix. Fields (all optional):
@@ -413,47 +382,61 @@ create or replace view tollgate.user_list as
 -- allowed_models / allowed_endpoints mean no restriction; an empty array
 -- allows nothing. Entries are names or globs ('*', '?').
 
--- group_upsert: creates group p_id or sets its allowed_models and
--- allowed_endpoints (both replaced, nulls included). Invalid id raises
--- invalid_parameter_value. Returns the group row as jsonb. One
--- 'group.upsert' audit row (before null for a new group) unless nothing
--- changed.
+-- access_upsert: creates group or role (p_kind 'group' | 'role') p_id, or
+-- sets its allowed_models and allowed_endpoints (both replaced, nulls
+-- included). Invalid id raises invalid_parameter_value. Returns the row as
+-- jsonb. One '<kind>.upsert' audit row (before null for a new one) unless
+-- nothing changed. The table name comes from p_kind through a fixed map.
+create or replace function tollgate.access_upsert(p_kind              text,
+                                                  p_id                text,
+                                                  p_allowed_models    text[],
+                                                  p_allowed_endpoints text[],
+                                                  p_actor             text)
+returns jsonb
+language plpgsql volatile
+as $$
+declare
+    v_table  text := case p_kind when 'group' then 'groups' when 'role' then 'roles' end;
+    v_before jsonb;
+    v_after  jsonb;
+begin
+    if v_table is null then
+        raise exception 'access_upsert: unknown kind "%"', p_kind
+              using errcode = 'invalid_parameter_value';
+    end if;
+    perform tollgate.check_id(p_kind, p_id);
+
+    execute format('select to_jsonb(t) from tollgate.%I t where t.id = $1 for update', v_table)
+       into v_before using p_id;
+    if v_before is null then
+        execute format('insert into tollgate.%I as t (id, allowed_models, allowed_endpoints)'
+                       ' values ($1, $2, $3) returning to_jsonb(t)', v_table)
+           into v_after using p_id, p_allowed_models, p_allowed_endpoints;
+    elsif v_before->'allowed_models' = coalesce(to_jsonb(p_allowed_models), 'null')
+          and v_before->'allowed_endpoints' = coalesce(to_jsonb(p_allowed_endpoints), 'null') then
+        return v_before;
+    else
+        execute format('update tollgate.%I t set allowed_models = $2, allowed_endpoints = $3'
+                       ' where t.id = $1 returning to_jsonb(t)', v_table)
+           into v_after using p_id, p_allowed_models, p_allowed_endpoints;
+    end if;
+
+    insert into tollgate.audit_log (actor, action, subject, before, after)
+    values (coalesce(p_actor, session_user), p_kind || '.upsert', p_kind || ':' || p_id,
+            v_before, v_after);
+    return v_after;
+end
+$$;
+
+-- group_upsert: access_upsert of a group.
 create or replace function tollgate.group_upsert(p_id                text,
                                                  p_allowed_models    text[],
                                                  p_allowed_endpoints text[],
                                                  p_actor             text)
 returns jsonb
-language plpgsql volatile
+language sql volatile
 as $$
-declare
-    v_before tollgate.groups;
-    v_after  tollgate.groups;
-begin
-    perform tollgate.check_id('group', p_id);
-
-    select * into v_before from tollgate.groups g where g.id = p_id for update;
-    if not found then
-        insert into tollgate.groups as g (id, allowed_models, allowed_endpoints)
-        values (p_id, p_allowed_models, p_allowed_endpoints)
-        returning * into v_after;
-        v_before := null;
-    elsif v_before.allowed_models is not distinct from p_allowed_models
-          and v_before.allowed_endpoints is not distinct from p_allowed_endpoints then
-        return to_jsonb(v_before);
-    else
-        update tollgate.groups g
-           set allowed_models = p_allowed_models, allowed_endpoints = p_allowed_endpoints
-         where g.id = p_id
-        returning * into v_after;
-    end if;
-
-    insert into tollgate.audit_log (actor, action, subject, before, after)
-    values (coalesce(p_actor, session_user), 'group.upsert', 'group:' || p_id,
-            case when v_before.id is null then null else to_jsonb(v_before) end,
-            to_jsonb(v_after));
-
-    return to_jsonb(v_after);
-end
+    select tollgate.access_upsert('group', p_id, p_allowed_models, p_allowed_endpoints, p_actor)
 $$;
 
 -- group_delete: deletes group p_id. Returns false if there is none. Raises
@@ -498,43 +481,15 @@ create or replace view tollgate.group_list as
                and tollgate.key_status(k.revoked_at, k.expires_at) = 'active') as active_keys
       from tollgate.groups g;
 
--- role_upsert: as group_upsert, for role p_id ('role.upsert').
+-- role_upsert: access_upsert of a role.
 create or replace function tollgate.role_upsert(p_id                text,
                                                 p_allowed_models    text[],
                                                 p_allowed_endpoints text[],
                                                 p_actor             text)
 returns jsonb
-language plpgsql volatile
+language sql volatile
 as $$
-declare
-    v_before tollgate.roles;
-    v_after  tollgate.roles;
-begin
-    perform tollgate.check_id('role', p_id);
-
-    select * into v_before from tollgate.roles r where r.id = p_id for update;
-    if not found then
-        insert into tollgate.roles as r (id, allowed_models, allowed_endpoints)
-        values (p_id, p_allowed_models, p_allowed_endpoints)
-        returning * into v_after;
-        v_before := null;
-    elsif v_before.allowed_models is not distinct from p_allowed_models
-          and v_before.allowed_endpoints is not distinct from p_allowed_endpoints then
-        return to_jsonb(v_before);
-    else
-        update tollgate.roles r
-           set allowed_models = p_allowed_models, allowed_endpoints = p_allowed_endpoints
-         where r.id = p_id
-        returning * into v_after;
-    end if;
-
-    insert into tollgate.audit_log (actor, action, subject, before, after)
-    values (coalesce(p_actor, session_user), 'role.upsert', 'role:' || p_id,
-            case when v_before.id is null then null else to_jsonb(v_before) end,
-            to_jsonb(v_after));
-
-    return to_jsonb(v_after);
-end
+    select tollgate.access_upsert('role', p_id, p_allowed_models, p_allowed_endpoints, p_actor)
 $$;
 
 -- role_delete: deletes role p_id. Returns false if there is none. Keys and
