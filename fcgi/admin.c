@@ -39,7 +39,7 @@ struct op {
     bool has_id;          /* a second segment: the subject's id or key prefix */
     const char *action;   /* a third segment ("rotate"), or NULL */
     const char *method;
-    bool takes_body;      /* a JSON object (an empty body counts as {}) */
+    bool takes_body; /* a JSON object (an empty body counts as {}) */
     handler_fn *handler;
     const char *sql;  /* for handlers shared by several resources */
     const char *noun; /* the subject in "not found" messages */
@@ -182,9 +182,9 @@ static json_t *read_body(struct tg_request *r)
         return NULL;
     }
     json_error_t err;
-    json_t *body = r->body_len == 0 ? json_object()
-                                    : json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES,
-                                                 &err);
+    json_t *body = r->body_len == 0
+                       ? json_object()
+                       : json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &err);
     if (body == NULL) {
         char message[128];
         snprintf(message, sizeof(message), "request body is not valid JSON (line %d, column %d)",
@@ -287,8 +287,8 @@ static int get_integer(struct tg_request *r, json_t *body, const char *name, boo
     json_int_t n = json_is_integer(value) ? json_integer_value(value) : 0;
     if (!json_is_integer(value) || n < min || n > max) {
         char problem[96];
-        snprintf(problem, sizeof(problem), "must be an integer from %lld to %lld",
-                 (long long)min, (long long)max);
+        snprintf(problem, sizeof(problem), "must be an integer from %lld to %lld", (long long)min,
+                 (long long)max);
         return bad_field(r, name, problem);
     }
     *out = n;
@@ -351,8 +351,8 @@ static int run(struct tg_request *r, const char *sql, int n_params, const char *
     char message[200];
     struct tg_db_rows rows;
     bool read_only = strcmp(r->method, "GET") == 0; /* lists: safe to retry after a restart */
-    int rc = tg_db_call(r, sql, n_params, params, read_only, &rows, sqlstate, message,
-                        sizeof(message));
+    int rc =
+        tg_db_call(r, sql, n_params, params, read_only, &rows, sqlstate, message, sizeof(message));
     if (rc == TG_DECLINED) {
         refuse(r, sqlstate, message);
         return TG_ERROR;
@@ -365,8 +365,7 @@ static int run(struct tg_request *r, const char *sql, int n_params, const char *
     }
     if (rows.n_rows != 1 || rows.n_cols != 1) {
         tg_request_fail(r, 500, "api_error", "internal error",
-                        "admin statement answered %d rows of %d columns", rows.n_rows,
-                        rows.n_cols);
+                        "admin statement answered %d rows of %d columns", rows.n_rows, rows.n_cols);
         return TG_ERROR;
     }
     *cell = rows.cells[0];
@@ -437,8 +436,8 @@ static int list(struct tg_request *r, const struct call *call)
     const char *rows;
     if (run(r, call->op->sql, 0, NULL, &rows) != TG_OK)
         return TG_ERROR;
-    const char *doc = tg_arena_printf(r->arena, "{\"%s\":%s}", call->op->resource,
-                                      rows != NULL ? rows : "[]");
+    const char *doc =
+        tg_arena_printf(r->arena, "{\"%s\":%s}", call->op->resource, rows != NULL ? rows : "[]");
     return doc != NULL ? respond_json(r, 200, doc) : TG_ERROR;
 }
 
@@ -488,8 +487,9 @@ static const char *const key_changes[] = {"allowed_models", "expires_at", "trust
 /* POST /admin/keys */
 static int create_key(struct tg_request *r, const struct call *call)
 {
-    static const char *const fields[] = {"name", "user", "group", "role", "allowed_models",
-                                         "expires_at", "trusted_attribution", NULL};
+    static const char *const fields[] = {
+        "name", "user", "group", "role", "allowed_models", "expires_at", "trusted_attribution",
+        NULL};
     json_t *body = call->body;
     const char *name, *user, *group, *role;
     if (check_fields(r, body, fields) != TG_OK || get_string(r, body, "name", true, &name) ||
@@ -663,8 +663,8 @@ static int get_limit(struct tg_request *r, json_t *body, const char *metric, int
     else if (json_is_string(value) && usd)
         text = json_string_value(value);
     else
-        return bad_field(r, "limit", usd ? "must be an integer or a dollar string"
-                                         : "must be an integer");
+        return bad_field(r, "limit",
+                         usd ? "must be an integer or a dollar string" : "must be an integer");
     if (usd && tg_usage_parse_usd(text != NULL ? text : dollars, limit) != TG_OK)
         return bad_field(r, "limit", "must be dollars such as \"500.00\" (at most 6 decimals)");
     return *limit >= 0 ? TG_OK : bad_field(r, "limit", "must not be negative");
@@ -684,8 +684,12 @@ static int put_quota(struct tg_request *r, const struct call *call)
     char limit_text[24], warn_text[8];
     snprintf(limit_text, sizeof(limit_text), "%lld", (long long)limit);
     snprintf(warn_text, sizeof(warn_text), "%lld", (long long)warn_pct);
-    const char *params[] = {q.kind,      q.subject,   q.metric,
-                            q.window,    limit_text,  call->actor,
+    const char *params[] = {q.kind,
+                            q.subject,
+                            q.metric,
+                            q.window,
+                            limit_text,
+                            call->actor,
                             warn_pct >= 0 ? warn_text : NULL};
     const char *id;
     if (run(r, "SELECT tollgate.quota_set($1, $2, $3, $4, $5::bigint, $6, $7::integer)::text", 7,
@@ -699,8 +703,8 @@ static int put_quota(struct tg_request *r, const struct call *call)
     struct tg_db_rows rows;
     const char *read_params[] = {id};
     if (id != NULL &&
-        tg_db_call(r, "SELECT row_to_json(q)::text FROM tollgate.quota_list q WHERE q.id = $1",
-                   1, read_params, true, &rows, sqlstate, message, sizeof(message)) == TG_OK &&
+        tg_db_call(r, "SELECT row_to_json(q)::text FROM tollgate.quota_list q WHERE q.id = $1", 1,
+                   read_params, true, &rows, sqlstate, message, sizeof(message)) == TG_OK &&
         rows.n_rows == 1 && rows.cells[0] != NULL)
         return respond_json(r, 200, rows.cells[0]);
     const char *doc = tg_arena_printf(r->arena, "{\"id\":%s}", id != NULL ? id : "null");
@@ -716,17 +720,15 @@ static int delete_quota(struct tg_request *r, const struct call *call)
         return TG_ERROR;
     const char *params[] = {q.kind, q.subject, q.metric, q.window, call->actor};
     const char *done;
-    if (run(r, "SELECT tollgate.quota_delete($1, $2, $3, $4, $5)::text", 5, params, &done) !=
-        TG_OK)
+    if (run(r, "SELECT tollgate.quota_delete($1, $2, $3, $4, $5)::text", 5, params, &done) != TG_OK)
         return TG_ERROR;
     if (done == NULL || strcmp(done, "true") != 0) {
         tg_request_fail(r, 404, "not_found_error", "no such quota", NULL);
         return TG_ERROR;
     }
     return respond_doc(r, 200,
-                       json_pack("{s:s, s:s, s:s, s:s, s:b}", "kind", q.kind, "subject",
-                                 q.subject, "metric", q.metric, "window", q.window, "deleted",
-                                 1));
+                       json_pack("{s:s, s:s, s:s, s:s, s:b}", "kind", q.kind, "subject", q.subject,
+                                 "metric", q.metric, "window", q.window, "deleted", 1));
 }
 
 /* PUT /admin/prices: micro-dollars per million tokens. */
@@ -762,23 +764,23 @@ static int put_price(struct tg_request *r, const struct call *call)
 
 /* ---- the table ------------------------------------------------------------------ */
 
-#define LIST(view, order) \
+#define LIST(view, order)                                                                          \
     "SELECT coalesce(json_agg(v ORDER BY " order "), '[]')::text FROM " view " v"
 
 /* A JSON array parameter (or null) as text[], in order. */
-#define TEXT_ARRAY(param)                                                                  \
-    "CASE WHEN " param "::jsonb IS NULL THEN NULL ELSE ARRAY(SELECT e FROM"                \
+#define TEXT_ARRAY(param)                                                                          \
+    "CASE WHEN " param "::jsonb IS NULL THEN NULL ELSE ARRAY(SELECT e FROM"                        \
     " jsonb_array_elements_text(" param "::jsonb) WITH ORDINALITY AS t(e, i) ORDER BY i) END"
 
-#define RBAC_UPSERT(fn) \
+#define RBAC_UPSERT(fn)                                                                            \
     "SELECT tollgate." fn "($1, " TEXT_ARRAY("$2") ", " TEXT_ARRAY("$3") ", $4)::text"
 
 /* Audit rows, newest first; key hashes never leave, even from an older row's jsonb. */
-#define AUDIT_LIST                                                                          \
-    "SELECT coalesce(json_agg(a ORDER BY a.id DESC), '[]')::text FROM ("                    \
-    " SELECT l.id, l.ts, l.actor, l.action, l.subject,"                                     \
-    " l.before - 'key_hash' - 'previous_key_hash' AS before,"                               \
-    " l.after - 'key_hash' - 'previous_key_hash' AS after"                                  \
+#define AUDIT_LIST                                                                                 \
+    "SELECT coalesce(json_agg(a ORDER BY a.id DESC), '[]')::text FROM ("                           \
+    " SELECT l.id, l.ts, l.actor, l.action, l.subject,"                                            \
+    " l.before - 'key_hash' - 'previous_key_hash' AS before,"                                      \
+    " l.after - 'key_hash' - 'previous_key_hash' AS after"                                         \
     " FROM tollgate.audit_log l ORDER BY l.id DESC LIMIT $1::integer) a"
 
 static const struct op ops[] = {

@@ -33,8 +33,8 @@ static int read_jwt(struct tg_request *r, struct tg_credential *c, const char *t
     }
     char reason[96];
     const struct tg_jwt_issuer *issuer = NULL;
-    if (tg_jwt_verify_any(config->jwt_issuers, config->n_jwt_issuers, token, time(NULL),
-                          &c->jwt, &issuer, reason, sizeof(reason)) != TG_OK) {
+    if (tg_jwt_verify_any(config->jwt_issuers, config->n_jwt_issuers, token, time(NULL), &c->jwt,
+                          &issuer, reason, sizeof(reason)) != TG_OK) {
         char message[160];
         snprintf(message, sizeof(message), "invalid bearer token: %s", reason);
         tg_request_fail(r, 401, "authentication_error", message, NULL);
@@ -48,7 +48,8 @@ static int read_jwt(struct tg_request *r, struct tg_credential *c, const char *t
 /* Whether s is an identifier as the database defines them (users.id, groups.id). */
 static bool is_identifier(const char *s)
 {
-    static const char more[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@:-";
+    static const char more[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@:-";
     size_t len = strlen(s);
     return len >= 1 && len <= 128 && strchr(more, s[0]) != NULL && strchr("._@:-", s[0]) == NULL &&
            strspn(s, more) == len;
@@ -195,8 +196,7 @@ int tg_auth_refuse(struct tg_request *r, const char *status, const char *denied_
                strcmp(status, "endpoint_not_allowed") == 0) {
         refuse_access(r, status, denied_subject);
     } else {
-        tg_request_fail(r, 500, "api_error", "internal error", "identify answered \"%s\"",
-                        status);
+        tg_request_fail(r, 500, "api_error", "internal error", "identify answered \"%s\"", status);
     }
     r->outcome = "rejected";
     return TG_ERROR;

@@ -35,14 +35,13 @@ static const struct {
     enum jwt_alg alg;
     int bits; /* digest size, and for ES the curve's */
 } algs[] = {
-    {"HS256", HS256, 256}, {"HS384", HS384, 384}, {"HS512", HS512, 512},
-    {"RS256", RS256, 256}, {"RS384", RS384, 384}, {"RS512", RS512, 512},
-    {"ES256", ES256, 256}, {"ES384", ES384, 384},
+    {"HS256", HS256, 256}, {"HS384", HS384, 384}, {"HS512", HS512, 512}, {"RS256", RS256, 256},
+    {"RS384", RS384, 384}, {"RS512", RS512, 512}, {"ES256", ES256, 256}, {"ES384", ES384, 384},
 };
 
 struct jwt_key {
     char *kid;
-    int alg_index; /* into algs */
+    int alg_index;         /* into algs */
     unsigned char *secret; /* HS: the HMAC key */
     size_t secret_len;
     EVP_PKEY *pkey; /* RS, ES: the public key */
@@ -62,7 +61,7 @@ struct tg_jwt_issuer {
     int leeway_s;
     struct jwt_key *keys; /* from the config */
     size_t n_keys;
-    char *jwks_file; /* NULL: none */
+    char *jwks_file;         /* NULL: none */
     struct jwks_cache *jwks; /* mutable even in a const issuer: re-read on change */
     char *claim_user, *claim_group, *claim_groups, *claim_role;
     bool create_unknown; /* users and groups unknown to the database are created */
@@ -105,12 +104,9 @@ static int find_alg(const char *name)
 static const EVP_MD *alg_md(int alg_index)
 {
     switch (algs[alg_index].bits) {
-    case 384:
-        return EVP_sha384();
-    case 512:
-        return EVP_sha512();
-    default:
-        return EVP_sha256();
+    case 384: return EVP_sha384();
+    case 512: return EVP_sha512();
+    default: return EVP_sha256();
     }
 }
 
@@ -135,8 +131,8 @@ static bool key_fits_alg(EVP_PKEY *pkey, int alg_index)
         return false;
     char group[64];
     size_t glen = 0;
-    if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
-                                        sizeof(group), &glen))
+    if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                        &glen))
         return false;
     const char *want = algs[alg_index].bits == 256 ? "prime256v1" : "secp384r1";
     return strcmp(group, want) == 0;
@@ -191,8 +187,8 @@ static int jwks_read(const char *file, struct jwt_key **out, size_t *n_out, char
         }
         for (size_t j = 0; j < n; j++) {
             if (strcmp(keys[j].kid, kid) == 0) {
-                snprintf(err, err_size, "JWKS \"%s\": keys[%zu]: kid \"%s\" appears twice", file,
-                         i, kid);
+                snprintf(err, err_size, "JWKS \"%s\": keys[%zu]: kid \"%s\" appears twice", file, i,
+                         kid);
                 rc = TG_ERROR;
             }
         }
@@ -305,8 +301,7 @@ static bool unknown_field(json_t *obj, const char *path, const char *const *know
     return tg_config_check_fields(obj, path, known, err, err_size) != TG_OK;
 }
 
-static int load_key(json_t *obj, const char *path, struct jwt_key *k, char *err,
-                    size_t err_size)
+static int load_key(json_t *obj, const char *path, struct jwt_key *k, char *err, size_t err_size)
 {
     static const char *const known[] = {"kid", "alg", "secret", "pem_file", NULL};
     char field[256];
@@ -408,8 +403,7 @@ static int load_keys(json_t *obj, const char *path, struct tg_jwt_issuer *iss, c
         for (size_t j = 0; j + 1 < iss->n_keys; j++) {
             if (strcmp(iss->keys[j].kid, k->kid) == 0) {
                 snprintf(field, sizeof(field), "%s.keys[%zu].kid", path, i);
-                set_err(err, err_size, field, "\"%s\" is already the kid of another key",
-                        k->kid);
+                set_err(err, err_size, field, "\"%s\" is already the kid of another key", k->kid);
                 return TG_ERROR;
             }
         }
@@ -451,8 +445,8 @@ static int load_claims(json_t *obj, const char *path, struct tg_jwt_issuer *iss,
 int tg_jwt_issuer_load(json_t *obj, const char *path, struct tg_jwt_issuer **out, char *err,
                        size_t err_size)
 {
-    static const char *const known[] = {"issuer", "audience", "leeway_s", "keys",
-                                        "jwks_file", "claims", "create_unknown", NULL};
+    static const char *const known[] = {"issuer",    "audience", "leeway_s",       "keys",
+                                        "jwks_file", "claims",   "create_unknown", NULL};
     char field[224];
     bool failed = false;
     *out = NULL;
@@ -570,8 +564,8 @@ static bool verify_signature(const struct jwt_key *k, const char *input, size_t 
     if (is_hs(k->alg_index)) {
         unsigned char mac[EVP_MAX_MD_SIZE];
         unsigned int mac_len = 0;
-        if (HMAC(md, k->secret, (int)k->secret_len, (const unsigned char *)input, input_len,
-                 mac, &mac_len) == NULL)
+        if (HMAC(md, k->secret, (int)k->secret_len, (const unsigned char *)input, input_len, mac,
+                 &mac_len) == NULL)
             return false;
         return sig_len == mac_len && CRYPTO_memcmp(mac, sig, mac_len) == 0;
     }
@@ -632,8 +626,8 @@ static const char *check_claims(const struct tg_jwt_issuer *iss, json_t *claims,
     if (!(json_number_value(exp) + iss->leeway_s > (double)now_s))
         return "token expired";
     json_t *nbf = json_object_get(claims, "nbf");
-    if (nbf != NULL && (!json_is_number(nbf) ||
-                        !(json_number_value(nbf) - iss->leeway_s <= (double)now_s)))
+    if (nbf != NULL &&
+        (!json_is_number(nbf) || !(json_number_value(nbf) - iss->leeway_s <= (double)now_s)))
         return "token not yet valid";
     const char *tok_iss = json_string_value(json_object_get(claims, "iss"));
     if (tok_iss == NULL || strcmp(tok_iss, iss->issuer) != 0)
@@ -682,8 +676,8 @@ static const char *verify_parts(const struct tg_jwt_issuer *iss, const char *tok
     if (header_len < 0)
         return "token is not base64url";
     json_error_t jerr;
-    json_t *header = json_loadb((const char *)header_buf, (size_t)header_len,
-                                JSON_REJECT_DUPLICATES, &jerr);
+    json_t *header =
+        json_loadb((const char *)header_buf, (size_t)header_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(header)) {
         json_decref(header);
         return "header is not a JSON object";
@@ -747,8 +741,7 @@ static const char *verify_parts(const struct tg_jwt_issuer *iss, const char *tok
         tg_crypto_base64url_decode_alloc(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload_len);
     if (payload == NULL)
         return "token is not base64url";
-    json_t *claims =
-        json_loadb((const char *)payload, payload_len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *claims = json_loadb((const char *)payload, payload_len, JSON_REJECT_DUPLICATES, &jerr);
     free(payload);
     if (!json_is_object(claims))
         reason = "payload is not a JSON object";
@@ -769,8 +762,8 @@ int tg_jwt_verify(const struct tg_jwt_issuer *iss, const char *token, int64_t no
         dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
     if (len > TG_JWT_MAX_TOKEN)
         why = "token too large";
-    else if (dot1 == NULL || dot2 == NULL || dot1 == token || dot2 == dot1 + 1 ||
-             dot2[1] == '\0' || strchr(dot2 + 1, '.') != NULL)
+    else if (dot1 == NULL || dot2 == NULL || dot1 == token || dot2 == dot1 + 1 || dot2[1] == '\0' ||
+             strchr(dot2 + 1, '.') != NULL)
         why = "token is not a compact JWS";
     else if (strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                            "0123456789-_.") != len)

@@ -46,8 +46,8 @@ struct tg_jwt_identity {
  * owns (tg_jwt_issuer_free). On failure returns TG_ERROR and writes
  * "config: <path>: <problem>" into err (always NUL-terminated).
  */
-int tg_jwt_issuer_load(struct json_t *obj, const char *path, struct tg_jwt_issuer **out,
-                       char *err, size_t err_size);
+int tg_jwt_issuer_load(struct json_t *obj, const char *path, struct tg_jwt_issuer **out, char *err,
+                       size_t err_size);
 
 void tg_jwt_issuer_free(struct tg_jwt_issuer *iss);
 

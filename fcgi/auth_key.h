@@ -33,7 +33,7 @@ int tg_auth_key_hash(struct tg_request *r, unsigned char *hash);
 #define TG_KEY_PREFIX_LEN 11 /* "tg-" + 8: what lists show and revoke takes */
 
 struct tg_new_key {
-    char key[3 + 48];                      /* the secret: shown once, never stored */
+    char key[3 + 48]; /* the secret: shown once, never stored */
     char prefix[TG_KEY_PREFIX_LEN + 1];
     char hash_bytea[2 + 2 * TG_SHA256_LEN + 1]; /* "\\x" + hex of its SHA-256 */
 };

@@ -42,8 +42,7 @@ static void fail(struct loader *ld, const char *path, const char *fmt, ...)
     va_end(ap);
 }
 
-const char *tg_config_resolve_env(const char *value, const char *field, char *err,
-                                  size_t err_size)
+const char *tg_config_resolve_env(const char *value, const char *field, char *err, size_t err_size)
 {
     if (value[0] != '$' || value[1] == '\0')
         return value;
@@ -66,8 +65,7 @@ int tg_config_check_fields(json_t *obj, const char *path, const char *const *kno
         for (size_t i = 0; known[i] != NULL && !found; i++)
             found = strcmp(known[i], key) == 0;
         if (!found) {
-            snprintf(err, err_size, "config: %s%s%s: unknown field", path, path[0] ? "." : "",
-                     key);
+            snprintf(err, err_size, "config: %s%s%s: unknown field", path, path[0] ? "." : "", key);
             return TG_ERROR;
         }
     }
@@ -83,8 +81,8 @@ static char *xstrdup(struct loader *ld, const char *s)
 }
 
 /* A string field; "$NAME" is replaced by the environment variable NAME. */
-static const char *get_string(struct loader *ld, json_t *obj, const char *key,
-                              const char *path, const char *fallback, bool required)
+static const char *get_string(struct loader *ld, json_t *obj, const char *key, const char *path,
+                              const char *fallback, bool required)
 {
     char field[256];
     snprintf(field, sizeof(field), "%s.%s", path, key);
@@ -99,8 +97,7 @@ static const char *get_string(struct loader *ld, json_t *obj, const char *key,
         return NULL;
     }
     char later[256]; /* the first error is the one reported: keep it */
-    const char *s = tg_config_resolve_env(json_string_value(v), field,
-                                          ld->failed ? later : ld->err,
+    const char *s = tg_config_resolve_env(json_string_value(v), field, ld->failed ? later : ld->err,
                                           ld->failed ? sizeof(later) : ld->err_size);
     if (s == NULL) {
         ld->failed = true;
@@ -151,8 +148,7 @@ static json_t *get_object(struct loader *ld, json_t *obj, const char *key, const
 }
 
 /* Refuses keys the config does not know: a typo must not be silently ignored. */
-static void check_keys(struct loader *ld, json_t *obj, const char *path,
-                       const char *const *known)
+static void check_keys(struct loader *ld, json_t *obj, const char *path, const char *const *known)
 {
     if (!ld->failed && tg_config_check_fields(obj, path, known, ld->err, ld->err_size) != TG_OK)
         ld->failed = true;
@@ -197,8 +193,7 @@ static void load_database(struct loader *ld, json_t *root, struct tg_config *c)
         get_integer(ld, db, "statement_timeout_ms", "database", 5000, 10, 600000);
 }
 
-static void load_provider(struct loader *ld, const char *name, json_t *obj,
-                          struct tg_provider *p)
+static void load_provider(struct loader *ld, const char *name, json_t *obj, struct tg_provider *p)
 {
     char path[160];
     snprintf(path, sizeof(path), "providers.%s", name);
@@ -206,7 +201,7 @@ static void load_provider(struct loader *ld, const char *name, json_t *obj,
         fail(ld, path, "must be an object");
         return;
     }
-    static const char *const known[] = {"type", "base_url", "api_key", "connect_timeout_ms",
+    static const char *const known[] = {"type",       "base_url", "api_key", "connect_timeout_ms",
                                         "timeout_ms", NULL};
     check_keys(ld, obj, path, known);
     p->name = xstrdup(ld, name);
@@ -351,8 +346,7 @@ static void check_model_names(struct loader *ld, const struct tg_config *c)
                 if (clash) {
                     char field[256];
                     snprintf(field, sizeof(field), "models.%s.aliases[%zu]", m->name, a);
-                    fail(ld, field, "\"%s\" is already the name of another model",
-                         m->aliases[a]);
+                    fail(ld, field, "\"%s\" is already the name of another model", m->aliases[a]);
                     return;
                 }
             }
@@ -389,8 +383,8 @@ static int parse_enum(struct loader *ld, const char *value, const char *field,
 static void load_rate_limit(struct loader *ld, json_t *obj, const char *path,
                             struct tg_rate_limit *rl)
 {
-    static const char *const known[] = {"name", "per", "mode", "match", "max_tokens",
-                                        "tokens_per_fill", "fill_interval_ms", NULL};
+    static const char *const known[] = {
+        "name", "per", "mode", "match", "max_tokens", "tokens_per_fill", "fill_interval_ms", NULL};
     static const char *const pers[] = {"key", "user", "group", "route", NULL};
     static const char *const modes[] = {"local", "global", NULL};
     static const char *const match_known[] = {"key", "user", "group", NULL};
@@ -422,8 +416,8 @@ static void load_rate_limit(struct loader *ld, json_t *obj, const char *path,
     rl->max_tokens = get_integer(ld, obj, "max_tokens", path, 0, 1, 1000000000L);
     rl->tokens_per_fill = get_integer(ld, obj, "tokens_per_fill", path, 0, 1, 1000000000L);
     rl->fill_interval_ms = get_integer(ld, obj, "fill_interval_ms", path, 0, 1, 86400000L);
-    if (!ld->failed && (rl->max_tokens == 0 || rl->tokens_per_fill == 0 ||
-                        rl->fill_interval_ms == 0)) {
+    if (!ld->failed &&
+        (rl->max_tokens == 0 || rl->tokens_per_fill == 0 || rl->fill_interval_ms == 0)) {
         fail(ld, path, "needs max_tokens, tokens_per_fill and fill_interval_ms");
     }
     if (rl->name != NULL &&
@@ -714,10 +708,9 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
         fail(ld, "(root)", "out of memory");
         return TG_ERROR;
     }
-    static const char *const known[] = {"server", "database", "providers", "models", "log",
-                                        "spool", "rate_limits", "quotas", "auth", "admin",
-                                        "metrics",
-                                        NULL};
+    static const char *const known[] = {"server", "database", "providers",   "models",
+                                        "log",    "spool",    "rate_limits", "quotas",
+                                        "auth",   "admin",    "metrics",     NULL};
     check_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);

@@ -19,7 +19,7 @@ enum tg_provider_type {
 };
 
 struct tg_provider {
-    const char *name;     /* the key under "providers" */
+    const char *name; /* the key under "providers" */
     enum tg_provider_type type;
     const char *base_url; /* no trailing slash */
     const char *api_key;  /* secret: never logged */
@@ -28,7 +28,7 @@ struct tg_provider {
 };
 
 struct tg_model {
-    const char *name;     /* canonical name: prices and usage rows use it */
+    const char *name; /* canonical name: prices and usage rows use it */
     const struct tg_provider *provider;
     const char **aliases; /* names clients may use instead */
     size_t n_aliases;
@@ -71,7 +71,7 @@ struct tg_config {
     size_t max_body_bytes;
     size_t max_response_bytes;
 
-    const char *db_url;   /* secret-bearing: never logged */
+    const char *db_url; /* secret-bearing: never logged */
     int db_pool_size;
     long db_connect_timeout_ms;
     long db_statement_timeout_ms;
@@ -81,10 +81,10 @@ struct tg_config {
     struct tg_model *models;
     size_t n_models;
 
-    enum tg_estimator estimator;         /* quotas.estimator */
-    enum tg_db_down_policy on_db_down;   /* quotas.on_database_down */
-    long sweep_interval_ms;              /* quotas.sweep_interval_ms */
-    long reservation_ttl_ms;             /* quotas.reservation_ttl_ms */
+    enum tg_estimator estimator;       /* quotas.estimator */
+    enum tg_db_down_policy on_db_down; /* quotas.on_database_down */
+    long sweep_interval_ms;            /* quotas.sweep_interval_ms */
+    long reservation_ttl_ms;           /* quotas.reservation_ttl_ms */
 
     struct tg_rate_limit *rate_limits;
     size_t n_rate_limits;
@@ -138,8 +138,7 @@ int tg_config_load_db_url(const char *path, char **url, char *err, size_t err_si
  * environment variable NAME. NULL when that variable is unset or empty, with
  * "config: <field>: environment variable ..." written into err.
  */
-const char *tg_config_resolve_env(const char *value, const char *field, char *err,
-                                  size_t err_size);
+const char *tg_config_resolve_env(const char *value, const char *field, char *err, size_t err_size);
 
 /*
  * TG_ERROR, with "config: <path>.<key>: unknown field" in err, when obj (a JSON

@@ -164,15 +164,55 @@ static int query(struct ctl *ctl, const char *sql, int n, const char *const *par
 /* SQL: a timestamptz as "2026-01-31T12:00:00Z" (NULL stays NULL). */
 #define SQL_UTC(ts) "to_char(" ts " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
+// clang-format off
 /* SQL: an allow-list (text[]) as "a,b"; NULL (no restriction) as "all", empty as "none". */
 #define SQL_ALLOWED(list)                                                                      \
     "CASE WHEN " list " IS NULL THEN 'all' WHEN cardinality(" list ") = 0 THEN 'none'"         \
     " ELSE array_to_string(" list ", ',') END"
+// clang-format on
+
+/* ---- the SQL statements of the commands below (not reformatted: one clause a line) ---- */
+
+// clang-format off
+/* key list */
+static const char key_list_sql[] =
+    "SELECT prefix, name, user_id, group_id, role, status, " SQL_ALLOWED("allowed_models") ","
+    " coalesce(" SQL_UTC("expires_at") ", 'never'), " SQL_UTC("created_at") ","
+    " " SQL_UTC("last_used_at") " FROM tollgate.key_list ORDER BY created_at, prefix";
+
+/* key rotate: the new prefix and until when the old secret works */
+static const char key_rotate_sql[] =
+    "SELECT k.prefix, " SQL_UTC("k.previous_expires_at") " FROM jsonb_populate_record("
+    "NULL::tollgate.api_keys, tollgate.key_rotate($1, $2::bytea, $3, $4::int, $5)) k";
+
+/* key update: the key as it is now */
+static const char key_update_sql[] =
+    "SELECT k.prefix, k.name, k.role, " SQL_ALLOWED("k.allowed_models") ","
+    " coalesce(" SQL_UTC("k.expires_at") ", 'never'),"
+    " CASE WHEN k.trusted_attribution THEN 'on' ELSE 'off' END"
+    " FROM jsonb_populate_record(NULL::tollgate.api_keys,"
+    " tollgate.key_update($1, $2::jsonb, $3)) k";
+
+/* quota show [SUBJECT] */
+static const char quota_show_sql[] =
+    "SELECT subject_kind, subject, metric, \"window\", limit_value, used, reserved,"
+    " remaining, coalesce(" SQL_UTC("window_end") ", 'never') FROM tollgate.quota_list"
+    " WHERE ($1::text IS NULL OR subject_kind = $1)"
+    " AND ($2::text IS NULL OR subject = $2)"
+    " ORDER BY subject_kind, subject, metric, \"window\"";
+
+/* price set: the row as stored */
+static const char price_set_sql[] =
+    "SELECT p.model, " SQL_UTC("p.effective_from") ", p.input_micros_per_mtok,"
+    " p.output_micros_per_mtok, p.cache_read_micros_per_mtok,"
+    " p.cache_write_micros_per_mtok FROM jsonb_populate_record(NULL::tollgate.prices,"
+    " tollgate.price_set($1, $2::timestamptz, $3::bigint, $4::bigint, $5::bigint,"
+    " $6::bigint, $7)) p";
+// clang-format on
 
 #define MAX_COLUMNS 16
 
-static void print_row(int n_cols, const bool *right, const size_t *width,
-                      const char *const *cells)
+static void print_row(int n_cols, const bool *right, const size_t *width, const char *const *cells)
 {
     for (int c = 0; c < n_cols; c++) {
         const char *cell = cells[c] != NULL ? cells[c] : "-";
@@ -281,8 +321,8 @@ static int list_migrations(const char *dir, char ***names, size_t *n)
     struct dirent *e;
     while (*names != NULL && (e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
-        if (len < 8 || strcmp(e->d_name + len - 4, ".sql") != 0 ||
-            e->d_name[0] < '0' || e->d_name[0] > '9')
+        if (len < 8 || strcmp(e->d_name + len - 4, ".sql") != 0 || e->d_name[0] < '0' ||
+            e->d_name[0] > '9')
             continue;
         if (*n == cap) {
             cap *= 2;
@@ -411,8 +451,7 @@ static int set_change(json_t *changes, const char *field, json_t *value)
  * for none: --models/--all-models, --expires/--no-expiry,
  * --trusted-attribution on|off, and with identity also --name and --role.
  */
-static int key_changes(struct ctl *ctl, int argc, char **argv, bool identity,
-                       const char **text)
+static int key_changes(struct ctl *ctl, int argc, char **argv, bool identity, const char **text)
 {
     const char *name = identity ? option(argc, argv, "--name") : NULL;
     const char *role = identity ? option(argc, argv, "--role") : NULL;
@@ -472,8 +511,8 @@ static int cmd_key_create(struct ctl *ctl, int argc, char **argv)
     struct tg_new_key k;
     if (tg_auth_key_generate(&k) != TG_OK)
         return die("%s", "could not read random bytes from the OS");
-    const char *params[] = {k.hash_bytea, k.prefix, name, user, group,
-                            role != NULL ? role : "user", ctl->actor, changes};
+    const char *params[] = {k.hash_bytea, k.prefix, name, user, group, role != NULL ? role : "user",
+                            ctl->actor,   changes};
     /* the access options go in the same statement: the key never exists without them */
     const char *sql = changes == NULL
                           ? "SELECT tollgate.key_create($1::bytea, $2, $3, $4, $5, $6, $7)"
@@ -483,16 +522,11 @@ static int cmd_key_create(struct ctl *ctl, int argc, char **argv)
     if (query(ctl, sql, changes == NULL ? 7 : 8, params, &rows) != TG_OK)
         return 1;
     if (!has_flag(argc, argv, "--quiet"))
-        printf("created key %s for user \"%s\" in group \"%s\" (role %s)\n", k.prefix, user,
-               group, params[5]);
+        printf("created key %s for user \"%s\" in group \"%s\" (role %s)\n", k.prefix, user, group,
+               params[5]);
     print_new_key(argc, argv, &k);
     return 0;
 }
-
-static const char key_list_sql[] =
-    "SELECT prefix, name, user_id, group_id, role, status, " SQL_ALLOWED("allowed_models") ","
-    " coalesce(" SQL_UTC("expires_at") ", 'never'), " SQL_UTC("created_at") ","
-    " " SQL_UTC("last_used_at") " FROM tollgate.key_list ORDER BY created_at, prefix";
 
 static int cmd_key_revoke(struct ctl *ctl, int argc, char **argv)
 {
@@ -522,10 +556,7 @@ static int cmd_key_rotate(struct ctl *ctl, int argc, char **argv)
         return die("%s", "could not read random bytes from the OS");
     const char *params[] = {argv[0], k.hash_bytea, k.prefix, grace_text, ctl->actor};
     struct tg_db_rows rows;
-    if (query(ctl,
-              "SELECT k.prefix, " SQL_UTC("k.previous_expires_at") " FROM jsonb_populate_record("
-              "NULL::tollgate.api_keys, tollgate.key_rotate($1, $2::bytea, $3, $4::int, $5)) k",
-              5, params, &rows) != TG_OK)
+    if (query(ctl, key_rotate_sql, 5, params, &rows) != TG_OK)
         return 1;
     if (rows.n_rows == 0 || rows.cells[0] == NULL)
         return die("no active key with prefix \"%s\"", argv[0]);
@@ -549,13 +580,7 @@ static int cmd_key_update(struct ctl *ctl, int argc, char **argv)
         return usage(ctl->cmd, "key update needs something to change");
     const char *params[] = {argv[0], changes, ctl->actor};
     struct tg_db_rows rows;
-    if (query(ctl,
-              "SELECT k.prefix, k.name, k.role, " SQL_ALLOWED("k.allowed_models") ","
-              " coalesce(" SQL_UTC("k.expires_at") ", 'never'),"
-              " CASE WHEN k.trusted_attribution THEN 'on' ELSE 'off' END"
-              " FROM jsonb_populate_record(NULL::tollgate.api_keys,"
-              " tollgate.key_update($1, $2::jsonb, $3)) k",
-              3, params, &rows) != TG_OK)
+    if (query(ctl, key_update_sql, 3, params, &rows) != TG_OK)
         return 1;
     const char **c = rows.cells;
     if (rows.n_rows == 0 || c[0] == NULL)
@@ -585,6 +610,7 @@ static int cmd_user_set(struct ctl *ctl, int argc, char **argv)
     return 0;
 }
 
+// clang-format off
 /*
  * group_upsert or role_upsert for table: both lists are replaced, so a list not
  * given ($3, $5 true) passes the one stored.
@@ -596,6 +622,7 @@ static int cmd_user_set(struct ctl *ctl, int argc, char **argv)
     " WHERE x.id = $1) ELSE string_to_array($2, ',') END,"                                     \
     " CASE WHEN $5::boolean THEN (SELECT x.allowed_endpoints FROM tollgate." table " x"        \
     " WHERE x.id = $1) ELSE string_to_array($4, ',') END, $6)) r"
+// clang-format on
 
 /* group set, role set: what a group's or a role's members may use. */
 static int cmd_allow_set(struct ctl *ctl, int argc, char **argv)
@@ -603,11 +630,14 @@ static int cmd_allow_set(struct ctl *ctl, int argc, char **argv)
     const char *models, *endpoints;
     bool models_given, endpoints_given;
     if (allow_list(argc, argv, "--models", "--all-models", &models, &models_given) != 0 ||
-        allow_list(argc, argv, "--endpoints", "--all-endpoints", &endpoints,
-                   &endpoints_given) != 0)
+        allow_list(argc, argv, "--endpoints", "--all-endpoints", &endpoints, &endpoints_given) != 0)
         return 1;
-    const char *params[] = {argv[0],   models,     models_given ? "false" : "true",
-                            endpoints, endpoints_given ? "false" : "true", ctl->actor};
+    const char *params[] = {argv[0],
+                            models,
+                            models_given ? "false" : "true",
+                            endpoints,
+                            endpoints_given ? "false" : "true",
+                            ctl->actor};
     struct tg_db_rows rows;
     if (query(ctl, ctl->cmd->sql, 6, params, &rows) != TG_OK)
         return 1;
@@ -635,8 +665,8 @@ static int cmd_delete(struct ctl *ctl, int argc, char **argv)
 /* --group G | --user U | --key PREFIX into kind and subject. */
 static int quota_subject(int argc, char **argv, const char **kind, const char **subject)
 {
-    static const char *const flags[][2] = {{"--group", "group"}, {"--user", "user"},
-                                           {"--key", "key"}};
+    static const char *const flags[][2] = {
+        {"--group", "group"}, {"--user", "user"}, {"--key", "key"}};
     *kind = *subject = NULL;
     for (size_t i = 0; i < TG_ARRAY_LEN(flags); i++) {
         const char *value = option(argc, argv, flags[i][0]);
@@ -668,13 +698,7 @@ static int quota_show(struct ctl *ctl, const char *kind, const char *subject)
 {
     const char *params[] = {kind, subject};
     struct tg_db_rows rows;
-    if (query(ctl,
-              "SELECT subject_kind, subject, metric, \"window\", limit_value, used, reserved,"
-              " remaining, coalesce(" SQL_UTC("window_end") ", 'never') FROM tollgate.quota_list"
-              " WHERE ($1::text IS NULL OR subject_kind = $1)"
-              " AND ($2::text IS NULL OR subject = $2)"
-              " ORDER BY subject_kind, subject, metric, \"window\"",
-              2, params, &rows) != TG_OK)
+    if (query(ctl, quota_show_sql, 2, params, &rows) != TG_OK)
         return 1;
     /* usd amounts are micros in the database, dollars on screen */
     for (int i = 0; i < rows.n_rows; i++) {
@@ -767,16 +791,10 @@ static int cmd_price_set(struct ctl *ctl, int argc, char **argv)
     }
     if (rates[0] == NULL || rates[1] == NULL)
         return usage(ctl->cmd, "price set needs --input and --output");
-    const char *params[] = {argv[0],  option(argc, argv, "--from"), rates[0], rates[1],
-                            rates[2], rates[3],                     ctl->actor};
+    const char *params[] = {
+        argv[0], option(argc, argv, "--from"), rates[0], rates[1], rates[2], rates[3], ctl->actor};
     struct tg_db_rows rows;
-    if (query(ctl,
-              "SELECT p.model, " SQL_UTC("p.effective_from") ", p.input_micros_per_mtok,"
-              " p.output_micros_per_mtok, p.cache_read_micros_per_mtok,"
-              " p.cache_write_micros_per_mtok FROM jsonb_populate_record(NULL::tollgate.prices,"
-              " tollgate.price_set($1, $2::timestamptz, $3::bigint, $4::bigint, $5::bigint,"
-              " $6::bigint, $7)) p",
-              7, params, &rows) != TG_OK)
+    if (query(ctl, price_set_sql, 7, params, &rows) != TG_OK)
         return 1;
     const char **c = rows.cells;
     if (rows.n_rows == 0 || c[0] == NULL)
@@ -981,6 +999,7 @@ static int cmd_export_usage(struct ctl *ctl, int argc, char **argv)
     return fflush(stdout) == 0 ? 0 : die("%s", "could not write the export");
 }
 
+// clang-format off
 static const struct command commands[] = {
     {"migrate", NULL, 0, "[--sql-dir DIR]", "--sql-dir=", cmd_migrate, NULL, NULL},
     {"key", "create", 0,
@@ -1056,6 +1075,7 @@ static const struct command commands[] = {
     {"export", "usage", 0, "[--from DATE --to DATE] [--format csv|json]   (raw rows, streamed)",
      "--from= --to= --format=", cmd_export_usage, NULL, NULL},
 };
+// clang-format on
 
 static int print_usage(void)
 {

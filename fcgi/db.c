@@ -52,6 +52,8 @@ static const struct statement statements[] = {
     {"release", "SELECT tollgate.release($1::uuid)", 1},
     {"holders", "SELECT tollgate.reservation_holders($1)", 1},
     {"sweep", "SELECT tollgate.sweep_reservations($1::text[])", 1},
+    /* idempotent by batch id, like settle by request id: a replayed batch adds nothing */
+    {"denials_add", "SELECT tollgate.denials_add($1::jsonb, $2::uuid)", 2},
 };
 
 struct pool_conn {
@@ -111,12 +113,12 @@ static PGconn *open_connection(const char *url, const char *timeout_s, const cha
 static bool prepare_all(PGconn *pg, const char *request_id)
 {
     for (size_t i = 0; i < TG_ARRAY_LEN(statements); i++) {
-        PGresult *res = PQprepare(pg, statements[i].name, statements[i].sql,
-                                  statements[i].n_params, NULL);
+        PGresult *res =
+            PQprepare(pg, statements[i].name, statements[i].sql, statements[i].n_params, NULL);
         bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
         if (!ok)
-            tg_log_error(request_id, "could not prepare statement \"%s\": %s",
-                         statements[i].name, PQerrorMessage(pg));
+            tg_log_error(request_id, "could not prepare statement \"%s\": %s", statements[i].name,
+                         PQerrorMessage(pg));
         PQclear(res);
         if (!ok)
             return false;
@@ -272,10 +274,12 @@ static void usage_params(const struct tg_usage_record *rec, struct usage_params 
     snprintf(p->latency, sizeof(p->latency), "%" PRId64, rec->latency_ms);
     snprintf(p->upstream, sizeof(p->upstream), "%" PRId64, rec->upstream_ms);
     const char *values[] = {
-        rec->request_id, rec->ts, rec->api_key_id != 0 ? p->key_id : NULL,
-        rec->user_id, rec->group_id, rec->provider, rec->model,
-        p->in, p->out, p->cr, p->cw, p->status, p->latency, p->upstream,
-        rec->stream ? "t" : "f", rec->outcome,
+        rec->request_id, rec->ts,       rec->api_key_id != 0 ? p->key_id : NULL,
+        rec->user_id,    rec->group_id, rec->provider,
+        rec->model,      p->in,         p->out,
+        p->cr,           p->cw,         p->status,
+        p->latency,      p->upstream,   rec->stream ? "t" : "f",
+        rec->outcome,
     };
     memcpy(p->values, values, sizeof(values));
 }
@@ -317,8 +321,9 @@ static void who_params(const struct tg_db_who *who, struct who_params *p)
         tg_crypto_hex(who->key_hash, TG_SHA256_LEN, p->hex + 2);
         key = p->hex;
     }
-    const char *values[] = {key, who->user, who->group, who->role, who->create ? "t" : "f",
-                            who->end_user, who->end_group, who->endpoint, who->model};
+    const char *values[] = {
+        key,           who->user,      who->group,    who->role, who->create ? "t" : "f",
+        who->end_user, who->end_group, who->endpoint, who->model};
     memcpy(p->values, values, sizeof(values));
 }
 
@@ -454,6 +459,17 @@ int tg_db_sweep(const char *const *dead_holders, size_t n, int64_t *released)
     return TG_OK;
 }
 
+int tg_db_denials_add(const char *batch_id, const char *rows_json)
+{
+    const char *values[] = {rows_json, batch_id};
+    int why;
+    PGresult *res = run_prepared_why(NULL, "denials_add", 2, values, &why);
+    if (res == NULL)
+        return why;
+    PQclear(res);
+    return TG_OK;
+}
+
 /* ---- single connection (tollgatectl) ---- */
 
 struct tg_db_conn {
@@ -507,8 +523,8 @@ static int copy_rows(PGresult *res, struct tg_arena *arena, struct tg_db_rows *r
     rows->n_rows = PQntuples(res);
     rows->n_cols = PQnfields(res);
     rows->col_names = tg_arena_calloc(arena, sizeof(char *) * (size_t)(rows->n_cols + 1));
-    rows->cells = tg_arena_calloc(
-        arena, sizeof(char *) * ((size_t)rows->n_rows * (size_t)rows->n_cols + 1));
+    rows->cells =
+        tg_arena_calloc(arena, sizeof(char *) * ((size_t)rows->n_rows * (size_t)rows->n_cols + 1));
     if (rows->col_names == NULL || rows->cells == NULL)
         return TG_ERROR;
     for (int c = 0; c < rows->n_cols; c++)
@@ -538,9 +554,9 @@ int tg_db_query(struct tg_db_conn *conn, struct tg_arena *arena, const char *sql
 }
 
 /* One attempt of tg_db_call; *broken: the connection died under it. */
-static int call_once(struct tg_request *r, const char *sql, int n_params,
-                     const char *const *params, struct tg_db_rows *rows, char *sqlstate,
-                     char *err, size_t err_size, bool *broken)
+static int call_once(struct tg_request *r, const char *sql, int n_params, const char *const *params,
+                     struct tg_db_rows *rows, char *sqlstate, char *err, size_t err_size,
+                     bool *broken)
 {
     *broken = false;
     struct pool_conn *c = acquire(r->request_id);
@@ -575,8 +591,7 @@ static int call_once(struct tg_request *r, const char *sql, int n_params,
 }
 
 int tg_db_call(struct tg_request *r, const char *sql, int n_params, const char *const *params,
-               bool read_only, struct tg_db_rows *rows, char *sqlstate, char *err,
-               size_t err_size)
+               bool read_only, struct tg_db_rows *rows, char *sqlstate, char *err, size_t err_size)
 {
     snprintf(sqlstate, 6, "%s", "");
     err[0] = '\0';

@@ -58,16 +58,15 @@ struct tg_db_identified {
  * TG_ERROR: the database is unavailable; TG_DECLINED: it refused the statement
  * (a bug or bad input: not an outage, so never a reason to fail open).
  */
-int tg_db_identify(struct tg_request *r, const struct tg_db_who *who,
-                   struct tg_db_identified *out);
+int tg_db_identify(struct tg_request *r, const struct tg_db_who *who, struct tg_db_identified *out);
 
 /* What tollgate.reserve answered (strings in the request's arena). */
 struct tg_db_reservation {
     struct tg_db_identified who; /* identify's columns */
-    const char *status; /* identify's statuses, or quota_exceeded, rate_limited */
+    const char *status;          /* identify's statuses, or quota_exceeded, rate_limited */
     const char *denied_subject, *denied_metric, *denied_window;
     int64_t denied_limit;
-    int64_t retry_after_s; /* -1: none */
+    int64_t retry_after_s;                                        /* -1: none */
     int64_t tokens_limit, tokens_remaining, tokens_reset_s;       /* -1: no such quota */
     int64_t requests_limit, requests_remaining, requests_reset_s; /* -1: no such quota */
     int64_t warn_used_pct;                                        /* -1: no warning */
@@ -105,6 +104,15 @@ int tg_db_reservation_holders(const char *host, char ***holders, size_t *n);
 /* Releases expired reservations and those of dead_holders (may be empty). */
 int tg_db_sweep(const char *const *dead_holders, size_t n, int64_t *released);
 
+/*
+ * One round trip: adds a batch of refusal counts (rows_json: denials.c's JSON
+ * array) to tollgate.denials (tollgate.denials_add), once per batch_id (a
+ * UUID): resending a batch that was applied adds nothing. TG_ERROR: the
+ * database is unavailable; TG_DECLINED: it refused the batch (as for
+ * tg_db_identify).
+ */
+int tg_db_denials_add(const char *batch_id, const char *rows_json);
+
 /* ---- single connection (tollgatectl) ---- */
 
 struct tg_db_conn;
@@ -127,8 +135,7 @@ void tg_db_close(struct tg_db_conn *conn);
  * message into err.
  */
 int tg_db_query(struct tg_db_conn *conn, struct tg_arena *arena, const char *sql, int n_params,
-                const char *const *params, struct tg_db_rows *rows, char *err,
-                size_t err_size);
+                const char *const *params, struct tg_db_rows *rows, char *err, size_t err_size);
 
 /*
  * Runs one parameterised statement on a pooled connection, unprepared (for
@@ -140,8 +147,7 @@ int tg_db_query(struct tg_db_conn *conn, struct tg_arena *arena, const char *sql
  * fresh one; any other is not, as it may have committed.
  */
 int tg_db_call(struct tg_request *r, const char *sql, int n_params, const char *const *params,
-               bool read_only, struct tg_db_rows *rows, char *sqlstate, char *err,
-               size_t err_size);
+               bool read_only, struct tg_db_rows *rows, char *sqlstate, char *err, size_t err_size);
 
 /*
  * Runs one parameterised query and calls row(arg, n_cols, cells) for each row

@@ -7,7 +7,8 @@
  *
  * Shutdown: SIGTERM or SIGINT stops accepting. Threads that are idle in accept()
  * are woken with SIGUSR1 (the request was set up with FCGI_FAIL_ACCEPT_ON_INTR);
- * threads in the middle of a request finish it first. Then the process exits 0.
+ * threads in the middle of a request finish it first. Then the refusal counts
+ * not yet sent go to the database (denials.h), and the process exits 0.
  */
 #include <errno.h>
 #include <fcgiapp.h>
@@ -23,6 +24,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "denials.h"
 #include "log.h"
 #include "pipeline.h"
 #include "quota.h"
@@ -124,6 +126,7 @@ static void *sweeper_main(void *arg)
     const struct tg_config *config = arg;
     while (!atomic_load(&shutting_down)) {
         sweep_once();
+        tg_denials_flush(); /* refusal counts: one statement, kept if the database is down */
         for (long waited = 0; waited < config->sweep_interval_ms && !atomic_load(&shutting_down);
              waited += 100)
             usleep(100 * 1000);
@@ -176,8 +179,7 @@ static int usage(const char *argv0)
 static int run(const struct tg_config *config, const char *config_path)
 {
     if (tg_log_open(config->log_file) != TG_OK) {
-        fprintf(stderr, "could not open log file \"%s\": %s\n", config->log_file,
-                strerror(errno));
+        fprintf(stderr, "could not open log file \"%s\": %s\n", config->log_file, strerror(errno));
         return 1;
     }
     if (tg_spool_init(config->spool_dir) != TG_OK) {
@@ -224,6 +226,12 @@ static int run(const struct tg_config *config, const char *config_path)
     wait_for_shutdown(threads, started);
     if (sweeping)
         pthread_join(sweeper, NULL);
+    /* every request has been counted by now: send what the last sweep did not */
+    if (tg_denials_flush() != TG_OK)
+        tg_log_error(NULL,
+                     "database unavailable: %llu refused requests not recorded in "
+                     "tollgate.denials",
+                     (unsigned long long)tg_denials_unsent());
     free(threads);
     tg_db_pool_shutdown();
     tg_upstream_global_cleanup();

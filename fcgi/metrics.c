@@ -53,10 +53,7 @@ size_t tg_metrics_escape_label(const char *value, char *out, size_t size)
     size_t need = 0;
     for (const char *p = value; *p != '\0'; p++) {
         char plain[2] = {*p, '\0'};
-        const char *piece = *p == '\\'   ? "\\\\"
-                            : *p == '"'  ? "\\\""
-                            : *p == '\n' ? "\\n"
-                                         : plain;
+        const char *piece = *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" : *p == '\n' ? "\\n" : plain;
         for (const char *q = piece; *q != '\0'; q++, need++)
             if (need + 1 < size)
                 out[need] = *q;
@@ -154,8 +151,7 @@ static void observe(struct tg_shm_histogram *h, int64_t micros)
     h->sum_micros += (uint64_t)micros;
 }
 
-int tg_metrics_add(struct tg_shm_metrics *m, size_t max_series,
-                   const struct tg_metrics_sample *s)
+int tg_metrics_add(struct tg_shm_metrics *m, size_t max_series, const struct tg_metrics_sample *s)
 {
     if (tg_shm_mutex_lock(&m->lock) != TG_OK)
         return TG_ERROR;
@@ -474,9 +470,8 @@ void tg_metrics_record(struct tg_request *r)
         .cost_micros = r->cost_micros,
         .duration_micros = (tg_now_ms() - r->t_start_ms) * 1000,
         .upstream_micros = upstream ? r->upstream_ms * 1000 : -1,
-        .first_token_micros = r->stream && r->t_first_byte_ms > 0
-                                  ? (r->t_first_byte_ms - r->t_start_ms) * 1000
-                                  : -1,
+        .first_token_micros =
+            r->stream && r->t_first_byte_ms > 0 ? (r->t_first_byte_ms - r->t_start_ms) * 1000 : -1,
         .rejected_quota = strcmp(r->outcome, "quota_exceeded") == 0,
         .rejected_bucket = strcmp(r->outcome, "rate_limited") == 0,
     };
@@ -549,7 +544,8 @@ static void put_quota_ratios(struct tg_request *r, struct text *t)
     char limit[16];
     snprintf(limit, sizeof(limit), "%d", QUOTA_SERIES);
     const char *params[] = {limit};
-    if (tg_db_call(r, quota_ratio_sql, 1, params, true, &rows, sqlstate, err, sizeof(err)) != TG_OK) {
+    if (tg_db_call(r, quota_ratio_sql, 1, params, true, &rows, sqlstate, err, sizeof(err)) !=
+        TG_OK) {
         tg_log_warn(r->request_id, "metrics: quota ratios unavailable: %s",
                     err[0] != '\0' ? err : "database unavailable");
         return;
@@ -577,8 +573,8 @@ int tg_metrics_handle(struct tg_request *r)
     }
     struct tg_shm *shm = tg_shm_get();
     if (shm == NULL) {
-        tg_request_fail(r, 503, tg_request_error_type(r->dialect, 503),
-                        "metrics are unavailable", "shared memory is not mapped");
+        tg_request_fail(r, 503, tg_request_error_type(r->dialect, 503), "metrics are unavailable",
+                        "shared memory is not mapped");
         return TG_ERROR;
     }
     size_t len = 0;
@@ -592,8 +588,8 @@ int tg_metrics_handle(struct tg_request *r)
     struct text quota = {.buf = malloc(4096), .cap = 4096};
     if (quota.buf != NULL)
         put_quota_ratios(r, &quota);
-    char *body = !quota.failed && quota.buf != NULL ? tg_arena_alloc(r->arena, len + quota.len)
-                                                    : NULL;
+    char *body =
+        !quota.failed && quota.buf != NULL ? tg_arena_alloc(r->arena, len + quota.len) : NULL;
     if (body != NULL) {
         memcpy(body, text, len);
         memcpy(body + len, quota.buf, quota.len);

@@ -70,8 +70,7 @@ int tg_metrics_table_init(struct tg_shm_metrics *m);
  * overflow series when m already has max_series label sets (or a value does
  * not fit). TG_ERROR only when the lock cannot be taken.
  */
-int tg_metrics_add(struct tg_shm_metrics *m, size_t max_series,
-                   const struct tg_metrics_sample *s);
+int tg_metrics_add(struct tg_shm_metrics *m, size_t max_series, const struct tg_metrics_sample *s);
 
 /*
  * The exposition of m (snapshotted under its lock) and of the host's quota

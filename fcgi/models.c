@@ -26,11 +26,10 @@ int tg_models_handle(struct tg_request *r)
             json_array_append_new(data, model_entry(m->aliases[a], m->name));
     }
     size_t n = json_array_size(data);
-    json_t *doc = json_pack("{s:o, s:b, s:O, s:O}", "data", data, "has_more", 0, "first_id",
-                            n > 0 ? json_object_get(json_array_get(data, 0), "id") : json_null(),
-                            "last_id",
-                            n > 0 ? json_object_get(json_array_get(data, n - 1), "id")
-                                  : json_null());
+    json_t *doc =
+        json_pack("{s:o, s:b, s:O, s:O}", "data", data, "has_more", 0, "first_id",
+                  n > 0 ? json_object_get(json_array_get(data, 0), "id") : json_null(), "last_id",
+                  n > 0 ? json_object_get(json_array_get(data, n - 1), "id") : json_null());
     char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (text == NULL) {

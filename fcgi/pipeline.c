@@ -8,6 +8,7 @@
 
 #include "admin.h"
 #include "auth.h"
+#include "denials.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
@@ -35,7 +36,8 @@ static int reject_body(struct tg_request *r)
     return TG_ERROR;
 }
 
-/* POST /v1/messages */
+/* POST /v1/messages (the step numbers are README's; kept in a column) */
+// clang-format off
 static int messages(struct tg_request *r)
 {
     struct tg_anthropic_reply *reply = tg_arena_calloc(r->arena, sizeof(*reply));
@@ -71,34 +73,23 @@ static int messages(struct tg_request *r)
     }
     return tg_anthropic_respond(r, reply);
 }
+// clang-format on
 
 void tg_pipeline_run(struct tg_request *r)
 {
-    tg_trace_begin(r);                              /*    trace context, for logs and provider */
-    int rc = tg_route_resolve(r);                   /* 2. route */
+    tg_trace_begin(r);            /*    trace context, for logs and provider */
+    int rc = tg_route_resolve(r); /* 2. route */
     if (rc == TG_OK) {
         switch (r->endpoint) {
-        case TG_EP_MESSAGES:
-            rc = messages(r);
-            break;
+        case TG_EP_MESSAGES: rc = messages(r); break;
         case TG_EP_MODELS:
             rc = tg_auth_identify(r) == TG_OK ? tg_models_handle(r) : TG_ERROR;
             break;
-        case TG_EP_USAGE:
-            rc = tg_usage_report_handle(r);
-            break;
-        case TG_EP_HEALTH:
-            rc = tg_health_handle(r);
-            break;
-        case TG_EP_METRICS:
-            rc = tg_metrics_handle(r);
-            break;
-        case TG_EP_ADMIN:
-            rc = tg_admin_handle(r);
-            break;
-        case TG_EP_NONE:
-            rc = TG_ERROR;
-            break;
+        case TG_EP_USAGE: rc = tg_usage_report_handle(r); break;
+        case TG_EP_HEALTH: rc = tg_health_handle(r); break;
+        case TG_EP_METRICS: rc = tg_metrics_handle(r); break;
+        case TG_EP_ADMIN: rc = tg_admin_handle(r); break;
+        case TG_EP_NONE: rc = TG_ERROR; break;
         }
     }
     if (rc != TG_OK && r->error.status == 0 && !r->client_gone)
@@ -109,6 +100,7 @@ void tg_pipeline_run(struct tg_request *r)
         tg_quota_add_headers(r); /* a 429 tells the client where it stands too */
         tg_request_send_error(r);
     }
-    tg_log_access(r);                               /* 9. report */
-    tg_metrics_record(r);                           /*    and count it for /metrics */
+    tg_log_access(r);     /* 9. report */
+    tg_metrics_record(r); /*    and count it for /metrics */
+    tg_denials_record(r); /*    a refusal: counted for tollgate.denials */
 }

@@ -191,8 +191,7 @@ static int on_body(void *ctx, long status, const char *data, size_t len)
     struct tg_request *r = relay->r;
     struct tg_anthropic_reply *reply = relay->reply;
     r->upstream_contacted = true;
-    if (!reply->streaming && r->stream && status == 200 &&
-        is_event_stream(reply->content_type)) {
+    if (!reply->streaming && r->stream && status == 200 && is_event_stream(reply->content_type)) {
         if (start_stream(r, reply) != TG_OK) {
             relay->aborted_by_client = true;
             return TG_ERROR;
@@ -256,8 +255,7 @@ static int fail_transport(struct tg_request *r, enum tg_upstream_result result,
     }
     if (relay->too_big) {
         r->outcome = "upstream_error";
-        snprintf(message, sizeof(message), "response from provider \"%s\" is too large",
-                 provider);
+        snprintf(message, sizeof(message), "response from provider \"%s\" is too large", provider);
         tg_request_fail(r, 502, "api_error", message, "reply exceeds server.max_response_bytes");
         return TG_ERROR;
     }
@@ -333,7 +331,8 @@ int tg_anthropic_respond(struct tg_request *r, struct tg_anthropic_reply *reply)
     if (reply->streaming)
         return TG_OK; /* already sent as it arrived */
     int status = (int)reply->status;
-    if (status >= 400 && (reply->body == NULL || !is_anthropic_error(reply->body, reply->body_len))) {
+    if (status >= 400 &&
+        (reply->body == NULL || !is_anthropic_error(reply->body, reply->body_len))) {
         char message[160];
         snprintf(message, sizeof(message), "provider \"%s\" answered HTTP %d",
                  r->model->provider->name, status);

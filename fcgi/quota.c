@@ -170,14 +170,12 @@ static int database_down(struct tg_request *r)
     if (r->config->on_db_down == TG_DB_DOWN_LOCAL_ONLY &&
         (c->kind == TG_CRED_KEY ? recall_key(r, c->key_hash) : recall_principal(r))) {
         r->authenticated = true;
-        tg_log_warn(r->request_id,
-                    "database unavailable: %s %s admitted on local rate limits only",
+        tg_log_warn(r->request_id, "database unavailable: %s %s admitted on local rate limits only",
                     c->kind == TG_CRED_KEY ? "key" : "user",
                     c->kind == TG_CRED_KEY ? r->identity.key_prefix : r->identity.user_id);
         return TG_OK;
     }
-    tg_request_fail(r, 503, "api_error", "the gateway's database is unavailable",
-                    "reserve failed");
+    tg_request_fail(r, 503, "api_error", "the gateway's database is unavailable", "reserve failed");
     r->outcome = "database_unavailable";
     return TG_ERROR;
 }
@@ -200,8 +198,8 @@ int tg_quota_reserve(struct tg_request *r)
         return database_down(r);
     r->quota = q;
     tg_auth_note_attribution(r, q->who.attribution);
-    bool key_refused = strcmp(q->status, "unknown_key") == 0 ||
-                       strcmp(q->status, "revoked") == 0 || strcmp(q->status, "expired") == 0;
+    bool key_refused = strcmp(q->status, "unknown_key") == 0 || strcmp(q->status, "revoked") == 0 ||
+                       strcmp(q->status, "expired") == 0;
     if (c->kind == TG_CRED_KEY && key_refused)
         forget_key(c->key_hash);
     if (strcmp(q->status, "ok") != 0)
@@ -237,8 +235,7 @@ void tg_quota_add_headers(struct tg_request *r)
     q->headers_added = true;
     if (q->tokens_limit >= 0) {
         tg_request_add_headerf(r, "x-ratelimit-limit-tokens", "%" PRId64, q->tokens_limit);
-        tg_request_add_headerf(r, "x-ratelimit-remaining-tokens", "%" PRId64,
-                               q->tokens_remaining);
+        tg_request_add_headerf(r, "x-ratelimit-remaining-tokens", "%" PRId64, q->tokens_remaining);
         if (q->tokens_reset_s >= 0)
             tg_request_add_headerf(r, "x-ratelimit-reset-tokens", "%" PRId64, q->tokens_reset_s);
     }
@@ -257,8 +254,7 @@ void tg_quota_add_headers(struct tg_request *r)
         else
             snprintf(limit, sizeof(limit), "%" PRId64, q->warn_limit);
         tg_request_add_headerf(r, "x-tollgate-budget-warning",
-                               "%" PRId64 "%% of %s %s used; resets %s", q->warn_used_pct,
-                               limit, q->warn_metric,
-                               q->warn_reset != NULL ? q->warn_reset : "never");
+                               "%" PRId64 "%% of %s %s used; resets %s", q->warn_used_pct, limit,
+                               q->warn_metric, q->warn_reset != NULL ? q->warn_reset : "never");
     }
 }

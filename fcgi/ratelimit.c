@@ -45,8 +45,7 @@ static const char *subject(const struct tg_rate_limit *rl, struct tg_request *r)
     return NULL;
 }
 
-int64_t tg_ratelimit_refill(struct tg_shm_bucket *b, const struct tg_rate_limit *rl,
-                            int64_t now_ms)
+int64_t tg_ratelimit_refill(struct tg_shm_bucket *b, const struct tg_rate_limit *rl, int64_t now_ms)
 {
     if (b->last_fill_ms == 0) {
         b->tokens = rl->max_tokens;
@@ -55,8 +54,7 @@ int64_t tg_ratelimit_refill(struct tg_shm_bucket *b, const struct tg_rate_limit 
     int64_t fills = (now_ms - b->last_fill_ms) / rl->fill_interval_ms;
     if (fills > 0) {
         int64_t room = rl->max_tokens - b->tokens;
-        int64_t added = fills > room / rl->tokens_per_fill + 1 ? room
-                                                                : fills * rl->tokens_per_fill;
+        int64_t added = fills > room / rl->tokens_per_fill + 1 ? room : fills * rl->tokens_per_fill;
         b->tokens = b->tokens + added > rl->max_tokens ? rl->max_tokens : b->tokens + added;
         b->last_fill_ms += fills * rl->fill_interval_ms;
     }
@@ -88,8 +86,7 @@ struct pending {
     struct tg_shm_bucket *bucket;
 };
 
-void tg_ratelimit_describe(const struct tg_config *config, const char *name, char *out,
-                           size_t size)
+void tg_ratelimit_describe(const struct tg_config *config, const char *name, char *out, size_t size)
 {
     size_t rule_len = strcspn(name, ":");
     for (size_t i = 0; i < config->n_rate_limits; i++) {
@@ -167,11 +164,10 @@ const char *tg_ratelimit_global_json(struct tg_request *r)
             continue;
         if (list == NULL)
             list = json_array();
-        json_t *b = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "bucket", rl->name, "per",
-                              pers[rl->per], "route", r->path, "max_tokens",
-                              (json_int_t)rl->max_tokens, "tokens_per_fill",
-                              (json_int_t)rl->tokens_per_fill, "fill_interval_ms",
-                              (json_int_t)rl->fill_interval_ms);
+        json_t *b = json_pack(
+            "{s:s, s:s, s:s, s:I, s:I, s:I}", "bucket", rl->name, "per", pers[rl->per], "route",
+            r->path, "max_tokens", (json_int_t)rl->max_tokens, "tokens_per_fill",
+            (json_int_t)rl->tokens_per_fill, "fill_interval_ms", (json_int_t)rl->fill_interval_ms);
         if (rl->match_key != NULL)
             json_object_set_new(b, "match_key", json_string(rl->match_key));
         if (rl->match_user != NULL)

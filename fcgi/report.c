@@ -47,9 +47,13 @@ struct report {
     size_t cap_lines;
 };
 
-static const char *const numeric_fields[COLS] = {
-    NULL, "requests", "input_tokens", "output_tokens", "cache_read_tokens",
-    "cache_write_tokens", "cost_micros"};
+static const char *const numeric_fields[COLS] = {NULL,
+                                                 "requests",
+                                                 "input_tokens",
+                                                 "output_tokens",
+                                                 "cache_read_tokens",
+                                                 "cache_write_tokens",
+                                                 "cost_micros"};
 
 static int64_t number(const char *cell)
 {
@@ -117,8 +121,10 @@ static int on_report_row(void *arg, int n_cols, const char *const *cells)
         rp->total[c] += v[c] = number(cells[c]);
     const char *format = rp->opt->format;
     if (strcmp(format, "json") == 0)
-        return json_array_append_new(rp->rows, json_row(subject_field(rp->opt->by), cells[0], v)) == 0
-                   ? TG_OK : TG_ERROR;
+        return json_array_append_new(rp->rows, json_row(subject_field(rp->opt->by), cells[0], v)) ==
+                       0
+                   ? TG_OK
+                   : TG_ERROR;
     if (strcmp(format, "csv") == 0) {
         char usd[32];
         tg_usage_format_usd(v[COLS - 1], usd, sizeof(usd));
@@ -132,8 +138,8 @@ static int on_report_row(void *arg, int n_cols, const char *const *cells)
 
 static void print_table(struct report *rp)
 {
-    static const char *const heads[COLS] = {NULL, "REQUESTS", "INPUT", "OUTPUT", "CACHE_READ",
-                                            "CACHE_WRITE", "COST_USD"};
+    static const char *const heads[COLS] = {NULL,         "REQUESTS",    "INPUT",   "OUTPUT",
+                                            "CACHE_READ", "CACHE_WRITE", "COST_USD"};
     char totals[COLS][32], usd[32];
     size_t width[COLS];
     snprintf(totals[0], sizeof(totals[0]), "TOTAL");
@@ -173,9 +179,8 @@ static void print_table(struct report *rp)
 
 static int write_json(struct report *rp)
 {
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:O, s:o}", "by", rp->opt->by, "from", rp->from,
-                            "to", rp->to, "rows", rp->rows,
-                            "total", json_row(NULL, NULL, rp->total));
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:O, s:o}", "by", rp->opt->by, "from", rp->from, "to",
+                            rp->to, "rows", rp->rows, "total", json_row(NULL, NULL, rp->total));
     if (doc == NULL || json_dumpf(doc, rp->out, JSON_INDENT(2)) != 0) {
         json_decref(doc);
         return TG_ERROR;
@@ -192,7 +197,8 @@ static int check_options(const struct tg_report_options *opt, bool export, char 
     bool table_ok = !export;
     if (strcmp(format, "csv") != 0 && strcmp(format, "json") != 0 &&
         !(table_ok && strcmp(format, "table") == 0)) {
-        snprintf(err, err_size, "--format must be %s", export ? "csv or json" : "table, csv or json");
+        snprintf(err, err_size, "--format must be %s",
+                 export ? "csv or json" : "table, csv or json");
         return TG_ERROR;
     }
     if (!export && strcmp(opt->by, "group") != 0 && strcmp(opt->by, "user") != 0 &&
@@ -204,8 +210,8 @@ static int check_options(const struct tg_report_options *opt, bool export, char 
 }
 
 /* Resolves the period (defaults, and PostgreSQL's check of the dates). */
-static int resolve_period(struct tg_db_conn *db, const struct tg_report_options *opt,
-                          char *from, char *to, char *err, size_t err_size)
+static int resolve_period(struct tg_db_conn *db, const struct tg_report_options *opt, char *from,
+                          char *to, char *err, size_t err_size)
 {
     struct tg_arena *arena = tg_arena_new(4096);
     struct tg_db_rows rows;
@@ -230,8 +236,10 @@ int tg_report_write(struct tg_db_conn *db, const struct tg_report_options *opt, 
     bool json = strcmp(opt->format, "json") == 0;
     rp.rows = json ? json_array() : NULL;
     if (strcmp(opt->format, "csv") == 0)
-        fprintf(out, "%s,requests,input_tokens,output_tokens,cache_read_tokens,"
-                     "cache_write_tokens,cost_micros,cost_usd\n", subject_field(opt->by));
+        fprintf(out,
+                "%s,requests,input_tokens,output_tokens,cache_read_tokens,"
+                "cache_write_tokens,cost_micros,cost_usd\n",
+                subject_field(opt->by));
     const char *params[] = {opt->by, rp.from, rp.to};
     int rc = tg_db_query_each(db, chargeback_sql, 3, params, on_report_row, &rp, err, err_size);
     if (rc == TG_OK && json)
@@ -266,7 +274,8 @@ static const char *const export_numbers =
     " api_key_id input_tokens output_tokens cache_read_tokens cache_write_tokens cost_micros"
     " http_status latency_ms upstream_ms ";
 
-struct export {
+struct export
+{
     FILE *out;
     bool json;
     long rows;
@@ -318,8 +327,8 @@ static int on_export_row(void *arg, int n_cols, const char *const *cells)
     return rc == TG_OK && !ferror(ex->out) ? TG_OK : TG_ERROR;
 }
 
-int tg_report_export_usage(struct tg_db_conn *db, const struct tg_report_options *opt,
-                           FILE *out, char *err, size_t err_size)
+int tg_report_export_usage(struct tg_db_conn *db, const struct tg_report_options *opt, FILE *out,
+                           char *err, size_t err_size)
 {
     char from[16], to[16];
     if (check_options(opt, true, err, err_size) != TG_OK ||

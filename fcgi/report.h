@@ -25,7 +25,7 @@ struct tg_db_conn;
 /* A report's or export's options; from / to are dates (YYYY-MM-DD) or NULL for
  * the current month so far (in the report time zone), both inclusive. */
 struct tg_report_options {
-    const char *by;     /* report: group, user, key or model */
+    const char *by; /* report: group, user, key or model */
     const char *from, *to;
     const char *format; /* table, csv or json */
 };
@@ -35,7 +35,7 @@ int tg_report_write(struct tg_db_conn *db, const struct tg_report_options *opt, 
                     char *err, size_t err_size);
 
 /* Streams the usage rows of the period to out as CSV or a JSON array. */
-int tg_report_export_usage(struct tg_db_conn *db, const struct tg_report_options *opt,
-                           FILE *out, char *err, size_t err_size);
+int tg_report_export_usage(struct tg_db_conn *db, const struct tg_report_options *opt, FILE *out,
+                           char *err, size_t err_size);
 
 #endif

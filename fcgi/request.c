@@ -195,7 +195,10 @@ const char *tg_request_error_type(enum tg_dialect dialect, int status)
 {
     (void)dialect; /* only Anthropic's vocabulary so far */
     switch (status) {
-    case 400: case 405: case 411: case 415: return "invalid_request_error";
+    case 400:
+    case 405:
+    case 411:
+    case 415: return "invalid_request_error";
     case 401: return "authentication_error";
     case 403: return "permission_error";
     case 404: return "not_found_error";
@@ -237,8 +240,8 @@ void tg_request_add_header(struct tg_request *r, const char *name, const char *v
     /* a header value never carries CR/LF through to the web server */
     if (strpbrk(value, "\r\n") != NULL || strpbrk(name, "\r\n:") != NULL)
         return;
-    int n = snprintf(r->resp_headers + r->resp_headers_len,
-                     RESP_HEADERS_CAP - r->resp_headers_len, "%s: %s\r\n", name, value);
+    int n = snprintf(r->resp_headers + r->resp_headers_len, RESP_HEADERS_CAP - r->resp_headers_len,
+                     "%s: %s\r\n", name, value);
     if (n > 0)
         r->resp_headers_len += (size_t)n;
 }
@@ -300,8 +303,7 @@ int tg_request_send_headers(struct tg_request *r)
     if (r->status == 0)
         r->status = 200;
     char line[64];
-    int n = snprintf(line, sizeof(line), "Status: %d %s\r\n", r->status,
-                     reason_phrase(r->status));
+    int n = snprintf(line, sizeof(line), "Status: %d %s\r\n", r->status, reason_phrase(r->status));
     if (put(r, line, (size_t)n) != TG_OK)
         return TG_ERROR;
     if (put(r, "x-request-id: ", 14) || put(r, r->request_id, strlen(r->request_id)) ||
@@ -331,8 +333,8 @@ int tg_request_flush(struct tg_request *r)
     return TG_OK;
 }
 
-int tg_request_respond(struct tg_request *r, int status, const char *content_type,
-                       const char *body, size_t len)
+int tg_request_respond(struct tg_request *r, int status, const char *content_type, const char *body,
+                       size_t len)
 {
     r->status = status;
     tg_request_add_header(r, "Content-Type", content_type);
@@ -343,8 +345,8 @@ int tg_request_respond(struct tg_request *r, int status, const char *content_typ
 /* {"type":"error","error":{"type":T,"message":M}} — Anthropic's error shape. */
 static char *error_json(const struct tg_request *r)
 {
-    json_t *doc = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
-                            r->error.type, "message", r->error.message);
+    json_t *doc = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", r->error.type,
+                            "message", r->error.message);
     if (doc == NULL)
         return NULL;
     char *text = json_dumps(doc, JSON_COMPACT);
@@ -357,8 +359,9 @@ void tg_request_send_error(struct tg_request *r)
     if (r->error.status == 0)
         return;
     char *text = error_json(r);
-    const char *body = text != NULL ? text : "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
-                                             "\"message\":\"internal error\"}}";
+    const char *body = text != NULL ? text
+                                    : "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+                                      "\"message\":\"internal error\"}}";
     if (!r->headers_sent) {
         tg_request_respond(r, r->error.status, "application/json", body, strlen(body));
     } else {

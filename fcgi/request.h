@@ -37,7 +37,7 @@ enum tg_endpoint {
 
 /* Who sent the request, as established by authentication. */
 struct tg_identity {
-    int64_t api_key_id; /* 0 when not authenticated by a key */
+    int64_t api_key_id;     /* 0 when not authenticated by a key */
     const char *key_prefix; /* display prefix ("tg-AbCdEfGh"), never the key */
     const char *user_id;
     const char *group_id;
@@ -61,7 +61,7 @@ struct tg_request {
     struct tg_upstream *upstream; /* the thread's reusable provider connection */
     void *fcgx;                   /* FCGX_Request *, private to request.c */
 
-    char request_id[37]; /* uuid, the usage row's primary key */
+    char request_id[37];   /* uuid, the usage row's primary key */
     struct tg_trace trace; /* W3C trace context (trace.c) */
     int64_t t_start_ms;
     char started_at[40]; /* wall clock at accept, ISO 8601 UTC, for the usage row */
@@ -79,18 +79,18 @@ struct tg_request {
 
     const struct tg_model *model;
     bool stream;
-    int64_t max_tokens;          /* the request's output bound */
-    bool reserved;               /* a reservation is held: settle or release it */
+    int64_t max_tokens;              /* the request's output bound */
+    bool reserved;                   /* a reservation is held: settle or release it */
     struct tg_db_reservation *quota; /* what reserve answered (headers), or NULL */
-    bool upstream_contacted; /* a usage row is owed from here on */
+    bool upstream_contacted;         /* a usage row is owed from here on */
     struct tg_usage usage;
     int64_t upstream_ms;
     int64_t t_first_byte_ms; /* streams: when the first upstream byte was relayed; 0: not yet */
-    int64_t cost_micros; /* -1 until settled */
-    const char *outcome; /* "ok", "upstream_error", ... for logs and usage */
+    int64_t cost_micros;     /* -1 until settled */
+    const char *outcome;     /* "ok", "upstream_error", ... for logs and usage */
 
-    int status;           /* the status sent (or to send) to the client */
-    char *resp_headers;   /* "Name: value\r\n" lines not yet sent */
+    int status;         /* the status sent (or to send) to the client */
+    char *resp_headers; /* "Name: value\r\n" lines not yet sent */
     size_t resp_headers_len;
     bool headers_sent;
     bool client_gone;
@@ -145,8 +145,8 @@ int tg_request_write(struct tg_request *r, const char *data, size_t len);
 int tg_request_flush(struct tg_request *r);
 
 /* Sends a complete response with status, content type and body. */
-int tg_request_respond(struct tg_request *r, int status, const char *content_type,
-                       const char *body, size_t len);
+int tg_request_respond(struct tg_request *r, int status, const char *content_type, const char *body,
+                       size_t len);
 
 /*
  * Answers r->error in the request's dialect: a JSON error body when nothing was

@@ -46,8 +46,8 @@ int tg_route_resolve(struct tg_request *r)
         bool head_ok = strcmp(route->method, "GET") == 0 && strcmp(r->method, "HEAD") == 0;
         if (strcmp(route->method, r->method) != 0 && !head_ok) {
             tg_request_add_header(r, "Allow", route->method);
-            tg_request_fail(r, 405, "invalid_request_error", "method not allowed",
-                            "%s %s", r->method, route->path);
+            tg_request_fail(r, 405, "invalid_request_error", "method not allowed", "%s %s",
+                            r->method, route->path);
             return TG_ERROR;
         }
         r->endpoint = route->endpoint;

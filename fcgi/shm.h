@@ -70,9 +70,9 @@ struct tg_shm_histogram {
 struct tg_shm_metrics {
     pthread_mutex_t lock; /* robust, process-shared: guards everything below */
     uint32_t n_series;
-    uint16_t index[TG_SHM_SERIES_SLOTS]; /* 0: empty; else 1 + a position in series */
+    uint16_t index[TG_SHM_SERIES_SLOTS];        /* 0: empty; else 1 + a position in series */
     struct tg_shm_series series[TG_SHM_SERIES]; /* dense, in order of first use */
-    struct tg_shm_series overflow; /* every label set that found the table full */
+    struct tg_shm_series overflow;              /* every label set that found the table full */
     struct tg_shm_histogram request_duration;
     struct tg_shm_histogram upstream_duration;
     struct tg_shm_histogram time_to_first_token;
@@ -84,7 +84,7 @@ struct tg_shm {
     uint64_t magic; /* set last, once initialised */
     uint64_t size;
     uint64_t quota_alerts_total; /* threshold crossings seen by this host (atomic) */
-    pthread_mutex_t lock; /* robust, process-shared: guards buckets */
+    pthread_mutex_t lock;        /* robust, process-shared: guards buckets */
     struct tg_shm_bucket buckets[TG_SHM_BUCKETS];
     struct tg_shm_metrics metrics;
 };

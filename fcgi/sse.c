@@ -46,8 +46,7 @@ static int dispatch(struct tg_sse_parser *p)
     int rc = TG_OK;
     if (p->has_data) {
         p->data[p->data_len] = '\0';
-        rc = p->on_event(p->ctx, p->event[0] != '\0' ? p->event : "message", p->data,
-                         p->data_len);
+        rc = p->on_event(p->ctx, p->event[0] != '\0' ? p->event : "message", p->data, p->data_len);
     }
     p->data_len = 0;
     p->has_data = false;

@@ -22,12 +22,12 @@ struct tg_sse_parser {
     tg_sse_event_fn on_event;
     void *ctx;
     size_t max_event_bytes;
-    char *line;        /* the current, unfinished line */
+    char *line; /* the current, unfinished line */
     size_t line_len, line_cap;
-    char *data;        /* data lines of the current event */
+    char *data; /* data lines of the current event */
     size_t data_len, data_cap;
     char event[64];
-    bool last_was_cr;  /* a CR ended the last feed: a following LF belongs to it */
+    bool last_was_cr; /* a CR ended the last feed: a following LF belongs to it */
     bool has_data;
 };
 

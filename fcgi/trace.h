@@ -14,8 +14,8 @@
 
 struct tg_request;
 
-#define TG_TRACEPARENT_LEN 55  /* "00-" + 32 + "-" + 16 + "-" + 2 */
-#define TG_TRACESTATE_MAX 512  /* longer tracestate values are dropped, not cut */
+#define TG_TRACEPARENT_LEN 55 /* "00-" + 32 + "-" + 16 + "-" + 2 */
+#define TG_TRACESTATE_MAX 512 /* longer tracestate values are dropped, not cut */
 
 struct tg_trace {
     char trace_id[33];  /* 32 lower-case hex digits */

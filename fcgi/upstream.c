@@ -92,21 +92,16 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userdata)
 static enum tg_upstream_result classify(CURLcode code)
 {
     switch (code) {
-    case CURLE_OK:
-        return TG_UPSTREAM_OK;
-    case CURLE_OPERATION_TIMEDOUT:
-        return TG_UPSTREAM_TIMEOUT;
+    case CURLE_OK: return TG_UPSTREAM_OK;
+    case CURLE_OPERATION_TIMEDOUT: return TG_UPSTREAM_TIMEOUT;
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-        return TG_UPSTREAM_UNREACHABLE;
+    case CURLE_PEER_FAILED_VERIFICATION: return TG_UPSTREAM_UNREACHABLE;
     case CURLE_WRITE_ERROR:
-    case CURLE_ABORTED_BY_CALLBACK:
-        return TG_UPSTREAM_ABORTED;
-    default:
-        return TG_UPSTREAM_FAILED;
+    case CURLE_ABORTED_BY_CALLBACK: return TG_UPSTREAM_ABORTED;
+    default: return TG_UPSTREAM_FAILED;
     }
 }
 

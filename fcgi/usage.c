@@ -58,8 +58,7 @@ static void report_alerts(const char *log_id, const char *alerts_json)
         const char *metric = json_string_value(json_object_get(a, "metric"));
         json_int_t used = json_integer_value(json_object_get(a, "used"));
         json_int_t limit = json_integer_value(json_object_get(a, "limit"));
-        tg_log_warn(log_id,
-                    "quota alert: %s %s per %s crossed %lld%% (used %lld of %lld%s)",
+        tg_log_warn(log_id, "quota alert: %s %s per %s crossed %lld%% (used %lld of %lld%s)",
                     json_string_value(json_object_get(a, "subject")), metric,
                     json_string_value(json_object_get(a, "window")),
                     (long long)json_integer_value(json_object_get(a, "threshold_pct")),

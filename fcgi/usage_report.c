@@ -105,9 +105,12 @@ int tg_usage_report_handle(struct tg_request *r)
         return TG_ERROR;
     char key_id[24];
     snprintf(key_id, sizeof(key_id), "%" PRId64, r->identity.api_key_id);
-    const char *params[] = {r->identity.api_key_id != 0 ? key_id : NULL, r->identity.user_id,
-                            r->identity.group_id, p.from[0] ? p.from : NULL,
-                            p.to[0] ? p.to : NULL, p.days[0] ? p.days : NULL};
+    const char *params[] = {r->identity.api_key_id != 0 ? key_id : NULL,
+                            r->identity.user_id,
+                            r->identity.group_id,
+                            p.from[0] ? p.from : NULL,
+                            p.to[0] ? p.to : NULL,
+                            p.days[0] ? p.days : NULL};
     struct tg_db_rows rows;
     char sqlstate[6], err[256];
     int rc = tg_db_call(r, summary_sql, 6, params, true, &rows, sqlstate, err, sizeof(err));

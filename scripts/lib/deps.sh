@@ -5,7 +5,7 @@
 TG_PACKAGES=(build-essential autoconf automake libtool pkg-config
     libfcgi-dev libfcgi-bin spawn-fcgi lighttpd apache2 wrk nginx-light
     libcmocka-dev libjansson-dev libcurl4-openssl-dev libpcre2-dev libssl-dev
-    libpq-dev postgresql curl prometheus)
+    libpq-dev postgresql curl prometheus clang-format)
 TG_USER=tollgate
 TG_PGBIN=/usr/lib/postgresql/15/bin  # used by pg.sh
 

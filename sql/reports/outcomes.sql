@@ -1,8 +1,8 @@
 -- outcomes.sql — requests that reached a provider, by outcome and status, per
 -- team, in a month (upstream errors, timeouts, clients that left). Requests
--- refused before the provider (401/403/429) write no usage row: they are
--- counted by GET /metrics (tollgate_requests_total{code},
--- tollgate_ratelimit_rejections_total{limit}) and in the access log (outcome).
+-- refused before the provider (401/403/429 …) write no usage row: their
+-- counts per reason and status are in tollgate.denials, reported by
+-- sql/reports/blocked.sql (also in GET /metrics and the access log).
 --   psql tollgate -v month=2026-11-01 -f sql/reports/outcomes.sql
 \if :{?month}
 \else

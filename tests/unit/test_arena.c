@@ -205,8 +205,7 @@ static void record_cleanup(void *data)
     arg->trace->order[arg->trace->n++] = arg->id;
 }
 
-static void add_cleanups(struct tg_arena *a, struct trace *trace, struct cleanup_arg *args,
-                         int n)
+static void add_cleanups(struct tg_arena *a, struct trace *trace, struct cleanup_arg *args, int n)
 {
     for (int i = 0; i < n; i++) {
         args[i] = (struct cleanup_arg){trace, i + 1};
@@ -304,8 +303,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_allocation_of_exactly_block_size, setup_arena,
                                         teardown_arena),
         cmocka_unit_test(test_tiny_block_size_still_serves),
-        cmocka_unit_test_setup_teardown(test_strdup_strndup_printf, setup_arena,
-                                        teardown_arena),
+        cmocka_unit_test_setup_teardown(test_strdup_strndup_printf, setup_arena, teardown_arena),
         cmocka_unit_test_setup_teardown(test_calloc_zeroes, setup_arena, teardown_arena),
         cmocka_unit_test_setup_teardown(test_cleanups_reverse_on_reset, setup_arena,
                                         teardown_arena),

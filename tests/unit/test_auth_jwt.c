@@ -37,9 +37,9 @@
 
 #define NOW 1900000000
 
-static char *data_dir;   /* tests/unit/data/jwt */
+static char *data_dir; /* tests/unit/data/jwt */
 static char tmp_dir[] = "/tmp/tg-jwt-XXXXXX";
-static char *jwks_path;  /* the JWKS file the main issuer reads */
+static char *jwks_path; /* the JWKS file the main issuer reads */
 static struct tg_jwt_issuer *main_issuer, *single_issuer;
 
 static char *read_chomped(const char *dir, const char *name)
@@ -152,8 +152,7 @@ static void verify_to_text(const struct tg_jwt_issuer *iss, const char *token, c
     char reason[128];
     memset(reason, 'x', sizeof(reason));
     if (tg_jwt_verify(iss, token, NOW, &id, reason, sizeof(reason)) == TG_OK) {
-        snprintf(got, got_size, "ok user=%s group=%s role=%s", id.user_id, id.group_id,
-                 id.role);
+        snprintf(got, got_size, "ok user=%s group=%s role=%s", id.user_id, id.group_id, id.role);
         return;
     }
     assert_non_null(memchr(reason, '\0', sizeof(reason)));

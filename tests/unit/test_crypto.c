@@ -27,10 +27,8 @@ static void assert_sha256_hex(const void *data, size_t len, const char *want)
 static void test_sha256_vectors(void **state)
 {
     (void)state;
-    assert_sha256_hex("abc", 3,
-                      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    assert_sha256_hex("", 0,
-                      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_sha256_hex("abc", 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_sha256_hex("", 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     const char *two_blocks = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
     assert_sha256_hex(two_blocks, strlen(two_blocks),
                       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
@@ -177,11 +175,11 @@ static void test_base64url_decode(void **state)
         const char *in;
         const char *out; /* NULL: refused */
     } cases[] = {
-        {"", ""}, {"YQ", "a"}, {"YWI", "ab"}, {"YWJj", "abc"}, {"Pz8-", "?\x3f>"}, {"Pz8_", "?\x3f?"},
-        {"YQ==", NULL},  /* padding */
-        {"Y", NULL},     /* length 1 mod 4 */
-        {"YR", NULL},    /* unused trailing bits set: a second spelling of "a" */
-        {"YW+j", NULL},  /* base64, not base64url */
+        {"", ""},           {"YQ", "a"},        {"YWI", "ab"},  {"YWJj", "abc"},
+        {"Pz8-", "?\x3f>"}, {"Pz8_", "?\x3f?"}, {"YQ==", NULL}, /* padding */
+        {"Y", NULL},                                            /* length 1 mod 4 */
+        {"YR", NULL},   /* unused trailing bits set: a second spelling of "a" */
+        {"YW+j", NULL}, /* base64, not base64url */
         {"YW j", NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -224,7 +224,7 @@ static void test_bucket_placement(void **state)
     assert_int_equal(tg_metrics_bucket(999999), 7);
     assert_int_equal(tg_metrics_bucket(1000000), 7); /* le="1" */
     assert_int_equal(tg_metrics_bucket(1000001), 8);
-    assert_int_equal(tg_metrics_bucket(60000000), 12); /* le="60" */
+    assert_int_equal(tg_metrics_bucket(60000000), 12);                           /* le="60" */
     assert_int_equal(tg_metrics_bucket(60000001), TG_SHM_HISTOGRAM_BUCKETS - 1); /* +Inf */
     assert_int_equal(tg_metrics_bucket(INT64_MAX), TG_SHM_HISTOGRAM_BUCKETS - 1);
 }
@@ -443,7 +443,7 @@ static void test_config_refused(void **state)
                    "config: metrics.allow[1]: \"localhost\" is not an IP address or network "
                    "(\"10.0.0.0/8\")");
     assert_refused("{\"allow\": [\"::1/\"]}", "config: metrics.allow[0]: \"::1/\" is not an IP "
-                                               "address or network (\"10.0.0.0/8\")");
+                                              "address or network (\"10.0.0.0/8\")");
     assert_refused("{\"allow\": [1]}", "config: metrics.allow[0]: must be a string");
     assert_refused("{\"allow\": \"127.0.0.1\"}",
                    "config: metrics.allow: must be an array of addresses");
@@ -489,8 +489,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_histogram_output, table_setup, table_teardown),
         cmocka_unit_test_setup_teardown(test_rejections, table_setup, table_teardown),
         cmocka_unit_test_setup_teardown(test_overflow_when_full, table_setup, table_teardown),
-        cmocka_unit_test_setup_teardown(test_overflow_for_long_values, table_setup,
-                                        table_teardown),
+        cmocka_unit_test_setup_teardown(test_overflow_for_long_values, table_setup, table_teardown),
         cmocka_unit_test_setup_teardown(test_many_series, table_setup, table_teardown),
         cmocka_unit_test(test_config_default),
         cmocka_unit_test(test_config_networks),

@@ -66,13 +66,13 @@ static int check_event(void *ctx, const char *event, const char *data, size_t da
         snprintf(ck->mismatch, sizeof(ck->mismatch),
                  "event %zu: data is not NUL-terminated at data_len %zu", k, data_len);
     } else if (k >= ck->c->n_events) {
-        snprintf(ck->mismatch, sizeof(ck->mismatch), "unexpected event %zu \"%s\": \"%.200s\"",
-                 k, event, data);
+        snprintf(ck->mismatch, sizeof(ck->mismatch), "unexpected event %zu \"%s\": \"%.200s\"", k,
+                 event, data);
     } else {
         const struct expected_event *want = &ck->c->events[k];
         if (strcmp(event, want->name) != 0)
-            snprintf(ck->mismatch, sizeof(ck->mismatch), "event %zu: name \"%s\", want \"%s\"",
-                     k, event, want->name);
+            snprintf(ck->mismatch, sizeof(ck->mismatch), "event %zu: name \"%s\", want \"%s\"", k,
+                     event, want->name);
         else if (data_len != want->data_len || memcmp(data, want->data, data_len) != 0)
             snprintf(ck->mismatch, sizeof(ck->mismatch),
                      "event %zu \"%s\": data \"%.200s\", want \"%.200s\"", k, event, data,
@@ -85,8 +85,7 @@ static int check_event(void *ctx, const char *event, const char *data, size_t da
  * Feeds the case's input cut at cuts[0..n_cuts) (ascending offsets) and checks
  * the events and the result. what names the split in failure messages.
  */
-static void run_split(const struct sse_case *c, const size_t *cuts, size_t n_cuts,
-                      const char *what)
+static void run_split(const struct sse_case *c, const size_t *cuts, size_t n_cuts, const char *what)
 {
     struct checker ck = {.c = c};
     struct tg_sse_parser p;
@@ -151,18 +150,10 @@ static char *unescape(const char *s, size_t *len)
         }
         q++;
         switch (*q) {
-        case 'n':
-            out[o++] = '\n';
-            break;
-        case 'r':
-            out[o++] = '\r';
-            break;
-        case 't':
-            out[o++] = '\t';
-            break;
-        default:
-            out[o++] = *q;
-            break;
+        case 'n': out[o++] = '\n'; break;
+        case 'r': out[o++] = '\r'; break;
+        case 't': out[o++] = '\t'; break;
+        default: out[o++] = *q; break;
         }
     }
     out[o] = '\0';
@@ -389,8 +380,7 @@ static void test_unterminated_line_over_cap(void **state)
 int main(void)
 {
     static const struct CMUnitTest fixed[] = {
-        cmocka_unit_test_setup_teardown(test_callback_stops_parser, setup_parser,
-                                        teardown_parser),
+        cmocka_unit_test_setup_teardown(test_callback_stops_parser, setup_parser, teardown_parser),
         cmocka_unit_test_setup_teardown(test_callback_error_returned, setup_parser,
                                         teardown_parser),
         cmocka_unit_test_setup_teardown(test_empty_feed_keeps_partial_line, setup_parser,

@@ -60,8 +60,8 @@ static void test_parse_future_version(void **state)
     assert_int_equal(
         tg_trace_parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what", &t), TG_OK);
     assert_string_equal(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-    assert_int_equal(
-        tg_trace_parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", &t), TG_OK);
+    assert_int_equal(tg_trace_parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", &t),
+                     TG_OK);
     assert_string_equal(t.flags, "00");
 }
 

@@ -143,8 +143,7 @@ static inline int unit_list_cases(const char *dir, char ***names)
 static inline int unit_run_suite(const char *group, const char *suite, CMUnitTestFunction fn,
                                  CMFixtureFunction setup, CMFixtureFunction teardown,
                                  const struct CMUnitTest *fixed, size_t n_fixed,
-                                 CMFixtureFunction group_setup,
-                                 CMFixtureFunction group_teardown)
+                                 CMFixtureFunction group_setup, CMFixtureFunction group_teardown)
 {
     char *dir = unit_data_dir(suite);
     char **names = NULL;
