@@ -68,7 +68,7 @@ static struct {
     int n_conns;
     const char *url;
     char connect_timeout_s[16];
-    char options[64];
+    char options[128];
     long wait_ms;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -87,7 +87,8 @@ int tg_db_pool_init(const struct tg_config *config)
     /* libpq's connect_timeout is in whole seconds, at least 2 */
     long secs = (config->db_connect_timeout_ms + 999) / 1000;
     snprintf(pool.connect_timeout_s, sizeof(pool.connect_timeout_s), "%ld", secs < 2 ? 2 : secs);
-    snprintf(pool.options, sizeof(pool.options), "-c statement_timeout=%ld",
+    /* tollgate.fixed_ts: this worker fixes each request's ts (see tollgate.settle) */
+    snprintf(pool.options, sizeof(pool.options), "-c statement_timeout=%ld -c tollgate.fixed_ts=on",
              config->db_statement_timeout_ms);
     pool.wait_ms = config->db_statement_timeout_ms + config->db_connect_timeout_ms;
     return TG_OK;

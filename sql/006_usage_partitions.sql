@@ -153,8 +153,9 @@ select tollgate.usage_partitions_ensure(3);
 -- settle: record_usage's parameters and usage row (same pricing, same
 -- defaults, same last_used_at throttle), plus the quota accounting, in one
 -- transaction. Idempotent by request_id: the worker fixes ts when the
--- request starts and the spool keeps it, so a retry or a replay names the
--- same (request_id, ts) key; a p_ts up to a day away from the stored one is
+-- request starts and the spool keeps it, so its retries and replays name the
+-- same (request_id, ts) key (its sessions say so: tollgate.fixed_ts = on);
+-- for other callers a p_ts up to a day away from the stored one is
 -- recognised too (a null p_ts takes the clock). Returns the stored cost and the alerts raised (a jsonb
 -- array, '[]' if none). If the usage row already existed (retry, spool
 -- replay) nothing else is changed and alerts is '[]'. The applicable rows are
@@ -227,14 +228,18 @@ begin
                                     p_input_tokens, p_output_tokens,
                                     p_cache_read_tokens, p_cache_write_tokens);
 
-    -- Already recorded (a retry, a spool replay)? The worker always sends the
-    -- ts it fixed at the start; a day either side also catches a caller that
-    -- does not, and prunes the search to at most three partitions.
-    select u.cost_micros into v_stored
-      from tollgate.usage u
-     where u.request_id = p_request_id
-       and u.ts between v_ts - interval '1 day' and v_ts + interval '1 day';
-    if found then
+    -- Already recorded under another ts (a caller that does not fix it)? A
+    -- day either side prunes the search to at most three partitions. The
+    -- worker's sessions set tollgate.fixed_ts = on: it fixes ts, so its
+    -- retries and spool replays meet the (request_id, ts) key below, and this
+    -- lookup stays off the hot path.
+    if current_setting('tollgate.fixed_ts', true) is distinct from 'on' then
+        select u.cost_micros into v_stored
+          from tollgate.usage u
+         where u.request_id = p_request_id
+           and u.ts between v_ts - interval '1 day' and v_ts + interval '1 day';
+    end if;
+    if v_stored is not null then
         cost_micros := v_stored;
         alerts := '[]'::jsonb;
         return next;

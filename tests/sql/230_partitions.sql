@@ -37,6 +37,16 @@ select cost_micros from tollgate.settle('00000000-0000-4000-8000-000000230001',
 select count(*) as rows_for_request from tollgate.usage
  where request_id = '00000000-0000-4000-8000-000000230001';
 
+-- The worker's sessions (tollgate.fixed_ts = on) rely on the fixed ts alone:
+-- the same (request_id, ts) stores nothing more; the day-wide lookup is skipped.
+set local tollgate.fixed_ts = on;
+select cost_micros from tollgate.settle('00000000-0000-4000-8000-000000230001',
+                       '2030-02-10 08:00+00', null, 'pt-user', 'pt-group', 'anthropic',
+                       'claude-haiku-4-5', 999, 999, 0, 0, 200, 1, 1, false, 'ok');
+select count(*) as rows_for_request from tollgate.usage
+ where request_id = '00000000-0000-4000-8000-000000230001';
+reset tollgate.fixed_ts;
+
 -- Retention: keep this month and 1 before; in April 2030 January and
 -- February go (detached, their rows kept in the detached tables).
 insert into tollgate.settings (key, value) values ('usage_retention_months', '1')
