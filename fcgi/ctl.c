@@ -9,8 +9,6 @@
  * at the end; `tollgatectl` without arguments prints it. `config show` is the one
  * command that needs no database.
  */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pwd.h>
@@ -23,7 +21,9 @@
 #include "arena.h"
 #include "auth_key.h"
 #include "config.h"
+#include "config_mask.h"
 #include "db.h"
+#include "migrate.h"
 #include "report.h"
 #include "usage.h"
 
@@ -273,133 +273,13 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
 
 /* ---- migrate ---- */
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = (len + n + 1) * 2;
-            char *grown = realloc(text, cap);
-            if (grown == NULL) {
-                free(text);
-                fclose(f);
-                return NULL;
-            }
-            text = grown;
-        }
-        memcpy(text + len, buf, n);
-        len += n;
-    }
-    fclose(f);
-    if (text == NULL)
-        text = calloc(1, 1);
-    else
-        text[len] = '\0';
-    return text;
-}
-
-/* Migration files are "NNN_name.sql"; the version is the file name without .sql. */
-static int list_migrations(const char *dir, char ***names, size_t *n)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return TG_ERROR;
-    size_t cap = 16;
-    *names = malloc(cap * sizeof(char *));
-    *n = 0;
-    struct dirent *e;
-    while (*names != NULL && (e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len < 8 || strcmp(e->d_name + len - 4, ".sql") != 0 || e->d_name[0] < '0' ||
-            e->d_name[0] > '9')
-            continue;
-        if (*n == cap) {
-            cap *= 2;
-            char **grown = realloc(*names, cap * sizeof(char *));
-            if (grown == NULL)
-                break;
-            *names = grown;
-        }
-        (*names)[(*n)++] = strdup(e->d_name);
-    }
-    closedir(d);
-    if (*names == NULL)
-        return TG_ERROR;
-    qsort(*names, *n, sizeof(char *), by_name);
-    return TG_OK;
-}
-
-static int apply_migration(struct ctl *ctl, const char *dir, const char *file)
-{
-    char version[256];
-    snprintf(version, sizeof(version), "%.*s", (int)(strlen(file) - 4), file);
-    const char *params[] = {version};
-    struct tg_db_rows rows;
-    if (query(ctl, "SELECT 1 FROM tollgate.schema_migrations WHERE version = $1", 1, params,
-              &rows) != TG_OK)
-        return TG_ERROR;
-    if (rows.n_rows > 0)
-        return TG_OK;
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
-    char *sql = read_file(path);
-    if (sql == NULL)
-        return die("could not read migration \"%s\"", path);
-    int rc = TG_ERROR;
-    if (tg_db_exec_script(ctl->db, "BEGIN", ctl->err, sizeof(ctl->err)) == TG_OK &&
-        tg_db_exec_script(ctl->db, sql, ctl->err, sizeof(ctl->err)) == TG_OK &&
-        query(ctl, "INSERT INTO tollgate.schema_migrations(version) VALUES ($1)", 1, params,
-              NULL) == TG_OK &&
-        tg_db_exec_script(ctl->db, "COMMIT", ctl->err, sizeof(ctl->err)) == TG_OK) {
-        printf("applied %s\n", version);
-        rc = TG_OK;
-    } else {
-        fprintf(stderr, "tollgatectl: error: could not apply migration \"%s\": %s\n", version,
-                ctl->err);
-        tg_db_exec_script(ctl->db, "ROLLBACK", ctl->err, sizeof(ctl->err));
-    }
-    free(sql);
-    return rc;
-}
-
 static int cmd_migrate(struct ctl *ctl, int argc, char **argv)
 {
     const char *dir = option(argc, argv, "--sql-dir");
-    if (dir == NULL)
-        dir = TG_SQL_DIR;
-    if (tg_db_exec_script(ctl->db,
-                          "SET client_min_messages = warning;"
-                          "CREATE SCHEMA IF NOT EXISTS tollgate;"
-                          "CREATE TABLE IF NOT EXISTS tollgate.schema_migrations ("
-                          " version text PRIMARY KEY,"
-                          " applied_at timestamptz NOT NULL DEFAULT now())",
-                          ctl->err, sizeof(ctl->err)) != TG_OK)
-        return die("could not prepare migrations: %s", ctl->err);
-    char **files;
-    size_t n;
-    if (list_migrations(dir, &files, &n) != TG_OK)
-        return die("could not read migrations directory \"%s\"", dir);
-    int status = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (status == 0 && apply_migration(ctl, dir, files[i]) != TG_OK)
-            status = 1;
-        free(files[i]);
-    }
-    free(files);
-    if (status == 0)
-        printf("database is up to date (%zu migrations)\n", n);
-    return status;
+    if (tg_migrate_run(ctl->db, dir != NULL ? dir : TG_SQL_DIR, stdout, ctl->err,
+                       sizeof(ctl->err)) != TG_OK)
+        return die("%s", ctl->err);
+    return 0;
 }
 
 /* ---- keys ---- */
@@ -807,103 +687,6 @@ static int cmd_price_set(struct ctl *ctl, int argc, char **argv)
 
 /* ---- config show ---- */
 
-#define MASK "********"
-
-/* A "$NAME" value names an environment variable (config.h): not itself a secret. */
-static bool env_reference(json_t *value)
-{
-    const char *text = json_string_value(value);
-    return text != NULL && text[0] == '$' && text[1] != '\0';
-}
-
-static void mask_member(json_t *object, const char *field)
-{
-    json_t *value = json_object_get(object, field);
-    if (value != NULL && !env_reference(value))
-        json_object_set_new(object, field, json_string(MASK));
-}
-
-/* *text with [start, end) replaced by MASK (the old text freed); *text NULL when out of memory. */
-static size_t mask_span(char **text, size_t start, size_t end)
-{
-    size_t len = strlen(*text), size = len - (end - start) + strlen(MASK) + 1;
-    char *masked = malloc(size);
-    if (masked != NULL)
-        snprintf(masked, size, "%.*s%s%s", (int)start, *text, MASK, *text + end);
-    free(*text);
-    *text = masked;
-    return start + strlen(MASK);
-}
-
-/*
- * A libpq connection string with its passwords masked: the one in a URL's
- * userinfo (postgresql://user:PASSWORD@host) and every password= keyword or
- * URL parameter (sslpassword too), quoted or not. Caller frees; NULL when out
- * of memory.
- */
-static char *mask_db_url(const char *url)
-{
-    char *text = strdup(url);
-    const char *scheme = text != NULL ? strstr(text, "://") : NULL;
-    if (scheme != NULL) {
-        size_t host = (size_t)(scheme - text) + 3;
-        size_t authority = strcspn(text + host, "/?#");
-        char *at = memrchr(text + host, '@', authority);
-        char *colon = at != NULL ? memchr(text + host, ':', (size_t)(at - text) - host) : NULL;
-        if (colon != NULL)
-            mask_span(&text, (size_t)(colon + 1 - text), (size_t)(at - text));
-    }
-    for (size_t i = 0; text != NULL && strstr(text + i, "password") != NULL;) {
-        size_t value = (size_t)(strstr(text + i, "password") - text) + strlen("password");
-        while (text[value] == ' ')
-            value++;
-        if (text[value] != '=') {
-            i = value;
-            continue;
-        }
-        for (value++; text[value] == ' ';)
-            value++;
-        size_t end = value;
-        if (text[end] == '\'') {
-            for (end++; text[end] != '\0' && text[end] != '\''; end++)
-                end += text[end] == '\\' && text[end + 1] != '\0';
-            end += text[end] == '\'';
-        } else {
-            while (text[end] != '\0' && text[end] != '&' && !isspace((unsigned char)text[end]))
-                end++;
-        }
-        i = mask_span(&text, value, end);
-    }
-    return text;
-}
-
-/* Masks every secret of a config (see the README's configuration section). */
-static int mask_config(json_t *root)
-{
-    const char *name;
-    json_t *value, *issuer, *key;
-    size_t i, j;
-    json_object_foreach(json_object_get(root, "providers"), name, value)
-        mask_member(value, "api_key");
-    json_array_foreach(json_object_get(json_object_get(root, "auth"), "jwt"), i, issuer)
-        json_array_foreach(json_object_get(issuer, "keys"), j, key)
-            mask_member(key, "secret");
-    json_t *admin_keys = json_object_get(json_object_get(root, "admin"), "keys");
-    json_array_foreach(admin_keys, i, key)
-        if (!env_reference(key))
-            json_array_set_new(admin_keys, i, json_string(MASK));
-    json_t *db = json_object_get(root, "database");
-    json_t *url = json_object_get(db, "url");
-    if (url != NULL && !env_reference(url)) {
-        char *masked = json_is_string(url) ? mask_db_url(json_string_value(url)) : NULL;
-        if (json_is_string(url) && masked == NULL)
-            return TG_ERROR;
-        json_object_set_new(db, "url", json_string(masked != NULL ? masked : MASK));
-        free(masked);
-    }
-    return TG_OK;
-}
-
 static int cmd_config_show(struct ctl *ctl, int argc, char **argv)
 {
     const char *path = option(argc, argv, "-c");
@@ -916,7 +699,7 @@ static int cmd_config_show(struct ctl *ctl, int argc, char **argv)
     if (root == NULL)
         return die("could not read config \"%s\": %s (line %d)", path, jerr.text, jerr.line);
     int status = 0;
-    if (mask_config(root) != TG_OK)
+    if (tg_config_mask(root) != TG_OK)
         status = die("%s", "out of memory");
     else if (json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
              putchar('\n') == EOF)
