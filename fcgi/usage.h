@@ -14,7 +14,9 @@ struct tg_usage {
     int64_t input_tokens;
     int64_t output_tokens;
     int64_t cache_read_tokens;
-    int64_t cache_write_tokens;
+    int64_t cache_write_tokens;    /* every cache write, at whichever rate */
+    int64_t cache_write_1h_tokens; /* the part of cache_write_tokens at the 1-hour rate */
+    int64_t web_search_requests;   /* server tool uses billed per use */
 };
 
 /* One usage row as settled: what tollgate.settle takes. Strings are borrowed. */
@@ -32,6 +34,7 @@ struct tg_usage_record {
     int64_t upstream_ms;
     bool stream;
     const char *outcome;
+    const char *usage_source; /* "provider", "estimated" or "reserved_bound"; NULL: provider */
 };
 
 int64_t tg_usage_total(const struct tg_usage *u);
