@@ -163,7 +163,8 @@ static bool is_http_url(const char *s)
 static void load_server(struct loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *server = get_object(ld, root, "server", "", false);
-    static const char *const known[] = {"threads", "max_body_bytes", "max_response_bytes", NULL};
+    static const char *const known[] = {"threads",          "max_body_bytes",  "max_response_bytes",
+                                        "drain_timeout_ms", "drain_max_bytes", NULL};
     if (server != NULL)
         check_keys(ld, server, "server", known);
     c->threads = (int)get_integer(ld, server, "threads", "server", 4, 1, 256);
@@ -171,6 +172,10 @@ static void load_server(struct loader *ld, json_t *root, struct tg_config *c)
         (size_t)get_integer(ld, server, "max_body_bytes", "server", 1 << 20, 1024, 64L << 20);
     c->max_response_bytes = (size_t)get_integer(ld, server, "max_response_bytes", "server",
                                                 16L << 20, 4096, 256L << 20);
+    /* a client that left mid-stream: how long and how much is still read for the usage */
+    c->drain_timeout_ms = get_integer(ld, server, "drain_timeout_ms", "server", 30000, 0, 3600000L);
+    c->drain_max_bytes =
+        (size_t)get_integer(ld, server, "drain_max_bytes", "server", 8L << 20, 0, 1L << 30);
 }
 
 static void load_database(struct loader *ld, json_t *root, struct tg_config *c)
@@ -491,10 +496,16 @@ static void load_quotas(struct loader *ld, json_t *root, struct tg_config *c)
 static void load_spool(struct loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *spool = get_object(ld, root, "spool", "", false);
-    static const char *const known[] = {"dir", NULL};
+    static const char *const known[] = {"dir", "journal_fsync", NULL};
     if (spool != NULL)
         check_keys(ld, spool, "spool", known);
     c->spool_dir = get_string(ld, spool, "dir", "spool", "/var/lib/tollgate/spool", false);
+    c->journal_fsync = true;
+    json_t *fsync_flag = spool != NULL ? json_object_get(spool, "journal_fsync") : NULL;
+    if (fsync_flag != NULL && !json_is_boolean(fsync_flag))
+        fail(ld, "spool.journal_fsync", "must be true or false");
+    else if (fsync_flag != NULL)
+        c->journal_fsync = json_is_true(fsync_flag);
 }
 
 /* auth.jwt: the identity providers whose tokens are accepted (auth_jwt.c parses each). */

@@ -70,6 +70,8 @@ struct tg_config {
     int threads;
     size_t max_body_bytes;
     size_t max_response_bytes;
+    long drain_timeout_ms;  /* server.drain_timeout_ms: reading on after the client left */
+    size_t drain_max_bytes; /* server.drain_max_bytes: at most this much of it */
 
     const char *db_url; /* secret-bearing: never logged */
     int db_pool_size;
@@ -111,6 +113,7 @@ struct tg_config {
 
     const char *log_file;  /* NULL: stderr */
     const char *spool_dir; /* where unsettled usage waits for the database */
+    bool journal_fsync;    /* spool.journal_fsync: usage on disk before the reply */
 };
 
 /*

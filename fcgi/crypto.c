@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int tg_crypto_random(unsigned char *buf, size_t n)
 {
@@ -22,6 +23,15 @@ void tg_crypto_sha256(const void *data, size_t len, unsigned char out[TG_SHA256_
     EVP_Digest(data, len, out, &out_len, EVP_sha256(), NULL);
 }
 
+static void uuid_format(unsigned char b[16], int version, char out[37])
+{
+    b[6] = (unsigned char)((b[6] & 0x0f) | (version << 4));
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}
+
 void tg_crypto_uuid4(char out[37])
 {
     unsigned char b[16];
@@ -29,11 +39,20 @@ void tg_crypto_uuid4(char out[37])
         /* RAND_bytes failing means the process cannot work safely anyway */
         memset(b, 0, sizeof(b));
     }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
+    uuid_format(b, 4, out);
+}
+
+void tg_crypto_uuid7(char out[37])
+{
+    unsigned char b[16];
+    if (tg_crypto_random(b, sizeof(b)) != TG_OK)
+        memset(b, 0, sizeof(b));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (8 * (5 - i)));
+    uuid_format(b, 7, out);
 }
 
 int tg_crypto_base64url(const unsigned char *in, size_t len, char *out, size_t out_size)

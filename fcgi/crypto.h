@@ -19,6 +19,12 @@ void tg_crypto_sha256(const void *data, size_t len, unsigned char out[TG_SHA256_
 void tg_crypto_uuid4(char out[37]);
 
 /*
+ * A version 7 UUID: 48 bits of Unix milliseconds, then random bits. Ids made
+ * later sort later, so the usage table's btrees take them at their right edge.
+ */
+void tg_crypto_uuid7(char out[37]);
+
+/*
  * base64url without padding. Writes at most out_size bytes including the NUL;
  * returns the encoded length, or TG_ERROR when out is too small.
  */

@@ -49,6 +49,9 @@ static const struct statement statements[] = {
      "$3::bigint, $4, $5, $6, $7, $8::int, $9::int, $10::int, $11::int, $12::int, $13::int, "
      "$14::int, $15::boolean, $16)",
      16},
+    /* one round trip and one commit for many requests (settle.c's group commit) */
+    {"settle_batch", "SELECT ord, cost_micros, alerts::text FROM tollgate.settle_batch($1::jsonb)",
+     1},
     {"release", "SELECT tollgate.release($1::uuid)", 1},
     {"holders", "SELECT tollgate.reservation_holders($1)", 1},
     {"sweep", "SELECT tollgate.sweep_reservations($1::text[])", 1},
@@ -191,19 +194,20 @@ static bool ensure_connected(struct pool_conn *c, const char *request_id)
  * connection broke. Returns a PGresult with tuples (caller PQclears), or NULL.
  */
 static PGresult *run_prepared_why(const char *request_id, const char *name, int n_params,
-                                  const char *const *values, int *why);
+                                  const char *const *values, int *why, char *err, size_t err_size);
 
 static PGresult *run_prepared(const char *request_id, const char *name, int n_params,
                               const char *const *values)
 {
     int why;
-    return run_prepared_why(request_id, name, n_params, values, &why);
+    return run_prepared_why(request_id, name, n_params, values, &why, NULL, 0);
 }
 
 /* run_prepared, and *why: TG_OK, TG_DECLINED (the server refused the statement:
- * an SQL error, not an outage) or TG_ERROR (no answer: the database is unavailable). */
+ * an SQL error, not an outage; its primary message in err when err_size > 0) or
+ * TG_ERROR (no answer: the database is unavailable). */
 static PGresult *run_prepared_why(const char *request_id, const char *name, int n_params,
-                                  const char *const *values, int *why)
+                                  const char *const *values, int *why, char *err, size_t err_size)
 {
     *why = TG_ERROR;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -223,6 +227,9 @@ static PGresult *run_prepared_why(const char *request_id, const char *name, int 
         bool broken = PQstatus(c->pg) != CONNECTION_OK;
         tg_log_error(request_id, "could not run statement \"%s\": %s", name,
                      res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
+        const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+        if (err_size > 0)
+            snprintf(err, err_size, "%s", primary != NULL ? primary : "no answer");
         PQclear(res);
         if (broken) {
             PQfinish(c->pg);
@@ -308,6 +315,38 @@ int tg_db_settle(const char *log_id, const struct tg_usage_record *rec, int64_t 
     return TG_OK;
 }
 
+int tg_db_settle_batch(const char *log_id, const char *rows_json, size_t n, int64_t *cost_micros,
+                       char **alerts_json, char *err, size_t err_size)
+{
+    const char *values[] = {rows_json};
+    int why = TG_ERROR;
+    *alerts_json = NULL;
+    PGresult *res = run_prepared_why(log_id, "settle_batch", 1, values, &why, err, err_size);
+    if (res == NULL)
+        return why == TG_DECLINED ? TG_DECLINED : TG_ERROR;
+    int rows = PQntuples(res);
+    for (size_t i = 0; i < n; i++)
+        cost_micros[i] = -1;
+    for (int i = 0; i < rows; i++) {
+        long ord = strtol(PQgetvalue(res, i, 0), NULL, 10);
+        if (ord >= 1 && (size_t)ord <= n)
+            cost_micros[ord - 1] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+        if (*alerts_json == NULL && !PQgetisnull(res, i, 2) &&
+            strcmp(PQgetvalue(res, i, 2), "[]") != 0)
+            *alerts_json = strdup(PQgetvalue(res, i, 2));
+    }
+    PQclear(res);
+    for (size_t i = 0; i < n; i++) {
+        if (cost_micros[i] < 0) { /* the function must answer every record */
+            snprintf(err, err_size, "settle_batch gave no cost for record %zu", i + 1);
+            free(*alerts_json);
+            *alerts_json = NULL;
+            return TG_DECLINED;
+        }
+    }
+    return TG_OK;
+}
+
 /* The identity parameters ($1..$9) shared by identify and reserve. */
 struct who_params {
     char hex[2 + 2 * TG_SHA256_LEN + 1];
@@ -351,7 +390,7 @@ int tg_db_identify(struct tg_request *r, const struct tg_db_who *who, struct tg_
     struct who_params p;
     who_params(who, &p);
     int why;
-    PGresult *res = run_prepared_why(r->request_id, "identify", 9, p.values, &why);
+    PGresult *res = run_prepared_why(r->request_id, "identify", 9, p.values, &why, NULL, 0);
     if (res == NULL)
         return why;
     return read_who(r, res, out);
@@ -376,7 +415,7 @@ int tg_db_reserve(struct tg_request *r, const struct tg_db_who *who, int64_t inp
     values[13] = ttl;
     values[14] = buckets_json;
     int why;
-    PGresult *res = run_prepared_why(r->request_id, "reserve", 15, values, &why);
+    PGresult *res = run_prepared_why(r->request_id, "reserve", 15, values, &why, NULL, 0);
     if (res == NULL)
         return why;
     if (read_who(r, res, &out->who) != TG_OK)
@@ -464,7 +503,7 @@ int tg_db_denials_add(const char *batch_id, const char *rows_json)
 {
     const char *values[] = {rows_json, batch_id};
     int why;
-    PGresult *res = run_prepared_why(NULL, "denials_add", 2, values, &why);
+    PGresult *res = run_prepared_why(NULL, "denials_add", 2, values, &why, NULL, 0);
     if (res == NULL)
         return why;
     PQclear(res);

@@ -98,6 +98,17 @@ int tg_db_release(struct tg_request *r);
 int tg_db_settle(const char *log_id, const struct tg_usage_record *rec, int64_t *cost_micros,
                  char **alerts_json);
 
+/*
+ * One round trip and one commit: settles n usage records at once
+ * (tollgate.settle_batch; rows_json is a JSON array of tg_usage_record_json
+ * objects). cost_micros[i] gets record i's stored cost; *alerts_json the
+ * thresholds the batch crossed (malloc'd JSON array, caller frees) or NULL.
+ * TG_ERROR: the database is unavailable; TG_DECLINED: it refused the batch (its
+ * message in err; nothing of the batch was written).
+ */
+int tg_db_settle_batch(const char *log_id, const char *rows_json, size_t n, int64_t *cost_micros,
+                       char **alerts_json, char *err, size_t err_size);
+
 /* The holders ("host:pid") of reservations made on host. Caller frees each and the array. */
 int tg_db_reservation_holders(const char *host, char ***holders, size_t *n);
 

@@ -25,10 +25,12 @@
 #include "config.h"
 #include "db.h"
 #include "denials.h"
+#include "journal.h"
 #include "log.h"
 #include "pipeline.h"
 #include "quota.h"
 #include "ratelimit.h"
+#include "settle.h"
 #include "request.h"
 #include "spool.h"
 #include "upstream.h"
@@ -125,6 +127,8 @@ static void *sweeper_main(void *arg)
 {
     const struct tg_config *config = arg;
     while (!atomic_load(&shutting_down)) {
+        tg_settle_flush();    /* usage whose waiters gave up */
+        tg_journal_recover(); /* requests of dead workers of this host, before their release */
         sweep_once();
         tg_denials_flush(); /* refusal counts: one statement, kept if the database is down */
         for (long waited = 0; waited < config->sweep_interval_ms && !atomic_load(&shutting_down);
@@ -197,6 +201,13 @@ static int run(const struct tg_config *config, const char *config_path)
         tg_log_error(NULL, "could not initialise libraries");
         return 1;
     }
+    tg_settle_init(config);
+    if (tg_journal_open(config) != TG_OK) {
+        tg_log_error(NULL, "could not create a journal in \"%s\": %s", config->spool_dir,
+                     strerror(errno));
+        return 1;
+    }
+    tg_journal_recover(); /* what a previous worker of this host left in flight */
     struct sigaction sa = {.sa_handler = on_wakeup};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL); /* no SA_RESTART: accept() must return */
@@ -226,6 +237,8 @@ static int run(const struct tg_config *config, const char *config_path)
     wait_for_shutdown(threads, started);
     if (sweeping)
         pthread_join(sweeper, NULL);
+    tg_settle_flush(); /* usage whose waiters gave up: settled or spooled before exit */
+    tg_journal_close();
     /* every request has been counted by now: send what the last sweep did not */
     if (tg_denials_flush() != TG_OK)
         tg_log_error(NULL,

@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "denials.h"
 #include "health.h"
+#include "journal.h"
 #include "log.h"
 #include "metrics.h"
 #include "models.h"
@@ -56,14 +57,17 @@ static int messages(struct tg_request *r)
         return TG_ERROR;
     }
     tg_quota_add_headers(r);
-    int rc = tg_anthropic_forward(r, reply);       /* 7. forward (streams as it goes) */
-    if (r->upstream_contacted || rc != TG_OK) {
-        /* the usage row records the status sent to the client (a begun stream: 200) */
-        if (!r->headers_sent)
-            r->status = rc != TG_OK ? r->error.status : (int)reply->status;
-        tg_usage_settle(r);                         /* 8. settle: usage + quotas */
+    if (tg_journal_begin(r) != TG_OK) {             /*    on disk before it goes out */
+        tg_quota_release(r);
+        tg_request_fail(r, 503, "api_error", "the gateway cannot record requests right now",
+                        "journal write failed");
+        return TG_ERROR;
     }
-    tg_quota_release(r); /* only if settling was skipped */
+    int rc = tg_anthropic_forward(r, reply);       /* 7. forward (streams as it goes) */
+    /* the usage row records the status sent to the client (a begun stream: 200) */
+    if (!r->headers_sent)
+        r->status = rc != TG_OK ? r->error.status : (int)reply->status;
+    tg_usage_settle(r);                             /* 8. settle: usage + quotas, grouped */
     if (rc != TG_OK)
         return TG_ERROR;
     if (!reply->streaming && r->cost_micros >= 0 && reply->status == 200) {

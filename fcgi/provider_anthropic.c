@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
 #include "log.h"
+#include "quota.h"
 #include "request.h"
 #include "upstream.h"
 
@@ -104,27 +106,56 @@ void tg_anthropic_read_usage(const char *json_text, size_t len, struct tg_usage 
 struct relay {
     struct tg_request *r;
     struct tg_anthropic_reply *reply;
-    bool aborted_by_client;
     bool too_big;
-    bool stream_error; /* the provider sent an "error" event mid-stream */
+    bool stream_error;     /* the provider sent an "error" event mid-stream */
+    bool final_usage;      /* a message_delta carried the final usage */
+    bool drain_cut;        /* the drain after the client left hit its byte cap */
+    int64_t abort_at_ms;   /* set when the client left: the drain's deadline */
+    size_t drained_bytes;  /* read from the provider after the client left */
+    int64_t text_bytes;    /* content streamed so far (text, JSON, thinking), in bytes */
+    int64_t journaled_out; /* the output estimate last written to the journal */
 };
+
+/* Bytes of content a content_block_delta carries: every token is at least one byte of it. */
+static int64_t delta_bytes(const char *data, size_t len)
+{
+    json_t *doc = json_loadb(data, len, 0, NULL);
+    json_t *delta = json_object_get(doc, "delta");
+    static const char *const fields[] = {"text", "partial_json", "thinking", "signature"};
+    int64_t n = 0;
+    for (size_t i = 0; i < TG_ARRAY_LEN(fields); i++)
+        n += (int64_t)json_string_length(json_object_get(delta, fields[i]));
+    json_decref(doc);
+    return n;
+}
 
 static int on_sse_event(void *ctx, const char *event, const char *data, size_t len)
 {
     struct relay *relay = ctx;
     struct tg_usage *usage = &relay->r->usage;
-    if (strcmp(event, "message_start") == 0) {
+    if (strcmp(event, "content_block_delta") == 0) {
+        relay->text_bytes += delta_bytes(data, len);
+    } else if (strcmp(event, "message_start") == 0) {
         json_t *doc = json_loadb(data, len, 0, NULL);
         take_usage(json_object_get(json_object_get(doc, "message"), "usage"), usage);
         json_decref(doc);
     } else if (strcmp(event, "message_delta") == 0) {
         json_t *doc = json_loadb(data, len, 0, NULL);
-        take_usage(json_object_get(doc, "usage"), usage);
+        json_t *delta_usage = json_object_get(doc, "usage");
+        take_usage(delta_usage, usage);
+        relay->final_usage = relay->final_usage || json_is_object(delta_usage);
         json_decref(doc);
     } else if (strcmp(event, "error") == 0) {
         relay->stream_error = true;
     }
     return TG_OK;
+}
+
+/* What the stream has delivered so far, as output tokens: never less than the provider said. */
+static int64_t output_estimate(const struct relay *relay)
+{
+    int64_t reported = relay->r->usage.output_tokens;
+    return relay->text_bytes > reported ? relay->text_bytes : reported;
 }
 
 static int on_header(void *ctx, const char *name, const char *value)
@@ -185,6 +216,47 @@ static int buffer_body(struct relay *relay, const char *data, size_t len)
     return TG_OK;
 }
 
+/*
+ * The client left mid-stream: stop relaying but keep reading the provider's
+ * stream for its final usage, up to server.drain_timeout_ms and drain_max_bytes.
+ */
+static void client_left(struct relay *relay)
+{
+    struct tg_request *r = relay->r;
+    if (relay->abort_at_ms != 0)
+        return;
+    r->client_gone = true;
+    r->outcome = "client_disconnected";
+    relay->abort_at_ms =
+        tg_now_ms() +
+        (r->config->drain_timeout_ms > 0 ? r->config->drain_timeout_ms : 1); /* 0: no drain */
+}
+
+static int relay_chunk(struct relay *relay, const char *data, size_t len)
+{
+    struct tg_request *r = relay->r;
+    /* parse first: usage must be counted even if the client is gone */
+    if (tg_sse_feed(&relay->reply->sse, data, len) != TG_OK)
+        tg_log_warn(r->request_id, "could not parse the provider's event stream");
+    if (relay->abort_at_ms != 0) {
+        relay->drained_bytes += len;
+        if (relay->drained_bytes > r->config->drain_max_bytes) {
+            relay->drain_cut = true;
+            return TG_ERROR;
+        }
+        return TG_OK;
+    }
+    /* what the client is about to receive is on record before it does (worker_lost) */
+    int64_t estimate = output_estimate(relay);
+    if (estimate > relay->journaled_out) {
+        tg_journal_progress(r, estimate);
+        relay->journaled_out = estimate;
+    }
+    if (tg_request_write(r, data, len) != TG_OK || tg_request_flush(r) != TG_OK)
+        client_left(relay);
+    return TG_OK;
+}
+
 static int on_body(void *ctx, long status, const char *data, size_t len)
 {
     struct relay *relay = ctx;
@@ -192,21 +264,12 @@ static int on_body(void *ctx, long status, const char *data, size_t len)
     struct tg_anthropic_reply *reply = relay->reply;
     r->upstream_contacted = true;
     if (!reply->streaming && r->stream && status == 200 && is_event_stream(reply->content_type)) {
-        if (start_stream(r, reply) != TG_OK) {
-            relay->aborted_by_client = true;
-            return TG_ERROR;
-        }
+        if (start_stream(r, reply) != TG_OK)
+            client_left(relay);
     }
     if (!reply->streaming)
         return buffer_body(relay, data, len);
-    /* parse first: usage must be counted even if the client is gone */
-    if (tg_sse_feed(&reply->sse, data, len) != TG_OK)
-        tg_log_warn(r->request_id, "could not parse the provider's event stream");
-    if (tg_request_write(r, data, len) != TG_OK || tg_request_flush(r) != TG_OK) {
-        relay->aborted_by_client = true;
-        return TG_ERROR;
-    }
-    return TG_OK;
+    return relay_chunk(relay, data, len);
 }
 
 static const char **build_headers(struct tg_request *r, size_t *n)
@@ -239,6 +302,21 @@ static const char **build_headers(struct tg_request *r, size_t *n)
     return h;
 }
 
+/*
+ * A stream that ended without its final usage (cut by the drain's bounds, a
+ * timeout, a broken connection) is billed on what it delivered: never less
+ * than the text streamed, and never less than the provider said so far.
+ */
+static void settle_stream_usage(struct tg_request *r, const struct relay *relay)
+{
+    if (relay->final_usage)
+        return;
+    r->usage.output_tokens = output_estimate(relay);
+    if (r->usage.input_tokens == 0) /* no message_start either: the input's bound */
+        r->usage.input_tokens = tg_quota_estimate_input(r);
+    r->usage_source = "estimated";
+}
+
 static void release_sse(void *parser)
 {
     tg_sse_parser_release(parser);
@@ -249,7 +327,7 @@ static int fail_transport(struct tg_request *r, enum tg_upstream_result result,
 {
     const char *provider = r->model->provider->name;
     char message[160];
-    if (relay->aborted_by_client) {
+    if (relay->abort_at_ms != 0) {
         r->outcome = "client_disconnected";
         return TG_ERROR; /* nobody is left to answer */
     }
@@ -295,16 +373,20 @@ int tg_anthropic_forward(struct tg_request *r, struct tg_anthropic_reply *reply)
         tg_request_fail(r, 500, "api_error", "internal error", "could not build the request");
         return TG_ERROR;
     }
+    call.abort_at_ms = &relay.abort_at_ms;
     enum tg_upstream_result result = tg_upstream_perform(r->upstream, &call);
     r->upstream_ms = call.elapsed_ms;
     reply->status = call.status;
     if (call.status > 0)
         r->upstream_contacted = true;
+    if (reply->streaming) {
+        tg_sse_feed(&reply->sse, "\n\n", 2); /* dispatch an unterminated last event */
+        settle_stream_usage(r, &relay);
+    }
     if (result != TG_UPSTREAM_OK)
         return fail_transport(r, result, &call, &relay);
     if (reply->streaming) {
-        tg_sse_feed(&reply->sse, "\n\n", 2); /* dispatch an unterminated last event */
-        if (relay.stream_error)
+        if (relay.stream_error && relay.abort_at_ms == 0)
             r->outcome = "upstream_error";
         return TG_OK;
     }

@@ -62,6 +62,7 @@ static void reset_state(struct tg_request *r)
     r->fcgx = fcgx;
     r->cost_micros = -1;
     r->outcome = "ok";
+    r->journal_slot = -1;
 }
 
 static void stamp_wall_clock(char *out, size_t size)
@@ -81,7 +82,7 @@ int tg_request_accept(struct tg_request *r)
         return TG_ERROR;
     r->t_start_ms = tg_now_ms();
     stamp_wall_clock(r->started_at, sizeof(r->started_at));
-    tg_crypto_uuid4(r->request_id);
+    tg_crypto_uuid7(r->request_id);
     const char *method = tg_request_param(r, "REQUEST_METHOD");
     const char *uri = tg_request_param(r, "REQUEST_URI");
     r->method = method != NULL ? method : "GET";

@@ -84,6 +84,8 @@ struct tg_request {
     struct tg_db_reservation *quota; /* what reserve answered (headers), or NULL */
     bool upstream_contacted;         /* a usage row is owed from here on */
     struct tg_usage usage;
+    const char *usage_source; /* NULL: the provider's own figures; "estimated", "reserved_bound" */
+    int journal_slot;         /* the journal file holding this request's records; -1: none */
     int64_t upstream_ms;
     int64_t t_first_byte_ms; /* streams: when the first upstream byte was relayed; 0: not yet */
     int64_t cost_micros;     /* -1 until settled */

@@ -201,3 +201,27 @@ int tg_spool_replay(const char *log_id)
         tg_log_info(log_id, "replayed %d spooled usage rows", replayed);
     return replayed;
 }
+
+int tg_spool_dead_letter(const struct tg_usage_record *rec, const char *why)
+{
+    char path[4200];
+    const char *slash = strrchr(spool_path, '/');
+    snprintf(path, sizeof(path), "%.*s/usage.deadletter",
+             slash != NULL ? (int)(slash - spool_path) : 0, spool_path);
+    char *line = tg_spool_encode(rec);
+    if (line == NULL)
+        return TG_ERROR;
+    int rc = TG_ERROR;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd >= 0) {
+        size_t len = strlen(line);
+        line[len] = '\n';
+        if (write_all(fd, line, len + 1) == TG_OK && fsync(fd) == 0)
+            rc = TG_OK;
+        close(fd);
+    }
+    free(line);
+    tg_log_error(rec->request_id, "usage refused by the database, set aside in the dead letter: %s",
+                 why);
+    return rc;
+}

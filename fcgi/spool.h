@@ -30,6 +30,12 @@ bool tg_spool_pending(void);
  */
 int tg_spool_replay(const char *log_id);
 
+/*
+ * Sets rec aside in the dead letter (spool.dir/usage.deadletter, fsync'd) with
+ * why PostgreSQL refused it, logged. TG_OK once on disk.
+ */
+int tg_spool_dead_letter(const struct tg_usage_record *rec, const char *why);
+
 /* Serialises rec as one JSON line (no newline) into a malloc'd string. */
 char *tg_spool_encode(const struct tg_usage_record *rec);
 

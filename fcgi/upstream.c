@@ -13,6 +13,11 @@ struct tg_upstream {
     CURL *easy;
 };
 
+static size_t header_cb(char *buf, size_t size, size_t n, void *userdata);
+static size_t write_cb(char *data, size_t size, size_t n, void *userdata);
+static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow);
+
 int tg_upstream_global_init(void)
 {
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? TG_OK : TG_ERROR;
@@ -33,6 +38,19 @@ struct tg_upstream *tg_upstream_new(void)
         free(u);
         return NULL;
     }
+    /* the options every call shares, set once: no curl_easy_reset per call */
+    CURL *easy = u->easy;
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, progress_cb);
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, NULL); /* bodies pass through as sent */
     return u;
 }
 
@@ -89,6 +107,17 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userdata)
     return len;
 }
 
+/* Aborts a transfer whose caller set a deadline that passed (a drain after the client left). */
+static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    const struct tg_upstream_call *call = ((const struct write_ctx *)userdata)->call;
+    if (call->abort_at_ms != NULL && *call->abort_at_ms != 0 && tg_now_ms() > *call->abort_at_ms)
+        return 1;
+    return 0;
+}
+
 static enum tg_upstream_result classify(CURLcode code)
 {
     switch (code) {
@@ -122,31 +151,23 @@ enum tg_upstream_result tg_upstream_perform(struct tg_upstream *u, struct tg_ups
     struct write_ctx w = {call, easy};
     int64_t started = tg_now_ms();
 
-    curl_easy_reset(easy); /* keeps the connection cache: keep-alive survives */
     curl_easy_setopt(easy, CURLOPT_URL, call->url);
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(easy, CURLOPT_POST, 1L);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->body);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, call->connect_timeout_ms);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, call->timeout_ms);
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, call);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, &w);
+    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &w);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, NULL); /* bodies pass through as sent */
 
     CURLcode code = curl_easy_perform(easy);
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &call->status);
     call->elapsed_ms = tg_now_ms() - started;
-    curl_slist_free_all(list);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL); /* errbuf is this frame's */
+    curl_slist_free_all(list);
     if (code != CURLE_OK)
         snprintf(call->error, sizeof(call->error), "%s",
                  errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code));

@@ -3,7 +3,8 @@
  *
  * Each worker thread owns one struct tg_upstream (one libcurl easy handle), so
  * connections to a provider are kept alive and reused across that thread's
- * requests. Response headers and body are handed to callbacks as they arrive,
+ * requests. The options that never change are set once, when the handle is made;
+ * a call sets only its own (URL, body, headers, deadlines, callbacks). Response headers and body are handed to callbacks as they arrive,
  * which is what lets a stream pass through without buffering.
  */
 #ifndef TG_UPSTREAM_H
@@ -35,6 +36,12 @@ struct tg_upstream_call {
     /* a piece of the body; status is the response's HTTP status; non-TG_OK aborts */
     int (*on_body)(void *ctx, long status, const char *data, size_t len);
     void *ctx;
+    /*
+     * Optional: when *abort_at_ms is non-zero and tg_now_ms() passes it, the
+     * transfer is aborted (TG_UPSTREAM_ABORTED) even if no byte arrives, checked
+     * about once a second. The callbacks may set it during the call.
+     */
+    const int64_t *abort_at_ms;
     /* out */
     long status;
     int64_t elapsed_ms;

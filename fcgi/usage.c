@@ -14,7 +14,8 @@
 #include "log.h"
 #include "request.h"
 #include "shm.h"
-#include "spool.h"
+#include "journal.h"
+#include "settle.h"
 
 int64_t tg_usage_total(const struct tg_usage *u)
 {
@@ -45,11 +46,44 @@ static void fill_record(struct tg_request *r, struct tg_usage_record *rec)
         .upstream_ms = r->upstream_ms,
         .stream = r->stream,
         .outcome = r->outcome,
+        .usage_source = r->usage_source != NULL ? r->usage_source : "provider",
     };
 }
 
+static json_t *string_or_null(const char *s)
+{
+    return s != NULL ? json_string(s) : json_null();
+}
+
+json_t *tg_usage_record_json(const struct tg_usage_record *rec)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "request_id", json_string(rec->request_id));
+    json_object_set_new(o, "ts", string_or_null(rec->ts));
+    json_object_set_new(o, "api_key_id",
+                        rec->api_key_id != 0 ? json_integer(rec->api_key_id) : json_null());
+    json_object_set_new(o, "user_id", string_or_null(rec->user_id));
+    json_object_set_new(o, "group_id", string_or_null(rec->group_id));
+    json_object_set_new(o, "provider", string_or_null(rec->provider));
+    json_object_set_new(o, "model", string_or_null(rec->model));
+    json_object_set_new(o, "input_tokens", json_integer(rec->usage.input_tokens));
+    json_object_set_new(o, "output_tokens", json_integer(rec->usage.output_tokens));
+    json_object_set_new(o, "cache_read_tokens", json_integer(rec->usage.cache_read_tokens));
+    json_object_set_new(o, "cache_write_tokens", json_integer(rec->usage.cache_write_tokens));
+    json_object_set_new(o, "cache_write_1h_tokens", json_integer(rec->usage.cache_write_1h_tokens));
+    json_object_set_new(o, "web_search_requests", json_integer(rec->usage.web_search_requests));
+    json_object_set_new(o, "http_status", json_integer(rec->http_status));
+    json_object_set_new(o, "latency_ms", json_integer(rec->latency_ms));
+    json_object_set_new(o, "upstream_ms", json_integer(rec->upstream_ms));
+    json_object_set_new(o, "stream", json_boolean(rec->stream));
+    json_object_set_new(o, "outcome", string_or_null(rec->outcome));
+    json_object_set_new(o, "usage_source",
+                        json_string(rec->usage_source != NULL ? rec->usage_source : "provider"));
+    return o;
+}
+
 /* One log event per threshold crossing (the database raises each only once). */
-static void report_alerts(const char *log_id, const char *alerts_json)
+void tg_usage_report_alerts(const char *log_id, const char *alerts_json)
 {
     json_t *alerts = json_loads(alerts_json, 0, NULL);
     size_t i;
@@ -107,7 +141,7 @@ int tg_usage_settle_record(const char *log_id, const struct tg_usage_record *rec
     if (tg_db_settle(log_id, rec, cost_micros, &alerts) != TG_OK)
         return TG_ERROR;
     if (alerts != NULL)
-        report_alerts(log_id, alerts);
+        tg_usage_report_alerts(log_id, alerts);
     free(alerts);
     return TG_OK;
 }
@@ -116,21 +150,15 @@ int tg_usage_settle(struct tg_request *r)
 {
     struct tg_usage_record rec;
     fill_record(r, &rec);
+    r->reserved = false;     /* settle consumes the reservation, whatever happens next */
+    tg_journal_end(r, &rec); /* on disk before anything else: a kill -9 from here loses nothing */
     int64_t cost = 0;
-    r->reserved = false; /* settle consumes the reservation, whatever happens next */
-    if (tg_usage_settle_record(r->request_id, &rec, &cost) == TG_OK) {
-        r->cost_micros = cost;
-        if (tg_spool_pending())
-            tg_spool_replay(r->request_id);
-        return TG_OK;
+    switch (tg_settle_usage(r->request_id, &rec, r->journal_slot, &cost)) {
+    case TG_SETTLED: r->cost_micros = cost; return TG_OK;
+    case TG_SETTLE_SPOOLED:
+    case TG_SETTLE_PENDING:
+    case TG_SETTLE_REFUSED: return TG_OK; /* durable, logged; no cost to show */
+    case TG_SETTLE_LOST: break;
     }
-    if (tg_spool_append(&rec) == TG_OK) {
-        tg_log_warn(r->request_id, "database unavailable: usage spooled for replay");
-        return TG_OK;
-    }
-    tg_log_error(r->request_id,
-                 "could not record usage: database and spool unavailable (model \"%s\", "
-                 "input_tokens %lld, output_tokens %lld)",
-                 rec.model, (long long)rec.usage.input_tokens, (long long)rec.usage.output_tokens);
     return TG_ERROR;
 }

@@ -8,6 +8,7 @@
 #include "common.h"
 
 struct tg_request;
+struct json_t;
 
 /* Token usage reported by the provider. */
 struct tg_usage {
@@ -50,14 +51,21 @@ void tg_usage_format_usd(int64_t micros, char *out, size_t out_size);
 int tg_usage_parse_usd(const char *text, int64_t *micros);
 
 /*
- * Settles a request that reached the provider: writes its usage row (idempotent
- * by request id) and sets r->cost_micros. Runs even when the client went away.
- * When the database cannot take the row, it is appended to the spool (fsync'd)
- * and replayed by a later settle, so no usage is lost; r->cost_micros stays -1.
- * Returns TG_OK when the row is in the database or the spool, TG_ERROR when
- * neither could take it (logged with the row's metadata).
+ * Settles a request that reached the provider: records its usage in the
+ * journal (journal.h), then writes its usage row through the group commit
+ * (settle.h; idempotent by request id) and sets r->cost_micros. Runs even when
+ * the client went away. When the database cannot take the row, it goes to the
+ * spool (fsync'd) and is replayed later, so no usage is lost; r->cost_micros
+ * stays -1. Returns TG_OK when the row is in the database, the spool or the
+ * dead letter, TG_ERROR when none could take it (logged; the journal keeps it).
  */
 int tg_usage_settle(struct tg_request *r);
+
+/* rec as the JSON object tollgate.settle_batch reads (a new reference). */
+struct json_t *tg_usage_record_json(const struct tg_usage_record *rec);
+
+/* Logs each threshold alert of a settle's answer (a JSON array), once. */
+void tg_usage_report_alerts(const char *log_id, const char *alerts_json);
 
 /*
  * Settles one record (tollgate.settle) and logs the threshold alerts it raised.

@@ -565,7 +565,7 @@ def kill_stack():
                  extra_config={"quotas": {"sweep_interval_ms": 500}})
 
 
-def test_kill_9_worker_mid_request_sweeper_releases():
+def test_kill_9_worker_mid_request_is_settled_from_its_journal():
     s = kill_stack()
     assert len(s.worker_pids) == 2 and not s.dead_workers(), s.worker_pids
     group = uniq("kill")
@@ -609,16 +609,18 @@ def test_kill_9_worker_mid_request_sweeper_releases():
         wait_for(lambda: pid_gone(victim) and not os.path.exists("/proc/%d" % victim), 10,
                  "the killed worker to be reaped")
         s.worker_pids.remove(victim)
-        # the survivor's sweeper (every 500 ms) releases the dead worker's reservations
+        # the survivor's sweeper (every 500 ms) settles the dead worker's requests from its
+        # journal (they went upstream: the provider may have served them), which gives their
+        # reservations back
         wait_for(lambda: s.psql("select count(*) from tollgate.reservations where holder = "
                                 "'%s:%d'" % (host, victim)) == [["0"]],
-                 10, "the sweeper to release the dead worker's reservations")
-        try:   # logged just after the sweep commits
-            wait_for(lambda: "sweeper released 4 reservations" in s.logs(), 5,
+                 10, "the sweeper to settle the dead worker's reservations")
+        try:   # logged just after the settle commits
+            wait_for(lambda: "settled 4 requests from dead workers' journals" in s.logs(), 5,
                      "the sweeper's log line")
         except TimeoutError:
-            raise AssertionError("no sweeper log line: %s" % [
-                m for m in log_messages(s) if "sweep" in m])
+            raise AssertionError("no recovery log line: %s" % [
+                m for m in log_messages(s) if "journal" in m or "sweep" in m])
     finally:
         for t in threads:
             t.join(90)
@@ -626,7 +628,12 @@ def test_kill_9_worker_mid_request_sweeper_releases():
     assert got[200] == 4 and sum(got.values()) == 8, "statuses %s" % dict(got)
     wait_for(lambda: reservations(s, group) == 0, 10, "every reservation to be released")
     rows, spent, tokens = group_usage(s, group)
-    assert rows == 3 + 4, "%d usage rows, want 7 (3 before, 4 survivors)" % rows
+    assert rows == 3 + 4 + 4, "%d usage rows, want 11 (3 before, 4 survivors, 4 lost)" % rows
+    lost = s.psql("select outcome, usage_source, input_tokens >= 100, output_tokens "
+                  "from tollgate.usage where group_id = '%s' and outcome = 'worker_lost'" % group)
+    # non-stream calls killed mid-flight: nothing streamed, so billed at the reserved bound
+    # (the body's bytes for input, max_tokens for output)
+    assert lost == [["worker_lost", "reserved_bound", "t", "64"]] * 4, lost
     want = {("usd", "total"): spent, ("tokens", "day"): tokens, ("requests", "day"): rows}
     for (metric, window), used in want.items():
         q = quota_row(s, "group", group, metric, window)

@@ -20,8 +20,8 @@
 #include "provider_anthropic.h"
 
 /* clang-format off */
-#define ZERO {0, 0, 0, 0}
-#define EARLIER {11, 22, 33, 44}
+#define ZERO {0, 0, 0, 0, 0, 0}
+#define EARLIER {11, 22, 33, 44, 0, 0}
 /* clang-format on */
 
 struct usage_case {
@@ -40,16 +40,16 @@ static const struct usage_case cases[] = {
      "\"cache_creation_input_tokens\":2051,\"cache_read_input_tokens\":1024,"
      "\"service_tier\":\"standard\"}}",
      ZERO,
-     {2095, 503, 1024, 2051}},
+     {2095, 503, 1024, 2051, 0, 0}},
     {"full usage replaces earlier values",
      "{\"usage\":{\"input_tokens\":1,\"output_tokens\":2,"
      "\"cache_read_input_tokens\":3,\"cache_creation_input_tokens\":4}}",
      EARLIER,
-     {1, 2, 3, 4}},
+     {1, 2, 3, 4, 0, 0}},
     {"usage without cache fields",
      "{\"type\":\"message\",\"usage\":{\"input_tokens\":25,\"output_tokens\":15}}",
      ZERO,
-     {25, 15, 0, 0}},
+     {25, 15, 0, 0, 0, 0}},
     {"missing usage leaves zeros", "{\"type\":\"message\",\"content\":[]}", ZERO, ZERO},
     {"missing usage keeps earlier values", "{\"type\":\"message\",\"content\":[]}", EARLIER,
      EARLIER},
@@ -57,7 +57,7 @@ static const struct usage_case cases[] = {
      "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","
      "\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}",
      EARLIER,
-     {11, 15, 33, 44}},
+     {11, 15, 33, 44, 0, 0}},
     {"zero counts are values, not absences",
      "{\"usage\":{\"input_tokens\":0,\"output_tokens\":0,"
      "\"cache_read_input_tokens\":0,\"cache_creation_input_tokens\":0}}",
@@ -72,11 +72,11 @@ static const struct usage_case cases[] = {
      "{\"usage\":{\"input_tokens\":\"25\",\"output_tokens\":1.5,"
      "\"cache_read_input_tokens\":null,\"cache_creation_input_tokens\":7}}",
      EARLIER,
-     {11, 22, 33, 7}},
+     {11, 22, 33, 7, 0, 0}},
     {"large counts keep 64 bits",
      "{\"usage\":{\"input_tokens\":5000000000}}",
      ZERO,
-     {INT64_C(5000000000), 0, 0, 0}},
+     {INT64_C(5000000000), 0, 0, 0, 0, 0}},
     {"an error reply has no usage",
      "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}"
      "}",
@@ -119,7 +119,7 @@ static void test_read_usage_honours_len(void **state)
     const char *text = "{\"usage\":{\"input_tokens\":3,\"output_tokens\":4}}"
                        "{\"usage\":{\"input_tokens\":99}}";
     size_t json_len = strlen("{\"usage\":{\"input_tokens\":3,\"output_tokens\":4}}");
-    struct usage_case c = {"first document only", text, ZERO, {3, 4, 0, 0}};
+    struct usage_case c = {"first document only", text, ZERO, {3, 4, 0, 0, 0, 0}};
     check_case(&c, text, json_len);
     /* cut short, the same bytes are invalid JSON and change nothing */
     struct usage_case cut = {"truncated document", text, EARLIER, EARLIER};

@@ -64,7 +64,7 @@ static void test_format_usd_small_buffer(void **state)
 static void test_total(void **state)
 {
     (void)state;
-    struct tg_usage none = {0, 0, 0, 0};
+    struct tg_usage none = {0, 0, 0, 0, 0, 0};
     assert_int_equal(tg_usage_total(&none), 0);
     struct tg_usage u = {.input_tokens = 1000,
                          .output_tokens = 200,

@@ -1,0 +1,274 @@
+/*
+ * settle.c — group commit of usage rows (leader and followers, see settle.h).
+ *
+ * Queue items live on the heap: a waiter that gives up (its deadline passed)
+ * leaves its item behind, and whoever completes the item frees it then.
+ */
+#include "settle.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "db.h"
+#include "journal.h"
+#include "log.h"
+#include "spool.h"
+#include "usage.h"
+
+#define BATCH_MAX 64
+
+struct item {
+    struct item *next;
+    struct tg_usage_record rec; /* strings: copies owned by the item */
+    char request_id[37];
+    char ts[40];
+    char *strings[6];
+    int journal_slot;
+    bool done;
+    bool waiter_gone; /* nobody waits: whoever completes the item frees it */
+    enum tg_settle_result result;
+    int64_t cost_micros;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t done;
+    struct item *head, *tail;
+    size_t n;
+    bool leading; /* a batch is in flight */
+    long wait_ms;
+} q = {.mu = PTHREAD_MUTEX_INITIALIZER, .wait_ms = 15000};
+
+void tg_settle_init(const struct tg_config *config)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&q.done, &attr);
+    pthread_condattr_destroy(&attr);
+    /* a batch takes at most a connection wait, a statement and a retry on a fresh connection */
+    q.wait_ms = 2 * (config->db_statement_timeout_ms + config->db_connect_timeout_ms) + 1000;
+}
+
+static void item_free(struct item *it)
+{
+    if (it == NULL)
+        return;
+    for (size_t i = 0; i < TG_ARRAY_LEN(it->strings); i++)
+        free(it->strings[i]);
+    free(it);
+}
+
+static const char *own(struct item *it, size_t i, const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    it->strings[i] = strdup(s);
+    return it->strings[i];
+}
+
+static struct item *item_new(const struct tg_usage_record *rec, int journal_slot)
+{
+    struct item *it = calloc(1, sizeof(*it));
+    if (it == NULL)
+        return NULL;
+    it->rec = *rec;
+    snprintf(it->request_id, sizeof(it->request_id), "%s", rec->request_id);
+    snprintf(it->ts, sizeof(it->ts), "%s", rec->ts != NULL ? rec->ts : "");
+    it->rec.request_id = it->request_id;
+    it->rec.ts = rec->ts != NULL ? it->ts : NULL;
+    const char *const in[] = {rec->user_id, rec->group_id, rec->provider,
+                              rec->model,   rec->outcome,  rec->usage_source};
+    const char **out[] = {&it->rec.user_id, &it->rec.group_id, &it->rec.provider,
+                          &it->rec.model,   &it->rec.outcome,  &it->rec.usage_source};
+    for (size_t i = 0; i < TG_ARRAY_LEN(in); i++) {
+        *out[i] = own(it, i, in[i]);
+        if (in[i] != NULL && *out[i] == NULL) {
+            item_free(it);
+            return NULL;
+        }
+    }
+    it->journal_slot = journal_slot;
+    return it;
+}
+
+/* ---- one batch ---- */
+
+static char *encode_batch(struct item **items, size_t n)
+{
+    json_t *rows = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(rows, tg_usage_record_json(&items[i]->rec));
+    char *text = json_dumps(rows, JSON_COMPACT);
+    json_decref(rows);
+    return text;
+}
+
+/* The database cannot take these now: the spool keeps them (fsync'd) for replay. */
+static void spool_items(struct item **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct item *it = items[i];
+        if (tg_spool_append(&it->rec) == TG_OK) {
+            it->result = TG_SETTLE_SPOOLED;
+            tg_log_warn(it->request_id, "database unavailable: usage spooled for replay");
+        } else {
+            it->result = TG_SETTLE_LOST;
+            tg_log_error(it->request_id,
+                         "could not record usage: database and spool unavailable (model \"%s\", "
+                         "input_tokens %lld, output_tokens %lld)",
+                         it->rec.model != NULL ? it->rec.model : "",
+                         (long long)it->rec.usage.input_tokens,
+                         (long long)it->rec.usage.output_tokens);
+        }
+    }
+}
+
+static void settle_items(struct item **items, size_t n);
+
+/* A refused batch: each record on its own, so only the poisoned one is set aside. */
+static void settle_one_by_one(struct item **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        settle_items(&items[i], 1);
+}
+
+static void settle_items(struct item **items, size_t n)
+{
+    const char *log_id = items[0]->request_id;
+    int64_t costs[BATCH_MAX];
+    char *alerts = NULL;
+    char why[256] = "";
+    char *rows = encode_batch(items, n);
+    int rc = rows != NULL ? tg_db_settle_batch(log_id, rows, n, costs, &alerts, why, sizeof(why))
+                          : TG_ERROR;
+    free(rows);
+    if (rc == TG_OK) {
+        for (size_t i = 0; i < n; i++) {
+            items[i]->result = TG_SETTLED;
+            items[i]->cost_micros = costs[i];
+        }
+        if (alerts != NULL)
+            tg_usage_report_alerts(log_id, alerts);
+        free(alerts);
+        if (tg_spool_pending()) /* the database is back: what waited for it goes first */
+            tg_spool_replay(log_id);
+    } else if (rc == TG_DECLINED && n > 1) {
+        settle_one_by_one(items, n);
+    } else if (rc == TG_DECLINED) {
+        items[0]->result =
+            tg_spool_dead_letter(&items[0]->rec, why) == TG_OK ? TG_SETTLE_REFUSED : TG_SETTLE_LOST;
+    } else {
+        spool_items(items, n);
+    }
+}
+
+/* Leads one batch; called and returns with q.mu held. */
+static void lead_locked(void)
+{
+    struct item *batch[BATCH_MAX];
+    size_t n = 0;
+    q.leading = true;
+    while (q.head != NULL && n < BATCH_MAX) {
+        batch[n++] = q.head;
+        q.head = q.head->next;
+        q.n--;
+    }
+    if (q.head == NULL)
+        q.tail = NULL;
+    pthread_mutex_unlock(&q.mu);
+
+    settle_items(batch, n);
+    const char *ids[BATCH_MAX];
+    int slots[BATCH_MAX];
+    size_t n_safe = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (batch[i]->result == TG_SETTLE_LOST || batch[i]->journal_slot < 0)
+            continue; /* a lost record stays open in the journal: recovery retries it */
+        ids[n_safe] = batch[i]->request_id;
+        slots[n_safe++] = batch[i]->journal_slot;
+    }
+    tg_journal_settled(ids, slots, n_safe);
+
+    pthread_mutex_lock(&q.mu);
+    for (size_t i = 0; i < n; i++) {
+        batch[i]->done = true;
+        if (batch[i]->waiter_gone)
+            item_free(batch[i]);
+    }
+    q.leading = false;
+    pthread_cond_broadcast(&q.done);
+}
+
+static void deadline_after(struct timespec *ts, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+enum tg_settle_result tg_settle_usage(const char *log_id, const struct tg_usage_record *rec,
+                                      int journal_slot, int64_t *cost_micros)
+{
+    struct item *it = item_new(rec, journal_slot);
+    if (it == NULL) {
+        tg_log_error(log_id, "could not queue usage for settling: out of memory");
+        return tg_spool_append(rec) == TG_OK ? TG_SETTLE_SPOOLED : TG_SETTLE_LOST;
+    }
+    struct timespec deadline;
+    deadline_after(&deadline, q.wait_ms);
+    pthread_mutex_lock(&q.mu);
+    if (q.tail != NULL)
+        q.tail->next = it;
+    else
+        q.head = it;
+    q.tail = it;
+    q.n++;
+    while (!it->done) {
+        if (!q.leading) {
+            lead_locked();
+            continue;
+        }
+        if (pthread_cond_timedwait(&q.done, &q.mu, &deadline) == ETIMEDOUT && !it->done) {
+            it->waiter_gone = true; /* the batch that takes it frees it */
+            pthread_mutex_unlock(&q.mu);
+            tg_log_warn(log_id, "usage not settled within %ld ms: it stays queued", q.wait_ms);
+            return TG_SETTLE_PENDING;
+        }
+    }
+    pthread_mutex_unlock(&q.mu);
+    enum tg_settle_result result = it->result;
+    if (result == TG_SETTLED)
+        *cost_micros = it->cost_micros;
+    item_free(it);
+    return result;
+}
+
+int tg_settle_flush(void)
+{
+    int settled = 0;
+    pthread_mutex_lock(&q.mu);
+    while (q.head != NULL && !q.leading) {
+        settled += (int)(q.n < BATCH_MAX ? q.n : BATCH_MAX);
+        lead_locked();
+    }
+    pthread_mutex_unlock(&q.mu);
+    return settled;
+}
+
+size_t tg_settle_queued(void)
+{
+    pthread_mutex_lock(&q.mu);
+    size_t n = q.n;
+    pthread_mutex_unlock(&q.mu);
+    return n;
+}
