@@ -114,6 +114,7 @@ struct relay {
     size_t drained_bytes;  /* read from the provider after the client left */
     int64_t text_bytes;    /* content streamed so far (text, JSON, thinking), in bytes */
     int64_t journaled_out; /* the output estimate last written to the journal */
+    int64_t checked_at_ms; /* when on_wait last looked for the client */
 };
 
 /* Bytes of content a content_block_delta carries: every token is at least one byte of it. */
@@ -230,6 +231,20 @@ static void client_left(struct relay *relay)
     relay->abort_at_ms =
         tg_now_ms() +
         (r->config->drain_timeout_ms > 0 ? r->config->drain_timeout_ms : 1); /* 0: no drain */
+}
+
+/* While the provider is silent: has the client gone meanwhile? (at most every 200 ms) */
+static void on_wait(void *ctx)
+{
+    struct relay *relay = ctx;
+    if (!relay->reply->streaming || relay->abort_at_ms != 0)
+        return;
+    int64_t now = tg_now_ms();
+    if (now - relay->checked_at_ms < 200)
+        return;
+    relay->checked_at_ms = now;
+    if (tg_request_client_left(relay->r))
+        client_left(relay);
 }
 
 static int relay_chunk(struct relay *relay, const char *data, size_t len)
@@ -374,6 +389,7 @@ int tg_anthropic_forward(struct tg_request *r, struct tg_anthropic_reply *reply)
         return TG_ERROR;
     }
     call.abort_at_ms = &relay.abort_at_ms;
+    call.on_wait = on_wait;
     enum tg_upstream_result result = tg_upstream_perform(r->upstream, &call);
     r->upstream_ms = call.elapsed_ms;
     reply->status = call.status;

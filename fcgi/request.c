@@ -6,6 +6,7 @@
 
 #include <fcgiapp.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,6 +333,21 @@ int tg_request_flush(struct tg_request *r)
         return TG_ERROR;
     }
     return TG_OK;
+}
+
+bool tg_request_client_left(struct tg_request *r)
+{
+    FCGX_Request *req = r->fcgx;
+    if (r->client_gone)
+        return true;
+    if (req == NULL || req->ipcFd < 0)
+        return false;
+    /* the body was read to its end: anything more on the connection (end of file, an
+     * FCGI_ABORT_REQUEST) means the web server gave the request up with its client */
+    struct pollfd p = {.fd = req->ipcFd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) != 0)
+        r->client_gone = true;
+    return r->client_gone;
 }
 
 int tg_request_respond(struct tg_request *r, int status, const char *content_type, const char *body,

@@ -143,6 +143,13 @@ int tg_request_send_headers(struct tg_request *r);
 /* Writes body bytes (sending headers first). TG_ERROR when the client is gone. */
 int tg_request_write(struct tg_request *r, const char *data, size_t len);
 
+/*
+ * True when the client is known to be gone: a write failed, or (checked without
+ * waiting) the web server closed or aborted the request's connection. For a
+ * long silence upstream, when no write would tell.
+ */
+bool tg_request_client_left(struct tg_request *r);
+
 /* Pushes what was written to the web server now (streaming). */
 int tg_request_flush(struct tg_request *r);
 

@@ -113,6 +113,8 @@ static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
 {
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     const struct tg_upstream_call *call = ((const struct write_ctx *)userdata)->call;
+    if (call->on_wait != NULL)
+        call->on_wait(call->ctx);
     if (call->abort_at_ms != NULL && *call->abort_at_ms != 0 && tg_now_ms() > *call->abort_at_ms)
         return 1;
     return 0;

@@ -4,8 +4,9 @@
  * Each worker thread owns one struct tg_upstream (one libcurl easy handle), so
  * connections to a provider are kept alive and reused across that thread's
  * requests. The options that never change are set once, when the handle is made;
- * a call sets only its own (URL, body, headers, deadlines, callbacks). Response headers and body are handed to callbacks as they arrive,
- * which is what lets a stream pass through without buffering.
+ * a call sets only its own (URL, body, headers, deadlines, callbacks). Response headers and body
+ * are handed to callbacks as they arrive, which is what lets a stream pass through without
+ * buffering.
  */
 #ifndef TG_UPSTREAM_H
 #define TG_UPSTREAM_H
@@ -42,6 +43,8 @@ struct tg_upstream_call {
      * about once a second. The callbacks may set it during the call.
      */
     const int64_t *abort_at_ms;
+    /* Optional: called with ctx about once a second while the transfer waits. */
+    void (*on_wait)(void *ctx);
     /* out */
     long status;
     int64_t elapsed_ms;

@@ -16,6 +16,7 @@ import argparse
 import json
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -149,7 +150,7 @@ def find_directive(req):
 
 def check_directive(d):
     """Reject directive values the mock cannot act on (helps test authors)."""
-    for key in ("status", "delay_ms", "event_delay_ms", "chunks"):
+    for key in ("status", "delay_ms", "event_delay_ms", "chunks", "hang_after", "hang_ms"):
         if key in d and not (isinstance(d[key], (int, float))
                              and not isinstance(d[key], bool)):
             raise MockError(400, "mock: %s must be a number" % key)
@@ -161,6 +162,8 @@ def check_directive(d):
         raise MockError(400, "mock: text must be a string")
     if "usage" in d and not isinstance(d["usage"], dict):
         raise MockError(400, "mock: usage must be an object")
+    if "tool_use" in d and not isinstance(d["tool_use"], dict):
+        raise MockError(400, "mock: tool_use must be an object")
 
 
 def build_usage(req, directive, text):
@@ -197,7 +200,25 @@ def split_text(text, n):
     return ["".join(units[bounds[i]:bounds[i + 1]]) for i in range(n)]
 
 
-def stream_events(msg_id, model, text, usage, chunks):
+def tool_use_events(index, tool, chunks):
+    """A tool_use content block: its input JSON streamed as input_json_delta pieces."""
+    raw = dumps(tool.get("input", {}))
+    n = max(1, min(chunks, len(raw)))
+    bounds = [len(raw) * i // n for i in range(n + 1)]
+    events = [("content_block_start", {
+        "type": "content_block_start", "index": index,
+        "content_block": {"type": "tool_use", "id": "toolu_mock_%d" % index,
+                          "name": tool.get("name", "mock_tool"), "input": {}}})]
+    for i in range(n):
+        events.append(("content_block_delta", {
+            "type": "content_block_delta", "index": index,
+            "delta": {"type": "input_json_delta",
+                      "partial_json": raw[bounds[i]:bounds[i + 1]]}}))
+    events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    return events
+
+
+def stream_events(msg_id, model, text, usage, chunks, tool=None):
     """The (event name, payload) list of a complete SSE response."""
     start_usage = {k: usage[k] for k in ("input_tokens",
                                          "cache_creation_input_tokens",
@@ -216,10 +237,12 @@ def stream_events(msg_id, model, text, usage, chunks):
         events.append(("content_block_delta", {
             "type": "content_block_delta", "index": 0,
             "delta": {"type": "text_delta", "text": piece}}))
+    events.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    if tool is not None:
+        events += tool_use_events(1, tool, chunks)
     events += [
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
         ("message_delta", {"type": "message_delta",
-                           "delta": {"stop_reason": "end_turn",
+                           "delta": {"stop_reason": "tool_use" if tool else "end_turn",
                                      "stop_sequence": None},
                            "usage": {"output_tokens": usage["output_tokens"]}}),
         ("message_stop", {"type": "message_stop"}),
@@ -376,12 +399,15 @@ class Handler(BaseHTTPRequestHandler):
         default_chunks = max(1, min(MAX_DEFAULT_CHUNKS, len(text.split())))
         chunks = int(directive.get("chunks", default_chunks))
         events = stream_events("msg_mock_%d" % self.req_n, model, text,
-                               usage, chunks)
+                               usage, chunks, directive.get("tool_use"))
         drop = directive.get("drop") == "mid_stream"
         if drop:
             # message_start, content_block_start, ping and at most one delta
             n_deltas = 1 if chunks > 0 else 0
             events = events[:3 + n_deltas]
+        hang_after = directive.get("hang_after")
+        if hang_after is not None:
+            events = events[:int(hang_after)]
 
         self.rec_update(status=200)
         self.send_response(200)
@@ -400,10 +426,24 @@ class Handler(BaseHTTPRequestHandler):
                 self.rec_update(t_last_event=time.time())
             self.write_event(name, payload)
 
-        if drop:
+        if hang_after is not None:
+            # a provider that never finishes: silent until hang_ms, then gone
+            self.hang(directive.get("hang_ms", 60000))
+            self.close_connection = True
+        elif drop:
             self.close_connection = True  # no terminating chunk
         else:
             self.wfile.write(b"0\r\n\r\n")
+
+    def hang(self, ms):
+        """Waits ms, or until the peer closes the connection (a gateway's abort)."""
+        import select
+        deadline = time.time() + ms / 1000.0
+        while time.time() < deadline:
+            ready, _, _ = select.select([self.connection], [], [], 0.1)
+            if ready and not self.connection.recv(1, socket.MSG_PEEK):
+                self.rec_update(peer_closed=time.time())
+                return
 
     def write_event(self, name, payload):
         data = "event: %s\ndata: %s\n\n" % (name, dumps(payload))
