@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "auth_jwt.h"
+#include "bound.h"
 #include "crypto.h"
 #include "shm.h"
 
@@ -316,10 +317,15 @@ static void load_models(struct loader *ld, json_t *root, struct tg_config *c)
             fail(ld, path, "must be an object");
             return;
         }
-        static const char *const known[] = {"provider", "aliases", NULL};
+        static const char *const known[] = {"provider", "aliases", "max_output_tokens",
+                                            "max_input_tokens", NULL};
         check_keys(ld, obj, path, known);
         struct tg_model *m = &c->models[c->n_models++];
         m->name = xstrdup(ld, name);
+        /* the largest output any Claude model accepts, and Claude's usual context window */
+        m->max_output_tokens = get_integer(ld, obj, "max_output_tokens", path, 128000, 1, 10000000);
+        m->max_input_tokens = get_integer(ld, obj, "max_input_tokens", path, 200000, 1, 100000000);
+        m->max_input_tokens_set = json_object_get(obj, "max_input_tokens") != NULL;
         const char *provider = get_string(ld, obj, "provider", path, NULL, true);
         if (provider != NULL) {
             m->provider = find_provider(c, provider);
@@ -491,6 +497,26 @@ static void load_quotas(struct loader *ld, json_t *root, struct tg_config *c)
             slowest = c->providers[i].timeout_ms;
     c->reservation_ttl_ms =
         get_integer(ld, q, "reservation_ttl_ms", "quotas", slowest + 60000, 1000, 86400000L);
+}
+
+/* bounds: bound.c reads the section; the models' context windows must fit its betas. */
+static void load_bounds(struct loader *ld, json_t *root, struct tg_config *c)
+{
+    json_t *bounds = json_object_get(root, "bounds");
+    if (ld->failed)
+        return;
+    if (tg_bound_config_load(bounds, &c->bounds, ld->err, ld->err_size) != TG_OK) {
+        ld->failed = true; /* the message is already in ld->err */
+        return;
+    }
+    const char *beta = tg_bound_context_beta(&c->bounds);
+    for (size_t i = 0; beta != NULL && i < c->n_models; i++) {
+        if (!c->models[i].max_input_tokens_set) {
+            char field[224];
+            snprintf(field, sizeof(field), "models.%s.max_input_tokens", c->models[i].name);
+            fail(ld, field, "is required when bounds.allowed_betas allows \"%s\"", beta);
+        }
+    }
 }
 
 static void load_spool(struct loader *ld, json_t *root, struct tg_config *c)
@@ -719,9 +745,9 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
         fail(ld, "(root)", "out of memory");
         return TG_ERROR;
     }
-    static const char *const known[] = {"server", "database", "providers",   "models",
-                                        "log",    "spool",    "rate_limits", "quotas",
-                                        "auth",   "admin",    "metrics",     NULL};
+    static const char *const known[] = {"server",  "database",    "providers", "models", "log",
+                                        "spool",   "rate_limits", "quotas",    "auth",   "admin",
+                                        "metrics", "bounds",      NULL};
     check_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
@@ -732,6 +758,7 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
     load_spool(ld, root, c);
     load_rate_limits(ld, root, c);
     load_quotas(ld, root, c);
+    load_bounds(ld, root, c);
     load_auth(ld, root, c);
     load_admin(ld, root, c);
     load_metrics(ld, root, c);
@@ -815,6 +842,7 @@ void tg_config_free(struct tg_config *c)
     free(c->admin_key_hashes);
     free(c->metrics_allow);
     free((char *)c->admin_jwt_role);
+    tg_bound_config_release(&c->bounds);
     free(c);
 }
 

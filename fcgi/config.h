@@ -32,6 +32,24 @@ struct tg_model {
     const struct tg_provider *provider;
     const char **aliases; /* names clients may use instead */
     size_t n_aliases;
+    int64_t max_output_tokens; /* a larger max_tokens is refused (400) */
+    int64_t max_input_tokens;  /* the context window: what one sampling step can read */
+    bool max_input_tokens_set; /* given in the file, not the default */
+};
+
+/*
+ * bounds: what a request's reservation adds to its body's bytes for what the
+ * bytes do not hold (bound.c loads the section and applies it).
+ */
+struct tg_bounds_config {
+    char **allowed_betas; /* anthropic-beta values passed on; any other is refused */
+    size_t n_allowed_betas;
+    int64_t image_max_tokens;           /* per image, whatever its source */
+    int64_t document_max_tokens;        /* per document or file not inline; 0: the context */
+    int64_t tool_system_tokens;         /* once, when the request has tools */
+    int64_t builtin_tool_tokens;        /* per tool with a "type" (defined by the provider) */
+    int64_t server_tool_default_uses;   /* a server tool without "max_uses" */
+    int64_t server_tool_use_max_tokens; /* input one server tool use adds; 0: the context */
 };
 
 /* A request token bucket (agentgateway's localRateLimit): 1 token per request. */
@@ -87,6 +105,7 @@ struct tg_config {
     enum tg_db_down_policy on_db_down; /* quotas.on_database_down */
     long sweep_interval_ms;            /* quotas.sweep_interval_ms */
     long reservation_ttl_ms;           /* quotas.reservation_ttl_ms */
+    struct tg_bounds_config bounds;    /* bounds (bound.c) */
 
     struct tg_rate_limit *rate_limits;
     size_t n_rate_limits;

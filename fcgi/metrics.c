@@ -172,6 +172,15 @@ int tg_metrics_add(struct tg_shm_metrics *m, size_t max_series, const struct tg_
     return TG_OK;
 }
 
+int tg_metrics_add_reservation_exceeded(struct tg_shm_metrics *m)
+{
+    if (tg_shm_mutex_lock(&m->lock) != TG_OK)
+        return TG_ERROR;
+    m->reservation_exceeded++;
+    tg_shm_mutex_unlock(&m->lock);
+    return TG_OK;
+}
+
 /* ---- the exposition ---- */
 
 /* A growing text with a hard cap; once anything failed, every later write is dropped. */
@@ -220,6 +229,7 @@ struct snapshot {
     struct tg_shm_series overflow;
     struct tg_shm_histogram histograms[3];
     uint64_t rejected_quota, rejected_bucket;
+    uint64_t reservation_exceeded;
 };
 
 static int compare_identity(const struct tg_shm_series *a, const struct tg_shm_series *b)
@@ -272,6 +282,7 @@ static int take_snapshot(struct tg_shm_metrics *m, struct snapshot *snap)
     snap->histograms[2] = m->time_to_first_token;
     snap->rejected_quota = m->rejected_quota;
     snap->rejected_bucket = m->rejected_bucket;
+    snap->reservation_exceeded = m->reservation_exceeded;
     tg_shm_mutex_unlock(&m->lock);
     for (size_t i = 0; i < snap->n; i++)
         terminate(&snap->series[i]);
@@ -419,6 +430,11 @@ static void render(struct text *t, const struct snapshot *snap, uint64_t quota_a
     put_family(t, "tollgate_quota_alerts_total", "counter",
                "Quota threshold crossings raised by this host's settlements.");
     put(t, "tollgate_quota_alerts_total %" PRIu64 "\n", quota_alerts_total);
+
+    put_family(t, "tollgate_reservation_exceeded_total", "counter",
+               "Requests whose provider-reported usage passed the upper bound reserved for "
+               "them (the usage row records what was reported).");
+    put(t, "tollgate_reservation_exceeded_total %" PRIu64 "\n", snap->reservation_exceeded);
 
     put_family(t, "tollgate_metrics_series", "gauge",
                "Label sets of tollgate_requests_total in use; beyond metrics.max_series "

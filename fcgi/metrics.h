@@ -62,6 +62,13 @@ struct tg_metrics_sample {
     bool rejected_bucket;       /* 429 from a token bucket */
 };
 
+/*
+ * Adds one to m's count of requests whose reported usage passed their
+ * reservation (tollgate_reservation_exceeded_total). TG_ERROR only when the
+ * lock cannot be taken.
+ */
+int tg_metrics_add_reservation_exceeded(struct tg_shm_metrics *m);
+
 /* Prepares m (zeroed, its robust mutex initialised). TG_OK or TG_ERROR. */
 int tg_metrics_table_init(struct tg_shm_metrics *m);
 

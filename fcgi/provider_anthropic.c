@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bound.h"
 #include "journal.h"
 #include "log.h"
 #include "quota.h"
@@ -26,6 +27,26 @@ static int invalid(struct tg_request *r, const char *message)
 {
     tg_request_fail(r, 400, "invalid_request_error", message, NULL);
     return TG_ERROR;
+}
+
+/* The checks and the upper bound that the reservation needs (bound.c). */
+static int bound_request(struct tg_request *r, json_t *doc)
+{
+    struct tg_bound bound;
+    char message[256];
+    int rc = tg_bound_request(r->config, r->model, doc, r->body_len, r->max_tokens,
+                              tg_request_header(r, "anthropic-beta"), r->arena, &bound, message,
+                              sizeof(message));
+    if (rc == TG_DECLINED)
+        return invalid(r, message);
+    if (rc != TG_OK) {
+        tg_request_fail(r, 500, "api_error", "internal error", "out of memory bounding a request");
+        return TG_ERROR;
+    }
+    r->input_bound_tokens = bound.input_tokens;
+    r->max_web_searches = bound.max_web_searches;
+    r->anthropic_beta = bound.betas;
+    return TG_OK;
 }
 
 int tg_anthropic_parse_request(struct tg_request *r)
@@ -71,7 +92,7 @@ int tg_anthropic_parse_request(struct tg_request *r)
         tg_request_fail(r, 404, "not_found_error", message, NULL);
         return TG_ERROR;
     }
-    return TG_OK;
+    return bound_request(r, doc);
 }
 
 /* ---- usage ---- */
@@ -294,7 +315,7 @@ static const char **build_headers(struct tg_request *r, size_t *n)
     if (h == NULL)
         return NULL;
     const char *version = tg_request_header(r, "anthropic-version");
-    const char *beta = tg_request_header(r, "anthropic-beta");
+    const char *beta = r->anthropic_beta; /* only values the config allows (bound.c) */
     size_t i = 0;
     h[i++] = tg_arena_printf(r->arena, "x-api-key: %s", p->api_key);
     h[i++] = tg_arena_printf(r->arena, "anthropic-version: %s",

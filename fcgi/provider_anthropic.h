@@ -31,9 +31,11 @@ struct tg_anthropic_reply {
 
 /*
  * Checks r->body as a Messages request (JSON object; model, messages, max_tokens
- * present and typed; stream a boolean) and resolves the model from the config.
- * Sets r->model and r->stream. TG_ERROR with r->error set (400, or 404 for a model
- * not served here).
+ * present and typed; stream a boolean), resolves the model from the config, and
+ * bounds it (bound.c: max_tokens within the model's maximum, every anthropic-beta
+ * value allowed, the input upper bound). Sets r->model, r->stream, r->max_tokens,
+ * r->input_bound_tokens, r->max_web_searches and r->anthropic_beta. TG_ERROR with
+ * r->error set (400, or 404 for a model not served here).
  */
 int tg_anthropic_parse_request(struct tg_request *r);
 

@@ -14,8 +14,10 @@
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "request.h"
+#include "shm.h"
 #include "usage.h"
 
 static char host[128];
@@ -56,8 +58,40 @@ const char *tg_quota_host(void)
 
 int64_t tg_quota_estimate_input(const struct tg_request *r)
 {
-    int64_t bytes = (int64_t)r->body_len;
-    return r->config->estimator == TG_ESTIMATE_UPPER_BOUND ? bytes : bytes / 4 + 1;
+    /* bound.c's bound, set with the body's checks; a body not bounded: its bytes */
+    int64_t bound = r->input_bound_tokens > 0 ? r->input_bound_tokens : (int64_t)r->body_len;
+    return r->config->estimator == TG_ESTIMATE_UPPER_BOUND ? bound : bound / 4 + 1;
+}
+
+static int64_t sum_capped(int64_t a, int64_t b)
+{
+    a = a > 0 ? a : 0;
+    b = b > 0 ? b : 0;
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
+void tg_quota_check_bound(struct tg_request *r)
+{
+    if (r->input_bound_tokens <= 0 || r->model == NULL)
+        return; /* nothing was bounded */
+    const struct tg_usage *u = &r->usage;
+    int64_t input =
+        sum_capped(sum_capped(u->input_tokens, u->cache_read_tokens), u->cache_write_tokens);
+    if (input <= r->input_bound_tokens && u->output_tokens <= r->max_tokens &&
+        u->web_search_requests <= r->max_web_searches)
+        return;
+    tg_log_warn(r->request_id,
+                "reservation exceeded: provider \"%s\" reported %" PRId64
+                " input tokens (bound %" PRId64 "), %" PRId64 " output tokens (max_tokens %" PRId64
+                "), %" PRId64 " web searches (bound %" PRId64
+                ") for model \"%s\", key %s, group %s; the usage row records what was reported",
+                r->model->provider->name, input, r->input_bound_tokens, u->output_tokens,
+                r->max_tokens, u->web_search_requests, r->max_web_searches, r->model->name,
+                r->identity.key_prefix != NULL ? r->identity.key_prefix : "-",
+                r->identity.group_id != NULL ? r->identity.group_id : "-");
+    struct tg_shm *shm = tg_shm_get();
+    if (shm != NULL)
+        tg_metrics_add_reservation_exceeded(&shm->metrics);
 }
 
 static size_t known_slot(const unsigned char *hash)

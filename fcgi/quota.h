@@ -31,11 +31,23 @@ const char *tg_quota_host(void);
 
 /*
  * The request's input tokens as quotas count them before the call. In
- * "upper_bound" mode the body's byte count: every token of text is at least one
- * UTF-8 byte and JSON syntax more than covers per-message overhead, so spend can
- * never pass a limit. "approximate": a quarter of that (closer, not a bound).
+ * "upper_bound" mode r->input_bound_tokens, bound.c's true upper bound (the
+ * body's bytes plus what they do not hold: images, documents, tools, server
+ * tool loops), so spend can never pass a limit; the body's byte count when no
+ * bound was computed. "approximate": a quarter of that (closer, not a bound).
  */
 int64_t tg_quota_estimate_input(const struct tg_request *r);
+
+/*
+ * After the provider answered: when r->usage passed r's bound (input + cache
+ * read + cache write tokens over r->input_bound_tokens, output over
+ * r->max_tokens, web searches over r->max_web_searches), logs a warning
+ * (metadata only) and adds one to tollgate_reservation_exceeded_total. The
+ * usage row still records what the provider reported. In "approximate" mode
+ * the comparison is with the bound, not the quarter that was reserved. A no-op
+ * for a request that was not bounded.
+ */
+void tg_quota_check_bound(struct tg_request *r);
 
 /*
  * Identifies r from r->credential (auth.c) and reserves its upper bound, in

@@ -80,6 +80,9 @@ struct tg_request {
     const struct tg_model *model;
     bool stream;
     int64_t max_tokens;              /* the request's output bound */
+    int64_t input_bound_tokens;      /* its input bound (bound.c): input + cache tokens; 0: none */
+    int64_t max_web_searches;        /* web searches it may make at most (bound.c) */
+    const char *anthropic_beta;      /* the beta values to forward, all allowed; NULL: none */
     bool reserved;                   /* a reservation is held: settle or release it */
     struct tg_db_reservation *quota; /* what reserve answered (headers), or NULL */
     bool upstream_contacted;         /* a usage row is owed from here on */

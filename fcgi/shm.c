@@ -14,7 +14,7 @@
 
 #include "crypto.h"
 
-#define SHM_MAGIC 0x746f6c6c67617403ULL /* "tollgat" + layout version 3 (metrics) */
+#define SHM_MAGIC 0x746f6c6c67617404ULL /* "tollgat" + layout version 4 (exceeded) */
 
 static void segment_name(const char *scope, char *out, size_t size)
 {

@@ -76,8 +76,9 @@ struct tg_shm_metrics {
     struct tg_shm_histogram request_duration;
     struct tg_shm_histogram upstream_duration;
     struct tg_shm_histogram time_to_first_token;
-    uint64_t rejected_quota;  /* 429s from PostgreSQL quotas */
-    uint64_t rejected_bucket; /* 429s from token buckets, local or global */
+    uint64_t rejected_quota;       /* 429s from PostgreSQL quotas */
+    uint64_t rejected_bucket;      /* 429s from token buckets, local or global */
+    uint64_t reservation_exceeded; /* usage that passed its reservation (quota.c) */
 };
 
 struct tg_shm {

@@ -252,6 +252,54 @@ static void test_defaults(void **state)
     assert_false(c->admin_enabled); /* no admin section: /admin/ is not routed */
 }
 
+/* bounds (bound.c reads the section) and the models' maxima: values and defaults. */
+static void test_bounds_values_and_defaults(void **state)
+{
+    struct tg_config *c = parse_ok(
+        "{\"database\": {\"url\": \"postgresql:///x\"},"
+        " \"providers\": {\"p\": {\"type\": \"anthropic\", \"base_url\": \"https://x.test\","
+        "                      \"api_key\": \"k\"}},"
+        " \"models\": {\"m\": {\"provider\": \"p\", \"max_input_tokens\": 200000},"
+        "            \"big\": {\"provider\": \"p\", \"max_output_tokens\": 64000,"
+        "                     \"max_input_tokens\": 1000000}},"
+        " \"bounds\": {\"allowed_betas\": [\"files-api-2025-04-14\", \"context-1m-2025-08-07\"],"
+        "            \"image_max_tokens\": 1600, \"document_max_tokens\": 50000,"
+        "            \"tool_system_tokens\": 0, \"builtin_tool_tokens\": 900,"
+        "            \"server_tool_default_uses\": 5, \"server_tool_use_max_tokens\": 20000}}");
+    *state = c;
+    assert_int_equal(c->bounds.n_allowed_betas, 2);
+    assert_string_equal(c->bounds.allowed_betas[0], "files-api-2025-04-14");
+    assert_string_equal(c->bounds.allowed_betas[1], "context-1m-2025-08-07");
+    assert_int_equal(c->bounds.image_max_tokens, 1600);
+    assert_int_equal(c->bounds.document_max_tokens, 50000);
+    assert_int_equal(c->bounds.tool_system_tokens, 0);
+    assert_int_equal(c->bounds.builtin_tool_tokens, 900);
+    assert_int_equal(c->bounds.server_tool_default_uses, 5);
+    assert_int_equal(c->bounds.server_tool_use_max_tokens, 20000);
+    const struct tg_model *big = tg_config_find_model(c, "big");
+    assert_int_equal(big->max_output_tokens, 64000);
+    assert_int_equal(big->max_input_tokens, 1000000);
+    assert_true(big->max_input_tokens_set);
+    tg_config_free(c);
+
+    /* no section, no maxima: the defaults (0: the model's context window) */
+    c = parse_ok("{\"database\": {\"url\": \"postgresql:///x\"},"
+                 " \"providers\": {\"p\": {\"type\": \"anthropic\","
+                 "                      \"base_url\": \"https://x.test\", \"api_key\": \"k\"}},"
+                 " \"models\": {\"m\": {\"provider\": \"p\"}}}");
+    *state = c;
+    assert_int_equal(c->bounds.n_allowed_betas, 0);
+    assert_int_equal(c->bounds.image_max_tokens, 2000);
+    assert_int_equal(c->bounds.document_max_tokens, 0);
+    assert_int_equal(c->bounds.tool_system_tokens, 1000);
+    assert_int_equal(c->bounds.builtin_tool_tokens, 2000);
+    assert_int_equal(c->bounds.server_tool_default_uses, 10);
+    assert_int_equal(c->bounds.server_tool_use_max_tokens, 0);
+    assert_int_equal(c->models[0].max_output_tokens, 128000);
+    assert_int_equal(c->models[0].max_input_tokens, 200000);
+    assert_false(c->models[0].max_input_tokens_set);
+}
+
 /* Admin keys are kept as their SHA-256 only; the env var's value is not copied. */
 static void test_admin_keys_hashed(void **state)
 {
@@ -499,6 +547,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_defaults, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_env_secrets_resolved, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_admin_keys_hashed, unset_db_env, free_config),
+        cmocka_unit_test_setup_teardown(test_bounds_values_and_defaults, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_lone_dollar_is_literal, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_database_url_env_overrides, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_error_truncated_to_buffer, unset_db_env, free_config),
