@@ -64,6 +64,7 @@ static int messages(struct tg_request *r)
         return TG_ERROR;
     }
     int rc = tg_anthropic_forward(r, reply);       /* 7. forward (streams as it goes) */
+    tg_quota_check_bound(r);                        /*    usage within the bound? */
     /* the usage row records the status sent to the client (a begun stream: 200) */
     if (!r->headers_sent)
         r->status = rc != TG_OK ? r->error.status : (int)reply->status;

@@ -111,6 +111,13 @@ static void take_usage(json_t *usage, struct tg_usage *out)
         out->cache_read_tokens = json_integer_value(v);
     if (json_is_integer(v = json_object_get(usage, "cache_creation_input_tokens")))
         out->cache_write_tokens = json_integer_value(v);
+    /* the part of the cache writes billed at the 1-hour rate, and server tools' uses */
+    json_t *creation = json_object_get(usage, "cache_creation");
+    if (json_is_integer(v = json_object_get(creation, "ephemeral_1h_input_tokens")))
+        out->cache_write_1h_tokens = json_integer_value(v);
+    json_t *server_tools = json_object_get(usage, "server_tool_use");
+    if (json_is_integer(v = json_object_get(server_tools, "web_search_requests")))
+        out->web_search_requests = json_integer_value(v);
 }
 
 void tg_anthropic_read_usage(const char *json_text, size_t len, struct tg_usage *usage)

@@ -259,3 +259,39 @@ def test_max_tokens_over_the_model_maximum_refused():
     while group_usage(s, group)[0] < 1 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert group_usage(s, group)[0] == 1
+
+
+def exceeded_total(s):
+    status, _, body = s.request("GET", "/metrics")
+    assert status == 200, status
+    lines = [l for l in body.decode().splitlines()
+             if l.startswith("tollgate_reservation_exceeded_total ")]
+    assert len(lines) == 1, lines
+    return int(lines[0].split()[1])
+
+
+def test_usage_over_the_bound_is_recorded_logged_and_counted():
+    s = bound_stack()
+    group, marker = uniq("bound-over"), uniq("bound-over")
+    key = s.key(group=group, user=uniq("bound-over-user"))
+    before = exceeded_total(s)
+    status, _, resp = s.messages(key, prompt=marker, max_tokens=MAX_TOKENS,
+                                 directive={"usage": {"input_tokens": 10,
+                                                      "output_tokens": MAX_TOKENS}})
+    assert status == 200, (status, resp[:300])
+    assert exceeded_total(s) == before
+    for stream in (False, True):
+        body = s.body(model=HAIKU, prompt=marker, max_tokens=MAX_TOKENS, stream=stream,
+                      directive={"usage": {"input_tokens": 1000000,
+                                           "output_tokens": MAX_TOKENS + 1}})
+        status, headers, resp = s.request("POST", "/v1/messages", body, s.auth(key))
+        assert status == 200, (status, resp[:300])
+        row = s.usage(headers["x-request-id"])
+        assert (row["input_tokens"], row["output_tokens"]) == (
+            "1000000", str(MAX_TOKENS + 1)), row
+        warned = [l for l in s.logs().splitlines()
+                  if "reservation exceeded" in l and headers["x-request-id"] in l]
+        assert len(warned) == 1, "no warning for %s" % headers["x-request-id"]
+        assert "reported 1000000 input tokens (bound %d)" % len(json.dumps(body)) in warned[0]
+    assert exceeded_total(s) == before + 2
+    assert marker not in s.logs(), "the prompt reached the log"

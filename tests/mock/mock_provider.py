@@ -176,7 +176,7 @@ def build_usage(req, directive, text):
         "output_tokens": len(text.split()),
     }
     for key, value in directive.get("usage", {}).items():
-        if key in usage:
+        if key in usage or key in ("cache_creation", "server_tool_use"):
             usage[key] = value
     return usage
 
@@ -224,6 +224,11 @@ def stream_events(msg_id, model, text, usage, chunks, tool=None):
                                          "cache_creation_input_tokens",
                                          "cache_read_input_tokens")}
     start_usage["output_tokens"] = 1
+    if "cache_creation" in usage:
+        start_usage["cache_creation"] = usage["cache_creation"]
+    final_usage = {"output_tokens": usage["output_tokens"]}
+    if "server_tool_use" in usage:
+        final_usage["server_tool_use"] = usage["server_tool_use"]
     message = {"id": msg_id, "type": "message", "role": "assistant",
                "model": model, "content": [], "stop_reason": None,
                "stop_sequence": None, "usage": start_usage}
@@ -244,7 +249,7 @@ def stream_events(msg_id, model, text, usage, chunks, tool=None):
         ("message_delta", {"type": "message_delta",
                            "delta": {"stop_reason": "tool_use" if tool else "end_turn",
                                      "stop_sequence": None},
-                           "usage": {"output_tokens": usage["output_tokens"]}}),
+                           "usage": final_usage}),
         ("message_stop", {"type": "message_stop"}),
     ]
     return events
