@@ -1,0 +1,52 @@
+"""scripts/bench end to end (issue 9): `scripts/bench --help` documents its
+flags, and the bench driver's quick mode, on the build under test, runs every
+run (plain proxy, FastCGI ceiling, Tollgate, c=1, hot group, 100 groups, the
+reports) against a durable PostgreSQL and prints the durability line, the c=1
+added latency, the targets and, before the last line, the ceiling ratios.
+Timing values are not asserted: they flake."""
+
+import re
+import subprocess
+import sys
+
+import harness
+
+BENCH = harness.REPO / "tests" / "bench" / "bench.py"
+NUMBER = r"(\d+\.\d+)"
+
+
+def test_bench_quick():
+    help_text = subprocess.run(["/bin/bash", harness.REPO / "scripts" / "bench", "--help"],
+                               capture_output=True, text=True, timeout=30,
+                               stdin=subprocess.DEVNULL)
+    assert help_text.returncode == 0, help_text.stderr[-2000:]
+    for flag in ("--quick", "--duration", "--latency-duration", "--connections", "--processes",
+                 "--threads", "--report-rows", "--reports-only", "--build"):
+        assert flag in help_text.stdout, "scripts/bench --help lacks %s:\n%s" % (
+            flag, help_text.stdout)
+
+    # scripts/bench builds build/release first; the driver runs the build under test
+    p = subprocess.run([sys.executable, BENCH, "--build", harness.build_dir(), "--quick"],
+                       capture_output=True, text=True, timeout=170, env=harness.base_env(),
+                       stdin=subprocess.DEVNULL)
+    out = p.stdout
+    assert p.returncode == 0, "bench --quick exited %d:\n%s\n%s" % (
+        p.returncode, out[-3000:], p.stderr[-3000:])
+    assert re.search(r"^durability: PostgreSQL fsync = on, synchronous_commit = on, "
+                     r"full_page_writes = on \(.*\).* part of what is measured$", out, re.M), out
+    for run in ("plain proxy", "ceiling (lighttpd -> fcgi-fixed)", "tollgate, no quotas",
+                "c=1 upstream alone", "c=1 tollgate", "one hot group", "100 groups"):
+        assert re.search(r"^.*%s.* req/s .*p50 .*p99 " % re.escape(run), out, re.M), (run, out)
+    assert re.search(r"^c=1 added latency: p50 -?%s ms, p99 -?%s ms$" % (NUMBER, NUMBER), out,
+                     re.M), out
+    for label in ("no quotas / ceiling", "PostgreSQL CPU per request, no quotas",
+                  "worker CPU per request, 9 rows, 100 groups", "c=1 p99 added"):
+        assert re.search(r"^  %s.* target [<>]= .*\b(met|not met)$" % re.escape(label), out,
+                         re.M), (label, out)
+    lines = out.rstrip("\n").splitlines()
+    ceiling = re.fullmatch(r"ceiling ratios: no-quotas %s, spread %s, hot/spread %s"
+                           % (NUMBER, NUMBER, NUMBER), lines[-2])
+    assert ceiling, "the line before the last is not the ceiling ratios:\n%s" % "\n".join(
+        lines[-5:])
+    assert all(float(x) > 0 for x in ceiling.groups()), lines[-2]
+    assert lines[-1].startswith("ratio tollgate/proxy: requests/s "), lines[-1]
