@@ -200,8 +200,24 @@ static PGresult *run_prepared(const char *request_id, const char *name, int n_pa
     return run_prepared_why(request_id, name, n_params, values, &why);
 }
 
+/* The calling thread's last statement the server refused (run_prepared_why). */
+static _Thread_local struct {
+    char sqlstate[6];
+    char message[256]; /* the primary message: never the detail, which may quote values */
+} refused;
+
+static void note_refusal(PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    snprintf(refused.sqlstate, sizeof(refused.sqlstate), "%s", state != NULL ? state : "XX000");
+    snprintf(refused.message, sizeof(refused.message), "%s",
+             primary != NULL ? primary : "statement failed");
+}
+
 /* run_prepared, and *why: TG_OK, TG_DECLINED (the server refused the statement:
- * an SQL error, not an outage) or TG_ERROR (no answer: the database is unavailable). */
+ * an SQL error, not an outage; see `refused`) or TG_ERROR (no answer: the
+ * database is unavailable). */
 static PGresult *run_prepared_why(const char *request_id, const char *name, int n_params,
                                   const char *const *values, int *why)
 {
@@ -223,6 +239,8 @@ static PGresult *run_prepared_why(const char *request_id, const char *name, int 
         bool broken = PQstatus(c->pg) != CONNECTION_OK;
         tg_log_error(request_id, "could not run statement \"%s\": %s", name,
                      res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
+        if (!broken)
+            note_refusal(res);
         PQclear(res);
         if (broken) {
             PQfinish(c->pg);
@@ -292,14 +310,41 @@ static int64_t int_or(PGresult *res, int col, int64_t fallback)
     return strtoll(PQgetvalue(res, 0, col), NULL, 10);
 }
 
+/*
+ * Refusals that say "not now" rather than "never": connection exceptions (08),
+ * transaction rollbacks such as deadlocks and serialization failures (40),
+ * insufficient resources such as a full disk (53), operator intervention such
+ * as a statement timeout or a shutdown (57), system errors (58), a lock not
+ * available (55P03), a read-only transaction during a failover (25006), and
+ * internal errors (XX). Anything else is the statement's fault.
+ */
+static bool refusal_is_transient(const char *sqlstate)
+{
+    static const char *const classes[] = {"08", "40", "53", "57", "58", "XX"};
+    for (size_t i = 0; i < TG_ARRAY_LEN(classes); i++)
+        if (strncmp(sqlstate, classes[i], 2) == 0)
+            return true;
+    return strcmp(sqlstate, "55P03") == 0 || strcmp(sqlstate, "25006") == 0;
+}
+
+const char *tg_db_settle_refusal(void)
+{
+    static _Thread_local char text[sizeof(refused.sqlstate) + sizeof(refused.message) + 4];
+    snprintf(text, sizeof(text), "%s: %s", refused.sqlstate, refused.message);
+    return text;
+}
+
 int tg_db_settle(const char *log_id, const struct tg_usage_record *rec, int64_t *cost_micros,
                  char **alerts_json)
 {
     struct usage_params p;
     usage_params(rec, &p);
-    PGresult *res = run_prepared(log_id, "settle", 16, p.values);
+    int why;
+    refused.sqlstate[0] = refused.message[0] = '\0';
+    PGresult *res = run_prepared_why(log_id, "settle", 16, p.values, &why);
     if (res == NULL)
-        return TG_ERROR;
+        return why == TG_DECLINED && !refusal_is_transient(refused.sqlstate) ? TG_DECLINED
+                                                                             : TG_ERROR;
     *cost_micros = int_or(res, 0, 0);
     *alerts_json = NULL;
     if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 1) && strcmp(PQgetvalue(res, 0, 1), "[]") != 0)

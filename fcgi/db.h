@@ -94,9 +94,21 @@ int tg_db_release(struct tg_request *r);
  * One round trip: writes the usage row, replaces the reservation by the actual
  * usage on every quota row, raises threshold alerts (tollgate.settle; idempotent
  * by request id). *alerts_json is a JSON array (malloc'd, caller frees) or NULL.
+ * TG_OK; TG_ERROR when the database is unavailable (no connection, or a
+ * refusal that says "not now": a statement timeout, a deadlock, a full disk, a
+ * shutdown, a read-only failover; try again later); TG_DECLINED when it
+ * refused this record (an SQL error such as a check violation: sending it
+ * again would fail the same way). tg_db_settle_refusal tells why.
  */
 int tg_db_settle(const char *log_id, const struct tg_usage_record *rec, int64_t *cost_micros,
                  char **alerts_json);
+
+/*
+ * Why the calling thread's last tg_db_settle was refused: "SQLSTATE: primary
+ * message" (never the server's detail, which may quote values). Thread-local,
+ * valid until the thread's next call of tg_db_settle or this function.
+ */
+const char *tg_db_settle_refusal(void);
 
 /* The holders ("host:pid") of reservations made on host. Caller frees each and the array. */
 int tg_db_reservation_holders(const char *host, char ***holders, size_t *n);

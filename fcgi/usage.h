@@ -53,17 +53,36 @@ int tg_usage_parse_usd(const char *text, int64_t *micros);
  * Settles a request that reached the provider: writes its usage row (idempotent
  * by request id) and sets r->cost_micros. Runs even when the client went away.
  * When the database cannot take the row, it is appended to the spool (fsync'd)
- * and replayed by a later settle, so no usage is lost; r->cost_micros stays -1.
- * Returns TG_OK when the row is in the database or the spool, TG_ERROR when
- * neither could take it (logged with the row's metadata).
+ * and replayed by the sweeper or a later settle, so no usage is lost; when it
+ * refuses the row, the row goes to the spool's dead letter (spool.h); either
+ * way r->cost_micros stays -1. Returns TG_OK when the row is in the database,
+ * the spool or the dead letter, TG_ERROR when none could take it (logged with
+ * the row's metadata).
  */
 int tg_usage_settle(struct tg_request *r);
 
 /*
  * Settles one record (tollgate.settle) and logs the threshold alerts it raised.
- * Used by tg_usage_settle and by the spool's replay. TG_ERROR: database down.
+ * Used by tg_usage_settle and by the spool's replay. TG_ERROR: database
+ * unavailable (try later); TG_DECLINED: the database refused this record
+ * (tg_db_settle_refusal says why; sending it again would fail the same way).
  */
 int tg_usage_settle_record(const char *log_id, const struct tg_usage_record *rec,
                            int64_t *cost_micros);
+
+/* The longest string field tg_usage_record_check accepts, in bytes. */
+#define TG_USAGE_STRING_MAX 1024
+
+/*
+ * Checks rec before it is sent to the database or spooled: request_id a UUID,
+ * ts present ("YYYY-MM-DD..."), token counts and web_search_requests in
+ * 0..2147483647, cache_write_1h_tokens at most cache_write_tokens, api_key_id
+ * not negative, http_status in 0..999, latency_ms and upstream_ms within a
+ * PostgreSQL integer, usage_source NULL or one of its three values, every
+ * string valid UTF-8 of at most TG_USAGE_STRING_MAX bytes. TG_OK, or
+ * TG_DECLINED with the first problem in why (names the field; quotes numbers,
+ * never strings).
+ */
+int tg_usage_record_check(const struct tg_usage_record *rec, char *why, size_t why_size);
 
 #endif
