@@ -602,7 +602,9 @@ static void convert_legacy(const char *log_id)
     if (f != NULL)
         fclose(f);
     free(line);
-    if (rc == TG_OK && ftruncate(fd, 0) == 0 && tg_frame_sync(fd) == TG_OK) {
+    if (rc == TG_OK && moved == 0 && dropped == 0) {
+        atomic_store(&legacy_pending, false); /* another process moved it already */
+    } else if (rc == TG_OK && ftruncate(fd, 0) == 0 && tg_frame_sync(fd) == TG_OK) {
         atomic_store(&legacy_pending, false);
         tg_log_info(log_id, "moved %d lines of the earlier usage spool \"%s\" to \"%s\"%s", moved,
                     paths.legacy, paths.pending, dropped > 0 ? " (overlong lines dropped)" : "");
