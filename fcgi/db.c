@@ -44,11 +44,6 @@ static const struct statement statements[] = {
      "FROM tollgate.reserve($10::uuid, $1::bytea, $9, $11::bigint, $12::bigint, $13, "
      "$14::int, $15::jsonb, $2, $3, $4, $5::boolean, $6, $7, $8)",
      15},
-    {"settle",
-     "SELECT cost_micros, alerts::text FROM tollgate.settle($1::uuid, $2::timestamptz, "
-     "$3::bigint, $4, $5, $6, $7, $8::int, $9::int, $10::int, $11::int, $12::int, $13::int, "
-     "$14::int, $15::boolean, $16)",
-     16},
     /* one round trip and one commit for many requests (settle.c's group commit) */
     {"settle_batch", "SELECT ord, cost_micros, alerts::text FROM tollgate.settle_batch($1::jsonb)",
      1},
@@ -194,20 +189,35 @@ static bool ensure_connected(struct pool_conn *c, const char *request_id)
  * connection broke. Returns a PGresult with tuples (caller PQclears), or NULL.
  */
 static PGresult *run_prepared_why(const char *request_id, const char *name, int n_params,
-                                  const char *const *values, int *why, char *err, size_t err_size);
+                                  const char *const *values, int *why);
 
 static PGresult *run_prepared(const char *request_id, const char *name, int n_params,
                               const char *const *values)
 {
     int why;
-    return run_prepared_why(request_id, name, n_params, values, &why, NULL, 0);
+    return run_prepared_why(request_id, name, n_params, values, &why);
+}
+
+/* The calling thread's last statement the server refused (run_prepared_why). */
+static _Thread_local struct {
+    char sqlstate[6];
+    char message[256]; /* the primary message: never the detail, which may quote values */
+} refused;
+
+static void note_refusal(PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    snprintf(refused.sqlstate, sizeof(refused.sqlstate), "%s", state != NULL ? state : "XX000");
+    snprintf(refused.message, sizeof(refused.message), "%s",
+             primary != NULL ? primary : "statement failed");
 }
 
 /* run_prepared, and *why: TG_OK, TG_DECLINED (the server refused the statement:
- * an SQL error, not an outage; its primary message in err when err_size > 0) or
- * TG_ERROR (no answer: the database is unavailable). */
+ * an SQL error, not an outage; see `refused`) or TG_ERROR (no answer: the
+ * database is unavailable). */
 static PGresult *run_prepared_why(const char *request_id, const char *name, int n_params,
-                                  const char *const *values, int *why, char *err, size_t err_size)
+                                  const char *const *values, int *why)
 {
     *why = TG_ERROR;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -227,9 +237,8 @@ static PGresult *run_prepared_why(const char *request_id, const char *name, int 
         bool broken = PQstatus(c->pg) != CONNECTION_OK;
         tg_log_error(request_id, "could not run statement \"%s\": %s", name,
                      res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
-        const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-        if (err_size > 0)
-            snprintf(err, err_size, "%s", primary != NULL ? primary : "no answer");
+        if (!broken)
+            note_refusal(res);
         PQclear(res);
         if (broken) {
             PQfinish(c->pg);
@@ -265,33 +274,6 @@ static const char *cell(struct tg_request *r, PGresult *res, int col)
     return tg_arena_strdup(r->arena, PQgetvalue(res, 0, col));
 }
 
-/* The 16 text parameters of settle, in their order. */
-struct usage_params {
-    char key_id[24], in[24], out[24], cr[24], cw[24], status[16], latency[24], upstream[24];
-    const char *values[16];
-};
-
-static void usage_params(const struct tg_usage_record *rec, struct usage_params *p)
-{
-    snprintf(p->key_id, sizeof(p->key_id), "%" PRId64, rec->api_key_id);
-    snprintf(p->in, sizeof(p->in), "%" PRId64, rec->usage.input_tokens);
-    snprintf(p->out, sizeof(p->out), "%" PRId64, rec->usage.output_tokens);
-    snprintf(p->cr, sizeof(p->cr), "%" PRId64, rec->usage.cache_read_tokens);
-    snprintf(p->cw, sizeof(p->cw), "%" PRId64, rec->usage.cache_write_tokens);
-    snprintf(p->status, sizeof(p->status), "%d", rec->http_status);
-    snprintf(p->latency, sizeof(p->latency), "%" PRId64, rec->latency_ms);
-    snprintf(p->upstream, sizeof(p->upstream), "%" PRId64, rec->upstream_ms);
-    const char *values[] = {
-        rec->request_id, rec->ts,       rec->api_key_id != 0 ? p->key_id : NULL,
-        rec->user_id,    rec->group_id, rec->provider,
-        rec->model,      p->in,         p->out,
-        p->cr,           p->cw,         p->status,
-        p->latency,      p->upstream,   rec->stream ? "t" : "f",
-        rec->outcome,
-    };
-    memcpy(p->values, values, sizeof(values));
-}
-
 static int64_t int_or(PGresult *res, int col, int64_t fallback)
 {
     if (PQntuples(res) == 0 || PQgetisnull(res, 0, col))
@@ -299,20 +281,28 @@ static int64_t int_or(PGresult *res, int col, int64_t fallback)
     return strtoll(PQgetvalue(res, 0, col), NULL, 10);
 }
 
-int tg_db_settle(const char *log_id, const struct tg_usage_record *rec, int64_t *cost_micros,
-                 char **alerts_json)
+/*
+ * Refusals that say "not now" rather than "never": connection exceptions (08),
+ * transaction rollbacks such as deadlocks and serialization failures (40),
+ * insufficient resources such as a full disk (53), operator intervention such
+ * as a statement timeout or a shutdown (57), system errors (58), a lock not
+ * available (55P03), a read-only transaction during a failover (25006), and
+ * internal errors (XX). Anything else is the statement's fault.
+ */
+static bool refusal_is_transient(const char *sqlstate)
 {
-    struct usage_params p;
-    usage_params(rec, &p);
-    PGresult *res = run_prepared(log_id, "settle", 16, p.values);
-    if (res == NULL)
-        return TG_ERROR;
-    *cost_micros = int_or(res, 0, 0);
-    *alerts_json = NULL;
-    if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 1) && strcmp(PQgetvalue(res, 0, 1), "[]") != 0)
-        *alerts_json = strdup(PQgetvalue(res, 0, 1));
-    PQclear(res);
-    return TG_OK;
+    static const char *const classes[] = {"08", "40", "53", "57", "58", "XX"};
+    for (size_t i = 0; i < TG_ARRAY_LEN(classes); i++)
+        if (strncmp(sqlstate, classes[i], 2) == 0)
+            return true;
+    return strcmp(sqlstate, "55P03") == 0 || strcmp(sqlstate, "25006") == 0;
+}
+
+const char *tg_db_settle_refusal(void)
+{
+    static _Thread_local char text[sizeof(refused.sqlstate) + sizeof(refused.message) + 4];
+    snprintf(text, sizeof(text), "%s: %s", refused.sqlstate, refused.message);
+    return text;
 }
 
 int tg_db_settle_batch(const char *log_id, const char *rows_json, size_t n, int64_t *cost_micros,
@@ -321,9 +311,14 @@ int tg_db_settle_batch(const char *log_id, const char *rows_json, size_t n, int6
     const char *values[] = {rows_json};
     int why = TG_ERROR;
     *alerts_json = NULL;
-    PGresult *res = run_prepared_why(log_id, "settle_batch", 1, values, &why, err, err_size);
-    if (res == NULL)
-        return why == TG_DECLINED ? TG_DECLINED : TG_ERROR;
+    refused.sqlstate[0] = refused.message[0] = '\0';
+    PGresult *res = run_prepared_why(log_id, "settle_batch", 1, values, &why);
+    if (res == NULL) {
+        if (why != TG_DECLINED || refusal_is_transient(refused.sqlstate))
+            return TG_ERROR;
+        snprintf(err, err_size, "%s", tg_db_settle_refusal());
+        return TG_DECLINED;
+    }
     int rows = PQntuples(res);
     for (size_t i = 0; i < n; i++)
         cost_micros[i] = -1;
@@ -390,7 +385,7 @@ int tg_db_identify(struct tg_request *r, const struct tg_db_who *who, struct tg_
     struct who_params p;
     who_params(who, &p);
     int why;
-    PGresult *res = run_prepared_why(r->request_id, "identify", 9, p.values, &why, NULL, 0);
+    PGresult *res = run_prepared_why(r->request_id, "identify", 9, p.values, &why);
     if (res == NULL)
         return why;
     return read_who(r, res, out);
@@ -415,7 +410,7 @@ int tg_db_reserve(struct tg_request *r, const struct tg_db_who *who, int64_t inp
     values[13] = ttl;
     values[14] = buckets_json;
     int why;
-    PGresult *res = run_prepared_why(r->request_id, "reserve", 15, values, &why, NULL, 0);
+    PGresult *res = run_prepared_why(r->request_id, "reserve", 15, values, &why);
     if (res == NULL)
         return why;
     if (read_who(r, res, &out->who) != TG_OK)
@@ -503,7 +498,7 @@ int tg_db_denials_add(const char *batch_id, const char *rows_json)
 {
     const char *values[] = {rows_json, batch_id};
     int why;
-    PGresult *res = run_prepared_why(NULL, "denials_add", 2, values, &why, NULL, 0);
+    PGresult *res = run_prepared_why(NULL, "denials_add", 2, values, &why);
     if (res == NULL)
         return why;
     PQclear(res);

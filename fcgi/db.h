@@ -91,14 +91,6 @@ int tg_db_reserve(struct tg_request *r, const struct tg_db_who *who, int64_t inp
 int tg_db_release(struct tg_request *r);
 
 /*
- * One round trip: writes the usage row, replaces the reservation by the actual
- * usage on every quota row, raises threshold alerts (tollgate.settle; idempotent
- * by request id). *alerts_json is a JSON array (malloc'd, caller frees) or NULL.
- */
-int tg_db_settle(const char *log_id, const struct tg_usage_record *rec, int64_t *cost_micros,
-                 char **alerts_json);
-
-/*
  * One round trip and one commit: settles n usage records at once
  * (tollgate.settle_batch; rows_json is a JSON array of tg_usage_record_json
  * objects). cost_micros[i] gets record i's stored cost; *alerts_json the
@@ -108,6 +100,13 @@ int tg_db_settle(const char *log_id, const struct tg_usage_record *rec, int64_t 
  */
 int tg_db_settle_batch(const char *log_id, const char *rows_json, size_t n, int64_t *cost_micros,
                        char **alerts_json, char *err, size_t err_size);
+
+/*
+ * Why the calling thread's last tg_db_settle_batch was refused: "SQLSTATE: primary
+ * message" (never the server's detail, which may quote values). Thread-local,
+ * valid until the thread's next call of tg_db_settle_batch or this function.
+ */
+const char *tg_db_settle_refusal(void);
 
 /* The holders ("host:pid") of reservations made on host. Caller frees each and the array. */
 int tg_db_reservation_holders(const char *host, char ***holders, size_t *n);

@@ -250,8 +250,8 @@ static ssize_t fill(struct tg_frame_reader *rd, size_t need)
         rd->at = 0;
     }
     while (rd->len < need && rd->len < READ_WINDOW) {
-        ssize_t n = pread(rd->fd, rd->buf + rd->len, READ_WINDOW - rd->len,
-                          rd->base + (off_t)rd->len);
+        ssize_t n =
+            pread(rd->fd, rd->buf + rd->len, READ_WINDOW - rd->len, rd->base + (off_t)rd->len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)

@@ -21,8 +21,14 @@
  * tg_frame_sync_dir (the directory entry). Locking is advisory (flock(2), per
  * open file description) and always has a deadline.
  *
+ * Resynchronising on the magic means that a payload which itself holds a whole
+ * framed record could surface it when the outer record is damaged: a caller
+ * that nests frames must check what it reads (JSON payloads cannot hold one:
+ * the magic's first byte, 0xff, never occurs in UTF-8).
+ *
  * What this module is not: it knows nothing of what a payload means, and it
- * never truncates, renames or deletes a file.
+ * never truncates, renames or deletes a file (a journal that wants to append
+ * after a torn tail can ftruncate to the reader's offset first).
  */
 #ifndef TG_FRAME_H
 #define TG_FRAME_H
@@ -104,10 +110,10 @@ struct tg_frame_reader {
     bool owns_fd;
     unsigned char *buf; /* window of the file: buf[0..len) is at file offset base */
     size_t len;
-    size_t at;  /* where the next record is looked for, within buf */
-    off_t base; /* file offset of buf[0] */
-    bool eof;   /* nothing more to read(2) */
-    bool in_bad;     /* inside a bad stretch, which began at bad_start */
+    size_t at;   /* where the next record is looked for, within buf */
+    off_t base;  /* file offset of buf[0] */
+    bool eof;    /* nothing more to read(2) */
+    bool in_bad; /* inside a bad stretch, which began at bad_start */
     off_t bad_start;
     /* For the caller (read only): */
     off_t offset;           /* file offset just after the last good record */

@@ -131,6 +131,9 @@ static void *sweeper_main(void *arg)
         tg_journal_recover(); /* requests of dead workers of this host, before their release */
         sweep_once();
         tg_denials_flush(); /* refusal counts: one statement, kept if the database is down */
+        /* spooled usage goes in as soon as the database is back, even on an idle gateway */
+        if (tg_spool_pending())
+            tg_spool_replay(NULL);
         for (long waited = 0; waited < config->sweep_interval_ms && !atomic_load(&shutting_down);
              waited += 100)
             usleep(100 * 1000);

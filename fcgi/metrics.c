@@ -602,8 +602,14 @@ int tg_metrics_handle(struct tg_request *r)
         return TG_ERROR;
     }
     struct text quota = {.buf = malloc(4096), .cap = 4096};
-    if (quota.buf != NULL)
+    if (quota.buf != NULL) {
+        put_family(&quota, "tollgate_usage_dead_letters_total", "counter",
+                   "Usage records this host put in the spool's dead letter "
+                   "(refused by PostgreSQL or failing validation).");
+        put(&quota, "tollgate_usage_dead_letters_total %" PRIu64 "\n",
+            __atomic_load_n(&shm->usage_dead_letters_total, __ATOMIC_RELAXED));
         put_quota_ratios(r, &quota);
+    }
     char *body =
         !quota.failed && quota.buf != NULL ? tg_arena_alloc(r->arena, len + quota.len) : NULL;
     if (body != NULL) {

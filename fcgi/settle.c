@@ -138,6 +138,28 @@ static void settle_one_by_one(struct item **items, size_t n)
         settle_items(&items[i], 1);
 }
 
+/*
+ * Checks each record in C before anything is sent (token counts in range, a
+ * UUID, bounded strings): one bad record would abort the batch's transaction.
+ * A bad one goes to the dead letter; the others are packed to the front.
+ */
+static size_t keep_valid(struct item **items, size_t n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        char why[256];
+        struct item *it = items[i];
+        if (tg_usage_record_check(&it->rec, why, sizeof(why)) == TG_OK) {
+            items[kept++] = it;
+            continue;
+        }
+        it->result = tg_spool_dead_letter(it->request_id, &it->rec, why) == TG_OK
+                         ? TG_SETTLE_REFUSED
+                         : TG_SETTLE_LOST;
+    }
+    return kept;
+}
+
 static void settle_items(struct item **items, size_t n)
 {
     const char *log_id = items[0]->request_id;
@@ -161,8 +183,9 @@ static void settle_items(struct item **items, size_t n)
     } else if (rc == TG_DECLINED && n > 1) {
         settle_one_by_one(items, n);
     } else if (rc == TG_DECLINED) {
-        items[0]->result =
-            tg_spool_dead_letter(&items[0]->rec, why) == TG_OK ? TG_SETTLE_REFUSED : TG_SETTLE_LOST;
+        items[0]->result = tg_spool_dead_letter(log_id, &items[0]->rec, why) == TG_OK
+                               ? TG_SETTLE_REFUSED
+                               : TG_SETTLE_LOST;
     } else {
         spool_items(items, n);
     }
@@ -183,7 +206,11 @@ static void lead_locked(void)
         q.tail = NULL;
     pthread_mutex_unlock(&q.mu);
 
-    settle_items(batch, n);
+    struct item *valid[BATCH_MAX];
+    memcpy(valid, batch, n * sizeof(*batch));
+    size_t n_valid = keep_valid(valid, n);
+    if (n_valid > 0)
+        settle_items(valid, n_valid);
     const char *ids[BATCH_MAX];
     int slots[BATCH_MAX];
     size_t n_safe = 0;

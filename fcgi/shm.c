@@ -14,7 +14,8 @@
 
 #include "crypto.h"
 
-#define SHM_MAGIC 0x746f6c6c67617404ULL /* "tollgat" + layout version 4 (exceeded) */
+#define SHM_MAGIC 0x746f6c6c67617405ULL /* "tollgat" + layout version 5 (exceeded, dead letters)   \
+                                         */
 
 static void segment_name(const char *scope, char *out, size_t size)
 {
@@ -72,6 +73,12 @@ void tg_shm_count_alert(void)
 {
     if (attached != NULL)
         __atomic_add_fetch(&attached->quota_alerts_total, 1, __ATOMIC_RELAXED);
+}
+
+void tg_shm_count_dead_letter(void)
+{
+    if (attached != NULL)
+        __atomic_add_fetch(&attached->usage_dead_letters_total, 1, __ATOMIC_RELAXED);
 }
 
 /* Opens (or creates) the segment; *created tells which. -1 on failure. */

@@ -84,8 +84,9 @@ struct tg_shm_metrics {
 struct tg_shm {
     uint64_t magic; /* set last, once initialised */
     uint64_t size;
-    uint64_t quota_alerts_total; /* threshold crossings seen by this host (atomic) */
-    pthread_mutex_t lock;        /* robust, process-shared: guards buckets */
+    uint64_t quota_alerts_total;       /* threshold crossings seen by this host (atomic) */
+    uint64_t usage_dead_letters_total; /* usage records put in the dead letter (atomic) */
+    pthread_mutex_t lock;              /* robust, process-shared: guards buckets */
     struct tg_shm_bucket buckets[TG_SHM_BUCKETS];
     struct tg_shm_metrics metrics;
 };
@@ -102,6 +103,9 @@ struct tg_shm *tg_shm_get(void);
 
 /* Adds one to the host's quota alert counter (no-op before attach). */
 void tg_shm_count_alert(void);
+
+/* Adds one to the host's usage dead letter counter (no-op before attach). */
+void tg_shm_count_dead_letter(void);
 
 /* Locks / unlocks the bucket table (recovering from a dead holder). */
 int tg_shm_lock(struct tg_shm *shm);

@@ -138,8 +138,17 @@ int tg_usage_settle_record(const char *log_id, const struct tg_usage_record *rec
                            int64_t *cost_micros)
 {
     char *alerts = NULL;
-    if (tg_db_settle(log_id, rec, cost_micros, &alerts) != TG_OK)
+    char why[320];
+    json_t *rows = json_array();
+    json_array_append_new(rows, tg_usage_record_json(rec));
+    char *text = json_dumps(rows, JSON_COMPACT);
+    json_decref(rows);
+    if (text == NULL)
         return TG_ERROR;
+    int rc = tg_db_settle_batch(log_id, text, 1, cost_micros, &alerts, why, sizeof(why));
+    free(text);
+    if (rc != TG_OK)
+        return rc;
     if (alerts != NULL)
         tg_usage_report_alerts(log_id, alerts);
     free(alerts);
@@ -161,4 +170,134 @@ int tg_usage_settle(struct tg_request *r)
     case TG_SETTLE_LOST: break;
     }
     return TG_ERROR;
+}
+
+static bool is_uuid(const char *s)
+{
+    if (s == NULL)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-'
+                 : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
+    return s[36] == '\0';
+}
+
+/* Well-formed UTF-8 (no overlongs, no surrogates) of at most max bytes. */
+static bool utf8_within(const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0;
+    while (p[n] != '\0') {
+        if (n >= max)
+            return false;
+        unsigned char c = p[n];
+        int more = c < 0x80                 ? 0
+                   : c >= 0xC2 && c <= 0xDF ? 1
+                   : (c & 0xF0) == 0xE0     ? 2
+                   : c >= 0xF0 && c <= 0xF4 ? 3
+                                            : -1;
+        if (more < 0)
+            return false;
+        unsigned char lo = 0x80, hi = 0xBF; /* the second byte's range */
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+        else if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+        for (int k = 1; k <= more; k++) {
+            unsigned char b = p[n + (size_t)k];
+            if (k == 1 ? (b < lo || b > hi) : (b & 0xC0) != 0x80)
+                return false;
+        }
+        n += (size_t)more + 1;
+    }
+    return true;
+}
+
+static bool digits(const char *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+int tg_usage_record_check(const struct tg_usage_record *rec, char *why, size_t why_size)
+{
+    if (!is_uuid(rec->request_id)) {
+        snprintf(why, why_size, "request_id is not a UUID");
+        return TG_DECLINED;
+    }
+    const char *ts = rec->ts;
+    if (ts == NULL || strlen(ts) < 10 || !digits(ts, 4) || ts[4] != '-' || !digits(ts + 5, 2) ||
+        ts[7] != '-' || !digits(ts + 8, 2) || (ts[10] != '\0' && ts[10] != 'T' && ts[10] != ' ')) {
+        snprintf(why, why_size, "ts is missing or not an ISO 8601 time");
+        return TG_DECLINED;
+    }
+    const struct {
+        const char *name;
+        int64_t value;
+    } counts[] = {
+        {"input_tokens", rec->usage.input_tokens},
+        {"output_tokens", rec->usage.output_tokens},
+        {"cache_read_tokens", rec->usage.cache_read_tokens},
+        {"cache_write_tokens", rec->usage.cache_write_tokens},
+        {"cache_write_1h_tokens", rec->usage.cache_write_1h_tokens},
+        {"web_search_requests", rec->usage.web_search_requests},
+    };
+    for (size_t i = 0; i < TG_ARRAY_LEN(counts); i++) {
+        if (counts[i].value < 0 || counts[i].value > INT32_MAX) {
+            snprintf(why, why_size, "%s %lld is out of range (0 to 2147483647)", counts[i].name,
+                     (long long)counts[i].value);
+            return TG_DECLINED;
+        }
+    }
+    if (rec->usage.cache_write_1h_tokens > rec->usage.cache_write_tokens) {
+        snprintf(why, why_size, "cache_write_1h_tokens %lld exceeds cache_write_tokens %lld",
+                 (long long)rec->usage.cache_write_1h_tokens,
+                 (long long)rec->usage.cache_write_tokens);
+        return TG_DECLINED;
+    }
+    if (rec->api_key_id < 0 || rec->http_status < 0 || rec->http_status > 999 ||
+        rec->latency_ms < INT32_MIN || rec->latency_ms > INT32_MAX ||
+        rec->upstream_ms < INT32_MIN || rec->upstream_ms > INT32_MAX) {
+        snprintf(why, why_size,
+                 "api_key_id %lld, http_status %d, latency_ms %lld or upstream_ms %lld is out "
+                 "of range",
+                 (long long)rec->api_key_id, rec->http_status, (long long)rec->latency_ms,
+                 (long long)rec->upstream_ms);
+        return TG_DECLINED;
+    }
+    const char *source = rec->usage_source;
+    if (source != NULL && strcmp(source, "provider") != 0 && strcmp(source, "estimated") != 0 &&
+        strcmp(source, "reserved_bound") != 0) {
+        snprintf(why, why_size, "usage_source is not provider, estimated or reserved_bound");
+        return TG_DECLINED;
+    }
+    const struct {
+        const char *name;
+        const char *value;
+    } strings[] = {
+        {"ts", rec->ts},
+        {"user_id", rec->user_id},
+        {"group_id", rec->group_id},
+        {"provider", rec->provider},
+        {"model", rec->model},
+        {"outcome", rec->outcome},
+    };
+    for (size_t i = 0; i < TG_ARRAY_LEN(strings); i++) {
+        if (strings[i].value != NULL && !utf8_within(strings[i].value, TG_USAGE_STRING_MAX)) {
+            snprintf(why, why_size, "%s is not UTF-8 of at most %d bytes", strings[i].name,
+                     TG_USAGE_STRING_MAX);
+            return TG_DECLINED;
+        }
+    }
+    return TG_OK;
 }

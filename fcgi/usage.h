@@ -69,9 +69,26 @@ void tg_usage_report_alerts(const char *log_id, const char *alerts_json);
 
 /*
  * Settles one record (tollgate.settle) and logs the threshold alerts it raised.
- * Used by tg_usage_settle and by the spool's replay. TG_ERROR: database down.
+ * Used by tg_usage_settle and by the spool's replay. TG_ERROR: database
+ * unavailable (try later); TG_DECLINED: the database refused this record
+ * (tg_db_settle_refusal says why; sending it again would fail the same way).
  */
 int tg_usage_settle_record(const char *log_id, const struct tg_usage_record *rec,
                            int64_t *cost_micros);
+
+/* The longest string field tg_usage_record_check accepts, in bytes. */
+#define TG_USAGE_STRING_MAX 1024
+
+/*
+ * Checks rec before it is sent to the database or spooled: request_id a UUID,
+ * ts present ("YYYY-MM-DD..."), token counts and web_search_requests in
+ * 0..2147483647, cache_write_1h_tokens at most cache_write_tokens, api_key_id
+ * not negative, http_status in 0..999, latency_ms and upstream_ms within a
+ * PostgreSQL integer, usage_source NULL or one of its three values, every
+ * string valid UTF-8 of at most TG_USAGE_STRING_MAX bytes. TG_OK, or
+ * TG_DECLINED with the first problem in why (names the field; quotes numbers,
+ * never strings).
+ */
+int tg_usage_record_check(const struct tg_usage_record *rec, char *why, size_t why_size);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * test_usage.c — the pure parts of usage.c: totals and micro-dollar formatting.
+ * test_usage.c — the pure parts of usage.c: totals, micro-dollar formatting and
+ * the record check done before a row is sent or spooled (tg_usage_record_check).
  * tg_usage_settle needs the database and the spool: the integration suite
  * covers it.
  */
@@ -64,7 +65,7 @@ static void test_format_usd_small_buffer(void **state)
 static void test_total(void **state)
 {
     (void)state;
-    struct tg_usage none = {0, 0, 0, 0, 0, 0};
+    struct tg_usage none = {0};
     assert_int_equal(tg_usage_total(&none), 0);
     struct tg_usage u = {.input_tokens = 1000,
                          .output_tokens = 200,
@@ -78,6 +79,109 @@ static void test_total(void **state)
     assert_true(tg_usage_total(&big) == INT64_C(6000000000)); /* 64-bit, not int */
 }
 
+static struct tg_usage_record good_record(void)
+{
+    return (struct tg_usage_record){
+        .request_id = "0b7e3c1a-5f2d-4c8e-9a61-3d2f1e0c9b8a",
+        .ts = "2026-03-15T10:00:00.123456Z",
+        .api_key_id = 1,
+        .user_id = "alice",
+        .group_id = "eng",
+        .provider = "anthropic",
+        .model = "claude-haiku-4-5",
+        .usage = {.input_tokens = 10, .cache_write_tokens = 5, .cache_write_1h_tokens = 5},
+        .http_status = 200,
+        .outcome = "ok",
+    };
+}
+
+static void assert_refused(const struct tg_usage_record *rec, const char *want_why)
+{
+    char why[256] = "";
+    if (tg_usage_record_check(rec, why, sizeof(why)) != TG_DECLINED)
+        fail_msg("accepted a record that should fail with \"%s\"", want_why);
+    assert_string_equal(why, want_why);
+}
+
+static void test_record_check(void **state)
+{
+    (void)state;
+    char why[256];
+    struct tg_usage_record rec = good_record();
+    assert_int_equal(tg_usage_record_check(&rec, why, sizeof(why)), TG_OK);
+    /* limits are inclusive; NULL strings and the three sources are fine */
+    rec.usage.input_tokens = rec.usage.output_tokens = rec.usage.web_search_requests = INT32_MAX;
+    rec.user_id = rec.group_id = NULL;
+    rec.request_id = "0B7E3C1A-5F2D-4C8E-9A61-3D2F1E0C9B8A";
+    rec.ts = "2026-03-15";
+    rec.http_status = 999;
+    const char *sources[] = {NULL, "provider", "estimated", "reserved_bound"};
+    for (size_t i = 0; i < TG_ARRAY_LEN(sources); i++) {
+        rec.usage_source = sources[i];
+        assert_int_equal(tg_usage_record_check(&rec, why, sizeof(why)), TG_OK);
+    }
+    char model[TG_USAGE_STRING_MAX + 1];
+    memset(model, 'm', TG_USAGE_STRING_MAX);
+    model[TG_USAGE_STRING_MAX] = '\0';
+    rec.model = model;
+    assert_int_equal(tg_usage_record_check(&rec, why, sizeof(why)), TG_OK);
+    rec.user_id = "\xc3\xa9l\xc3\xa8ve \xe2\x82\xac \xf0\x9f\x98\x80"; /* UTF-8 of 2, 3, 4 bytes */
+    assert_int_equal(tg_usage_record_check(&rec, why, sizeof(why)), TG_OK);
+}
+
+static void test_record_check_refusals(void **state)
+{
+    (void)state;
+    struct tg_usage_record rec;
+#define REFUSED(change, why)                                                                       \
+    do {                                                                                           \
+        rec = good_record();                                                                       \
+        change;                                                                                    \
+        assert_refused(&rec, why);                                                                 \
+    } while (0)
+    REFUSED(rec.request_id = NULL, "request_id is not a UUID");
+    REFUSED(rec.request_id = "0b7e3c1a-5f2d-4c8e-9a61-3d2f1e0c9b8", "request_id is not a UUID");
+    REFUSED(rec.request_id = "0b7e3c1a-5f2d-4c8e-9a61-3d2f1e0c9b8aa", "request_id is not a UUID");
+    REFUSED(rec.request_id = "0b7e3c1a5f2d-4c8e-9a61-3d2f1e0c9b8a-", "request_id is not a UUID");
+    REFUSED(rec.request_id = "0b7e3c1a-5f2d-4c8e-9a61-3d2f1e0c9b8g", "request_id is not a UUID");
+    REFUSED(rec.ts = NULL, "ts is missing or not an ISO 8601 time");
+    REFUSED(rec.ts = "", "ts is missing or not an ISO 8601 time");
+    REFUSED(rec.ts = "yesterday at noon", "ts is missing or not an ISO 8601 time");
+    REFUSED(rec.ts = "2026-03-15X10:00", "ts is missing or not an ISO 8601 time");
+    REFUSED(rec.usage.input_tokens = -1, "input_tokens -1 is out of range (0 to 2147483647)");
+    REFUSED(rec.usage.output_tokens = INT64_C(2147483648),
+            "output_tokens 2147483648 is out of range (0 to 2147483647)");
+    REFUSED(rec.usage.cache_read_tokens = INT64_MIN,
+            "cache_read_tokens -9223372036854775808 is out of range (0 to 2147483647)");
+    REFUSED(rec.usage.cache_write_tokens = -5,
+            "cache_write_tokens -5 is out of range (0 to 2147483647)");
+    REFUSED(rec.usage.cache_write_1h_tokens = -1,
+            "cache_write_1h_tokens -1 is out of range (0 to 2147483647)");
+    REFUSED(rec.usage.web_search_requests = INT64_MAX,
+            "web_search_requests 9223372036854775807 is out of range (0 to 2147483647)");
+    REFUSED(rec.usage.cache_write_1h_tokens = 6,
+            "cache_write_1h_tokens 6 exceeds cache_write_tokens 5");
+    REFUSED(rec.api_key_id = -1, "api_key_id -1, http_status 200, latency_ms 0 or upstream_ms 0 "
+                                 "is out of range");
+    REFUSED(rec.http_status = 1000, "api_key_id 1, http_status 1000, latency_ms 0 or "
+                                    "upstream_ms 0 is out of range");
+    REFUSED(rec.latency_ms = INT64_C(2147483648), "api_key_id 1, http_status 200, latency_ms "
+                                                  "2147483648 or upstream_ms 0 is out of range");
+    REFUSED(rec.usage_source = "guessed",
+            "usage_source is not provider, estimated or reserved_bound");
+    char long_model[TG_USAGE_STRING_MAX + 2];
+    memset(long_model, 'm', TG_USAGE_STRING_MAX + 1);
+    long_model[TG_USAGE_STRING_MAX + 1] = '\0';
+    REFUSED(rec.model = long_model, "model is not UTF-8 of at most 1024 bytes");
+    REFUSED(rec.user_id = "al\xffice", "user_id is not UTF-8 of at most 1024 bytes");
+    REFUSED(rec.group_id = "\xc3", "group_id is not UTF-8 of at most 1024 bytes");
+    REFUSED(rec.provider = "\xc0\xaf", "provider is not UTF-8 of at most 1024 bytes");
+    REFUSED(rec.outcome = "\xed\xa0\x80", "outcome is not UTF-8 of at most 1024 bytes");
+    REFUSED(rec.model = "\xf4\x90\x80\x80", "model is not UTF-8 of at most 1024 bytes");
+    REFUSED(rec.ts = "2026-03-15T\xff", "ts is not UTF-8 of at most 1024 bytes");
+#undef REFUSED
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -86,6 +190,8 @@ int main(void)
         cmocka_unit_test(test_format_usd_extremes),
         cmocka_unit_test(test_format_usd_small_buffer),
         cmocka_unit_test(test_total),
+        cmocka_unit_test(test_record_check),
+        cmocka_unit_test(test_record_check_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
