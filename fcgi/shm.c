@@ -14,8 +14,9 @@
 
 #include "crypto.h"
 
-#define SHM_MAGIC 0x746f6c6c67617405ULL /* "tollgat" + layout version 5 (exceeded, dead letters)   \
-                                         */
+#define SHM_MAGIC                                                                                  \
+    0x746f6c6c67617405ULL /* "tollgat" + layout version 5 (exceeded, dead letters)                 \
+                           */
 
 static void segment_name(const char *scope, char *out, size_t size)
 {
