@@ -516,6 +516,11 @@ def load_runs(stack, args, workdir, upstream, proxy, upstream_port, proxy_port):
                  args.connections, workdir, meter)
     added, up1, tg1 = latency_runs(url_upstream, url_tg, key, args, workdir)
     hot, spread = enforced_runs(stack, url_tg, args, workdir, meter)
+    # requests still in flight when wrk stopped settle within moments: wait for them (bounded)
+    deadline = time.time() + 15
+    while time.time() < deadline and stack.psql(
+            "select count(*) from tollgate.reservations")[0][0] != "0":
+        time.sleep(0.2)
     rows = stack.psql("select count(*) from tollgate.usage")[0][0]
     left = stack.psql("select count(*), coalesce(sum(reserved), 0) from tollgate.quotas")[0]
     say("usage rows written: %s; quota rows %s, reserved after the runs: %s"
