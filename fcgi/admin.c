@@ -731,33 +731,51 @@ static int delete_quota(struct tg_request *r, const struct call *call)
                                  "metric", q.metric, "window", q.window, "deleted", 1));
 }
 
-/* PUT /admin/prices: micro-dollars per million tokens. */
+/*
+ * PUT /admin/prices: micro-dollars per million tokens; web_search per search.
+ * The fields after the four base rates are optional (price_set's named
+ * arguments, in this order): a field left out is SQL null.
+ */
 static int put_price(struct tg_request *r, const struct call *call)
 {
-    static const char *const fields[] = {"model",      "effective_from", "input", "output",
-                                         "cache_read", "cache_write",    NULL};
-    static const char *const rates[] = {"input", "output", "cache_read", "cache_write"};
+    // clang-format off
+    static const char *const fields[] = {
+        "model", "effective_from",
+        "input", "output", "cache_read", "cache_write",  /* required */
+        "cache_write_1h", "web_search", "long_context_threshold", "long_input", "long_output",
+        "long_cache_read", "long_cache_write", "long_cache_write_1h", NULL};
+    // clang-format on
+    enum { N_BASE = 4, N_RATES = 12, FIRST_RATE = 2 };
     json_t *body = call->body;
     const char *model, *from;
-    char rate_text[4][24];
+    char rate_text[N_RATES][24];
+    const char *params[N_RATES + 3] = {NULL};
     if (check_fields(r, body, fields) != TG_OK || get_string(r, body, "model", true, &model) ||
         get_string(r, body, "effective_from", false, &from))
         return TG_ERROR;
     if (model[0] == '\0')
         return bad_field(r, "model", "must not be empty");
-    for (size_t i = 0; i < TG_ARRAY_LEN(rates); i++) {
-        int64_t rate = 0;
-        if (get_integer(r, body, rates[i], true, 0, INT64_MAX, &rate) != TG_OK)
+    for (int i = 0; i < N_RATES; i++) {
+        const char *name = fields[FIRST_RATE + i];
+        int64_t rate = -1; /* stays -1 when an optional field is left out */
+        int64_t min = strcmp(name, "long_context_threshold") == 0 ? 1 : 0;
+        if (get_integer(r, body, name, i < N_BASE, min, INT64_MAX, &rate) != TG_OK)
             return TG_ERROR;
         snprintf(rate_text[i], sizeof(rate_text[i]), "%lld", (long long)rate);
+        /* $3..$6 the base rates, $7 the actor, $8.. the optional ones */
+        params[i < N_BASE ? 2 + i : 3 + i] = rate >= 0 ? rate_text[i] : NULL;
     }
-    const char *params[] = {model,        from,         rate_text[0], rate_text[1],
-                            rate_text[2], rate_text[3], call->actor};
+    params[0] = model;
+    params[1] = from;
+    params[6] = call->actor;
     const char *row;
     if (run(r,
             "SELECT tollgate.price_set($1, $2::timestamptz, $3::bigint, $4::bigint, $5::bigint,"
-            " $6::bigint, $7)::text",
-            7, params, &row) != TG_OK)
+            " $6::bigint, $7, p_cache_write_1h => $8::bigint, p_web_search => $9::bigint,"
+            " p_long_context_threshold => $10::bigint, p_long_input => $11::bigint,"
+            " p_long_output => $12::bigint, p_long_cache_read => $13::bigint,"
+            " p_long_cache_write => $14::bigint, p_long_cache_write_1h => $15::bigint)::text",
+            N_RATES + 3, params, &row) != TG_OK)
         return TG_ERROR;
     return respond_json(r, 200, row != NULL ? row : "null");
 }

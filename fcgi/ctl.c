@@ -24,6 +24,7 @@
 #include "config_mask.h"
 #include "db.h"
 #include "migrate.h"
+#include "price_check.h"
 #include "report.h"
 #include "usage.h"
 
@@ -201,13 +202,34 @@ static const char quota_show_sql[] =
     " AND ($2::text IS NULL OR subject = $2)"
     " ORDER BY subject_kind, subject, metric, \"window\"";
 
-/* price set: the row as stored */
+/* price set: the row as stored (a null 1-hour rate is the cache-write rate) */
 static const char price_set_sql[] =
     "SELECT p.model, " SQL_UTC("p.effective_from") ", p.input_micros_per_mtok,"
     " p.output_micros_per_mtok, p.cache_read_micros_per_mtok,"
-    " p.cache_write_micros_per_mtok FROM jsonb_populate_record(NULL::tollgate.prices,"
+    " p.cache_write_micros_per_mtok,"
+    " coalesce(p.cache_write_1h_micros_per_mtok, p.cache_write_micros_per_mtok),"
+    " p.web_search_micros_per_use, p.long_context_threshold_tokens,"
+    " p.long_input_micros_per_mtok, p.long_output_micros_per_mtok,"
+    " p.long_cache_read_micros_per_mtok, p.long_cache_write_micros_per_mtok,"
+    " p.long_cache_write_1h_micros_per_mtok"
+    " FROM jsonb_populate_record(NULL::tollgate.prices,"
     " tollgate.price_set($1, $2::timestamptz, $3::bigint, $4::bigint, $5::bigint,"
-    " $6::bigint, $7)) p";
+    " $6::bigint, $7, p_cache_write_1h => $8::bigint, p_web_search => $9::bigint,"
+    " p_long_context_threshold => $10::bigint, p_long_input => $11::bigint,"
+    " p_long_output => $12::bigint, p_long_cache_read => $13::bigint,"
+    " p_long_cache_write => $14::bigint, p_long_cache_write_1h => $15::bigint)) p";
+
+/* price list: LONG_CONTEXT is "-" or "THRESHOLD:in/out/read/write/write_1h" */
+static const char price_list_sql[] =
+    "SELECT model, " SQL_UTC("effective_from") ", input_micros_per_mtok,"
+    " output_micros_per_mtok, cache_read_micros_per_mtok, cache_write_micros_per_mtok,"
+    " coalesce(cache_write_1h_micros_per_mtok, cache_write_micros_per_mtok),"
+    " web_search_micros_per_use,"
+    " long_context_threshold_tokens || ':' || concat_ws('/', long_input_micros_per_mtok,"
+    " long_output_micros_per_mtok, long_cache_read_micros_per_mtok,"
+    " long_cache_write_micros_per_mtok, long_cache_write_1h_micros_per_mtok),"
+    " CASE WHEN in_force THEN 'yes' ELSE 'no' END FROM tollgate.price_list"
+    " ORDER BY model, effective_from";
 // clang-format on
 
 #define MAX_COLUMNS 16
@@ -273,12 +295,39 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
 
 /* ---- migrate ---- */
 
+/* The config's models without a price in force (rows of one column); 0, or 1 after die(). */
+static int unpriced_models(struct ctl *ctl, struct tg_db_rows *rows)
+{
+    char *models = tg_price_check_models_json_file(ctl->config_path, ctl->err, sizeof(ctl->err));
+    if (models == NULL)
+        return die("%s", ctl->err);
+    const char *params[] = {models};
+    int status = query(ctl, tg_price_check_sql, 1, params, rows) == TG_OK ? 0 : 1;
+    free(models);
+    return status;
+}
+
+/*
+ * Migrates, then warns about each model of the config without a price in force
+ * (reserve refuses its requests). The exit status is the migration's: an
+ * unpriced model is for `price set` to fix once the schema is there.
+ */
 static int cmd_migrate(struct ctl *ctl, int argc, char **argv)
 {
     const char *dir = option(argc, argv, "--sql-dir");
     if (tg_migrate_run(ctl->db, dir != NULL ? dir : TG_SQL_DIR, stdout, ctl->err,
                        sizeof(ctl->err)) != TG_OK)
         return die("%s", ctl->err);
+    struct tg_db_rows rows;
+    if (unpriced_models(ctl, &rows) != 0) {
+        fprintf(stderr, "tollgatectl: warning: could not check that every model has a price\n");
+        return 0;
+    }
+    for (int i = 0; i < rows.n_rows; i++)
+        fprintf(stderr,
+                "tollgatectl: warning: model \"%s\" has no price in force: its requests are"
+                " refused until one is set (tollgatectl price set)\n",
+                rows.cells[i]);
     return 0;
 }
 
@@ -658,31 +707,64 @@ static int cmd_quota_change(struct ctl *ctl, int argc, char **argv)
 
 /* ---- prices ---- */
 
+/* The price set options after the base rates, in price_set_sql's parameter order ($8..$15). */
+static const char *const price_options[] = {
+    "--cache-write-1h", "--web-search",      "--long-context-threshold", "--long-input",
+    "--long-output",    "--long-cache-read", "--long-cache-write",       "--long-cache-write-1h",
+};
+
 static int cmd_price_set(struct ctl *ctl, int argc, char **argv)
 {
-    static const char *const flags[] = {"--input", "--output", "--cache-read", "--cache-write"};
-    const char *rates[TG_ARRAY_LEN(flags)];
-    for (size_t i = 0; i < TG_ARRAY_LEN(flags); i++) {
-        int64_t rate;
-        rates[i] = option(argc, argv, flags[i]);
-        if (rates[i] != NULL && parse_whole(rates[i], 0, INT64_MAX, &rate) != TG_OK)
-            return die("invalid %s \"%s\" (micro-dollars per million tokens, a whole number)",
-                       flags[i], rates[i]);
+    static const char *const base[] = {"--input", "--output", "--cache-read", "--cache-write"};
+    const char *params[15] = {argv[0], option(argc, argv, "--from")};
+    for (size_t i = 0; i < TG_ARRAY_LEN(base) + TG_ARRAY_LEN(price_options); i++) {
+        const char *flag = i < 4 ? base[i] : price_options[i - 4];
+        int64_t value;
+        const char *text = option(argc, argv, flag);
+        bool threshold = strcmp(flag, "--long-context-threshold") == 0;
+        if (text != NULL && parse_whole(text, threshold ? 1 : 0, INT64_MAX, &value) != TG_OK)
+            return die("invalid %s \"%s\" (%s, a whole number)", flag, text,
+                       threshold                           ? "prompt tokens, at least 1"
+                       : strcmp(flag, "--web-search") == 0 ? "micro-dollars per search"
+                                                           : "micro-dollars per million tokens");
+        params[i < 4 ? 2 + i : 3 + i] = text; /* $7 is the actor */
     }
-    if (rates[0] == NULL || rates[1] == NULL)
+    params[6] = ctl->actor;
+    if (params[2] == NULL || params[3] == NULL)
         return usage(ctl->cmd, "price set needs --input and --output");
-    const char *params[] = {
-        argv[0], option(argc, argv, "--from"), rates[0], rates[1], rates[2], rates[3], ctl->actor};
     struct tg_db_rows rows;
-    if (query(ctl, price_set_sql, 7, params, &rows) != TG_OK)
+    if (query(ctl, price_set_sql, 15, params, &rows) != TG_OK)
         return 1;
     const char **c = rows.cells;
     if (rows.n_rows == 0 || c[0] == NULL)
         return die("could not set the price of \"%s\"", argv[0]);
     printf("price of \"%s\" from %s, in micro-dollars per million tokens: input %s, output %s,"
-           " cache read %s, cache write %s\n",
-           c[0], c[1], c[2], c[3], c[4], c[5]);
+           " cache read %s, cache write %s, cache write 1h %s; web search %s micro-dollars per"
+           " search",
+           c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+    if (c[8] != NULL)
+        printf("; above %s prompt tokens: input %s, output %s, cache read %s, cache write %s,"
+               " cache write 1h %s",
+               c[8], c[9], c[10], c[11], c[12], c[13]);
+    printf("\n");
     return 0;
+}
+
+/* Lists the config's models without a price in force; exit status 1 if there are any. */
+static int cmd_price_check(struct ctl *ctl, int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    struct tg_db_rows rows;
+    if (unpriced_models(ctl, &rows) != 0)
+        return 1;
+    if (rows.n_rows == 0) {
+        printf("every model of the config has a price in force\n");
+        return 0;
+    }
+    for (int i = 0; i < rows.n_rows; i++)
+        printf("%s\n", rows.cells[i]);
+    return die("%d of the config's models %s no price in force: their requests are refused",
+               rows.n_rows, rows.n_rows == 1 ? "has" : "have");
 }
 
 /* ---- config show ---- */
@@ -838,14 +920,18 @@ static const struct command commands[] = {
     {"quota", "sweep", 0, "      (release expired reservations)", "", cmd_quota_cron, NULL,
      NULL},
     {"price", "set", 1,
-     "MODEL --input N --output N [--cache-read N] [--cache-write N] [--from TIME]",
-     "--input= --output= --cache-read= --cache-write= --from=", cmd_price_set, NULL, NULL},
-    {"price", "list", 0, "", "", cmd_list,
-     "SELECT model, " SQL_UTC("effective_from") ", input_micros_per_mtok,"
-     " output_micros_per_mtok, cache_read_micros_per_mtok, cache_write_micros_per_mtok,"
-     " CASE WHEN in_force THEN 'yes' ELSE 'no' END FROM tollgate.price_list"
-     " ORDER BY model, effective_from",
-     "MODEL FROM >INPUT >OUTPUT >CACHE_READ >CACHE_WRITE IN_FORCE"},
+     "MODEL --input N --output N [--cache-read N] [--cache-write N] [--cache-write-1h N]\n"
+     "        [--web-search N] [--long-context-threshold T --long-input N --long-output N\n"
+     "        --long-cache-read N --long-cache-write N --long-cache-write-1h N] [--from TIME]",
+     "--input= --output= --cache-read= --cache-write= --cache-write-1h= --web-search="
+     " --long-context-threshold= --long-input= --long-output= --long-cache-read="
+     " --long-cache-write= --long-cache-write-1h= --from=",
+     cmd_price_set, NULL, NULL},
+    {"price", "list", 0, "", "", cmd_list, price_list_sql,
+     "MODEL FROM >INPUT >OUTPUT >CACHE_READ >CACHE_WRITE >CACHE_WRITE_1H >WEB_SEARCH"
+     " LONG_CONTEXT IN_FORCE"},
+    {"price", "check", 0, "   (the config's models without a price in force; exit 1 if any)",
+     "", cmd_price_check, NULL, NULL},
     {"config", "show", 0, "[-c CONFIG]   (secrets masked)", "-c=", cmd_config_show, NULL, NULL},
     {"usage", "maintain", 0,
      "[--ahead N]   (cron: partitions for N months ahead, 3 by default; retention)",
@@ -871,7 +957,11 @@ static int print_usage(void)
     fprintf(stderr,
             "quotas: SUBJECT is --group G, --user U or --key PREFIX; M is usd, tokens or\n"
             "  requests; W minute, hour, day, month or total; usd amounts in dollars (500.00)\n"
-            "prices: micro-dollars per million tokens ($3/MTok is 3000000)\n"
+            "prices: micro-dollars per million tokens ($3/MTok is 3000000); --web-search in\n"
+            "  micro-dollars per search ($10 per 1,000 is 10000); without --cache-write-1h,\n"
+            "  1-hour cache writes cost the --cache-write rate; above T prompt tokens (input\n"
+            "  and cache), every token costs its --long-* rate (LONG_CONTEXT in price list:\n"
+            "  T:input/output/cache read/cache write/cache write 1h)\n"
             "reports: DATE is YYYY-MM-DD, both ends included; the default is this month\n"
             "lists (--models, --endpoints): comma-separated names or globs (claude-haiku-*)\n"
             "environment: TOLLGATE_CONFIG names the config when there is no -c,\n"

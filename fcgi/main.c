@@ -28,6 +28,7 @@
 #include "journal.h"
 #include "log.h"
 #include "pipeline.h"
+#include "price_check.h"
 #include "quota.h"
 #include "ratelimit.h"
 #include "settle.h"
@@ -237,6 +238,7 @@ static int run(const struct tg_config *config, const char *config_path)
     pthread_t sweeper;
     bool sweeping = pthread_create(&sweeper, NULL, sweeper_main, (void *)config) == 0;
     tg_log_info(NULL, "worker started with %d threads", started);
+    tg_price_check_log(config); /* names each unpriced model: reserve refuses its requests */
     wait_for_shutdown(threads, started);
     if (sweeping)
         pthread_join(sweeper, NULL);

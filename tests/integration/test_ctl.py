@@ -341,10 +341,12 @@ def test_price_set_prices_the_next_request():
           "2099-01-01T00:00:00Z")
     assert cost() == 66500
     rows = [l.split() for l in s.ctl("price", "list").splitlines() if l.startswith(SONNET + " ")]
+    # (then the 1-hour cache-write rate, the cache-write rate when not given; the search
+    # fee; no long-context premium)
     assert [r[1:] for r in rows if r[1].startswith("2099")] == [
-        ["2099-01-01T00:00:00Z", "1", "1", "0", "0", "no"]], rows
+        ["2099-01-01T00:00:00Z", "1", "1", "0", "0", "0", "0", "-", "no"]], rows
     assert [r[2:] for r in rows if r[-1] == "yes"] == [
-        ["7000000", "11000000", "500000", "9000000", "yes"]], rows
+        ["7000000", "11000000", "500000", "9000000", "9000000", "0", "-", "yes"]], rows
 
     assert "invalid --input" in ctl_error(s, "price", "set", SONNET, "--input", "-1",
                                           "--output", "1")

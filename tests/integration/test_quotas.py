@@ -9,7 +9,11 @@ reports cache_creation_input_tokens = L, input_tokens = 0 and output_tokens =
 max_tokens.  price_upper_micros prices input at the highest input rate (cache
 write), so with L a multiple of 4 the upper bound and the actual cost are the
 same whole number of micro-dollars, and the token bound equals the actual
-token count.  A limit of N such requests then admits exactly N.
+token count.  A limit of N such requests then admits exactly N.  These
+requests ask for EXACT, a model of the test's own whose 1-hour cache writes
+cost the 5-minute rate (Anthropic's 1-hour rate is higher, and it is in the
+bound since sql/009: with a real model the bound would exceed what the
+mock's 5-minute writes cost).
 """
 
 import calendar
@@ -28,6 +32,7 @@ from collections import Counter
 from harness import error_body, main_stack, pid_gone, stack, wait_for
 
 HAIKU = "claude-haiku-4-5-20251001"
+EXACT = "tollgate-test-exact"   # exact_body's model: priced by exact_body
 N = 37                     # requests a race admits
 RACE_REQUESTS = 200        # concurrent requests in a race
 RACE_PROCESSES, RACE_THREADS = 5, 40
@@ -47,8 +52,13 @@ def dollars(micros):
 def exact_body(s, marker, length=BODY_BYTES, max_tokens=MAX_TOKENS, delay_ms=0):
     """(body text of exactly `length` bytes, its cost in micro-dollars), such
     that the reserved upper bound equals what the mock then reports (see the
-    module docstring).  Asserts the two prices are equal."""
+    module docstring).  Asserts the two prices are equal.  s serves EXACT
+    (race_stack); its price (Haiku 4.5's, 1-hour writes at the 5-minute
+    rate) is set here, once."""
     assert length % 4 == 0 and 1000 <= length <= 9999, length
+    s.ctl("price", "set", EXACT, "--input", "1000000", "--output", "5000000", "--cache-read",
+          "100000", "--cache-write", "1250000", "--cache-write-1h", "1250000", "--from",
+          "2020-01-01T00:00:00Z")
     directive = {"usage": {"input_tokens": 0, "output_tokens": max_tokens,
                            "cache_read_input_tokens": 0,
                            "cache_creation_input_tokens": length}}
@@ -56,7 +66,7 @@ def exact_body(s, marker, length=BODY_BYTES, max_tokens=MAX_TOKENS, delay_ms=0):
         directive["delay_ms"] = delay_ms
 
     def make(pad):
-        return json.dumps(s.body(model=HAIKU, prompt=marker + " " + "x" * pad,
+        return json.dumps(s.body(model=EXACT, prompt=marker + " " + "x" * pad,
                                  directive=directive, max_tokens=max_tokens))
     pad = length - len(make(0).encode())
     assert pad >= 0, "marker too long for a %d-byte body" % length
@@ -65,7 +75,7 @@ def exact_body(s, marker, length=BODY_BYTES, max_tokens=MAX_TOKENS, delay_ms=0):
     upper, actual = s.psql(
         "select tollgate.price_upper_micros('%s', now(), %d, %d), "
         "tollgate.price_micros('%s', now(), 0, %d, 0, %d)"
-        % (HAIKU, length, max_tokens, HAIKU, max_tokens, length))[0]
+        % (EXACT, length, max_tokens, EXACT, max_tokens, length))[0]
     assert upper == actual and int(upper) > 0, \
         "upper bound %s != actual cost %s: the race would not be exact" % (upper, actual)
     return body, int(upper)
@@ -226,7 +236,8 @@ def check_race_denials(results, want_message, what):
 
 def race_stack():
     # several workers (4 x 8 threads), so requests really are served at once
-    return stack(tag="race", processes=4, threads=8, timeout_ms=10000)
+    return stack(tag="race", processes=4, threads=8, timeout_ms=10000,
+                 extra_config={"models": {EXACT: {"provider": "anthropic"}}})
 
 
 # ---- 1. race on a USD budget -----------------------------------------------------
@@ -785,7 +796,7 @@ def test_every_outcome_settles_or_releases_its_reservation():
 # ---- 7. denial details, headers, budget warning, alerts --------------------------------
 
 def test_denial_headers_budget_warning_and_alerts():
-    s = main_stack()
+    s = race_stack()   # it serves EXACT
     group, user, marker = uniq("deny"), uniq("deny-user"), uniq("deny")
     key = s.key(group=group, user=user)
     body, cost = exact_body(s, marker)

@@ -60,7 +60,8 @@ select tollgate.price_micros('claude-sonnet-4-5', '2025-06-01', 1000, null, null
        tollgate.price_micros('claude-sonnet-4-5', null, 1000, 0, 0, 0) as null_time;
 
 -- effective_from: a new price from 2026-01-01 applies from that instant on;
--- earlier times keep the old one.
+-- earlier times keep the old one (and in 2027 the seeded version of
+-- 2026-11-01, sql/009, is in force).
 insert into tollgate.prices (model, effective_from, input_micros_per_mtok, output_micros_per_mtok,
                              cache_read_micros_per_mtok, cache_write_micros_per_mtok)
 values ('claude-sonnet-4-5', '2026-01-01 00:00:00+00', 6000000, 30000000, 600000, 7500000);

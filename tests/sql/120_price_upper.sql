@@ -1,13 +1,16 @@
 -- 120_price_upper: price_upper_micros is a true upper bound of the cost:
 -- every prompt token at the highest prompt rate (input, cache write, cache
--- read), output at the output rate, rounded up; 0 without a price.
+-- read; the 2025 rows have no 1-hour rate of their own), output at the
+-- output rate, rounded up; NULL without a price (sql/009: it was 0, which
+-- let an unpriced model through every USD budget). 250_prices tests the
+-- 1-hour, long-context and web search components.
 \set VERBOSITY terse
 \set ON_ERROR_ROLLBACK on
 begin;
 set local timezone = 'UTC';
 
 select label, tollgate.price_upper_micros(model, at, i, o) as micros, expected,
-       tollgate.price_upper_micros(model, at, i, o) = expected as ok
+       tollgate.price_upper_micros(model, at, i, o) is not distinct from expected as ok
   from (values
     -- sonnet: input 3, cache write 3.75, output 15 $/MTok -> prompt at 3.75.
     ('sonnet 1000 + 1000',            'claude-sonnet-4-5',  timestamptz '2025-06-01', 1000::bigint, 1000::bigint, 18750::bigint),
@@ -23,9 +26,9 @@ select label, tollgate.price_upper_micros(model, at, i, o) as micros, expected,
     ('exact micros stay exact',       'claude-opus-4-1',    '2025-06-01', 1000000, 1000000, 93750000),
     ('zero tokens',                   'claude-sonnet-4-5',  '2025-06-01', 0, 0, 0),
     ('null counts are 0',             'claude-sonnet-4-5',  '2025-06-01', null, null, 0),
-    ('unknown model',                 'no-such-model',      '2025-06-01', 1000, 1000, 0),
-    ('null model',                    null,                 '2025-06-01', 1000, 1000, 0),
-    ('before the first price',        'claude-sonnet-4-5',  '2024-12-31 23:59:59+00', 1000, 1000, 0)
+    ('unknown model',                 'no-such-model',      '2025-06-01', 1000, 1000, null),
+    ('null model',                    null,                 '2025-06-01', 1000, 1000, null),
+    ('before the first price',        'claude-sonnet-4-5',  '2024-12-31 23:59:59+00', 1000, 1000, null)
   ) as v(label, model, at, i, o, expected);
 
 -- It bounds price_micros for every way the prompt tokens can split into
@@ -43,8 +46,9 @@ select count(*) as over_bound_small_counts
  where tollgate.price_micros(m, '2025-06-01', i, o, cr, cw) > tollgate.price_upper_micros(m, '2025-06-01', i + cr + cw, 3);
 
 -- The price in force at p_at is used; a later price change applies from
--- its effective_from on. A (hypothetical) cache-read rate above the input
--- rate still bounds the cost.
+-- its effective_from on (the version of 2025-12-31 is the seeded one of
+-- 2025-01-01). A (hypothetical) cache-read rate above the input rate still
+-- bounds the cost.
 insert into tollgate.prices (model, effective_from, input_micros_per_mtok, output_micros_per_mtok,
                              cache_read_micros_per_mtok, cache_write_micros_per_mtok)
 values ('claude-sonnet-4-5', '2026-01-01 00:00:00+00', 6000000, 30000000, 600000, 7500000),
@@ -53,6 +57,6 @@ select tollgate.price_upper_micros('claude-sonnet-4-5', '2025-12-31 23:59:59+00'
        tollgate.price_upper_micros('claude-sonnet-4-5', '2026-01-01 00:00:00+00', 1000, 1000) as new_price,
        tollgate.price_upper_micros('odd-model', '2025-06-01', 1000, 0) as odd_prompt_at_4;
 
-select provolatile from pg_proc where oid = 'tollgate.price_upper_micros(text,timestamptz,bigint,bigint)'::regprocedure;
+select provolatile from pg_proc where oid = 'tollgate.price_upper_micros(text,timestamptz,bigint,bigint,bigint)'::regprocedure;
 
 rollback;
