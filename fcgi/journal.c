@@ -39,7 +39,8 @@ struct slot {
     int fd; /* -1: free */
     char path[4096];
     int64_t bytes;
-    int64_t open; /* requests begun here and not yet settled */
+    int64_t open;  /* requests begun here and not yet settled */
+    bool unsynced; /* E records written since the last tg_journal_sync */
 };
 
 static struct {
@@ -257,15 +258,37 @@ void tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec)
     if (text == NULL)
         return;
     pthread_mutex_lock(&j.mu);
-    int fd = j.slots[r->journal_slot].fd;
-    int rc = fd >= 0 ? append(r->journal_slot, text, strlen(text)) : TG_ERROR;
+    struct slot *s = &j.slots[r->journal_slot];
+    int rc = s->fd >= 0 ? append(r->journal_slot, text, strlen(text)) : TG_ERROR;
+    s->unsynced = s->unsynced || rc == TG_OK;
     pthread_mutex_unlock(&j.mu);
     free(text);
-    /* outside the lock: other threads' records go on while this one syncs */
-    if (rc == TG_OK && j.fsync_end)
-        rc = tg_frame_sync(fd);
     if (rc != TG_OK)
         tg_log_warn(r->request_id, "could not journal the usage: %s", strerror(errno));
+}
+
+void tg_journal_sync(void)
+{
+    if (!j.fsync_end)
+        return;
+    int fds[SLOTS];
+    int n = 0;
+    pthread_mutex_lock(&j.mu);
+    for (int i = 0; i < SLOTS; i++) {
+        if (j.slots[i].fd >= 0 && j.slots[i].unsynced) {
+            j.slots[i].unsynced = false;
+            fds[n++] = dup(j.slots[i].fd); /* a retired slot's fd may close meanwhile */
+        }
+    }
+    pthread_mutex_unlock(&j.mu);
+    /* outside the lock: other threads' records go on while this one syncs */
+    for (int i = 0; i < n; i++) {
+        if (fds[i] < 0)
+            continue;
+        if (tg_frame_sync(fds[i]) != TG_OK)
+            tg_log_warn(NULL, "could not sync the journal: %s", strerror(errno));
+        close(fds[i]);
+    }
 }
 
 void tg_journal_settled(const char *const *ids, const int *slots, size_t n)

@@ -15,6 +15,15 @@
 #include <unistd.h>
 
 #include "request.h"
+
+/* getpid(2) is a system call each time: the process keeps its pid, so ask once */
+static long process_id(void)
+{
+    static _Thread_local long pid;
+    if (pid == 0)
+        pid = (long)getpid();
+    return pid;
+}
 #include "usage.h"
 
 static int log_fd = STDERR_FILENO;
@@ -82,7 +91,7 @@ void tg_log_write(enum tg_log_level level, const char *file, int line, const cha
     json_object_set_new(obj, "line", json_integer(line));
     if (request_id != NULL)
         json_object_set_new(obj, "request_id", json_string(request_id));
-    json_object_set_new(obj, "pid", json_integer(getpid()));
+    json_object_set_new(obj, "pid", json_integer(process_id()));
     emit(obj);
 }
 
@@ -146,7 +155,7 @@ void tg_log_access(struct tg_request *r)
     json_object_set_new(obj, "upstream_ms", json_integer(r->upstream_ms));
     json_object_set_new(obj, "stream", json_boolean(r->stream));
     json_object_set_new(obj, "outcome", json_string(r->outcome));
-    json_object_set_new(obj, "pid", json_integer(getpid()));
+    json_object_set_new(obj, "pid", json_integer(process_id()));
     const char *client_id = tg_request_header(r, "x-request-id");
     if (client_id != NULL && is_safe_id(client_id))
         json_object_set_new(obj, "client_request_id", json_string(client_id));

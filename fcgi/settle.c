@@ -177,9 +177,7 @@ static void settle_items(struct item **items, size_t n)
         }
         if (alerts != NULL)
             tg_usage_report_alerts(log_id, alerts);
-        free(alerts);
-        if (tg_spool_pending()) /* the database is back: what waited for it goes first */
-            tg_spool_replay(log_id);
+        free(alerts); /* the spool, if anything waits in it, is the sweeper's to replay */
     } else if (rc == TG_DECLINED && n > 1) {
         settle_one_by_one(items, n);
     } else if (rc == TG_DECLINED) {
@@ -209,6 +207,7 @@ static void lead_locked(void)
     struct item *valid[BATCH_MAX];
     memcpy(valid, batch, n * sizeof(*batch));
     size_t n_valid = keep_valid(valid, n);
+    tg_journal_sync(); /* the batch's usage is on disk before it is anywhere else */
     if (n_valid > 0)
         settle_items(valid, n_valid);
     const char *ids[BATCH_MAX];
