@@ -252,7 +252,7 @@ void tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec)
     json_t *o = json_object();
     json_object_set_new(o, "k", json_string("E"));
     json_object_set_new(o, "id", json_string(r->request_id));
-    json_object_set_new(o, "rec", tg_usage_record_json(rec));
+    json_object_set_new(o, "rec", tg_usage_record_json(rec, SIZE_MAX));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (text == NULL)

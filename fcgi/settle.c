@@ -103,7 +103,7 @@ static char *encode_batch(struct item **items, size_t n)
 {
     json_t *rows = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(rows, tg_usage_record_json(&items[i]->rec));
+        json_array_append_new(rows, tg_usage_record_json(&items[i]->rec, SIZE_MAX));
     char *text = json_dumps(rows, JSON_COMPACT);
     json_decref(rows);
     return text;

@@ -72,93 +72,11 @@ int tg_spool_init(const char *dir)
     return TG_OK;
 }
 
-/* ---- the record as JSON ---- */
-
-/*
- * s as a JSON string of at most max bytes of s (cut at a character boundary);
- * bytes that are not UTF-8 are written as "\xHH" text. JSON null for NULL.
- */
-static json_t *bounded_string(const char *s, size_t max)
-{
-    if (s == NULL)
-        return json_null();
-    size_t len = strnlen(s, max + 1);
-    if (len > max) {
-        len = max;
-        while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
-            len--; /* do not cut a character in two */
-    }
-    json_t *text = json_stringn(s, len);
-    if (text != NULL)
-        return text;
-    char *escaped = malloc(4 * len + 1);
-    if (escaped == NULL)
-        return NULL;
-    size_t at = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x80)
-            escaped[at++] = (char)c;
-        else
-            at += (size_t)snprintf(escaped + at, 5, "\\x%02X", c);
-    }
-    text = json_stringn(escaped, at);
-    free(escaped);
-    return text;
-}
-
-/* rec as a JSON object; strings cut to max bytes (SIZE_MAX: whole, UTF-8 only). */
-static json_t *record_json(const struct tg_usage_record *rec, size_t max)
-{
-    json_t *o = json_object();
-    if (o == NULL)
-        return NULL;
-    const struct {
-        const char *key;
-        const char *value;
-    } strings[] = {
-        {"request_id", rec->request_id}, {"ts", rec->ts},
-        {"user_id", rec->user_id},       {"group_id", rec->group_id},
-        {"provider", rec->provider},     {"model", rec->model},
-        {"outcome", rec->outcome},       {"usage_source", rec->usage_source},
-    };
-    bool failed = false;
-    for (size_t i = 0; i < TG_ARRAY_LEN(strings); i++) {
-        const char *v = strings[i].value;
-        /* whole strings are sent as they are: json_string refuses what is not UTF-8 */
-        json_t *j = max != SIZE_MAX ? bounded_string(v, max)
-                    : v != NULL     ? json_string(v)
-                                    : json_null();
-        failed |= json_object_set_new(o, strings[i].key, j) != 0;
-    }
-    const struct {
-        const char *key;
-        int64_t value;
-    } numbers[] = {
-        {"api_key_id", rec->api_key_id},
-        {"input_tokens", rec->usage.input_tokens},
-        {"output_tokens", rec->usage.output_tokens},
-        {"cache_read_tokens", rec->usage.cache_read_tokens},
-        {"cache_write_tokens", rec->usage.cache_write_tokens},
-        {"cache_write_1h_tokens", rec->usage.cache_write_1h_tokens},
-        {"web_search_requests", rec->usage.web_search_requests},
-        {"http_status", rec->http_status},
-        {"latency_ms", rec->latency_ms},
-        {"upstream_ms", rec->upstream_ms},
-    };
-    for (size_t i = 0; i < TG_ARRAY_LEN(numbers); i++)
-        failed |= json_object_set_new(o, numbers[i].key, json_integer(numbers[i].value)) != 0;
-    failed |= json_object_set_new(o, "stream", json_boolean(rec->stream)) != 0;
-    if (failed) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
+/* ---- the record as JSON (tg_usage_record_json) ---- */
 
 char *tg_spool_encode(const struct tg_usage_record *rec)
 {
-    json_t *o = record_json(rec, SIZE_MAX);
+    json_t *o = tg_usage_record_json(rec, SIZE_MAX);
     if (o == NULL)
         return NULL;
     char *text = json_dumps(o, JSON_COMPACT);
@@ -336,7 +254,7 @@ static int dead_letter_json(json_t *o, const char *why)
 {
     char now[32];
     utc_now(now, sizeof(now));
-    if (o == NULL || json_object_set_new(o, "error", bounded_string(why, 1024)) != 0 ||
+    if (o == NULL || json_object_set_new(o, "error", tg_usage_json_string(why, 1024)) != 0 ||
         json_object_set_new(o, "dead_lettered_at", json_string(now)) != 0) {
         json_decref(o);
         errno = ENOMEM;
@@ -361,7 +279,7 @@ static int dead_letter_json(json_t *o, const char *why)
 int tg_spool_dead_letter(const char *log_id, const struct tg_usage_record *rec, const char *why)
 {
     /* 8 strings of at most 1 KiB (4 KiB escaped) keep a record well inside one frame */
-    int rc = dead_letter_json(record_json(rec, TG_USAGE_STRING_MAX), why);
+    int rc = dead_letter_json(tg_usage_record_json(rec, TG_USAGE_STRING_MAX), why);
     if (rc == TG_OK)
         tg_log_error(
             log_id,
@@ -389,7 +307,7 @@ static int dead_letter_raw(const char *log_id, const void *payload, size_t len)
     }
     memcpy(copy, payload, len);
     copy[len] = '\0';
-    json_object_set_new(o, "payload", bounded_string(copy, 16 * 1024));
+    json_object_set_new(o, "payload", tg_usage_json_string(copy, 16 * 1024));
     free(copy);
     int rc = dead_letter_json(o, "not a usage record (unreadable JSON)");
     if (rc == TG_OK)

@@ -50,35 +50,87 @@ static void fill_record(struct tg_request *r, struct tg_usage_record *rec)
     };
 }
 
-static json_t *string_or_null(const char *s)
+/*
+ * s as a JSON string of at most max bytes of s (cut at a character boundary);
+ * bytes that are not UTF-8 are written as "\xHH" text. JSON null for NULL.
+ */
+json_t *tg_usage_json_string(const char *s, size_t max)
 {
-    return s != NULL ? json_string(s) : json_null();
+    if (s == NULL)
+        return json_null();
+    size_t len = strnlen(s, max + 1);
+    if (len > max) {
+        len = max;
+        while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+            len--; /* do not cut a character in two */
+    }
+    json_t *text = json_stringn(s, len);
+    if (text != NULL)
+        return text;
+    char *escaped = malloc(4 * len + 1);
+    if (escaped == NULL)
+        return NULL;
+    size_t at = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80)
+            escaped[at++] = (char)c;
+        else
+            at += (size_t)snprintf(escaped + at, 5, "\\x%02X", c);
+    }
+    text = json_stringn(escaped, at);
+    free(escaped);
+    return text;
 }
 
-json_t *tg_usage_record_json(const struct tg_usage_record *rec)
+json_t *tg_usage_record_json(const struct tg_usage_record *rec, size_t max)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "request_id", json_string(rec->request_id));
-    json_object_set_new(o, "ts", string_or_null(rec->ts));
-    json_object_set_new(o, "api_key_id",
-                        rec->api_key_id != 0 ? json_integer(rec->api_key_id) : json_null());
-    json_object_set_new(o, "user_id", string_or_null(rec->user_id));
-    json_object_set_new(o, "group_id", string_or_null(rec->group_id));
-    json_object_set_new(o, "provider", string_or_null(rec->provider));
-    json_object_set_new(o, "model", string_or_null(rec->model));
-    json_object_set_new(o, "input_tokens", json_integer(rec->usage.input_tokens));
-    json_object_set_new(o, "output_tokens", json_integer(rec->usage.output_tokens));
-    json_object_set_new(o, "cache_read_tokens", json_integer(rec->usage.cache_read_tokens));
-    json_object_set_new(o, "cache_write_tokens", json_integer(rec->usage.cache_write_tokens));
-    json_object_set_new(o, "cache_write_1h_tokens", json_integer(rec->usage.cache_write_1h_tokens));
-    json_object_set_new(o, "web_search_requests", json_integer(rec->usage.web_search_requests));
-    json_object_set_new(o, "http_status", json_integer(rec->http_status));
-    json_object_set_new(o, "latency_ms", json_integer(rec->latency_ms));
-    json_object_set_new(o, "upstream_ms", json_integer(rec->upstream_ms));
-    json_object_set_new(o, "stream", json_boolean(rec->stream));
-    json_object_set_new(o, "outcome", string_or_null(rec->outcome));
-    json_object_set_new(o, "usage_source",
-                        json_string(rec->usage_source != NULL ? rec->usage_source : "provider"));
+    if (o == NULL)
+        return NULL;
+    const struct {
+        const char *key;
+        const char *value;
+    } strings[] = {
+        {"request_id", rec->request_id}, {"ts", rec->ts},
+        {"user_id", rec->user_id},       {"group_id", rec->group_id},
+        {"provider", rec->provider},     {"model", rec->model},
+        {"outcome", rec->outcome},       {"usage_source", rec->usage_source},
+    };
+    bool failed = false;
+    for (size_t i = 0; i < TG_ARRAY_LEN(strings); i++) {
+        const char *v = strings[i].value;
+        /* whole strings are sent as they are: json_string refuses what is not UTF-8 */
+        json_t *j = max != SIZE_MAX ? tg_usage_json_string(v, max)
+                    : v != NULL     ? json_string(v)
+                                    : json_null();
+        failed |= json_object_set_new(o, strings[i].key, j) != 0;
+    }
+    const struct {
+        const char *key;
+        int64_t value;
+    } numbers[] = {
+        {"input_tokens", rec->usage.input_tokens},
+        {"output_tokens", rec->usage.output_tokens},
+        {"cache_read_tokens", rec->usage.cache_read_tokens},
+        {"cache_write_tokens", rec->usage.cache_write_tokens},
+        {"cache_write_1h_tokens", rec->usage.cache_write_1h_tokens},
+        {"web_search_requests", rec->usage.web_search_requests},
+        {"http_status", rec->http_status},
+        {"latency_ms", rec->latency_ms},
+        {"upstream_ms", rec->upstream_ms},
+    };
+    for (size_t i = 0; i < TG_ARRAY_LEN(numbers); i++)
+        failed |= json_object_set_new(o, numbers[i].key, json_integer(numbers[i].value)) != 0;
+    failed |= json_object_set_new(o, "stream", json_boolean(rec->stream)) != 0;
+    /* no key (a JWT caller): null, so the usage row's api_key_id is null too */
+    failed |= json_object_set_new(o, "api_key_id",
+                                  rec->api_key_id != 0 ? json_integer(rec->api_key_id)
+                                                       : json_null()) != 0;
+    if (failed) {
+        json_decref(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -140,7 +192,7 @@ int tg_usage_settle_record(const char *log_id, const struct tg_usage_record *rec
     char *alerts = NULL;
     char why[320];
     json_t *rows = json_array();
-    json_array_append_new(rows, tg_usage_record_json(rec));
+    json_array_append_new(rows, tg_usage_record_json(rec, SIZE_MAX));
     char *text = json_dumps(rows, JSON_COMPACT);
     json_decref(rows);
     if (text == NULL)

@@ -61,8 +61,16 @@ int tg_usage_parse_usd(const char *text, int64_t *micros);
  */
 int tg_usage_settle(struct tg_request *r);
 
-/* rec as the JSON object tollgate.settle_batch reads (a new reference). */
-struct json_t *tg_usage_record_json(const struct tg_usage_record *rec);
+/*
+ * rec as the JSON object tollgate.settle_batch reads, the spool and the journal
+ * keep (a new reference, NULL when out of memory). Strings are cut to max bytes
+ * at a character boundary, bytes that are not UTF-8 written as "\xHH" (SIZE_MAX:
+ * whole, and NULL for a string that is not UTF-8).
+ */
+struct json_t *tg_usage_record_json(const struct tg_usage_record *rec, size_t max);
+
+/* s as such a JSON string (cut to max bytes, "\xHH" for bytes not UTF-8); null for NULL. */
+struct json_t *tg_usage_json_string(const char *s, size_t max);
 
 /* Logs each threshold alert of a settle's answer (a JSON array), once. */
 void tg_usage_report_alerts(const char *log_id, const char *alerts_json);
