@@ -10,6 +10,7 @@
 
 #include "bound.h"
 #include "journal.h"
+#include "jscan.h"
 #include "log.h"
 #include "quota.h"
 #include "request.h"
@@ -122,10 +123,13 @@ static void take_usage(json_t *usage, struct tg_usage *out)
 
 void tg_anthropic_read_usage(const char *json_text, size_t len, struct tg_usage *usage)
 {
-    json_t *doc = json_loadb(json_text, len, 0, NULL);
-    if (doc == NULL)
+    /* only the usage member is parsed: a long reply costs a scan, not a tree */
+    const char *member;
+    size_t member_len;
+    if (tg_jscan_member(json_text, len, "usage", &member, &member_len) != TG_OK)
         return;
-    take_usage(json_object_get(doc, "usage"), usage);
+    json_t *doc = json_loadb(member, member_len, 0, NULL);
+    take_usage(doc, usage);
     json_decref(doc);
 }
 

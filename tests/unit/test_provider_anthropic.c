@@ -28,7 +28,7 @@ struct usage_case {
     const char *name;
     const char *json;
     struct tg_usage before;
-    struct tg_usage after; /* input, output, cache_read, cache_write */
+    struct tg_usage after; /* input, output, cache_read, cache_write, of which 1h, searches */
 };
 
 static const struct usage_case cases[] = {
@@ -77,6 +77,23 @@ static const struct usage_case cases[] = {
      "{\"usage\":{\"input_tokens\":5000000000}}",
      ZERO,
      {INT64_C(5000000000), 0, 0, 0, 0, 0}},
+    {"a nested usage key (a tool's input) is not the reply's",
+     "{\"content\":[{\"type\":\"tool_use\",\"input\":{\"usage\":{\"input_tokens\":999}}},"
+     "{\"type\":\"text\",\"text\":\"say \\\"usage\\\":{\\\"input_tokens\\\":7} {[\"}],"
+     "\"usage\":{\"input_tokens\":5,\"output_tokens\":6}}",
+     ZERO,
+     {5, 6, 0, 0, 0, 0}},
+    {"usage before the content is found too",
+     "{\"usage\":{\"input_tokens\":8,\"output_tokens\":9},"
+     "\"content\":[{\"type\":\"tool_use\",\"input\":{\"usage\":{\"input_tokens\":999}}}]}",
+     ZERO,
+     {8, 9, 0, 0, 0, 0}},
+    {"1-hour cache writes and web searches",
+     "{\"usage\":{\"input_tokens\":10,\"output_tokens\":20,\"cache_creation_input_tokens\":300,"
+     "\"cache_creation\":{\"ephemeral_5m_input_tokens\":100,\"ephemeral_1h_input_tokens\":200},"
+     "\"server_tool_use\":{\"web_search_requests\":3}}}",
+     ZERO,
+     {10, 20, 0, 300, 200, 3}},
     {"an error reply has no usage",
      "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}"
      "}",
@@ -89,7 +106,9 @@ static void check_case(const struct usage_case *c, const char *text, size_t len)
     tg_anthropic_read_usage(text, len, &u);
     if (u.input_tokens != c->after.input_tokens || u.output_tokens != c->after.output_tokens ||
         u.cache_read_tokens != c->after.cache_read_tokens ||
-        u.cache_write_tokens != c->after.cache_write_tokens)
+        u.cache_write_tokens != c->after.cache_write_tokens ||
+        u.cache_write_1h_tokens != c->after.cache_write_1h_tokens ||
+        u.web_search_requests != c->after.web_search_requests)
         fail_msg("%s: got {%lld, %lld, %lld, %lld}, want {%lld, %lld, %lld, %lld}", c->name,
                  (long long)u.input_tokens, (long long)u.output_tokens,
                  (long long)u.cache_read_tokens, (long long)u.cache_write_tokens,
