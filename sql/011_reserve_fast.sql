@@ -200,10 +200,12 @@ begin
                tollgate.rbac_denial(p_endpoint, p_model, g.allowed_endpoints, g.allowed_models,
                                     ro.allowed_endpoints, ro.allowed_models, k.allowed_models) as ord,
                p_quotas
-               and exists (select 1 from tollgate.quotas q
-                            where (q.subject_kind, q.subject_id) in (('key', k.id::text),
-                                                                     ('user', k.user_id),
-                                                                     ('group', k.group_id))) as quota
+               and (exists (select 1 from tollgate.quotas q
+                             where q.subject_kind = 'group' and q.subject_id = k.group_id)
+                    or exists (select 1 from tollgate.quotas q
+                                where q.subject_kind = 'user' and q.subject_id = k.user_id)
+                    or exists (select 1 from tollgate.quotas q
+                                where q.subject_kind = 'key' and q.subject_id = k.id::text)) as quota
           into v_key
           from tollgate.api_keys k
           left join tollgate.groups g on g.id = k.group_id
@@ -219,10 +221,12 @@ begin
                    tollgate.rbac_denial(p_endpoint, p_model, g.allowed_endpoints, g.allowed_models,
                                         ro.allowed_endpoints, ro.allowed_models, k.allowed_models) as ord,
                    p_quotas
-                   and exists (select 1 from tollgate.quotas q
-                                where (q.subject_kind, q.subject_id) in (('key', k.id::text),
-                                                                         ('user', k.user_id),
-                                                                         ('group', k.group_id))) as quota
+                   and (exists (select 1 from tollgate.quotas q
+                                 where q.subject_kind = 'group' and q.subject_id = k.group_id)
+                        or exists (select 1 from tollgate.quotas q
+                                    where q.subject_kind = 'user' and q.subject_id = k.user_id)
+                        or exists (select 1 from tollgate.quotas q
+                                    where q.subject_kind = 'key' and q.subject_id = k.id::text)) as quota
               into v_key
               from tollgate.api_keys k
               left join tollgate.groups g on g.id = k.group_id
@@ -323,10 +327,12 @@ begin
     end if;
     if has_quota is null then
         has_quota := p_quotas
-                     and exists (select 1 from tollgate.quotas q
-                                  where (q.subject_kind, q.subject_id) in (('key', api_key_id::text),
-                                                                           ('user', user_id),
-                                                                           ('group', group_id)));
+                     and (exists (select 1 from tollgate.quotas q
+                                   where q.subject_kind = 'group' and q.subject_id = group_id)
+                          or exists (select 1 from tollgate.quotas q
+                                      where q.subject_kind = 'user' and q.subject_id = user_id)
+                          or exists (select 1 from tollgate.quotas q
+                                      where q.subject_kind = 'key' and q.subject_id = api_key_id::text));
     end if;
 end
 $$;
@@ -456,18 +462,14 @@ declare
     v_starts    timestamptz[];   -- of the current minute, hour, day, month, total
     -- the quota rows, locked, in id order, as this call sees them (windows rolled)
     v_ids       bigint[];
-    v_lim       bigint[];
     v_start     timestamptz[];
     v_win       text[];
     v_kind      text[];
     v_metric    text[];
-    v_deny      bigint;          -- the first row that refuses the request
-    v_tk        bigint[];        -- (remaining, id) of the tightest tokens row,
-    v_rq        bigint[];        -- requests row,
-    v_warn      numeric[];       -- (-used %, id) of the most used row past its warning
-    v_tk0       bigint[];        -- the same without this call's amounts
-    v_rq0       bigint[];
-    v_warn0     numeric[];
+    v_deny      bigint[];        -- (id, limit) of the first row that refuses the request
+    v_tk        bigint[];        -- (remaining, id, limit) of the tightest tokens row,
+    v_rq        bigint[];        -- of the tightest requests row,
+    v_warn      bigint[];        -- (-used %, id, limit) of the most used row past its warning
     i           integer;
     v_take      boolean;         -- this call adds its amounts
     v_held      boolean := false;  -- a reservation of p_request_id was already held
@@ -610,42 +612,54 @@ begin
 
     -- Quota rows: lock them in id order, roll their windows, and judge the
     -- request on them in one statement, which also picks the rows the
-    -- header columns describe, with and without this call's amounts. (The
-    -- arrays are filled in one pass, so aligned, in the locked rows' order.)
-    select array_agg(x.id), array_agg(x.lim), array_agg(x.start), array_agg(x.win),
-           array_agg(x.kind), array_agg(x.metric),
-           min(x.id) filter (where x.used + x.res + x.amt > x.lim),
-           min(array[x.lim - x.used - x.res - x.amt, x.id]) filter (where x.metric = 'tokens'),
-           min(array[x.lim - x.used - x.res - x.amt, x.id]) filter (where x.metric = 'requests'),
-           min(array[-x.pct, x.id]) filter (where x.pct >= x.warn),
-           min(array[greatest(0, x.lim - x.used - x.res), x.id]) filter (where x.metric = 'tokens'),
-           min(array[greatest(0, x.lim - x.used - x.res), x.id]) filter (where x.metric = 'requests'),
-           min(array[-x.pct0, x.id]) filter (where x.pct0 >= x.warn)
-      into v_ids, v_lim, v_start, v_win, v_kind, v_metric,
-           v_deny, v_tk, v_rq, v_warn, v_tk0, v_rq0, v_warn0
-      from (select l.*,
-                   -- used % (warnings are for tokens and usd), with and without this call
-                   case when l.metric = 'requests' then null when l.lim = 0 then 100
-                        else floor((l.used + l.res + l.amt) * 100::numeric / l.lim) end as pct,
-                   case when l.metric = 'requests' then null when l.lim = 0 then 100
-                        else floor((l.used + l.res) * 100::numeric / l.lim) end as pct0
-              from (select q.id, q.subject_kind as kind, q.metric, q."window" as win,
-                           q.limit_value as lim, q.reserved as res, q.warn_pct as warn,
-                           case when c.cur > q.window_start then 0 else q.used end as used,
-                           greatest(c.cur, q.window_start) as start,
-                           case q.metric when 'tokens' then v_tokens when 'requests' then 1
-                                         else v_usd end as amt
-                      from tollgate.quotas q
-                     cross join lateral (select tollgate.window_start_in(q."window", v_starts)
-                                                as cur) as c
-                     where (q.subject_kind, q.subject_id) in (('key', api_key_id::text),
-                                                              ('user', user_id),
-                                                              ('group', group_id))
-                     order by q.id
-                       for update of q) as l) as x;
-
-    v_take := v_bdeny = 0 and v_deny is null;
-    if v_take and (v_ids is not null or nb > 0) then
+    -- header columns describe (counting this call's amounts if v_take).
+    -- The arrays are filled in one pass, so aligned, in the locked rows'
+    -- order. Run again, on the rows already locked, with v_take false when
+    -- the call is refused or was held already (the headers then count
+    -- only what is reserved).
+    v_take := v_bdeny = 0;
+    loop
+        select array_agg(x.id), array_agg(x.start), array_agg(x.win), array_agg(x.kind),
+               array_agg(x.metric),
+               min(array[x.id, x.lim]) filter (where x.used + x.res + x.amt > x.lim),
+               min(array[greatest(0, x.lim - x.used - x.res - x.add), x.id, x.lim])
+                   filter (where x.metric = 'tokens'),
+               min(array[greatest(0, x.lim - x.used - x.res - x.add), x.id, x.lim])
+                   filter (where x.metric = 'requests'),
+               min(array[-x.pct, x.id, x.lim]) filter (where x.pct >= x.warn)
+          into v_ids, v_start, v_win, v_kind, v_metric, v_deny, v_tk, v_rq, v_warn
+          from (select l.*,
+                       -- used % (warnings are for tokens and usd): in bigint while
+                       -- it cannot overflow, capped at the bigint maximum beyond
+                       case when l.metric = 'requests' then null
+                            when l.lim = 0 then 100
+                            when l.used + l.res + l.add < 92233720368547758
+                                then (l.used + l.res + l.add) * 100 / l.lim
+                            else least(floor((l.used + l.res + l.add) * 100::numeric / l.lim),
+                                       9223372036854775807)::bigint
+                       end as pct
+                  from (select q.id, q.subject_kind as kind, q.metric, q."window" as win,
+                               q.limit_value as lim, q.reserved as res, q.warn_pct as warn,
+                               case when c.cur > q.window_start then 0 else q.used end as used,
+                               greatest(c.cur, q.window_start) as start,
+                               a.amt, case when v_take then a.amt else 0 end as add
+                          from tollgate.quotas q
+                         cross join lateral (select tollgate.window_start_in(q."window", v_starts)
+                                                    as cur) as c
+                         cross join lateral (select case q.metric when 'tokens' then v_tokens
+                                                                  when 'requests' then 1
+                                                                  else v_usd end as amt) as a
+                         where (q.subject_kind, q.subject_id) in (('key', api_key_id::text),
+                                                                  ('user', user_id),
+                                                                  ('group', group_id))
+                         order by q.id
+                           for update of q) as l) as x;
+        exit when not v_take;
+        if v_deny is not null then
+            v_take := false;     -- refused: the headers again, without its amounts
+            continue;
+        end if;
+        exit when v_ids is null and nb = 0;    -- nothing applies after all
         -- Admitted: the reservation row (what settle, release or the sweeper
         -- give back) and the quota rows, all or none. A reservation already
         -- held for p_request_id means an earlier call took the amounts.
@@ -675,9 +689,12 @@ begin
                and exists (select 1 from ins)
         )
         select not exists (select 1 from ins) into v_held;
-        v_take := not v_held;
-    elsif not v_take then
-        -- A refused call whose reservation is still held is not judged again.
+        exit when not v_held;
+        v_take := false;         -- held already: the headers again, without its amounts
+    end loop;
+
+    -- A refused call whose reservation is still held is not judged again.
+    if not v_held and (v_bdeny > 0 or v_deny is not null) then
         v_held := exists (select 1 from tollgate.reservations rv
                            where rv.request_id = p_request_id);
     end if;
@@ -693,13 +710,13 @@ begin
         retry_after_s  := v_bretry;
     elsif v_deny is not null then
         status         := 'quota_exceeded';
-        i              := array_position(v_ids, v_deny);
+        i              := array_position(v_ids, v_deny[1]);
         denied_subject := v_kind[i] || ' "' || case v_kind[i] when 'key' then key_prefix
                                                               when 'user' then user_id
                                                               else group_id end || '"';
         denied_metric  := v_metric[i];
         denied_window  := v_win[i];
-        denied_limit   := v_lim[i];
+        denied_limit   := v_deny[2];
         if v_win[i] <> 'total' then
             retry_after_s := ceil(extract(epoch from
                                  tollgate.window_end_tz(v_win[i], v_start[i], v_tz) - v_now));
@@ -713,14 +730,9 @@ begin
 
     -- Headers: the tightest tokens and requests rows; the most used usd or
     -- tokens row past its warning threshold. Ties go to the lowest id.
-    if not v_take then
-        v_tk := v_tk0;
-        v_rq := v_rq0;
-        v_warn := v_warn0;
-    end if;
     if v_tk is not null then
         i                := array_position(v_ids, v_tk[2]);
-        tokens_limit     := v_lim[i];
+        tokens_limit     := v_tk[3];
         tokens_remaining := v_tk[1];
         if v_win[i] <> 'total' then
             tokens_reset_s := ceil(extract(epoch from
@@ -729,7 +741,7 @@ begin
     end if;
     if v_rq is not null then
         i                  := array_position(v_ids, v_rq[2]);
-        requests_limit     := v_lim[i];
+        requests_limit     := v_rq[3];
         requests_remaining := v_rq[1];
         if v_win[i] <> 'total' then
             requests_reset_s := ceil(extract(epoch from
@@ -737,9 +749,9 @@ begin
         end if;
     end if;
     if v_warn is not null then
-        i             := array_position(v_ids, v_warn[2]::bigint);
+        i             := array_position(v_ids, v_warn[2]);
         warn_used_pct := least(-v_warn[1], 2147483647);
-        warn_limit    := v_lim[i];
+        warn_limit    := v_warn[3];
         warn_metric   := v_metric[i];
         warn_reset    := tollgate.window_end_tz(v_win[i], v_start[i], v_tz);
     end if;
