@@ -75,7 +75,9 @@ select e.endpoint, i.status, i.denied_subject
        lateral tollgate.identify(sha256('rg-key'::bytea), null, null, null, false, null, null,
                                  e.endpoint, null) as i
  order by e.n;
--- reserve answers the same.
+-- reserve answers the same (these names priced, so that only RBAC decides).
+insert into tollgate.prices (model, effective_from, input_micros_per_mtok, output_micros_per_mtok)
+values ('claude_sonnet%', '2026-01-01 00:00:00+00', 1, 1), ('x\y', '2026-01-01 00:00:00+00', 1, 1);
 select m.model, r.status, r.denied_subject, r.key_prefix
   from unnest(array['claude_sonnet%', 'claude-sonnet-4-5', 'x\y', 'x_y']) with ordinality as m(model, n),
        lateral tollgate.reserve(('00000000-0000-4000-8000-0000006100' || lpad(m.n::text, 2, '0'))::uuid,
