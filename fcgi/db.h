@@ -63,7 +63,7 @@ int tg_db_identify(struct tg_request *r, const struct tg_db_who *who, struct tg_
 /* What tollgate.reserve answered (strings in the request's arena). */
 struct tg_db_reservation {
     struct tg_db_identified who; /* identify's columns */
-    const char *status;          /* identify's statuses, or quota_exceeded, rate_limited */
+    const char *status; /* identify's statuses, or unpriced_model, quota_exceeded, rate_limited */
     const char *denied_subject, *denied_metric, *denied_window;
     int64_t denied_limit;
     int64_t retry_after_s;                                        /* -1: none */

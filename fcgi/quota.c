@@ -178,10 +178,25 @@ static int deny_quota(struct tg_request *r, const struct tg_db_reservation *q)
     return TG_ERROR;
 }
 
+/* The model has no price in force: its cost could not be reserved nor recorded. */
+static int deny_unpriced(struct tg_request *r)
+{
+    char message[320];
+    snprintf(message, sizeof(message),
+             "model \"%s\" has no price: an operator must set one before it is served",
+             r->model->name);
+    tg_request_fail(r, 400, "invalid_request_error", message, "no price for model %s",
+                    r->model->name);
+    r->outcome = "rejected";
+    return TG_ERROR;
+}
+
 static int deny_status(struct tg_request *r, const struct tg_db_reservation *q)
 {
     if (strcmp(q->status, "quota_exceeded") == 0 || strcmp(q->status, "rate_limited") == 0)
         return deny_quota(r, q);
+    if (strcmp(q->status, "unpriced_model") == 0)
+        return deny_unpriced(r);
     return tg_auth_refuse(r, q->status, q->denied_subject);
 }
 

@@ -52,7 +52,8 @@ void tg_quota_check_bound(struct tg_request *r);
 /*
  * Identifies r from r->credential (auth.c) and reserves its upper bound, in
  * one round trip. TG_OK: r->identity set, r->reserved true, r->quota filled.
- * TG_ERROR with r->error set otherwise (auth.c's refusals, 429, 503).
+ * TG_ERROR with r->error set otherwise (auth.c's refusals, 429, 503, and 400
+ * invalid_request_error for a model that has no price in force).
  */
 int tg_quota_reserve(struct tg_request *r);
 
