@@ -42,8 +42,8 @@ static const struct statement statements[] = {
      "warn_used_pct, warn_limit, warn_metric, "
      "to_char(warn_reset AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
      "FROM tollgate.reserve($10::uuid, $1::bytea, $9, $11::bigint, $12::bigint, $13, "
-     "$14::int, $15::jsonb, $2, $3, $4, $5::boolean, $6, $7, $8)",
-     15},
+     "$14::int, $15::jsonb, $2, $3, $4, $5::boolean, $6, $7, $8, $16::bigint)",
+     16},
     /* one round trip and one commit for many requests (settle.c's group commit) */
     {"settle_batch", "SELECT ord, cost_micros, alerts::text FROM tollgate.settle_batch($1::jsonb)",
      1},
@@ -393,16 +393,18 @@ int tg_db_identify(struct tg_request *r, const struct tg_db_who *who, struct tg_
 
 int tg_db_reserve(struct tg_request *r, const struct tg_db_who *who, int64_t input_tokens,
                   int64_t max_output_tokens, const char *holder, int64_t ttl_ms,
-                  const char *buckets_json, struct tg_db_reservation *out)
+                  const char *buckets_json, int64_t max_web_searches, struct tg_db_reservation *out)
 {
     struct who_params p;
     who_params(who, &p);
-    char in[24], max_out[24], ttl[24];
+    char in[24], max_out[24], ttl[24], searches[24];
+    snprintf(searches, sizeof(searches), "%" PRId64, max_web_searches);
     snprintf(in, sizeof(in), "%" PRId64, input_tokens);
     snprintf(max_out, sizeof(max_out), "%" PRId64, max_output_tokens);
     snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_ms);
-    const char *values[15];
+    const char *values[16];
     memcpy(values, p.values, sizeof(p.values));
+    values[15] = searches;
     values[9] = r->request_id;
     values[10] = in;
     values[11] = max_out;
@@ -410,7 +412,7 @@ int tg_db_reserve(struct tg_request *r, const struct tg_db_who *who, int64_t inp
     values[13] = ttl;
     values[14] = buckets_json;
     int why;
-    PGresult *res = run_prepared_why(r->request_id, "reserve", 15, values, &why);
+    PGresult *res = run_prepared_why(r->request_id, "reserve", 16, values, &why);
     if (res == NULL)
         return why;
     if (read_who(r, res, &out->who) != TG_OK)

@@ -80,12 +80,14 @@ struct tg_db_reservation {
  * request's upper bound (input_tokens + max_output tokens, and its price) on
  * every quota row and global bucket that applies, all or none
  * (tollgate.reserve). Fills r->identity as far as known.
- * buckets_json may be NULL. TG_ERROR: the database is unavailable;
+ * max_web_searches: the most server-side web searches the request may run (their
+ * per-use fee is reserved too). buckets_json may be NULL. TG_ERROR: the database is unavailable;
  * TG_DECLINED: it refused the statement (as for tg_db_identify).
  */
 int tg_db_reserve(struct tg_request *r, const struct tg_db_who *who, int64_t input_tokens,
                   int64_t max_output_tokens, const char *holder, int64_t ttl_ms,
-                  const char *buckets_json, struct tg_db_reservation *out);
+                  const char *buckets_json, int64_t max_web_searches,
+                  struct tg_db_reservation *out);
 
 /* Releases r's reservation without using it (a later check refused the request). */
 int tg_db_release(struct tg_request *r);

@@ -238,7 +238,8 @@ int tg_quota_reserve(struct tg_request *r)
     struct tg_db_who who;
     tg_auth_who(r, r->model->name, &who);
     int rc = tg_db_reserve(r, &who, tg_quota_estimate_input(r), r->max_tokens, holder,
-                           r->config->reservation_ttl_ms, tg_ratelimit_global_json(r), q);
+                           r->config->reservation_ttl_ms, tg_ratelimit_global_json(r),
+                           r->max_web_searches, q);
     if (rc == TG_DECLINED) { /* the database answered: an error, not an outage */
         tg_request_fail(r, 500, "api_error", "internal error", "reserve was refused");
         return TG_ERROR;

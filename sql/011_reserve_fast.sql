@@ -508,7 +508,8 @@ begin
               using errcode = 'check_violation';
     end if;
     if p_model is not null then
-        v_usd := tollgate.price_upper_micros(p_model, v_now, p_input_tokens, p_max_output_tokens);
+        v_usd := tollgate.price_upper_micros(p_model, v_now, p_input_tokens, p_max_output_tokens,
+                                              p_max_web_searches);
         if v_usd is null then
             status := 'unpriced_model';
             return next;
