@@ -10,46 +10,11 @@ import secrets
 from harness import error_body, stack
 
 MODEL = "claude-opus-4-5"
-# price_upper_micros answers null for a model without a price since
-# sql/009_prices.sql; where it still answers 0 (sql/003), this database gets
-# 009's answer for that case, the formula unchanged.
-NULL_WITHOUT_PRICE = """
-do $$
-begin
-    if tollgate.price_upper_micros('it-no-such-model', now(), 1, 1) is not null then
-        create or replace function tollgate.price_upper_micros(p_model  text,
-                                                               p_at     timestamptz,
-                                                               p_input  bigint,
-                                                               p_output bigint)
-        returns bigint
-        language plpgsql stable
-        as $f$
-        declare
-            v_micros bigint;
-        begin
-            select ceil((  coalesce(p_input, 0)::numeric
-                             * greatest(p.input_micros_per_mtok, p.cache_write_micros_per_mtok,
-                                        p.cache_read_micros_per_mtok)
-                         + coalesce(p_output, 0)::numeric * p.output_micros_per_mtok
-                        ) / 1000000)::bigint
-              into v_micros
-              from tollgate.prices p
-             where p.model = p_model
-               and p.effective_from <= p_at
-             order by p.effective_from desc
-             limit 1;
-            return v_micros;
-        end
-        $f$;
-    end if;
-end
-$$"""
 
 
 def test_unpriced_model_is_400_and_never_reaches_the_provider():
     s = stack(tag="unpriced", processes=1, threads=2,
               extra_config={"models": {MODEL: {"provider": "anthropic"}}})
-    s.psql(NULL_WITHOUT_PRICE)
     key = s.key(group="unpriced", user="unpriced-user")
     status, headers, _ = s.messages(key, model=MODEL)
     assert status == 200

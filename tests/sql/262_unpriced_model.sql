@@ -9,39 +9,7 @@ begin;
 set local timezone = 'UTC';
 set local tollgate.now = '2026-05-10 08:00:00+00';
 
--- price_upper_micros answers null for a model without a price since
--- sql/009_prices.sql; where it still answers 0 (sql/003), this transaction
--- gives it 009's answer for that case, the formula unchanged.
-do $$
-begin
-    if tollgate.price_upper_micros('up-no-such-model', now(), 1, 1) is not null then
-        create or replace function tollgate.price_upper_micros(p_model  text,
-                                                               p_at     timestamptz,
-                                                               p_input  bigint,
-                                                               p_output bigint)
-        returns bigint
-        language plpgsql stable
-        as $f$
-        declare
-            v_micros bigint;
-        begin
-            select ceil((  coalesce(p_input, 0)::numeric
-                             * greatest(p.input_micros_per_mtok, p.cache_write_micros_per_mtok,
-                                        p.cache_read_micros_per_mtok)
-                         + coalesce(p_output, 0)::numeric * p.output_micros_per_mtok
-                        ) / 1000000)::bigint
-              into v_micros
-              from tollgate.prices p
-             where p.model = p_model
-               and p.effective_from <= p_at
-             order by p.effective_from desc
-             limit 1;
-            return v_micros;
-        end
-        $f$;
-    end if;
-end
-$$;
+-- price_upper_micros answers null for a model without a price (009).
 select tollgate.price_upper_micros('up-no-such-model', now(), 1, 1) is null as unpriced_is_null;
 
 create temp view writes as
