@@ -15,6 +15,11 @@
 -- makes the whole call fail with nothing written: the worker then settles
 -- the batch's records one at a time, and the refused one goes to its dead
 -- letter. Applied like the others inside one transaction; safe to re-run.
+--
+-- enable_seqscan = off: every lookup here is by a key (quotas by id or by
+-- subject, reservations and usage by request id), but the generic plans
+-- otherwise scan the whole quotas table once per join (measured: 2.2 ms per
+-- batch over 951 quota rows, against 0.1 ms by index).
 
 -- unpriced: raises the error a usage row of an unpriced model gets (used in
 -- an expression, so that the message names the model).
@@ -43,6 +48,7 @@ create or replace function tollgate.settle_batch(p_rows jsonb)
 returns table (ord integer, request_id uuid, cost_micros bigint, alerts jsonb)
 language plpgsql volatile
 set plan_cache_mode = force_generic_plan
+set enable_seqscan = off
 as $$
 #variable_conflict use_column
 declare
@@ -128,15 +134,22 @@ begin
                  where rv.request_id = any (v_ids)
                 returning rv.tokens, rv.usd_micros, rv.quota_ids
             ), used_add as (
+                -- the rows of each inserted row's key, user and group: three
+                -- equality probes of quotas' unique (subject_kind, subject_id, ...)
                 select q.id,
                        sum(case q.metric when 'tokens' then i.tokens
                                          when 'requests' then 1
                                          else i.cost end)::bigint as amount
                   from inserted i
-                  join tollgate.quotas q
-                    on (q.subject_kind, q.subject_id) in (('key', i.key_id::text),
-                                                          ('user', i.user_id),
-                                                          ('group', i.group_id))
+                 cross join lateral (
+                           select k.id, k.metric from tollgate.quotas k
+                            where k.subject_kind = 'key' and k.subject_id = i.key_id::text
+                           union all
+                           select u.id, u.metric from tollgate.quotas u
+                            where u.subject_kind = 'user' and u.subject_id = i.user_id
+                           union all
+                           select g.id, g.metric from tollgate.quotas g
+                            where g.subject_kind = 'group' and g.subject_id = i.group_id) q
                  group by q.id
             ), reserved_back as (
                 select q.id,

@@ -79,12 +79,16 @@ class DurablePostgres(harness.Postgres):
     turns them on, so every commit waits for its WAL flush as in production."""
 
     SETTINGS = ("fsync", "synchronous_commit", "full_page_writes")
+    STATEMENTS = False  # --statements: load pg_stat_statements
 
     def start(self):
+        extra = ["-c", "shared_preload_libraries=pg_stat_statements",
+                 "-c", "pg_stat_statements.track=all"] if self.STATEMENTS else []
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [harness.PGBIN / "postgres", "-D", self.data, "-k", self.dir, "-p", str(self.port),
-                 "-c", "listen_addresses="] + [a for s in self.SETTINGS for a in ("-c", s + "=on")],
+                 "-c", "listen_addresses="] + [a for s in self.SETTINGS for a in ("-c", s + "=on")]
+                + extra,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
 
         def ready():
@@ -271,10 +275,26 @@ class CpuMeter:
                 for name, pids in self.groups.items()}
 
 
+STATEMENTS_STACK = None  # --statements: the stack whose database is profiled
+
+
+def top_statements(stack, requests):
+    """The statements PostgreSQL spent most time on in the last run, per request."""
+    rows = stack.psql(
+        "select round(total_exec_time::numeric * 1000 / %d), calls, "
+        "round(mean_exec_time::numeric * 1000), "
+        "regexp_replace(left(query, 70), '\\s+', ' ', 'g') from pg_stat_statements "
+        "order by total_exec_time desc limit 6" % max(requests, 1))
+    for per_request, calls, mean, query in rows:
+        say("    %6s us/request  %7s calls  %6s us each  %s" % (per_request, calls, mean, query))
+
+
 def measure(name, url, keys, duration, connections, workdir, meter=None):
     """One wrk run; prints its line and, with a meter, the CPU per request."""
     if meter:
         meter.start()
+    if STATEMENTS_STACK is not None:
+        STATEMENTS_STACK.psql("select pg_stat_statements_reset()")
     r = wrk(url, keys, duration, connections, workdir)
     r["cpu"] = meter.per_request(r["requests"]) if meter else {}
     say("%-40s %9.0f req/s   p50 %7.2f ms   p99 %7.2f ms%s%s" % (
@@ -283,6 +303,8 @@ def measure(name, url, keys, duration, connections, workdir, meter=None):
         ("   " + r["socket_errors"]) if r["socket_errors"] else ""))
     if r["cpu"]:
         say("    CPU per request: " + ", ".join("%s %.0f us" % kv for kv in r["cpu"].items()))
+    if STATEMENTS_STACK is not None and meter:
+        top_statements(STATEMENTS_STACK, r["requests"])
     return r
 
 
@@ -317,6 +339,9 @@ def parse_args():
                     % (FULL["report_rows"], QUICK["report_rows"]))
     ap.add_argument("--reports-only", action="store_true",
                     help="only the report benchmark")
+    ap.add_argument("--statements", action="store_true",
+                    help="load pg_stat_statements and print, after each Tollgate run, the "
+                    "statements PostgreSQL spent most time on (server-side time per request)")
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: %d s per load run, %d s per c=1 run, %d report rows "
                     "(figures too short to trust; tests/integration/test_bench.py runs it)"
@@ -436,6 +461,7 @@ def main():
     args = parse_args()
     os.environ["TOLLGATE_BUILD"] = str(Path(args.build).resolve())
     harness.Postgres = DurablePostgres  # the Stack's cluster: durable
+    DurablePostgres.STATEMENTS = args.statements
     t_start = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="tollgate-bench-")
     procs = []
@@ -456,6 +482,10 @@ def main():
         with harness.Stack(processes=args.processes, threads=args.threads,
                            provider_url="http://127.0.0.1:%d" % upstream_port,
                            tag="bench") as stack:
+            if args.statements:
+                global STATEMENTS_STACK
+                stack.psql("create extension if not exists pg_stat_statements")
+                STATEMENTS_STACK = stack
             if args.reports_only:
                 return report_runs(stack, args.report_rows)
             rc, figures, ratios = load_runs(stack, args, workdir, upstream, proxy,
