@@ -627,6 +627,37 @@ static int call_once(struct tg_request *r, const char *sql, int n_params, const 
     return rc;
 }
 
+static int each_row(PGresult *res, bool first, tg_db_row_fn row, void *arg);
+
+int tg_db_each_price(tg_db_row_fn row, void *arg)
+{
+    static const char sql[] =
+        "SELECT model, floor(extract(epoch FROM effective_from) * 1000)::bigint, "
+        "input_micros_per_mtok, output_micros_per_mtok, cache_read_micros_per_mtok, "
+        "cache_write_micros_per_mtok, cache_write_1h_micros_per_mtok, "
+        "long_context_threshold_tokens, long_input_micros_per_mtok, long_output_micros_per_mtok, "
+        "long_cache_read_micros_per_mtok, long_cache_write_micros_per_mtok, "
+        "long_cache_write_1h_micros_per_mtok, web_search_micros_per_use FROM tollgate.prices";
+    struct pool_conn *c = acquire(NULL);
+    if (c == NULL)
+        return TG_ERROR;
+    if (!ensure_connected(c, NULL)) {
+        release(c);
+        return TG_ERROR;
+    }
+    PGresult *res = PQexecParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+    int rc = TG_ERROR;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        rc = each_row(res, true, row, arg);
+    else if (PQstatus(c->pg) != CONNECTION_OK) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    PQclear(res);
+    release(c);
+    return rc;
+}
+
 int tg_db_call(struct tg_request *r, const char *sql, int n_params, const char *const *params,
                bool read_only, struct tg_db_rows *rows, char *sqlstate, char *err, size_t err_size)
 {

@@ -173,6 +173,13 @@ int tg_db_query_each(struct tg_db_conn *conn, const char *sql, int n_params,
                      const char *const *params, tg_db_row_fn row, void *arg, char *err,
                      size_t err_size);
 
+/*
+ * On a pooled connection: every row of tollgate.prices (price.c's columns), to
+ * row as tg_db_query_each calls it (column names first). TG_ERROR: the
+ * database is unavailable or refused.
+ */
+int tg_db_each_price(tg_db_row_fn row, void *arg);
+
 /* Runs a multi-statement script (a migration) as is. */
 int tg_db_exec_script(struct tg_db_conn *conn, const char *sql, char *err, size_t err_size);
 

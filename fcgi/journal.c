@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -51,7 +52,12 @@ static struct {
     const char *dir;
     bool fsync_end;
     bool ready;
-} j = {.mu = PTHREAD_MUTEX_INITIALIZER, .current = -1};
+    /* group sync: E records are numbered; one fdatasync covers all written before it */
+    uint64_t written_seq;
+    uint64_t synced_seq;
+    bool syncing;
+    pthread_cond_t synced;
+} j = {.mu = PTHREAD_MUTEX_INITIALIZER, .current = -1, .synced = PTHREAD_COND_INITIALIZER};
 
 /* ---- files ---- */
 
@@ -245,10 +251,10 @@ void tg_journal_progress(struct tg_request *r, int64_t output_tokens)
     pthread_mutex_unlock(&j.mu);
 }
 
-void tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec)
+uint64_t tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec)
 {
     if (r->journal_slot < 0)
-        return;
+        return 0;
     json_t *o = json_object();
     json_object_set_new(o, "k", json_string("E"));
     json_object_set_new(o, "id", json_string(r->request_id));
@@ -256,24 +262,26 @@ void tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec)
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (text == NULL)
-        return;
+        return 0;
     pthread_mutex_lock(&j.mu);
     struct slot *s = &j.slots[r->journal_slot];
     int rc = s->fd >= 0 ? append(r->journal_slot, text, strlen(text)) : TG_ERROR;
     s->unsynced = s->unsynced || rc == TG_OK;
+    uint64_t seq = rc == TG_OK ? ++j.written_seq : 0;
     pthread_mutex_unlock(&j.mu);
     free(text);
     if (rc != TG_OK)
         tg_log_warn(r->request_id, "could not journal the usage: %s", strerror(errno));
+    return seq;
 }
 
-void tg_journal_sync(void)
+/* One fdatasync of every file written since the last; j.mu held, released meanwhile. */
+static void sync_locked(void)
 {
-    if (!j.fsync_end)
-        return;
     int fds[SLOTS];
     int n = 0;
-    pthread_mutex_lock(&j.mu);
+    uint64_t target = j.written_seq;
+    j.syncing = true;
     for (int i = 0; i < SLOTS; i++) {
         if (j.slots[i].fd >= 0 && j.slots[i].unsynced) {
             j.slots[i].unsynced = false;
@@ -289,6 +297,41 @@ void tg_journal_sync(void)
             tg_log_warn(NULL, "could not sync the journal: %s", strerror(errno));
         close(fds[i]);
     }
+    pthread_mutex_lock(&j.mu);
+    if (target > j.synced_seq)
+        j.synced_seq = target;
+    j.syncing = false;
+    pthread_cond_broadcast(&j.synced);
+}
+
+void tg_journal_sync_through(uint64_t seq)
+{
+    if (!j.fsync_end || seq == 0)
+        return;
+    pthread_mutex_lock(&j.mu);
+    while (j.synced_seq < seq) {
+        if (!j.syncing) {
+            sync_locked();
+            continue;
+        }
+        /* another thread's sync is under way: it may cover this record, or the next will */
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 10;
+        if (pthread_cond_timedwait(&j.synced, &j.mu, &deadline) == ETIMEDOUT) {
+            tg_log_warn(NULL, "journal sync took over 10 s: going on without it");
+            break;
+        }
+    }
+    pthread_mutex_unlock(&j.mu);
+}
+
+void tg_journal_sync(void)
+{
+    pthread_mutex_lock(&j.mu);
+    uint64_t seq = j.written_seq;
+    pthread_mutex_unlock(&j.mu);
+    tg_journal_sync_through(seq);
 }
 
 void tg_journal_settled(const char *const *ids, const int *slots, size_t n)

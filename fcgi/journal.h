@@ -21,9 +21,9 @@
  * idempotent by request id, so a recovery cut short is simply repeated.
  *
  * B and P records are not synced: they survive the death of the process (they
- * are in the page cache) but not a power loss; E records are synced, once per
- * settle batch and before it goes to PostgreSQL, when spool.journal_fsync is
- * on. Not here: the usage row (settle.c), the spool.
+ * are in the page cache) but not a power loss; E records are synced before the
+ * client's reply (several requests' by one fdatasync) when spool.journal_fsync
+ * is on. Not here: the usage row (settle.c), the spool.
  */
 #ifndef TG_JOURNAL_H
 #define TG_JOURNAL_H
@@ -53,14 +53,20 @@ int tg_journal_begin(struct tg_request *r);
 /* Writes a P record: r's stream has delivered about output_tokens so far. */
 void tg_journal_progress(struct tg_request *r, int64_t output_tokens);
 
-/* Writes r's E record holding rec (not synced: see tg_journal_sync). */
-void tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec);
+/*
+ * Writes r's E record holding rec, not synced; returns its number for
+ * tg_journal_sync_through (0: nothing was written).
+ */
+uint64_t tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec);
 
 /*
- * When spool.journal_fsync is on, fdatasyncs the journal files that received
- * E records since the last call. The group commit calls it once per batch,
- * before the batch goes to PostgreSQL: one sync covers every request in it.
+ * When spool.journal_fsync is on, returns once E record seq is on disk: one
+ * thread fdatasyncs while the others wait for it, and one sync covers every
+ * record written before it began (group sync). Waits at most 10 s.
  */
+void tg_journal_sync_through(uint64_t seq);
+
+/* tg_journal_sync_through for every E record written so far. */
 void tg_journal_sync(void);
 
 /* Writes S records for n settled requests (ids[i] in journal slot slots[i]). */

@@ -28,6 +28,7 @@
 #include "journal.h"
 #include "log.h"
 #include "pipeline.h"
+#include "price.h"
 #include "price_check.h"
 #include "quota.h"
 #include "ratelimit.h"
@@ -90,6 +91,7 @@ static void *worker_main(void *arg)
         }
         tg_pipeline_run(&r);
         tg_request_finish(&r);
+        tg_settle_flush(); /* the usage of replies just sent: one batch, one commit */
     }
     tg_upstream_free(r.upstream);
     r.upstream = NULL;
@@ -129,6 +131,7 @@ static void *sweeper_main(void *arg)
     const struct tg_config *config = arg;
     while (!atomic_load(&shutting_down)) {
         tg_settle_flush();    /* usage whose waiters gave up */
+        tg_price_refresh();   /* prices for the replies' x-tollgate-cost-usd */
         tg_journal_recover(); /* requests of dead workers of this host, before their release */
         sweep_once();
         tg_denials_flush(); /* refusal counts: one statement, kept if the database is down */
@@ -212,6 +215,7 @@ static int run(const struct tg_config *config, const char *config_path)
         return 1;
     }
     tg_journal_recover(); /* what a previous worker of this host left in flight */
+    tg_price_refresh();
     struct sigaction sa = {.sa_handler = on_wakeup};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL); /* no SA_RESTART: accept() must return */

@@ -66,7 +66,7 @@ static void reset_state(struct tg_request *r)
     r->journal_slot = -1;
 }
 
-static void stamp_wall_clock(char *out, size_t size)
+static int64_t stamp_wall_clock(char *out, size_t size)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -74,6 +74,7 @@ static void stamp_wall_clock(char *out, size_t size)
     gmtime_r(&ts.tv_sec, &tm);
     size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + n, size - n, ".%06ldZ", ts.tv_nsec / 1000);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int tg_request_accept(struct tg_request *r)
@@ -82,7 +83,7 @@ int tg_request_accept(struct tg_request *r)
     if (FCGX_Accept_r(r->fcgx) < 0)
         return TG_ERROR;
     r->t_start_ms = tg_now_ms();
-    stamp_wall_clock(r->started_at, sizeof(r->started_at));
+    r->started_at_ms = stamp_wall_clock(r->started_at, sizeof(r->started_at));
     tg_crypto_uuid7(r->request_id);
     const char *method = tg_request_param(r, "REQUEST_METHOD");
     const char *uri = tg_request_param(r, "REQUEST_URI");

@@ -64,7 +64,8 @@ struct tg_request {
     char request_id[37];   /* uuid, the usage row's primary key */
     struct tg_trace trace; /* W3C trace context (trace.c) */
     int64_t t_start_ms;
-    char started_at[40]; /* wall clock at accept, ISO 8601 UTC, for the usage row */
+    char started_at[40];   /* wall clock at accept, ISO 8601 UTC, for the usage row */
+    int64_t started_at_ms; /* the same, in Unix milliseconds (prices in force then) */
     const char *method;
     const char *path; /* without the query string */
     char *body;

@@ -12,6 +12,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "price.h"
 #include "request.h"
 #include "shm.h"
 #include "journal.h"
@@ -211,9 +212,16 @@ int tg_usage_settle(struct tg_request *r)
 {
     struct tg_usage_record rec;
     fill_record(r, &rec);
-    r->reserved = false;     /* settle consumes the reservation, whatever happens next */
-    tg_journal_end(r, &rec); /* on disk before anything else: a kill -9 from here loses nothing */
+    r->reserved = false; /* settle consumes the reservation, whatever happens next */
+    /* on disk before the client hears of it: a kill -9 or a power loss from here loses nothing */
+    tg_journal_sync_through(tg_journal_end(r, &rec));
     int64_t cost = 0;
+    if (r->journal_slot >= 0 &&
+        tg_price_cost(rec.model, r->started_at_ms, &r->usage, &cost) == TG_OK) {
+        /* the reply goes first; its row is committed by the batch the thread leads after it */
+        r->cost_micros = cost;
+        return tg_settle_defer(r->request_id, &rec, r->journal_slot);
+    }
     switch (tg_settle_usage(r->request_id, &rec, r->journal_slot, &cost)) {
     case TG_SETTLED: r->cost_micros = cost; return TG_OK;
     case TG_SETTLE_SPOOLED:

@@ -204,3 +204,37 @@ def test_worker_killed_mid_stream_is_settled_from_its_journal():
     spool = s.dir / "spool"
     left = [p.name for p in spool.glob("journal-*-%d-*.tgj" % victim)] if spool.exists() else []
     assert left == [], left
+
+
+def test_reply_cost_header_equals_the_usage_row_for_every_price_component():
+    """The reply is priced by the worker (its copy of the prices) before the row is
+    committed; the row by PostgreSQL. Both must agree to the micro-dollar."""
+    s = drain_stack()
+    key = s.key(group=uniq("price"), user=uniq("price-user"))
+    cases = [
+        ("claude-haiku-4-5", {"input_tokens": 1234, "output_tokens": 567}),
+        ("claude-haiku-4-5", {"input_tokens": 10, "output_tokens": 20,
+                              "cache_read_input_tokens": 3000,
+                              "cache_creation_input_tokens": 900,
+                              "cache_creation": {"ephemeral_5m_input_tokens": 300,
+                                                 "ephemeral_1h_input_tokens": 600}}),
+        ("claude-haiku-4-5", {"input_tokens": 5, "output_tokens": 7,
+                              "server_tool_use": {"web_search_requests": 3}}),
+        ("claude-sonnet-4-5", {"input_tokens": 150000, "output_tokens": 1000,
+                               "cache_read_input_tokens": 50001}),  # above 200k: long context
+        ("claude-sonnet-4-5", {"input_tokens": 150000, "output_tokens": 1000,
+                               "cache_read_input_tokens": 50000}),  # exactly at it
+    ]
+    for model, usage in cases:
+        status, headers, body = s.messages(key, model=model, directive={"usage": usage})
+        assert status == 200, body[:200]
+        rid = headers["x-request-id"]
+        row = wait_for(lambda: s.psql(
+            "select cost_micros, cache_write_1h_tokens, web_search_requests from tollgate.usage "
+            "where request_id = '%s'" % rid), 10, "the row of %s" % rid)[0]
+        micros = int(row[0])
+        assert headers["x-tollgate-cost-usd"] == "%d.%06d" % (micros // 1000000, micros % 1000000), \
+            (model, usage, headers["x-tollgate-cost-usd"], row)
+        assert int(row[1]) == usage.get("cache_creation", {}).get("ephemeral_1h_input_tokens", 0)
+        assert int(row[2]) == usage.get("server_tool_use", {}).get("web_search_requests", 0)
+        assert micros > 0, row
