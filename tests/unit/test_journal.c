@@ -1,0 +1,261 @@
+/*
+ * test_journal.c — journal.c: a dead worker's journal is settled whole (each
+ * request from its E record, or as worker_lost at what it streamed, or at its
+ * reserved bound) and then deleted; settled requests are left alone; a live
+ * worker's journal is never touched; files rotate and retire once settled.
+ *
+ * The dead worker is a forked child that writes its records and exits without
+ * settling them (its flock goes with it, as with kill -9). Settling is replaced
+ * by __wrap_tg_settle_usage (the test links with -Wl,--wrap=tg_settle_usage),
+ * which records what recovery asked for.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "journal.h"
+#include "quota.h"
+#include "request.h"
+#include "settle.h"
+#include "usage.h"
+
+/* ---- the stand-in for the group commit ---- */
+
+#define MAX_SETTLED 16
+static struct settled {
+    char request_id[37];
+    char outcome[32];
+    char source[32];
+    int64_t input, output;
+    int status;
+} settled[MAX_SETTLED];
+static int n_settled;
+
+enum tg_settle_result __wrap_tg_settle_usage(const char *log_id, const struct tg_usage_record *rec,
+                                             int journal_slot, int64_t *cost_micros);
+
+enum tg_settle_result __wrap_tg_settle_usage(const char *log_id, const struct tg_usage_record *rec,
+                                             int journal_slot, int64_t *cost_micros)
+{
+    (void)log_id, (void)journal_slot;
+    assert_true(n_settled < MAX_SETTLED);
+    struct settled *s = &settled[n_settled++];
+    snprintf(s->request_id, sizeof(s->request_id), "%s", rec->request_id);
+    snprintf(s->outcome, sizeof(s->outcome), "%s", rec->outcome ? rec->outcome : "");
+    snprintf(s->source, sizeof(s->source), "%s", rec->usage_source ? rec->usage_source : "");
+    s->input = rec->usage.input_tokens;
+    s->output = rec->usage.output_tokens;
+    s->status = rec->http_status;
+    *cost_micros = 0;
+    return TG_SETTLED;
+}
+
+static const struct settled *find(const char *request_id)
+{
+    for (int i = 0; i < n_settled; i++)
+        if (strcmp(settled[i].request_id, request_id) == 0)
+            return &settled[i];
+    return NULL;
+}
+
+/* ---- a request, as the pipeline leaves it ---- */
+
+static struct tg_provider provider = {.name = "anthropic"};
+static struct tg_model model = {.name = "claude-haiku-4-5-20251001", .provider = &provider};
+static struct tg_config config;
+static char dir[64];
+
+static void fake_request(struct tg_request *r, const char *id, bool stream)
+{
+    memset(r, 0, sizeof(*r));
+    r->config = &config;
+    r->model = &model;
+    r->stream = stream;
+    r->max_tokens = 500;
+    r->input_bound_tokens = 1200;
+    r->journal_slot = -1;
+    r->identity.api_key_id = 7;
+    r->identity.user_id = "ann";
+    r->identity.group_id = "team \"a\""; /* escaped in the record, whole when read back */
+    snprintf(r->request_id, sizeof(r->request_id), "%s", id);
+    snprintf(r->started_at, sizeof(r->started_at), "2026-11-29T12:00:00.000000Z");
+}
+
+static void record_of(struct tg_request *r, struct tg_usage_record *rec, int64_t in, int64_t out)
+{
+    *rec = (struct tg_usage_record){.request_id = r->request_id,
+                                    .ts = r->started_at,
+                                    .api_key_id = 7,
+                                    .user_id = "ann",
+                                    .group_id = "team \"a\"",
+                                    .provider = "anthropic",
+                                    .model = model.name,
+                                    .usage = {.input_tokens = in, .output_tokens = out},
+                                    .http_status = 200,
+                                    .outcome = "ok",
+                                    .usage_source = "provider"};
+}
+
+static int count_journals(void)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, "journal-", 8) == 0 && strstr(e->d_name, ".tgj") != NULL &&
+             strstr(e->d_name, ".new") == NULL;
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+#define STREAMED "00000000-0000-4000-8000-000000000001"
+#define ENDED "00000000-0000-4000-8000-000000000002"
+#define SETTLED "00000000-0000-4000-8000-000000000003"
+#define BEGUN "00000000-0000-4000-8000-000000000004"
+
+/* The dead worker: four requests in flight, one of them settled, then gone. */
+static void dead_worker(void)
+{
+    struct tg_request r;
+    struct tg_usage_record rec;
+    if (tg_journal_open(&config) != TG_OK)
+        _exit(2);
+    fake_request(&r, STREAMED, true); /* streamed 40 then 90 tokens' worth, no end */
+    tg_journal_begin(&r);
+    r.usage.input_tokens = 321; /* message_start's */
+    tg_journal_progress(&r, 40);
+    tg_journal_progress(&r, 90);
+    fake_request(&r, ENDED, false); /* the provider answered; its settle never ran */
+    tg_journal_begin(&r);
+    record_of(&r, &rec, 11, 22);
+    tg_journal_end(&r, &rec);
+    fake_request(&r, SETTLED, false);
+    tg_journal_begin(&r);
+    record_of(&r, &rec, 5, 5);
+    tg_journal_end(&r, &rec);
+    const char *ids[] = {SETTLED};
+    int slots[] = {r.journal_slot};
+    tg_journal_settled(ids, slots, 1);
+    fake_request(&r, BEGUN, false); /* sent upstream, nothing known */
+    tg_journal_begin(&r);
+    _exit(0); /* no cleanup: as a kill -9 */
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/tollgate-journal-test.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    config = (struct tg_config){
+        .spool_dir = dir, .journal_fsync = true, .estimator = TG_ESTIMATE_UPPER_BOUND};
+    tg_quota_init();
+    n_settled = 0;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char command[128];
+    snprintf(command, sizeof(command), "rm -rf '%s'", dir);
+    return system(command) == 0 ? 0 : -1;
+}
+
+static void test_dead_worker_settled_from_its_journal(void **state)
+{
+    (void)state;
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        dead_worker();
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(count_journals(), 1);
+
+    assert_int_equal(tg_journal_open(&config), TG_OK); /* this process's own journal */
+    assert_int_equal(tg_journal_recover(), 3);
+    assert_int_equal(n_settled, 3);
+
+    const struct settled *s = find(STREAMED);
+    assert_non_null(s);
+    assert_string_equal(s->outcome, "worker_lost");
+    assert_string_equal(s->source, "estimated");
+    assert_int_equal(s->input, 321); /* what message_start said */
+    assert_int_equal(s->output, 90); /* the last progress: never less than what was streamed */
+    assert_int_equal(s->status, 200);
+
+    s = find(ENDED);
+    assert_non_null(s);
+    assert_string_equal(s->outcome, "ok"); /* its own record, as it would have settled */
+    assert_string_equal(s->source, "provider");
+    assert_int_equal(s->input, 11);
+    assert_int_equal(s->output, 22);
+
+    s = find(BEGUN);
+    assert_non_null(s);
+    assert_string_equal(s->outcome, "worker_lost");
+    assert_string_equal(s->source, "reserved_bound");
+    assert_int_equal(s->input, 1200); /* the reserved bound: input bound and max_tokens */
+    assert_int_equal(s->output, 500);
+
+    assert_null(find(SETTLED));
+    /* the dead worker's file is gone; this process's own stays, and is not recovered */
+    assert_int_equal(count_journals(), 1);
+    n_settled = 0;
+    assert_int_equal(tg_journal_recover(), 0);
+    assert_int_equal(n_settled, 0);
+    tg_journal_close();
+    assert_int_equal(count_journals(), 0); /* nothing open: a clean exit leaves nothing */
+}
+
+static void test_files_rotate_and_retire_once_settled(void **state)
+{
+    (void)state;
+    assert_int_equal(tg_journal_open(&config), TG_OK);
+    struct tg_request held;
+    fake_request(&held, "00000000-0000-4000-8000-0000000000ff", false);
+    assert_int_equal(tg_journal_begin(&held), TG_OK); /* stays open across the rotation */
+    struct tg_request r;
+    struct tg_usage_record rec;
+    char id[37];
+    /* about 5 MiB of records: past the 4 MiB rotation */
+    for (int i = 0; i < 12000; i++) {
+        snprintf(id, sizeof(id), "00000000-0000-4000-8000-%012d", 1000 + i);
+        fake_request(&r, id, false);
+        assert_int_equal(tg_journal_begin(&r), TG_OK);
+        record_of(&r, &rec, 1, 1);
+        tg_journal_end(&r, &rec);
+        const char *ids[] = {id};
+        int slots[] = {r.journal_slot};
+        tg_journal_settled(ids, slots, 1);
+    }
+    assert_int_equal(count_journals(), 2); /* the old file holds one request open */
+    const char *ids[] = {held.request_id};
+    int slots[] = {held.journal_slot};
+    tg_journal_settled(ids, slots, 1);
+    assert_int_equal(count_journals(), 1); /* retired as soon as nothing was open in it */
+    tg_journal_close();
+    assert_int_equal(count_journals(), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_dead_worker_settled_from_its_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_files_rotate_and_retire_once_settled, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
