@@ -42,11 +42,37 @@ void tg_crypto_uuid4(char out[37])
     uuid_format(b, 4, out);
 }
 
+/*
+ * Request ids need to be unique, not secret: a per-thread xorshift128+ seeded
+ * from the CSPRNG once, so an id costs no system call (libcrypto's RAND_bytes
+ * asks getpid(2) each time, to notice a fork).
+ */
+static uint64_t id_random(void)
+{
+    static _Thread_local uint64_t state[2];
+    if (state[0] == 0 && state[1] == 0) {
+        if (tg_crypto_random((unsigned char *)state, sizeof(state)) != TG_OK ||
+            (state[0] == 0 && state[1] == 0)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            state[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ULL | 1;
+            state[1] = (uint64_t)(uintptr_t)&state;
+        }
+    }
+    uint64_t x = state[0];
+    uint64_t y = state[1];
+    state[0] = y;
+    x ^= x << 23;
+    state[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
+    return state[1] + y;
+}
+
 void tg_crypto_uuid7(char out[37])
 {
     unsigned char b[16];
-    if (tg_crypto_random(b, sizeof(b)) != TG_OK)
-        memset(b, 0, sizeof(b));
+    uint64_t r1 = id_random(), r2 = id_random();
+    memcpy(b + 6, &r1, 2);
+    memcpy(b + 8, &r2, 8);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;

@@ -19,8 +19,10 @@ void tg_crypto_sha256(const void *data, size_t len, unsigned char out[TG_SHA256_
 void tg_crypto_uuid4(char out[37]);
 
 /*
- * A version 7 UUID: 48 bits of Unix milliseconds, then random bits. Ids made
- * later sort later, so the usage table's btrees take them at their right edge.
+ * A version 7 UUID: 48 bits of Unix milliseconds, then 74 pseudo-random bits
+ * (a per-thread generator seeded from the CSPRNG: unique, not secret). Ids
+ * made later sort later, so the usage table's btrees take them at their right
+ * edge.
  */
 void tg_crypto_uuid7(char out[37]);
 

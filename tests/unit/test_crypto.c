@@ -11,7 +11,9 @@
 #include <cmocka.h>
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "crypto.h"
 
@@ -115,7 +117,7 @@ static void test_hex(void **state)
     assert_string_equal(empty, "");
 }
 
-static void assert_uuid4_form(const char *u)
+static void assert_uuid_form(const char *u, char version)
 {
     assert_int_equal(strlen(u), 36);
     for (int i = 0; i < 36; i++) {
@@ -126,7 +128,7 @@ static void assert_uuid4_form(const char *u)
         if (strchr("0123456789abcdef", u[i]) == NULL || u[i] == '\0')
             fail_msg("uuid \"%s\": character %d is not lower-case hex", u, i);
     }
-    assert_int_equal(u[14], '4');           /* version */
+    assert_int_equal(u[14], version);       /* version */
     assert_non_null(strchr("89ab", u[19])); /* RFC 4122 variant */
 }
 
@@ -136,8 +138,8 @@ static void test_uuid4(void **state)
     char first[37], second[37];
     tg_crypto_uuid4(first);
     tg_crypto_uuid4(second);
-    assert_uuid4_form(first);
-    assert_uuid4_form(second);
+    assert_uuid_form(first, '4');
+    assert_uuid_form(second, '4');
     assert_string_not_equal(first, second);
 
     /* the variant nibble takes all four of its values: the bits are random */
@@ -145,10 +147,44 @@ static void test_uuid4(void **state)
     for (int i = 0; i < 400; i++) {
         char u[37];
         tg_crypto_uuid4(u);
-        assert_uuid4_form(u);
+        assert_uuid_form(u, '4');
         seen[strchr("89ab", u[19]) - "89ab"] = true;
     }
     assert_true(seen[0] && seen[1] && seen[2] && seen[3]);
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void test_uuid7(void **state)
+{
+    /* version 7: the time comes first, so ids made later sort later; all distinct */
+    (void)state;
+    enum { N = 20000 };
+    char(*ids)[37] = calloc(N, sizeof(*ids));
+    assert_non_null(ids);
+    for (int i = 0; i < N; i++) {
+        tg_crypto_uuid7(ids[i]);
+        assert_uuid_form(ids[i], '7');
+        if (i > 0 && memcmp(ids[i], ids[i - 1], 13) < 0) /* the milliseconds never go back */
+            fail_msg("%s sorts before %s, made earlier", ids[i], ids[i - 1]);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char now_ms[13];
+    snprintf(now_ms, sizeof(now_ms), "%012llx",
+             (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000);
+    char last[13] = {0};
+    memcpy(last, ids[N - 1], 8);
+    memcpy(last + 8, ids[N - 1] + 9, 4);
+    assert_true(strcmp(last, now_ms) <= 0); /* the time is the wall clock's, in ms */
+    qsort(ids, N, sizeof(*ids), compare_ids);
+    for (int i = 1; i < N; i++)
+        if (strcmp(ids[i], ids[i - 1]) == 0)
+            fail_msg("id %s made twice", ids[i]);
+    free(ids);
 }
 
 static void test_equal(void **state)
@@ -227,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_base64url_decode),
         cmocka_unit_test(test_hex),
         cmocka_unit_test(test_uuid4),
+        cmocka_unit_test(test_uuid7),
         cmocka_unit_test(test_equal),
         cmocka_unit_test(test_random),
     };
