@@ -231,6 +231,17 @@ static void lead_locked(void)
     pthread_cond_broadcast(&q.done);
 }
 
+/* Appends it to the queue; q.mu held. */
+static void push_locked(struct item *it)
+{
+    if (q.tail != NULL)
+        q.tail->next = it;
+    else
+        q.head = it;
+    q.tail = it;
+    q.n++;
+}
+
 static void deadline_after(struct timespec *ts, long ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
@@ -253,12 +264,7 @@ enum tg_settle_result tg_settle_usage(const char *log_id, const struct tg_usage_
     struct timespec deadline;
     deadline_after(&deadline, q.wait_ms);
     pthread_mutex_lock(&q.mu);
-    if (q.tail != NULL)
-        q.tail->next = it;
-    else
-        q.head = it;
-    q.tail = it;
-    q.n++;
+    push_locked(it);
     while (!it->done) {
         if (!q.leading) {
             lead_locked();
@@ -288,12 +294,7 @@ int tg_settle_defer(const char *log_id, const struct tg_usage_record *rec, int j
     }
     it->waiter_gone = true; /* nobody waits: the batch that takes it frees it */
     pthread_mutex_lock(&q.mu);
-    if (q.tail != NULL)
-        q.tail->next = it;
-    else
-        q.head = it;
-    q.tail = it;
-    q.n++;
+    push_locked(it);
     pthread_mutex_unlock(&q.mu);
     return TG_OK;
 }
