@@ -138,11 +138,9 @@ int tg_journal_open(const struct tg_config *config)
 void tg_journal_close(void)
 {
     pthread_mutex_lock(&j.mu);
-    int current = j.current;
-    j.current = -1;
+    j.current = -1; /* every file may now retire: those with nothing open do */
     for (int i = 0; i < SLOTS; i++)
         retire_if_done(i);
-    (void)current;
     j.ready = false;
     pthread_mutex_unlock(&j.mu);
 }
@@ -176,6 +174,16 @@ static bool put_string(char *buf, size_t cap, size_t *len, const char *s)
     return *len < cap;
 }
 
+/* Appends ,"key":value (value a JSON string, escaped) to buf. */
+static bool put_field(char *buf, size_t cap, size_t *len, const char *key, const char *value)
+{
+    int n = snprintf(buf + *len, cap - *len, ",\"%s\":", key);
+    if (n < 0 || (size_t)n >= cap - *len)
+        return false;
+    *len += (size_t)n;
+    return put_string(buf, cap, len, value);
+}
+
 /* Appends one record to slot i and counts its bytes. j.mu held. */
 static int append(int i, const char *payload, size_t len)
 {
@@ -193,13 +201,10 @@ int tg_journal_begin(struct tg_request *r)
         buf, sizeof(buf),
         "{\"k\":\"B\",\"id\":\"%s\",\"ts\":\"%s\",\"key\":%" PRId64 ",\"u\":", r->request_id,
         r->started_at, r->identity.api_key_id);
-    bool ok = put_string(buf, sizeof(buf), &len, r->identity.user_id) && len + 5 < sizeof(buf) &&
-              (memcpy(buf + len, ",\"g\":", 5), len += 5, true) &&
-              put_string(buf, sizeof(buf), &len, r->identity.group_id) && len + 5 < sizeof(buf) &&
-              (memcpy(buf + len, ",\"p\":", 5), len += 5, true) &&
-              put_string(buf, sizeof(buf), &len, r->model->provider->name) &&
-              len + 5 < sizeof(buf) && (memcpy(buf + len, ",\"m\":", 5), len += 5, true) &&
-              put_string(buf, sizeof(buf), &len, r->model->name);
+    bool ok = put_string(buf, sizeof(buf), &len, r->identity.user_id) &&
+              put_field(buf, sizeof(buf), &len, "g", r->identity.group_id) &&
+              put_field(buf, sizeof(buf), &len, "p", r->model->provider->name) &&
+              put_field(buf, sizeof(buf), &len, "m", r->model->name);
     if (ok) {
         int n = snprintf(buf + len, sizeof(buf) - len,
                          ",\"s\":%s,\"in\":%" PRId64 ",\"out\":%" PRId64 "}",
