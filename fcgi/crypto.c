@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,23 @@ int tg_crypto_random(unsigned char *buf, size_t n)
     return RAND_bytes(buf, (int)n) == 1 ? TG_OK : TG_ERROR;
 }
 
+/*
+ * SHA-256 fetched once: EVP_sha256() makes libcrypto look the implementation up
+ * again (locks, and a getpid(2) for its fork check) at every digest.
+ */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void tg_crypto_sha256(const void *data, size_t len, unsigned char out[TG_SHA256_LEN])
 {
     unsigned int out_len = TG_SHA256_LEN;
-    EVP_Digest(data, len, out, &out_len, EVP_sha256(), NULL);
+    pthread_once(&sha256_once, fetch_sha256);
+    EVP_Digest(data, len, out, &out_len, sha256_md != NULL ? sha256_md : EVP_sha256(), NULL);
 }
 
 static void uuid_format(unsigned char b[16], int version, char out[37])
