@@ -21,9 +21,10 @@
  * idempotent by request id, so a recovery cut short is simply repeated.
  *
  * B and P records are not synced: they survive the death of the process (they
- * are in the page cache) but not a power loss; E records are synced before the
- * client's reply (several requests' by one fdatasync) when spool.journal_fsync
- * is on. Not here: the usage row (settle.c), the spool.
+ * are in the page cache) but not a power loss; E records are synced when
+ * spool.journal_fsync is on, by the group commit's leader before its batch
+ * goes to PostgreSQL (one fdatasync for the batch). Not here: the usage row
+ * (settle.c), the spool.
  */
 #ifndef TG_JOURNAL_H
 #define TG_JOURNAL_H

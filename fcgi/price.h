@@ -1,6 +1,7 @@
 /*
  * price.h — the prices this worker keeps in memory, to price a reply for its
- * x-tollgate-cost-usd header before the usage row is committed.
+ * x-tollgate-cost-usd header when the usage row could not be settled before
+ * the reply (PostgreSQL down: the row waits in the spool).
  *
  * The usage row is always priced by PostgreSQL (tollgate.price_micros); this
  * module applies the same rule with the same integer arithmetic, to the same

@@ -285,20 +285,6 @@ enum tg_settle_result tg_settle_usage(const char *log_id, const struct tg_usage_
     return result;
 }
 
-int tg_settle_defer(const char *log_id, const struct tg_usage_record *rec, int journal_slot)
-{
-    struct item *it = item_new(rec, journal_slot);
-    if (it == NULL) {
-        tg_log_error(log_id, "could not queue usage for settling: out of memory");
-        return tg_spool_append(rec);
-    }
-    it->waiter_gone = true; /* nobody waits: the batch that takes it frees it */
-    pthread_mutex_lock(&q.mu);
-    push_locked(it);
-    pthread_mutex_unlock(&q.mu);
-    return TG_OK;
-}
-
 int tg_settle_flush(void)
 {
     int settled = 0;

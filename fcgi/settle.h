@@ -44,17 +44,10 @@ enum tg_settle_result tg_settle_usage(const char *log_id, const struct tg_usage_
                                       int journal_slot, int64_t *cost_micros);
 
 /*
- * Queues rec (copied) to be settled by the next batch, without waiting: the
- * caller has made it durable in the journal, answers its client, then calls
- * tg_settle_flush. TG_OK when queued (or, out of memory, spooled).
- */
-int tg_settle_defer(const char *log_id, const struct tg_usage_record *rec, int journal_slot);
-
-/*
- * Settles records for which nobody waits (deferred ones, or waiters that gave
- * up): leads batches while records wait and no other thread leads. Each worker
- * thread calls it after its reply; so do the sweeper and shutdown. Returns how
- * many records its batches took.
+ * Settles records for which nobody waits (their waiters gave up, or recovery
+ * queued them): leads batches while records wait and no other thread leads.
+ * Each worker thread calls it after its reply; so do the sweeper and shutdown.
+ * Returns how many records its batches took.
  */
 int tg_settle_flush(void);
 

@@ -213,23 +213,18 @@ int tg_usage_settle(struct tg_request *r)
     struct tg_usage_record rec;
     fill_record(r, &rec);
     r->reserved = false; /* settle consumes the reservation, whatever happens next */
-    /* on disk before the client hears of it: a kill -9 or a power loss from here loses nothing */
-    tg_journal_sync_through(tg_journal_end(r, &rec));
+    /* in the journal first: a kill -9 from here loses nothing (the batch syncs it) */
+    tg_journal_end(r, &rec);
     int64_t cost = 0;
-    if (r->journal_slot >= 0 &&
-        tg_price_cost(rec.model, r->started_at_ms, &r->usage, &cost) == TG_OK) {
-        /* the reply goes first; its row is committed by the batch the thread leads after it */
+    enum tg_settle_result result = tg_settle_usage(r->request_id, &rec, r->journal_slot, &cost);
+    if (result == TG_SETTLED) {
         r->cost_micros = cost;
-        return tg_settle_defer(r->request_id, &rec, r->journal_slot);
+        return TG_OK;
     }
-    switch (tg_settle_usage(r->request_id, &rec, r->journal_slot, &cost)) {
-    case TG_SETTLED: r->cost_micros = cost; return TG_OK;
-    case TG_SETTLE_SPOOLED:
-    case TG_SETTLE_PENDING:
-    case TG_SETTLE_REFUSED: return TG_OK; /* durable, logged; no cost to show */
-    case TG_SETTLE_LOST: break;
-    }
-    return TG_ERROR;
+    /* not in the database yet (spooled, queued): the reply is priced by the worker */
+    if (tg_price_cost(rec.model, r->started_at_ms, &r->usage, &cost) == TG_OK)
+        r->cost_micros = cost;
+    return result == TG_SETTLE_LOST ? TG_ERROR : TG_OK;
 }
 
 static bool is_uuid(const char *s)
