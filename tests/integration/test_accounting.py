@@ -206,9 +206,10 @@ def test_worker_killed_mid_stream_is_settled_from_its_journal():
     assert left == [], left
 
 
-def test_reply_cost_header_equals_the_usage_row_for_every_price_component():
-    """The reply is priced by the worker (its copy of the prices) before the row is
-    committed; the row by PostgreSQL. Both must agree to the micro-dollar."""
+def test_reply_priced_by_the_worker_equals_the_row_for_every_price_component():
+    """With PostgreSQL down the usage waits in the spool and the reply is priced by
+    the worker's copy of the prices; the row, replayed later, is priced by
+    PostgreSQL. Both must agree to the micro-dollar, component by component."""
     s = drain_stack()
     key = s.key(group=uniq("price"), user=uniq("price-user"))
     cases = [
@@ -225,16 +226,43 @@ def test_reply_cost_header_equals_the_usage_row_for_every_price_component():
         ("claude-sonnet-4-5", {"input_tokens": 150000, "output_tokens": 1000,
                                "cache_read_input_tokens": 50000}),  # exactly at it
     ]
-    for model, usage in cases:
-        status, headers, body = s.messages(key, model=model, directive={"usage": usage})
+    assert s.messages(key)[0] == 200  # the worker's prices are loaded
+    # reserve needs the database: stop it while the calls are upstream, so that
+    # their settles find it down
+    marker = uniq("spoolprice")
+    results = {}
+
+    def call(i, model, usage):
+        results[i] = s.messages(key, model=model, prompt="%s-%d" % (marker, i),
+                                directive={"usage": usage, "delay_ms": 1500}, timeout=30)
+    threads = [threading.Thread(target=call, args=(i, m, u)) for i, (m, u) in enumerate(cases)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(s.mock_requests(marker)) == len(cases), 15,
+                 "the provider to receive every call")
+    finally:
+        s.stop_db()
+    for t in threads:
+        t.join(30)
+    s.start_db()
+    headers_of = {}
+    for i, (model, usage) in enumerate(cases):
+        status, headers, body = results[i]
         assert status == 200, body[:200]
-        rid = headers["x-request-id"]
+        headers_of[headers["x-request-id"]] = (model, usage, headers["x-tollgate-cost-usd"])
+    assert "usage spooled" in s.logs(), "the rows did not wait in the spool"
+    _check_against_rows(s, headers_of)
+
+
+def _check_against_rows(s, headers_of):
+    for rid, (model, usage, header) in headers_of.items():
         row = wait_for(lambda: s.psql(
             "select cost_micros, cache_write_1h_tokens, web_search_requests from tollgate.usage "
-            "where request_id = '%s'" % rid), 10, "the row of %s" % rid)[0]
+            "where request_id = '%s'" % rid), 15, "the row of %s" % rid)[0]
         micros = int(row[0])
-        assert headers["x-tollgate-cost-usd"] == "%d.%06d" % (micros // 1000000, micros % 1000000), \
-            (model, usage, headers["x-tollgate-cost-usd"], row)
+        assert header == "%d.%06d" % (micros // 1000000, micros % 1000000), \
+            (model, usage, header, row)
         assert int(row[1]) == usage.get("cache_creation", {}).get("ephemeral_1h_input_tokens", 0)
         assert int(row[2]) == usage.get("server_tool_use", {}).get("web_search_requests", 0)
         assert micros > 0, row
