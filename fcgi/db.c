@@ -190,6 +190,9 @@ static bool ensure_connected(struct pool_conn *c, const char *request_id)
  */
 static PGresult *run_prepared_why(const char *request_id, const char *name, int n_params,
                                   const char *const *values, int *why);
+static PGresult *run_prepared_meanwhile(const char *request_id, const char *name, int n_params,
+                                        const char *const *values, int *why,
+                                        void (*meanwhile)(void));
 
 static PGresult *run_prepared(const char *request_id, const char *name, int n_params,
                               const char *const *values)
@@ -219,6 +222,35 @@ static void note_refusal(PGresult *res)
 static PGresult *run_prepared_why(const char *request_id, const char *name, int n_params,
                                   const char *const *values, int *why)
 {
+    return run_prepared_meanwhile(request_id, name, n_params, values, why, NULL);
+}
+
+/*
+ * Sends the statement, runs meanwhile (if any) while the server executes it,
+ * then reads its result (the last one, as PQexecPrepared returns).
+ */
+static PGresult *exec_prepared(PGconn *pg, const char *name, int n_params,
+                               const char *const *values, void (*meanwhile)(void))
+{
+    if (meanwhile == NULL)
+        return PQexecPrepared(pg, name, n_params, values, NULL, NULL, 0);
+    int sent = PQsendQueryPrepared(pg, name, n_params, values, NULL, NULL, 0);
+    meanwhile();
+    if (!sent)
+        return NULL;
+    PGresult *last = NULL, *res;
+    while ((res = PQgetResult(pg)) != NULL) {
+        PQclear(last);
+        last = res;
+    }
+    return last;
+}
+
+/* run_prepared_why, with meanwhile run while the server executes the statement. */
+static PGresult *run_prepared_meanwhile(const char *request_id, const char *name, int n_params,
+                                        const char *const *values, int *why,
+                                        void (*meanwhile)(void))
+{
     *why = TG_ERROR;
     for (int attempt = 0; attempt < 2; attempt++) {
         struct pool_conn *c = acquire(request_id);
@@ -228,7 +260,7 @@ static PGresult *run_prepared_why(const char *request_id, const char *name, int 
             release(c);
             return NULL;
         }
-        PGresult *res = PQexecPrepared(c->pg, name, n_params, values, NULL, NULL, 0);
+        PGresult *res = exec_prepared(c->pg, name, n_params, values, meanwhile);
         if (PQresultStatus(res) == PGRES_TUPLES_OK) {
             release(c);
             *why = TG_OK;
@@ -306,13 +338,13 @@ const char *tg_db_settle_refusal(void)
 }
 
 int tg_db_settle_batch(const char *log_id, const char *rows_json, size_t n, int64_t *cost_micros,
-                       char **alerts_json, char *err, size_t err_size)
+                       char **alerts_json, char *err, size_t err_size, void (*meanwhile)(void))
 {
     const char *values[] = {rows_json};
     int why = TG_ERROR;
     *alerts_json = NULL;
     refused.sqlstate[0] = refused.message[0] = '\0';
-    PGresult *res = run_prepared_why(log_id, "settle_batch", 1, values, &why);
+    PGresult *res = run_prepared_meanwhile(log_id, "settle_batch", 1, values, &why, meanwhile);
     if (res == NULL) {
         if (why != TG_DECLINED || refusal_is_transient(refused.sqlstate))
             return TG_ERROR;

@@ -98,10 +98,11 @@ int tg_db_release(struct tg_request *r);
  * objects). cost_micros[i] gets record i's stored cost; *alerts_json the
  * thresholds the batch crossed (malloc'd JSON array, caller frees) or NULL.
  * TG_ERROR: the database is unavailable; TG_DECLINED: it refused the batch (its
- * message in err; nothing of the batch was written).
+ * message in err; nothing of the batch was written). meanwhile (may be NULL) is
+ * called while the server executes the batch (the journal's sync).
  */
 int tg_db_settle_batch(const char *log_id, const char *rows_json, size_t n, int64_t *cost_micros,
-                       char **alerts_json, char *err, size_t err_size);
+                       char **alerts_json, char *err, size_t err_size, void (*meanwhile)(void));
 
 /*
  * Why the calling thread's last tg_db_settle_batch was refused: "SQLSTATE: primary

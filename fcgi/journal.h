@@ -22,8 +22,8 @@
  *
  * B and P records are not synced: they survive the death of the process (they
  * are in the page cache) but not a power loss; E records are synced when
- * spool.journal_fsync is on, by the group commit's leader before its batch
- * goes to PostgreSQL (one fdatasync for the batch). Not here: the usage row
+ * spool.journal_fsync is on, by the group commit's leader while PostgreSQL
+ * executes its batch (one fdatasync for the batch). Not here: the usage row
  * (settle.c), the spool.
  */
 #ifndef TG_JOURNAL_H

@@ -167,7 +167,8 @@ static void settle_items(struct item **items, size_t n)
     char *alerts = NULL;
     char why[256] = "";
     char *rows = encode_batch(items, n);
-    int rc = rows != NULL ? tg_db_settle_batch(log_id, rows, n, costs, &alerts, why, sizeof(why))
+    int rc = rows != NULL ? tg_db_settle_batch(log_id, rows, n, costs, &alerts, why, sizeof(why),
+                                               tg_journal_sync)
                           : TG_ERROR;
     free(rows);
     if (rc == TG_OK) {
@@ -207,7 +208,6 @@ static void lead_locked(void)
     struct item *valid[BATCH_MAX];
     memcpy(valid, batch, n * sizeof(*batch));
     size_t n_valid = keep_valid(valid, n);
-    tg_journal_sync(); /* the batch's usage is on disk before it is anywhere else */
     if (n_valid > 0)
         settle_items(valid, n_valid);
     const char *ids[BATCH_MAX];

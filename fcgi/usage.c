@@ -198,7 +198,7 @@ int tg_usage_settle_record(const char *log_id, const struct tg_usage_record *rec
     json_decref(rows);
     if (text == NULL)
         return TG_ERROR;
-    int rc = tg_db_settle_batch(log_id, text, 1, cost_micros, &alerts, why, sizeof(why));
+    int rc = tg_db_settle_batch(log_id, text, 1, cost_micros, &alerts, why, sizeof(why), NULL);
     free(text);
     if (rc != TG_OK)
         return rc;
