@@ -20,7 +20,6 @@
 #include "crypto.h"
 #include "log.h"
 #include "request.h"
-#include "usage.h"
 
 struct statement {
     const char *name;

@@ -1,8 +1,9 @@
 /*
  * journal.c — per-process journal of requests in flight (see journal.h).
  *
- * Records are small JSON objects in frames (frame.h). B and P are written by
- * hand (they are on every request's path); E and recovery use jansson.
+ * Records are small JSON objects in frames (frame.h), written with jansson;
+ * P records, written for every chunk of a stream, hold only numbers and the
+ * request id and are formatted directly.
  *
  * Files rotate: when the current file passes ROTATE_BYTES, new requests go to
  * a fresh one, and a file that is no longer current is deleted as soon as every
@@ -28,7 +29,6 @@
 #include "log.h"
 #include "quota.h"
 #include "request.h"
-#include "settle.h"
 #include "usage.h"
 
 #define SLOTS 8
@@ -147,43 +147,6 @@ void tg_journal_close(void)
 
 /* ---- records ---- */
 
-/* Appends s as a JSON string (escaped) to buf; false when it does not fit. */
-static bool put_string(char *buf, size_t cap, size_t *len, const char *s)
-{
-    if (s == NULL) {
-        int n = snprintf(buf + *len, cap - *len, "null");
-        *len += (size_t)n;
-        return *len < cap;
-    }
-    if (*len + 1 >= cap)
-        return false;
-    buf[(*len)++] = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if (*len + 7 >= cap)
-            return false;
-        if (*p == '"' || *p == '\\') {
-            buf[(*len)++] = '\\';
-            buf[(*len)++] = (char)*p;
-        } else if (*p < 0x20) {
-            *len += (size_t)snprintf(buf + *len, cap - *len, "\\u%04x", *p);
-        } else {
-            buf[(*len)++] = (char)*p;
-        }
-    }
-    buf[(*len)++] = '"';
-    return *len < cap;
-}
-
-/* Appends ,"key":value (value a JSON string, escaped) to buf. */
-static bool put_field(char *buf, size_t cap, size_t *len, const char *key, const char *value)
-{
-    int n = snprintf(buf + *len, cap - *len, ",\"%s\":", key);
-    if (n < 0 || (size_t)n >= cap - *len)
-        return false;
-    *len += (size_t)n;
-    return put_string(buf, cap, len, value);
-}
-
 /* Appends one record to slot i and counts its bytes. j.mu held. */
 static int append(int i, const char *payload, size_t len)
 {
@@ -196,24 +159,16 @@ static int append(int i, const char *payload, size_t len)
 
 int tg_journal_begin(struct tg_request *r)
 {
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:I, s:s?, s:s?, s:s, s:s, s:b, s:I, s:I}", "k", "B", "id", r->request_id,
+        "ts", r->started_at, "key", (json_int_t)r->identity.api_key_id, "u", r->identity.user_id,
+        "g", r->identity.group_id, "p", r->model->provider->name, "m", r->model->name, "s",
+        r->stream, "in", (json_int_t)tg_quota_estimate_input(r), "out", (json_int_t)r->max_tokens);
     char buf[1024];
-    size_t len = (size_t)snprintf(
-        buf, sizeof(buf),
-        "{\"k\":\"B\",\"id\":\"%s\",\"ts\":\"%s\",\"key\":%" PRId64 ",\"u\":", r->request_id,
-        r->started_at, r->identity.api_key_id);
-    bool ok = put_string(buf, sizeof(buf), &len, r->identity.user_id) &&
-              put_field(buf, sizeof(buf), &len, "g", r->identity.group_id) &&
-              put_field(buf, sizeof(buf), &len, "p", r->model->provider->name) &&
-              put_field(buf, sizeof(buf), &len, "m", r->model->name);
-    if (ok) {
-        int n = snprintf(buf + len, sizeof(buf) - len,
-                         ",\"s\":%s,\"in\":%" PRId64 ",\"out\":%" PRId64 "}",
-                         r->stream ? "true" : "false", tg_quota_estimate_input(r), r->max_tokens);
-        ok = n > 0 && (size_t)n < sizeof(buf) - len;
-        len += ok ? (size_t)n : 0;
-    }
-    if (!ok) {
-        tg_log_error(r->request_id, "could not journal the request: record too long");
+    size_t len = o != NULL ? json_dumpb(o, buf, sizeof(buf), JSON_COMPACT) : 0;
+    json_decref(o);
+    if (len == 0 || len > sizeof(buf)) {
+        tg_log_error(r->request_id, "could not journal the request: record not encodable");
         return TG_ERROR;
     }
     pthread_mutex_lock(&j.mu);
@@ -256,10 +211,10 @@ void tg_journal_progress(struct tg_request *r, int64_t output_tokens)
     pthread_mutex_unlock(&j.mu);
 }
 
-uint64_t tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec)
+void tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec)
 {
     if (r->journal_slot < 0)
-        return 0;
+        return;
     json_t *o = json_object();
     json_object_set_new(o, "k", json_string("E"));
     json_object_set_new(o, "id", json_string(r->request_id));
@@ -267,17 +222,16 @@ uint64_t tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec)
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (text == NULL)
-        return 0;
+        return;
     pthread_mutex_lock(&j.mu);
     struct slot *s = &j.slots[r->journal_slot];
     int rc = s->fd >= 0 ? append(r->journal_slot, text, strlen(text)) : TG_ERROR;
     s->unsynced = s->unsynced || rc == TG_OK;
-    uint64_t seq = rc == TG_OK ? ++j.written_seq : 0;
+    j.written_seq += rc == TG_OK;
     pthread_mutex_unlock(&j.mu);
     free(text);
     if (rc != TG_OK)
         tg_log_warn(r->request_id, "could not journal the usage: %s", strerror(errno));
-    return seq;
 }
 
 /* One fdatasync of every file written since the last; j.mu held, released meanwhile. */
@@ -309,7 +263,8 @@ static void sync_locked(void)
     pthread_cond_broadcast(&j.synced);
 }
 
-void tg_journal_sync_through(uint64_t seq)
+/* Returns once E record seq is on disk (one thread syncs, the others wait for it). */
+static void sync_through(uint64_t seq)
 {
     if (!j.fsync_end || seq == 0)
         return;
@@ -336,7 +291,7 @@ void tg_journal_sync(void)
     pthread_mutex_lock(&j.mu);
     uint64_t seq = j.written_seq;
     pthread_mutex_unlock(&j.mu);
-    tg_journal_sync_through(seq);
+    sync_through(seq);
 }
 
 void tg_journal_settled(const char *const *ids, const int *slots, size_t n)
@@ -483,7 +438,7 @@ static json_t *read_requests(int fd, uint64_t *skipped)
 }
 
 /* Settles what one dead journal left open. TG_OK when every request is safe. */
-static int recover_file(const char *path, int fd, int *settled)
+static int recover_file(const char *path, int fd, tg_journal_settle_fn settle, int *settled)
 {
     uint64_t skipped = 0;
     json_t *by_id = read_requests(fd, &skipped);
@@ -508,9 +463,7 @@ static int recover_file(const char *path, int fd, int *settled)
             continue; /* only P records (its B was damaged): nothing to bill it on */
         if (rec.request_id == NULL || rec.ts == NULL)
             continue;
-        int64_t cost = 0;
-        enum tg_settle_result result = tg_settle_usage(id, &rec, -1, &cost);
-        if (result == TG_SETTLE_LOST) {
+        if (settle(id, &rec) != TG_OK) {
             rc = TG_ERROR;
             continue;
         }
@@ -524,7 +477,7 @@ static int recover_file(const char *path, int fd, int *settled)
     return rc;
 }
 
-int tg_journal_recover(void)
+int tg_journal_recover(tg_journal_settle_fn settle)
 {
     if (j.dir == NULL)
         return 0;
@@ -546,7 +499,7 @@ int tg_journal_recover(void)
             continue;
         /* held by its (live) owner, or by a sibling recovering it: not ours */
         if (tg_frame_try_lock(fd) == TG_OK) {
-            if (recover_file(path, fd, &settled) == TG_OK) {
+            if (recover_file(path, fd, settle, &settled) == TG_OK) {
                 unlink(path);
                 tg_frame_sync_dir(j.dir);
             } else {

@@ -54,30 +54,32 @@ int tg_journal_begin(struct tg_request *r);
 /* Writes a P record: r's stream has delivered about output_tokens so far. */
 void tg_journal_progress(struct tg_request *r, int64_t output_tokens);
 
-/*
- * Writes r's E record holding rec, not synced; returns its number for
- * tg_journal_sync_through (0: nothing was written).
- */
-uint64_t tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec);
+/* Writes r's E record holding rec, not synced (see tg_journal_sync). */
+void tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec);
 
 /*
- * When spool.journal_fsync is on, returns once E record seq is on disk: one
- * thread fdatasyncs while the others wait for it, and one sync covers every
- * record written before it began (group sync). Waits at most 10 s.
+ * When spool.journal_fsync is on, returns once every E record written so far
+ * is on disk: one fdatasync for all of them; a thread that finds a sync under
+ * way waits for it (at most 10 s). The group commit's leader calls it.
  */
-void tg_journal_sync_through(uint64_t seq);
-
-/* tg_journal_sync_through for every E record written so far. */
 void tg_journal_sync(void);
 
 /* Writes S records for n settled requests (ids[i] in journal slot slots[i]). */
 void tg_journal_settled(const char *const *ids, const int *slots, size_t n);
 
 /*
- * Settles what dead processes' journals of this host left open, then deletes
- * those files. Returns how many requests it settled (or spooled); TG_ERROR if a
- * file could not be finished (it is kept for the next try).
+ * How recovery settles a record: TG_OK once it is safe (in the database, the
+ * spool or the dead letter), anything else to keep the file for the next try.
+ * The worker passes settle.c's tg_settle_recovered: the journal sits below the
+ * group commit and does not call it by name.
  */
-int tg_journal_recover(void);
+typedef int (*tg_journal_settle_fn)(const char *log_id, const struct tg_usage_record *rec);
+
+/*
+ * Settles, through settle, what dead processes' journals of this host left
+ * open, then deletes those files. Returns how many requests it settled (or
+ * spooled); TG_ERROR if a file could not be finished (it is kept).
+ */
+int tg_journal_recover(tg_journal_settle_fn settle);
 
 #endif

@@ -91,7 +91,6 @@ static void *worker_main(void *arg)
         }
         tg_pipeline_run(&r);
         tg_request_finish(&r);
-        tg_settle_flush(); /* the usage of replies just sent: one batch, one commit */
     }
     tg_upstream_free(r.upstream);
     r.upstream = NULL;
@@ -130,9 +129,10 @@ static void *sweeper_main(void *arg)
 {
     const struct tg_config *config = arg;
     while (!atomic_load(&shutting_down)) {
-        tg_settle_flush();    /* usage whose waiters gave up */
-        tg_price_refresh();   /* prices for the replies' x-tollgate-cost-usd */
-        tg_journal_recover(); /* requests of dead workers of this host, before their release */
+        tg_settle_flush();  /* usage whose waiters gave up */
+        tg_price_refresh(); /* prices for the replies' x-tollgate-cost-usd */
+        tg_journal_recover(
+            tg_settle_recovered); /* requests of dead workers of this host, before their release */
         sweep_once();
         tg_denials_flush(); /* refusal counts: one statement, kept if the database is down */
         /* spooled usage goes in as soon as the database is back, even on an idle gateway */
@@ -214,7 +214,8 @@ static int run(const struct tg_config *config, const char *config_path)
                      strerror(errno));
         return 1;
     }
-    tg_journal_recover(); /* what a previous worker of this host left in flight */
+    tg_journal_recover(
+        tg_settle_recovered); /* what a previous worker of this host left in flight */
     tg_price_refresh();
     struct sigaction sa = {.sa_handler = on_wakeup};
     sigemptyset(&sa.sa_mask);

@@ -17,6 +17,7 @@
 #include "provider_anthropic.h"
 #include "quota.h"
 #include "ratelimit.h"
+#include "settle.h"
 #include "request.h"
 #include "route.h"
 #include "trace.h"
@@ -68,7 +69,7 @@ static int messages(struct tg_request *r)
     /* the usage row records the status sent to the client (a begun stream: 200) */
     if (!r->headers_sent)
         r->status = rc != TG_OK ? r->error.status : (int)reply->status;
-    tg_usage_settle(r);                             /* 8. settle: usage + quotas, grouped */
+    tg_settle_request(r);                           /* 8. settle: usage + quotas, grouped */
     if (rc != TG_OK)
         return TG_ERROR;
     if (!reply->streaming && r->cost_micros >= 0 && reply->status == 200) {

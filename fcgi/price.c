@@ -58,19 +58,29 @@ static int64_t cell_int(const char *cell)
     return cell != NULL ? strtoll(cell, NULL, 10) : -1;
 }
 
+struct load {
+    struct tg_price *rows;
+    size_t n, cap;
+    bool header_seen;
+};
+
 static int add_row(void *arg, int n_cols, const char *const *cells)
 {
-    struct {
-        struct tg_price *rows;
-        size_t n;
-        bool header_seen;
-    } *load = arg;
+    struct load *load = arg;
     if (!load->header_seen) { /* the first call names the columns */
         load->header_seen = true;
         return TG_OK;
     }
     if (n_cols != 14 || load->n >= MAX_PRICES || cells[0] == NULL)
         return TG_ERROR;
+    if (load->n == load->cap) {
+        size_t cap = load->cap == 0 ? 64 : load->cap * 2;
+        struct tg_price *grown = realloc(load->rows, cap * sizeof(*grown));
+        if (grown == NULL)
+            return TG_ERROR;
+        load->rows = grown;
+        load->cap = cap;
+    }
     struct tg_price *p = &load->rows[load->n++];
     snprintf(p->model, sizeof(p->model), "%s", cells[0]);
     int64_t *fields[] = {
@@ -85,21 +95,14 @@ static int add_row(void *arg, int n_cols, const char *const *cells)
 
 int tg_price_refresh(void)
 {
-    struct tg_price *rows = calloc(MAX_PRICES, sizeof(*rows));
-    if (rows == NULL)
-        return TG_ERROR;
-    struct {
-        struct tg_price *rows;
-        size_t n;
-        bool header_seen;
-    } load = {rows, 0, false};
+    struct load load = {0};
     if (tg_db_each_price(add_row, &load) != TG_OK) {
-        free(rows);
+        free(load.rows);
         return TG_ERROR;
     }
     pthread_mutex_lock(&cache.mu);
     free(cache.rows);
-    cache.rows = rows;
+    cache.rows = load.rows;
     cache.n = load.n;
     cache.loaded_at_ms = tg_now_ms();
     pthread_mutex_unlock(&cache.mu);

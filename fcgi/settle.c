@@ -17,6 +17,8 @@
 #include "db.h"
 #include "journal.h"
 #include "log.h"
+#include "price.h"
+#include "request.h"
 #include "spool.h"
 #include "usage.h"
 
@@ -303,4 +305,51 @@ size_t tg_settle_queued(void)
     size_t n = q.n;
     pthread_mutex_unlock(&q.mu);
     return n;
+}
+
+/* ---- the pipeline's settle step ---- */
+
+static void record_of(struct tg_request *r, struct tg_usage_record *rec)
+{
+    *rec = (struct tg_usage_record){
+        .request_id = r->request_id,
+        .ts = r->started_at,
+        .api_key_id = r->identity.api_key_id,
+        .user_id = r->identity.user_id,
+        .group_id = r->identity.group_id,
+        .provider = r->model->provider->name,
+        .model = r->model->name,
+        .usage = r->usage,
+        .http_status = r->status,
+        .latency_ms = tg_now_ms() - r->t_start_ms,
+        .upstream_ms = r->upstream_ms,
+        .stream = r->stream,
+        .outcome = r->outcome,
+        .usage_source = r->usage_source != NULL ? r->usage_source : "provider",
+    };
+}
+
+int tg_settle_request(struct tg_request *r)
+{
+    struct tg_usage_record rec;
+    record_of(r, &rec);
+    r->reserved = false; /* settle consumes the reservation, whatever happens next */
+    /* in the journal first: a kill -9 from here loses nothing (the batch syncs it) */
+    tg_journal_end(r, &rec);
+    int64_t cost = 0;
+    enum tg_settle_result result = tg_settle_usage(r->request_id, &rec, r->journal_slot, &cost);
+    if (result == TG_SETTLED) {
+        r->cost_micros = cost;
+        return TG_OK;
+    }
+    /* not in the database yet (spooled, queued): the reply is priced by the worker */
+    if (tg_price_cost(rec.model, r->started_at_ms, &r->usage, &cost) == TG_OK)
+        r->cost_micros = cost;
+    return result == TG_SETTLE_LOST ? TG_ERROR : TG_OK;
+}
+
+int tg_settle_recovered(const char *log_id, const struct tg_usage_record *rec)
+{
+    int64_t cost = 0;
+    return tg_settle_usage(log_id, rec, -1, &cost) == TG_SETTLE_LOST ? TG_ERROR : TG_OK;
 }

@@ -21,6 +21,7 @@
 #include "common.h"
 
 struct tg_config;
+struct tg_request;
 struct tg_usage_record;
 
 /* Per-process set-up: how long a settler waits for its batch. */
@@ -46,10 +47,24 @@ enum tg_settle_result tg_settle_usage(const char *log_id, const struct tg_usage_
 /*
  * Settles records for which nobody waits (their waiters gave up, or recovery
  * queued them): leads batches while records wait and no other thread leads.
- * Each worker thread calls it after its reply; so do the sweeper and shutdown.
+ * The sweeper calls it, and so does shutdown.
  * Returns how many records its batches took.
  */
 int tg_settle_flush(void);
+
+/*
+ * The pipeline's settle step for a request that went upstream: writes its usage
+ * to the journal (journal.h), settles it with the group commit (idempotent by
+ * request id) and sets r->cost_micros; runs even when the client went away.
+ * When the database cannot take the row it goes to the spool and the reply is
+ * priced by the worker's prices (price.h). TG_OK when the row is in the
+ * database, the spool or the dead letter; TG_ERROR when none could take it
+ * (logged; the journal keeps it for recovery).
+ */
+int tg_settle_request(struct tg_request *r);
+
+/* A dead worker's record, for tg_journal_recover: TG_OK once it is safe. */
+int tg_settle_recovered(const char *log_id, const struct tg_usage_record *rec);
 
 /* Records queued and not yet settled (for shutdown's log and tests). */
 size_t tg_settle_queued(void);

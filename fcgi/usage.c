@@ -12,11 +12,7 @@
 
 #include "db.h"
 #include "log.h"
-#include "price.h"
-#include "request.h"
 #include "shm.h"
-#include "journal.h"
-#include "settle.h"
 
 int64_t tg_usage_total(const struct tg_usage *u)
 {
@@ -29,26 +25,6 @@ void tg_usage_format_usd(int64_t micros, char *out, size_t out_size)
     uint64_t abs_micros = micros < 0 ? (uint64_t)(-(micros + 1)) + 1 : (uint64_t)micros;
     snprintf(out, out_size, "%s%" PRIu64 ".%06" PRIu64, sign, abs_micros / 1000000,
              abs_micros % 1000000);
-}
-
-static void fill_record(struct tg_request *r, struct tg_usage_record *rec)
-{
-    *rec = (struct tg_usage_record){
-        .request_id = r->request_id,
-        .ts = r->started_at,
-        .api_key_id = r->identity.api_key_id,
-        .user_id = r->identity.user_id,
-        .group_id = r->identity.group_id,
-        .provider = r->model->provider->name,
-        .model = r->model->name,
-        .usage = r->usage,
-        .http_status = r->status,
-        .latency_ms = tg_now_ms() - r->t_start_ms,
-        .upstream_ms = r->upstream_ms,
-        .stream = r->stream,
-        .outcome = r->outcome,
-        .usage_source = r->usage_source != NULL ? r->usage_source : "provider",
-    };
 }
 
 /*
@@ -206,25 +182,6 @@ int tg_usage_settle_record(const char *log_id, const struct tg_usage_record *rec
         tg_usage_report_alerts(log_id, alerts);
     free(alerts);
     return TG_OK;
-}
-
-int tg_usage_settle(struct tg_request *r)
-{
-    struct tg_usage_record rec;
-    fill_record(r, &rec);
-    r->reserved = false; /* settle consumes the reservation, whatever happens next */
-    /* in the journal first: a kill -9 from here loses nothing (the batch syncs it) */
-    tg_journal_end(r, &rec);
-    int64_t cost = 0;
-    enum tg_settle_result result = tg_settle_usage(r->request_id, &rec, r->journal_slot, &cost);
-    if (result == TG_SETTLED) {
-        r->cost_micros = cost;
-        return TG_OK;
-    }
-    /* not in the database yet (spooled, queued): the reply is priced by the worker */
-    if (tg_price_cost(rec.model, r->started_at_ms, &r->usage, &cost) == TG_OK)
-        r->cost_micros = cost;
-    return result == TG_SETTLE_LOST ? TG_ERROR : TG_OK;
 }
 
 static bool is_uuid(const char *s)

@@ -51,17 +51,6 @@ void tg_usage_format_usd(int64_t micros, char *out, size_t out_size);
 int tg_usage_parse_usd(const char *text, int64_t *micros);
 
 /*
- * Settles a request that reached the provider: records its usage in the
- * journal (journal.h), then writes its usage row through the group commit
- * (settle.h; idempotent by request id) and sets r->cost_micros. Runs even when
- * the client went away. When the database cannot take the row, it goes to the
- * spool (fsync'd) and is replayed later, so no usage is lost; r->cost_micros
- * stays -1. Returns TG_OK when the row is in the database, the spool or the
- * dead letter, TG_ERROR when none could take it (logged; the journal keeps it).
- */
-int tg_usage_settle(struct tg_request *r);
-
-/*
  * rec as the JSON object tollgate.settle_batch reads, the spool and the journal
  * keep (a new reference, NULL when out of memory). Strings are cut to max bytes
  * at a character boundary, bytes that are not UTF-8 written as "\xHH" (SIZE_MAX:
@@ -77,7 +66,7 @@ void tg_usage_report_alerts(const char *log_id, const char *alerts_json);
 
 /*
  * Settles one record (tollgate.settle) and logs the threshold alerts it raised.
- * Used by tg_usage_settle and by the spool's replay. TG_ERROR: database
+ * Used by the spool's replay. TG_ERROR: database
  * unavailable (try later); TG_DECLINED: the database refused this record
  * (tg_db_settle_refusal says why; sending it again would fail the same way).
  */

@@ -5,9 +5,8 @@
  * worker's journal is never touched; files rotate and retire once settled.
  *
  * The dead worker is a forked child that writes its records and exits without
- * settling them (its flock goes with it, as with kill -9). Settling is replaced
- * by __wrap_tg_settle_usage (the test links with -Wl,--wrap=tg_settle_usage),
- * which records what recovery asked for.
+ * settling them (its flock goes with it, as with kill -9). Recovery settles
+ * through the test's record_settled, which records what it was asked for.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,7 +26,6 @@
 #include "journal.h"
 #include "quota.h"
 #include "request.h"
-#include "settle.h"
 #include "usage.h"
 
 /* ---- the stand-in for the group commit ---- */
@@ -42,13 +40,9 @@ static struct settled {
 } settled[MAX_SETTLED];
 static int n_settled;
 
-enum tg_settle_result __wrap_tg_settle_usage(const char *log_id, const struct tg_usage_record *rec,
-                                             int journal_slot, int64_t *cost_micros);
-
-enum tg_settle_result __wrap_tg_settle_usage(const char *log_id, const struct tg_usage_record *rec,
-                                             int journal_slot, int64_t *cost_micros)
+static int record_settled(const char *log_id, const struct tg_usage_record *rec)
 {
-    (void)log_id, (void)journal_slot;
+    (void)log_id;
     assert_true(n_settled < MAX_SETTLED);
     struct settled *s = &settled[n_settled++];
     snprintf(s->request_id, sizeof(s->request_id), "%s", rec->request_id);
@@ -57,8 +51,7 @@ enum tg_settle_result __wrap_tg_settle_usage(const char *log_id, const struct tg
     s->input = rec->usage.input_tokens;
     s->output = rec->usage.output_tokens;
     s->status = rec->http_status;
-    *cost_micros = 0;
-    return TG_SETTLED;
+    return TG_OK;
 }
 
 static const struct settled *find(const char *request_id)
@@ -186,7 +179,7 @@ static void test_dead_worker_settled_from_its_journal(void **state)
     assert_int_equal(count_journals(), 1);
 
     assert_int_equal(tg_journal_open(&config), TG_OK); /* this process's own journal */
-    assert_int_equal(tg_journal_recover(), 3);
+    assert_int_equal(tg_journal_recover(record_settled), 3);
     assert_int_equal(n_settled, 3);
 
     const struct settled *s = find(STREAMED);
@@ -215,7 +208,7 @@ static void test_dead_worker_settled_from_its_journal(void **state)
     /* the dead worker's file is gone; this process's own stays, and is not recovered */
     assert_int_equal(count_journals(), 1);
     n_settled = 0;
-    assert_int_equal(tg_journal_recover(), 0);
+    assert_int_equal(tg_journal_recover(record_settled), 0);
     assert_int_equal(n_settled, 0);
     tg_journal_close();
     assert_int_equal(count_journals(), 0); /* nothing open: a clean exit leaves nothing */

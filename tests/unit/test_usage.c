@@ -1,7 +1,7 @@
 /*
  * test_usage.c — the pure parts of usage.c: totals, micro-dollar formatting and
  * the record check done before a row is sent or spooled (tg_usage_record_check).
- * tg_usage_settle needs the database and the spool: the integration suite
+ * tg_settle_request needs the database and the spool: the integration suite
  * covers it.
  */
 /* cmocka.h needs these before it */
