@@ -9,6 +9,10 @@ Runs, in order (each bounded by --duration, or --latency-duration for c=1):
   ceiling        lighttpd -> FastCGI -> tests/bench/fcgi-fixed (a fixed reply; no
                  database, no upstream), same lighttpd config, same socket setup
                  and the same spawn-fcgi P processes x T threads as Tollgate
+  forwarding     the same, with fcgi-fixed -u: each request POSTed with libcurl to
+                 the static upstream and its reply relayed (no database, no
+                 parsing): the bound of any design built as a FastCGI worker
+                 that forwards through libcurl
   tollgate       lighttpd -> tollgate-fcgi -> the static upstream, no quotas
   c=1            one connection: the upstream alone, then Tollgate (added latency)
   hot / spread   9 quota rows per request (key, user, group x usd, tokens,
@@ -105,9 +109,10 @@ class CeilingStack(harness.Stack):
     for Tollgate, and spawn-fcgi's P processes of fcgi-fixed with T threads each
     (-t T) on that socket: the FastCGI path with a worker that does nothing."""
 
-    def __init__(self, reply_file, **opts):
+    def __init__(self, reply_file, upstream_url=None, **opts):
         super().__init__(**opts)
         self.reply_file = reply_file
+        self.upstream_url = upstream_url
 
     def _start(self):
         self.dir = Path(tempfile.mkdtemp(prefix="tollgate-ceiling-"))
@@ -122,8 +127,8 @@ class CeilingStack(harness.Stack):
 
     def _start_workers(self):
         pidfile = self.dir / "fcgi-fixed.pid"
-        worker = [harness.build_dir() / "tests" / "bench" / "fcgi-fixed", "-t", str(self.threads),
-                  "-f", self.reply_file]
+        worker = [harness.build_dir() / "tests" / "bench" / "fcgi-fixed", "-t", str(self.threads)]
+        worker += ["-u", self.upstream_url] if self.upstream_url else ["-f", self.reply_file]
         # as the harness does for tollgate-fcgi: keep the workers' stderr
         wrapper = ["/bin/sh", "-c", 'exec "$0" "$@" 2>>%s' % shlex.quote(str(self.stderr_file))]
         with open(self.dir / "spawn-fcgi.out", "wb") as f:
@@ -376,11 +381,13 @@ def durability(stack):
         "is part of what is measured" % (rows.get("wal_sync_method"), fs))
 
 
-def ceiling_run(args, workdir):
-    """The FastCGI ceiling: started, checked, measured and stopped."""
+def ceiling_run(args, workdir, upstream=None):
+    """The FastCGI ceiling: started, checked, measured and stopped. With upstream
+    (url, nginx process), the forwarding ceiling: fcgi-fixed relays that upstream."""
     reply_file = Path(workdir) / "reply.json"
     reply_file.write_text(REPLY)
-    with CeilingStack(reply_file, processes=args.processes, threads=args.threads,
+    with CeilingStack(reply_file, upstream_url=upstream and upstream[0],
+                      processes=args.processes, threads=args.threads,
                       tag="ceiling") as ceiling:
         status, body = post_once(ceiling.port)
         assert status == 200 and body == REPLY.encode(), (status, body[:200])
@@ -388,9 +395,13 @@ def ceiling_run(args, workdir):
         assert status == 413 and b"request_too_large" in body, (status, body[:200])
         url = "http://127.0.0.1:%d/v1/messages" % ceiling.port
         wrk(url, "none", args.warmup, args.connections, workdir)
-        meter = CpuMeter({"worker": ceiling.worker_pids, "lighttpd": [ceiling.frontend_proc.pid]})
-        r = measure("ceiling (lighttpd -> fcgi-fixed)", url, "none", args.duration,
-                    args.connections, workdir, meter)
+        pids = {"worker": ceiling.worker_pids, "lighttpd": [ceiling.frontend_proc.pid]}
+        if upstream:
+            pids["upstream nginx"] = [upstream[1].pid]
+        label = ("forwarding ceiling (lighttpd -> fcgi-fixed -u -> upstream)" if upstream
+                 else "ceiling (lighttpd -> fcgi-fixed)")
+        r = measure(label, url, "none", args.duration, args.connections, workdir,
+                    CpuMeter(pids))
     if ceiling.sanitizer_findings:
         raise RuntimeError("fcgi-fixed: %s" % "\n".join(ceiling.sanitizer_findings[:10]))
     return r
@@ -503,6 +514,9 @@ def main():
         say("enforcement: hot group / no quotas: requests/s %.2f; spread / no quotas %.2f; "
             "hot / spread %.2f" % (hot["rps"] / tg["rps"], spread["rps"] / tg["rps"],
                                    hot["rps"] / spread["rps"]))
+        say("forwarding ceiling / ceiling: %.2f (what forwarding alone leaves of the "
+            "ceiling); tollgate no quotas / forwarding ceiling: %.2f" % (
+                figures["forwarding_ceiling"], figures["tg_forwarding"]))
         say("ceiling ratios: no-quotas %.2f, spread %.2f, hot/spread %.2f" % (
             figures["tg_ceiling"], figures["spread_ceiling"], figures["hot_spread"]))
         say("ratio tollgate/proxy: requests/s %.2f (enforced, hot group %.2f), "
@@ -525,7 +539,7 @@ def load_runs(stack, args, workdir, upstream, proxy, upstream_port, proxy_port):
     key = stack.key(group="bench", user="bench", name="bench")
     status, _, body = stack.messages(key)
     assert status == 200, (status, body[:200])
-    load = 3 * args.warmup + 5 * args.duration + 2 * args.latency_duration
+    load = 4 * args.warmup + 6 * args.duration + 2 * args.latency_duration
     say("wrk: %d connections, %d s per run (c=1 runs: %d s), %d worker processes x %d threads; "
         "about %d s of load in all; 2 cores shared by everything (and by any other work on "
         "the machine, so figures are noisy)" % (args.connections, args.duration,
@@ -539,6 +553,7 @@ def load_runs(stack, args, workdir, upstream, proxy, upstream_port, proxy_port):
                     args.connections, workdir,
                     CpuMeter(dict(upstream_cpu, **{"proxy nginx": [proxy.pid]})))
     ceiling = ceiling_run(args, workdir)
+    forwarding = ceiling_run(args, workdir, (url_upstream, upstream))
     meter = CpuMeter(dict(upstream_cpu, postgres=[stack.db.proc.pid], worker=stack.worker_pids,
                           lighttpd=[stack.frontend_proc.pid]))
     wrk(url_tg, key, args.warmup, args.connections, workdir)  # warm-up: pools, keep-alive
@@ -555,14 +570,16 @@ def load_runs(stack, args, workdir, upstream, proxy, upstream_port, proxy_port):
     left = stack.psql("select count(*), coalesce(sum(reserved), 0) from tollgate.quotas")[0]
     say("usage rows written: %s; quota rows %s, reserved after the runs: %s"
         % (rows, left[0], left[1]))
-    bad = sum(r["non2xx"] for r in (plain, ceiling, tg, up1, tg1, hot, spread))
+    bad = sum(r["non2xx"] for r in (plain, ceiling, forwarding, tg, up1, tg1, hot, spread))
     if bad:
         say("non-2xx responses: %d" % bad)
         return 1, None, None
     figures = {"tg_ceiling": tg["rps"] / ceiling["rps"],
                "spread_ceiling": spread["rps"] / ceiling["rps"],
                "hot_spread": hot["rps"] / spread["rps"],
-               "c1_p50": added["p50"], "c1_p99": added["p99"]}
+               "c1_p50": added["p50"], "c1_p99": added["p99"],
+               "forwarding_ceiling": forwarding["rps"] / ceiling["rps"],
+               "tg_forwarding": tg["rps"] / forwarding["rps"]}
     for run, r in (("tg", tg), ("spread", spread), ("hot", hot)):
         figures["pg_" + run] = r["cpu"]["postgres"]
         figures["worker_" + run] = r["cpu"]["worker"]

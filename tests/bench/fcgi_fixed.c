@@ -7,14 +7,21 @@
  * application/json, Content-Length and one fixed reply: the same Messages reply
  * the bench's upstream returns. No database, no upstream.
  *
+ * With -u URL it is the forwarding ceiling instead: each request's body is
+ * POSTed with libcurl (one keep-alive handle per thread, as tollgate-fcgi keeps
+ * one) to URL, and the upstream's status and reply (capped) are relayed. That
+ * is what any gateway built as a FastCGI worker that forwards through libcurl
+ * costs before it does any work of its own: no database, no parsing.
+ *
  * scripts/bench starts P of these with spawn-fcgi on the socket setup and
  * lighttpd config of the Tollgate run, each with T threads (-t T), so Tollgate's
  * requests/s can be read as a fraction of this ceiling.
  *
- *   fcgi-fixed [-t THREADS] [-f REPLY_FILE]
+ *   fcgi-fixed [-t THREADS] [-f REPLY_FILE | -u UPSTREAM_URL]
  *
  * The listening socket is fd 0 (spawn-fcgi). SIGTERM ends the process.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcgiapp.h>
 #include <pthread.h>
@@ -37,6 +44,7 @@ static const char default_reply[] =
     "\"cache_read_input_tokens\":0,\"output_tokens\":8}}";
 
 static char reply_buf[REPLY_CAP + 1];
+static const char *upstream_url; /* -u: forward instead of the fixed reply */
 static const char *reply = default_reply;
 static size_t reply_len = sizeof(default_reply) - 1;
 
@@ -55,13 +63,65 @@ static void respond(FCGX_Request *req, int status, const char *body, size_t len)
     int n = snprintf(head, sizeof(head),
                      "Status: %d %s\r\nContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\n\r\n",
-                     status, status == 200 ? "OK" : "Payload Too Large", len);
+                     status, status == 200 ? "OK" : "Other", len);
     if (n > 0 && (size_t)n < sizeof(head) && put(req->out, head, (size_t)n) == 0)
         put(req->out, body, len);
 }
 
-/* Reads the body into buf (cap bytes); 0 when it fits, -1 when it is larger. */
-static int read_body(FCGX_Request *req, char *buf, size_t cap)
+/* An upstream reply being received: at most REPLY_CAP bytes are kept. */
+struct fetched {
+    char data[REPLY_CAP];
+    size_t len;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct fetched *f = userdata;
+    size_t n = size * nmemb;
+    if (n > REPLY_CAP - f->len)
+        return 0; /* over the cap: curl fails the transfer */
+    memcpy(f->data + f->len, ptr, n);
+    f->len += n;
+    return n;
+}
+
+/* Sets the options tollgate-fcgi sets once per handle; NULL when curl cannot. */
+static CURL *forwarder_new(struct curl_slist **headers)
+{
+    CURL *curl = curl_easy_init();
+    *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (curl == NULL || *headers == NULL)
+        return curl;
+    curl_easy_setopt(curl, CURLOPT_URL, upstream_url);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, *headers);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+    return curl;
+}
+
+/* POSTs body to the upstream and relays its answer; 502 when it fails. */
+static void forward(FCGX_Request *req, CURL *curl, struct fetched *got, const char *body,
+                    size_t len)
+{
+    static const char bad_gateway[] = "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+                                      "\"message\":\"upstream failed\"}}";
+    long status = 0;
+    got->len = 0;
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)len);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, got);
+    if (curl_easy_perform(curl) == CURLE_OK &&
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
+        respond(req, (int)status, got->data, got->len);
+    else
+        respond(req, 502, bad_gateway, sizeof(bad_gateway) - 1);
+}
+
+/* Reads the body into buf (cap bytes), its length into *len; 0 when it fits,
+ * -1 when it is larger. */
+static int read_body(FCGX_Request *req, char *buf, size_t cap, size_t *len_out)
 {
     const char *cl = FCGX_GetParam("CONTENT_LENGTH", req->envp);
     if (cl != NULL && cl[0] != '\0') {
@@ -72,6 +132,7 @@ static int read_body(FCGX_Request *req, char *buf, size_t cap)
     }
     size_t len = 0;
     for (;;) {
+        *len_out = len;
         size_t want = cap - len;
         if (want == 0) {
             char probe; /* a body of exactly cap bytes is fine; one more is not */
@@ -89,24 +150,35 @@ static void *serve(void *arg)
     (void)arg;
     FCGX_Request req;
     char *body = malloc(BODY_CAP);
-    if (body == NULL || FCGX_InitRequest(&req, LISTEN_FD, 0) != 0) {
+    struct fetched *got = malloc(sizeof(*got));
+    struct curl_slist *headers = NULL;
+    CURL *curl = upstream_url != NULL ? forwarder_new(&headers) : NULL;
+    if (body == NULL || got == NULL ||
+        (upstream_url != NULL && (curl == NULL || headers == NULL)) ||
+        FCGX_InitRequest(&req, LISTEN_FD, 0) != 0) {
         fprintf(stderr, "fcgi-fixed: could not set up a thread: out of memory\n");
-        free(body);
-        return NULL;
+        goto out;
     }
     while (FCGX_Accept_r(&req) >= 0) {
         /* the params a worker looks at before it answers */
         (void)FCGX_GetParam("REQUEST_METHOD", req.envp);
         (void)FCGX_GetParam("REQUEST_URI", req.envp);
         (void)FCGX_GetParam("CONTENT_TYPE", req.envp);
-        if (read_body(&req, body, BODY_CAP) == 0)
-            respond(&req, 200, reply, reply_len);
-        else
+        size_t len;
+        if (read_body(&req, body, BODY_CAP, &len) != 0)
             respond(&req, 413, too_large, sizeof(too_large) - 1);
+        else if (curl != NULL)
+            forward(&req, curl, got, body, len);
+        else
+            respond(&req, 200, reply, reply_len);
         FCGX_Finish_r(&req);
     }
     fprintf(stderr, "fcgi-fixed: could not accept a FastCGI connection: %s\n", strerror(errno));
     FCGX_Free(&req, 1);
+out:
+    curl_easy_cleanup(curl);
+    curl_slist_free_all(headers);
+    free(got);
     free(body);
     return NULL;
 }
@@ -135,7 +207,7 @@ static int load_reply(const char *path)
 
 static int usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [-t THREADS (1-%d, default 4)] [-f REPLY_FILE]\n", argv0,
+    fprintf(stderr, "usage: %s [-t THREADS (1-%d, default 4)] [-f REPLY_FILE | -u URL]\n", argv0,
             MAX_THREADS);
     return 2;
 }
@@ -149,6 +221,8 @@ int main(int argc, char **argv)
             threads = strtol(argv[++i], &end, 10);
             if (*end != '\0' || threads < 1 || threads > MAX_THREADS)
                 return usage(argv[0]);
+        } else if (strcmp(argv[i], "-u") == 0 && i + 1 < argc) {
+            upstream_url = argv[++i];
         } else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc) {
             if (load_reply(argv[++i]) != 0)
                 return 1;
@@ -156,7 +230,7 @@ int main(int argc, char **argv)
             return usage(argv[0]);
         }
     }
-    if (FCGX_Init() != 0) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || FCGX_Init() != 0) {
         fprintf(stderr, "fcgi-fixed: could not initialise libfcgi\n");
         return 1;
     }

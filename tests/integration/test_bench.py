@@ -34,9 +34,12 @@ def test_bench_quick():
         p.returncode, out[-3000:], p.stderr[-3000:])
     assert re.search(r"^durability: PostgreSQL fsync = on, synchronous_commit = on, "
                      r"full_page_writes = on \(.*\).* part of what is measured$", out, re.M), out
-    for run in ("plain proxy", "ceiling (lighttpd -> fcgi-fixed)", "tollgate, no quotas",
+    for run in ("plain proxy", "ceiling (lighttpd -> fcgi-fixed)",
+                "forwarding ceiling (lighttpd -> fcgi-fixed -u -> upstream)", "tollgate, no quotas",
                 "c=1 upstream alone", "c=1 tollgate", "one hot group", "100 groups"):
         assert re.search(r"^.*%s.* req/s .*p50 .*p99 " % re.escape(run), out, re.M), (run, out)
+    assert re.search(r"^forwarding ceiling / ceiling: %s .*; tollgate no quotas / forwarding "
+                     r"ceiling: %s$" % (NUMBER, NUMBER), out, re.M), out
     assert re.search(r"^c=1 added latency: p50 -?%s ms, p99 -?%s ms$" % (NUMBER, NUMBER), out,
                      re.M), out
     for label in ("no quotas / ceiling", "PostgreSQL CPU per request, no quotas",
