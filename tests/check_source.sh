@@ -3,7 +3,8 @@
 # checked alternatives exist), as curl's checksrc does. Comments are skipped.
 dir="${SRCDIR:-.}/fcgi"
 banned='\b(strcpy|strcat|sprintf|vsprintf|gets|atoi|atol|strtok)[[:space:]]*\('
-hits=$(for f in "$dir"/*.c "$dir"/*.h; do
+hits=$(for f in "$dir"/*.c "$dir"/*.h "$dir"/providers/*.c "$dir"/providers/*.h; do
+    [ -e "$f" ] || continue
     sed -e 's|/\*.*\*/||g' -e 's|^[[:space:]]*\*.*||' -e 's|^[[:space:]]*/\*.*||' "$f" |
         grep -nE "$banned" | sed "s|^|$f:|"
 done)
