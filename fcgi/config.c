@@ -6,6 +6,7 @@
  * config (strdup'd) so the json_t tree is dropped after loading.
  */
 #include "config.h"
+#include "config_load.h"
 
 #include "auth_jwt.h"
 #include "bound.h"
@@ -21,357 +22,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct loader {
-    char *err;
-    size_t err_size;
-    bool failed;
-};
-
-static void fail(struct loader *ld, const char *path, const char *fmt, ...) TG_PRINTF(3, 4);
-
-static void fail(struct loader *ld, const char *path, const char *fmt, ...)
+static void load_server(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
-    if (ld->failed)
-        return; /* keep the first error */
-    ld->failed = true;
-    int n = snprintf(ld->err, ld->err_size, "config: %s: ", path);
-    if (n < 0 || (size_t)n >= ld->err_size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(ld->err + n, ld->err_size - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-const char *tg_config_resolve_env(const char *value, const char *field, char *err, size_t err_size)
-{
-    if (value[0] != '$' || value[1] == '\0')
-        return value;
-    const char *env = getenv(value + 1);
-    if (env == NULL || env[0] == '\0') {
-        snprintf(err, err_size, "config: %s: environment variable \"%s\" is not set", field,
-                 value + 1);
-        return NULL;
-    }
-    return env;
-}
-
-int tg_config_check_fields(json_t *obj, const char *path, const char *const *known, char *err,
-                           size_t err_size)
-{
-    const char *key;
-    json_t *value;
-    json_object_foreach(obj, key, value) {
-        bool found = false;
-        for (size_t i = 0; known[i] != NULL && !found; i++)
-            found = strcmp(known[i], key) == 0;
-        if (!found) {
-            snprintf(err, err_size, "config: %s%s%s: unknown field", path, path[0] ? "." : "", key);
-            return TG_ERROR;
-        }
-    }
-    return TG_OK;
-}
-
-static char *xstrdup(struct loader *ld, const char *s)
-{
-    char *copy = strdup(s);
-    if (copy == NULL)
-        fail(ld, "(memory)", "out of memory");
-    return copy;
-}
-
-/* A string field; "$NAME" is replaced by the environment variable NAME. */
-static const char *get_string(struct loader *ld, json_t *obj, const char *key, const char *path,
-                              const char *fallback, bool required)
-{
-    char field[256];
-    snprintf(field, sizeof(field), "%s.%s", path, key);
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL) {
-        if (required)
-            fail(ld, field, "is required");
-        return fallback != NULL ? xstrdup(ld, fallback) : NULL;
-    }
-    if (!json_is_string(v)) {
-        fail(ld, field, "must be a string");
-        return NULL;
-    }
-    char later[256]; /* the first error is the one reported: keep it */
-    const char *s = tg_config_resolve_env(json_string_value(v), field, ld->failed ? later : ld->err,
-                                          ld->failed ? sizeof(later) : ld->err_size);
-    if (s == NULL) {
-        ld->failed = true;
-        return NULL;
-    }
-    return xstrdup(ld, s);
-}
-
-static long get_integer(struct loader *ld, json_t *obj, const char *key, const char *path,
-                        long fallback, long min, long max)
-{
-    char field[256];
-    snprintf(field, sizeof(field), "%s.%s", path, key);
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL)
-        return fallback;
-    if (!json_is_integer(v)) {
-        fail(ld, field, "must be an integer");
-        return fallback;
-    }
-    json_int_t n = json_integer_value(v);
-    if (n < min || n > max) {
-        fail(ld, field, "must be between %ld and %ld", min, max);
-        return fallback;
-    }
-    return (long)n;
-}
-
-static json_t *get_object(struct loader *ld, json_t *obj, const char *key, const char *path,
-                          bool required)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL) {
-        if (required) {
-            char field[256];
-            snprintf(field, sizeof(field), "%s%s%s", path, path[0] ? "." : "", key);
-            fail(ld, field, "is required");
-        }
-        return NULL;
-    }
-    if (!json_is_object(v)) {
-        char field[256];
-        snprintf(field, sizeof(field), "%s%s%s", path, path[0] ? "." : "", key);
-        fail(ld, field, "must be an object");
-        return NULL;
-    }
-    return v;
-}
-
-/* Refuses keys the config does not know: a typo must not be silently ignored. */
-static void check_keys(struct loader *ld, json_t *obj, const char *path, const char *const *known)
-{
-    if (!ld->failed && tg_config_check_fields(obj, path, known, ld->err, ld->err_size) != TG_OK)
-        ld->failed = true;
-}
-
-static bool is_http_url(const char *s)
-{
-    return (strncmp(s, "http://", 7) == 0 && s[7] != '\0') ||
-           (strncmp(s, "https://", 8) == 0 && s[8] != '\0');
-}
-
-static void load_server(struct loader *ld, json_t *root, struct tg_config *c)
-{
-    json_t *server = get_object(ld, root, "server", "", false);
+    json_t *server = tg_config_load_object(ld, root, "server", "", false);
     static const char *const known[] = {"threads",          "max_body_bytes",  "max_response_bytes",
                                         "drain_timeout_ms", "drain_max_bytes", NULL};
     if (server != NULL)
-        check_keys(ld, server, "server", known);
-    c->threads = (int)get_integer(ld, server, "threads", "server", 4, 1, 256);
-    c->max_body_bytes =
-        (size_t)get_integer(ld, server, "max_body_bytes", "server", 1 << 20, 1024, 64L << 20);
-    c->max_response_bytes = (size_t)get_integer(ld, server, "max_response_bytes", "server",
-                                                16L << 20, 4096, 256L << 20);
+        tg_config_load_keys(ld, server, "server", known);
+    c->threads = (int)tg_config_load_integer(ld, server, "threads", "server", 4, 1, 256);
+    c->max_body_bytes = (size_t)tg_config_load_integer(ld, server, "max_body_bytes", "server",
+                                                       1 << 20, 1024, 64L << 20);
+    c->max_response_bytes = (size_t)tg_config_load_integer(ld, server, "max_response_bytes",
+                                                           "server", 16L << 20, 4096, 256L << 20);
     /* a client that left mid-stream: how long and how much is still read for the usage */
-    c->drain_timeout_ms = get_integer(ld, server, "drain_timeout_ms", "server", 30000, 0, 3600000L);
-    c->drain_max_bytes =
-        (size_t)get_integer(ld, server, "drain_max_bytes", "server", 8L << 20, 0, 1L << 30);
+    c->drain_timeout_ms =
+        tg_config_load_integer(ld, server, "drain_timeout_ms", "server", 30000, 0, 3600000L);
+    c->drain_max_bytes = (size_t)tg_config_load_integer(ld, server, "drain_max_bytes", "server",
+                                                        8L << 20, 0, 1L << 30);
 }
 
-static void load_database(struct loader *ld, json_t *root, struct tg_config *c)
+static void load_database(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
-    json_t *db = get_object(ld, root, "database", "", true);
+    json_t *db = tg_config_load_object(ld, root, "database", "", true);
     if (db == NULL)
         return;
     static const char *const known[] = {"url", "pool_size", "connect_timeout_ms",
                                         "statement_timeout_ms", NULL};
-    check_keys(ld, db, "database", known);
+    tg_config_load_keys(ld, db, "database", known);
     const char *env_url = getenv("TOLLGATE_DATABASE_URL");
     if (env_url != NULL && env_url[0] != '\0')
-        c->db_url = xstrdup(ld, env_url);
+        c->db_url = tg_config_load_strdup(ld, env_url);
     else
-        c->db_url = get_string(ld, db, "url", "database", NULL, true);
-    c->db_pool_size = (int)get_integer(ld, db, "pool_size", "database", 4, 1, 64);
+        c->db_url = tg_config_load_string(ld, db, "url", "database", NULL, true);
+    c->db_pool_size = (int)tg_config_load_integer(ld, db, "pool_size", "database", 4, 1, 64);
     c->db_connect_timeout_ms =
-        get_integer(ld, db, "connect_timeout_ms", "database", 2000, 100, 60000);
+        tg_config_load_integer(ld, db, "connect_timeout_ms", "database", 2000, 100, 60000);
     c->db_statement_timeout_ms =
-        get_integer(ld, db, "statement_timeout_ms", "database", 5000, 10, 600000);
+        tg_config_load_integer(ld, db, "statement_timeout_ms", "database", 5000, 10, 600000);
 }
 
-static void load_provider(struct loader *ld, const char *name, json_t *obj, struct tg_provider *p)
+static void load_log(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
-    char path[160];
-    snprintf(path, sizeof(path), "providers.%s", name);
-    if (!json_is_object(obj)) {
-        fail(ld, path, "must be an object");
-        return;
-    }
-    static const char *const known[] = {"type",       "base_url", "api_key", "connect_timeout_ms",
-                                        "timeout_ms", NULL};
-    check_keys(ld, obj, path, known);
-    p->name = xstrdup(ld, name);
-    const char *type = get_string(ld, obj, "type", path, NULL, true);
-    if (type != NULL && strcmp(type, "anthropic") == 0) {
-        p->type = TG_PROVIDER_ANTHROPIC;
-    } else if (type != NULL) {
-        char field[192];
-        snprintf(field, sizeof(field), "%s.type", path);
-        fail(ld, field, "unsupported provider type \"%s\" (supported: anthropic)", type);
-    }
-    free((char *)type);
-    char *url = (char *)get_string(ld, obj, "base_url", path, NULL, true);
-    if (url != NULL) {
-        size_t len = strlen(url);
-        while (len > 0 && url[len - 1] == '/')
-            url[--len] = '\0';
-        if (!is_http_url(url)) {
-            char field[192];
-            snprintf(field, sizeof(field), "%s.base_url", path);
-            fail(ld, field, "must be an http(s) URL");
-        }
-    }
-    p->base_url = url;
-    p->api_key = get_string(ld, obj, "api_key", path, NULL, true);
-    p->connect_timeout_ms = get_integer(ld, obj, "connect_timeout_ms", path, 5000, 100, 120000);
-    p->timeout_ms = get_integer(ld, obj, "timeout_ms", path, 600000, 100, 3600000);
-}
-
-static void load_providers(struct loader *ld, json_t *root, struct tg_config *c)
-{
-    json_t *providers = get_object(ld, root, "providers", "", true);
-    if (providers == NULL)
-        return;
-    if (json_object_size(providers) == 0) {
-        fail(ld, "providers", "must name at least one provider");
-        return;
-    }
-    c->providers = calloc(json_object_size(providers), sizeof(*c->providers));
-    if (c->providers == NULL) {
-        fail(ld, "providers", "out of memory");
-        return;
-    }
-    const char *name;
-    json_t *obj;
-    json_object_foreach(providers, name, obj) {
-        load_provider(ld, name, obj, &c->providers[c->n_providers++]);
-    }
-}
-
-static const struct tg_provider *find_provider(const struct tg_config *c, const char *name)
-{
-    for (size_t i = 0; i < c->n_providers; i++)
-        if (c->providers[i].name != NULL && strcmp(c->providers[i].name, name) == 0)
-            return &c->providers[i];
-    return NULL;
-}
-
-static void load_aliases(struct loader *ld, json_t *obj, const char *path, struct tg_model *m)
-{
-    json_t *aliases = json_object_get(obj, "aliases");
-    char field[192];
-    snprintf(field, sizeof(field), "%s.aliases", path);
-    if (aliases == NULL)
-        return;
-    if (!json_is_array(aliases)) {
-        fail(ld, field, "must be an array of strings");
-        return;
-    }
-    m->aliases = calloc(json_array_size(aliases) + 1, sizeof(*m->aliases));
-    if (m->aliases == NULL) {
-        fail(ld, field, "out of memory");
-        return;
-    }
-    size_t i;
-    json_t *alias;
-    json_array_foreach(aliases, i, alias) {
-        if (!json_is_string(alias) || json_string_length(alias) == 0) {
-            snprintf(field, sizeof(field), "%s.aliases[%zu]", path, i);
-            fail(ld, field, "must be a non-empty string");
-            return;
-        }
-        m->aliases[m->n_aliases++] = xstrdup(ld, json_string_value(alias));
-    }
-}
-
-static void load_models(struct loader *ld, json_t *root, struct tg_config *c)
-{
-    json_t *models = get_object(ld, root, "models", "", true);
-    if (models == NULL || ld->failed)
-        return;
-    if (json_object_size(models) == 0) {
-        fail(ld, "models", "must name at least one model");
-        return;
-    }
-    c->models = calloc(json_object_size(models), sizeof(*c->models));
-    if (c->models == NULL) {
-        fail(ld, "models", "out of memory");
-        return;
-    }
-    const char *name;
-    json_t *obj;
-    json_object_foreach(models, name, obj) {
-        char path[192];
-        snprintf(path, sizeof(path), "models.%s", name);
-        if (!json_is_object(obj)) {
-            fail(ld, path, "must be an object");
-            return;
-        }
-        static const char *const known[] = {"provider", "aliases", "max_output_tokens",
-                                            "max_input_tokens", NULL};
-        check_keys(ld, obj, path, known);
-        struct tg_model *m = &c->models[c->n_models++];
-        m->name = xstrdup(ld, name);
-        /* the largest output any Claude model accepts, and Claude's usual context window */
-        m->max_output_tokens = get_integer(ld, obj, "max_output_tokens", path, 128000, 1, 10000000);
-        m->max_input_tokens = get_integer(ld, obj, "max_input_tokens", path, 200000, 1, 100000000);
-        m->max_input_tokens_set = json_object_get(obj, "max_input_tokens") != NULL;
-        const char *provider = get_string(ld, obj, "provider", path, NULL, true);
-        if (provider != NULL) {
-            m->provider = find_provider(c, provider);
-            if (m->provider == NULL) {
-                char field[224];
-                snprintf(field, sizeof(field), "%s.provider", path);
-                fail(ld, field, "no provider named \"%s\" in providers", provider);
-            }
-        }
-        free((char *)provider);
-        load_aliases(ld, obj, path, m);
-    }
-}
-
-/*
- * Every name and alias must resolve to one model only: an alias may not be
- * another model's name, nor an alias of an earlier model.
- */
-static void check_model_names(struct loader *ld, const struct tg_config *c)
-{
-    for (size_t i = 0; i < c->n_models && !ld->failed; i++) {
-        const struct tg_model *m = &c->models[i];
-        for (size_t a = 0; a < m->n_aliases; a++) {
-            for (size_t j = 0; j < c->n_models; j++) {
-                const struct tg_model *other = &c->models[j];
-                bool clash = j != i && strcmp(other->name, m->aliases[a]) == 0;
-                for (size_t b = 0; j < i && b < other->n_aliases && !clash; b++)
-                    clash = strcmp(other->aliases[b], m->aliases[a]) == 0;
-                if (clash) {
-                    char field[256];
-                    snprintf(field, sizeof(field), "models.%s.aliases[%zu]", m->name, a);
-                    fail(ld, field, "\"%s\" is already the name of another model", m->aliases[a]);
-                    return;
-                }
-            }
-        }
-    }
-}
-
-static void load_log(struct loader *ld, json_t *root, struct tg_config *c)
-{
-    json_t *log = get_object(ld, root, "log", "", false);
+    json_t *log = tg_config_load_object(ld, root, "log", "", false);
     static const char *const known[] = {"file", NULL};
     if (log != NULL)
-        check_keys(ld, log, "log", known);
-    const char *file = get_string(ld, log, "file", "log", NULL, false);
+        tg_config_load_keys(ld, log, "log", known);
+    const char *file = tg_config_load_string(ld, log, "file", "log", NULL, false);
     if (file != NULL && strcmp(file, "-") == 0) {
         free((char *)file);
         file = NULL;
@@ -379,7 +75,7 @@ static void load_log(struct loader *ld, json_t *root, struct tg_config *c)
     c->log_file = file;
 }
 
-static int parse_enum(struct loader *ld, const char *value, const char *field,
+static int parse_enum(struct tg_config_loader *ld, const char *value, const char *field,
                       const char *const *names, int fallback)
 {
     if (value == NULL)
@@ -387,11 +83,11 @@ static int parse_enum(struct loader *ld, const char *value, const char *field,
     for (int i = 0; names[i] != NULL; i++)
         if (strcmp(names[i], value) == 0)
             return i;
-    fail(ld, field, "unknown value \"%s\"", value);
+    tg_config_load_fail(ld, field, "unknown value \"%s\"", value);
     return fallback;
 }
 
-static void load_rate_limit(struct loader *ld, json_t *obj, const char *path,
+static void load_rate_limit(struct tg_config_loader *ld, json_t *obj, const char *path,
                             struct tg_rate_limit *rl)
 {
     static const char *const known[] = {
@@ -401,57 +97,59 @@ static void load_rate_limit(struct loader *ld, json_t *obj, const char *path,
     static const char *const match_known[] = {"key", "user", "group", NULL};
     char field[192];
     if (!json_is_object(obj)) {
-        fail(ld, path, "must be an object");
+        tg_config_load_fail(ld, path, "must be an object");
         return;
     }
-    check_keys(ld, obj, path, known);
-    rl->name = get_string(ld, obj, "name", path, NULL, true);
-    const char *per = get_string(ld, obj, "per", path, "key", false);
+    tg_config_load_keys(ld, obj, path, known);
+    rl->name = tg_config_load_string(ld, obj, "name", path, NULL, true);
+    const char *per = tg_config_load_string(ld, obj, "per", path, "key", false);
     snprintf(field, sizeof(field), "%s.per", path);
     rl->per = (enum tg_rate_limit_per)parse_enum(ld, per, field, pers, TG_RL_PER_KEY);
     free((char *)per);
-    const char *mode = get_string(ld, obj, "mode", path, "local", false);
+    const char *mode = tg_config_load_string(ld, obj, "mode", path, "local", false);
     snprintf(field, sizeof(field), "%s.mode", path);
     rl->mode = (enum tg_rate_limit_mode)parse_enum(ld, mode, field, modes, TG_RL_LOCAL);
     free((char *)mode);
     json_t *match = json_object_get(obj, "match");
     snprintf(field, sizeof(field), "%s.match", path);
     if (match != NULL && !json_is_object(match))
-        fail(ld, field, "must be an object");
+        tg_config_load_fail(ld, field, "must be an object");
     if (json_is_object(match)) {
-        check_keys(ld, match, field, match_known);
-        rl->match_key = get_string(ld, match, "key", field, NULL, false);
-        rl->match_user = get_string(ld, match, "user", field, NULL, false);
-        rl->match_group = get_string(ld, match, "group", field, NULL, false);
+        tg_config_load_keys(ld, match, field, match_known);
+        rl->match_key = tg_config_load_string(ld, match, "key", field, NULL, false);
+        rl->match_user = tg_config_load_string(ld, match, "user", field, NULL, false);
+        rl->match_group = tg_config_load_string(ld, match, "group", field, NULL, false);
     }
-    rl->max_tokens = get_integer(ld, obj, "max_tokens", path, 0, 1, 1000000000L);
-    rl->tokens_per_fill = get_integer(ld, obj, "tokens_per_fill", path, 0, 1, 1000000000L);
-    rl->fill_interval_ms = get_integer(ld, obj, "fill_interval_ms", path, 0, 1, 86400000L);
+    rl->max_tokens = tg_config_load_integer(ld, obj, "max_tokens", path, 0, 1, 1000000000L);
+    rl->tokens_per_fill =
+        tg_config_load_integer(ld, obj, "tokens_per_fill", path, 0, 1, 1000000000L);
+    rl->fill_interval_ms =
+        tg_config_load_integer(ld, obj, "fill_interval_ms", path, 0, 1, 86400000L);
     if (!ld->failed &&
         (rl->max_tokens == 0 || rl->tokens_per_fill == 0 || rl->fill_interval_ms == 0)) {
-        fail(ld, path, "needs max_tokens, tokens_per_fill and fill_interval_ms");
+        tg_config_load_fail(ld, path, "needs max_tokens, tokens_per_fill and fill_interval_ms");
     }
     if (rl->name != NULL &&
         (strlen(rl->name) == 0 || strlen(rl->name) > 40 ||
          strspn(rl->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
              strlen(rl->name))) {
         snprintf(field, sizeof(field), "%s.name", path);
-        fail(ld, field, "must be 1 to 40 letters, digits, '.', '_' or '-'");
+        tg_config_load_fail(ld, field, "must be 1 to 40 letters, digits, '.', '_' or '-'");
     }
 }
 
-static void load_rate_limits(struct loader *ld, json_t *root, struct tg_config *c)
+static void load_rate_limits(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *list = json_object_get(root, "rate_limits");
     if (list == NULL)
         return;
     if (!json_is_array(list)) {
-        fail(ld, "rate_limits", "must be an array");
+        tg_config_load_fail(ld, "rate_limits", "must be an array");
         return;
     }
     c->rate_limits = calloc(json_array_size(list) + 1, sizeof(*c->rate_limits));
     if (c->rate_limits == NULL) {
-        fail(ld, "rate_limits", "out of memory");
+        tg_config_load_fail(ld, "rate_limits", "out of memory");
         return;
     }
     size_t i;
@@ -465,42 +163,43 @@ static void load_rate_limits(struct loader *ld, json_t *root, struct tg_config *
                 strcmp(c->rate_limits[j].name, c->rate_limits[i].name) == 0) {
                 char field[96];
                 snprintf(field, sizeof(field), "%s.name", path);
-                fail(ld, field, "\"%s\" is already the name of another rate limit",
-                     c->rate_limits[i].name);
+                tg_config_load_fail(ld, field, "\"%s\" is already the name of another rate limit",
+                                    c->rate_limits[i].name);
             }
         }
     }
 }
 
-static void load_quotas(struct loader *ld, json_t *root, struct tg_config *c)
+static void load_quotas(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
     static const char *const known[] = {"estimator", "on_database_down", "sweep_interval_ms",
                                         "reservation_ttl_ms", NULL};
     static const char *const estimators[] = {"upper_bound", "approximate", NULL};
     static const char *const policies[] = {"deny", "local_only", NULL};
-    json_t *q = get_object(ld, root, "quotas", "", false);
+    json_t *q = tg_config_load_object(ld, root, "quotas", "", false);
     if (q != NULL)
-        check_keys(ld, q, "quotas", known);
-    const char *estimator = get_string(ld, q, "estimator", "quotas", NULL, false);
+        tg_config_load_keys(ld, q, "quotas", known);
+    const char *estimator = tg_config_load_string(ld, q, "estimator", "quotas", NULL, false);
     c->estimator = (enum tg_estimator)parse_enum(ld, estimator, "quotas.estimator", estimators,
                                                  TG_ESTIMATE_UPPER_BOUND);
     free((char *)estimator);
-    const char *policy = get_string(ld, q, "on_database_down", "quotas", NULL, false);
+    const char *policy = tg_config_load_string(ld, q, "on_database_down", "quotas", NULL, false);
     c->on_db_down = (enum tg_db_down_policy)parse_enum(ld, policy, "quotas.on_database_down",
                                                        policies, TG_DB_DOWN_DENY);
     free((char *)policy);
-    c->sweep_interval_ms = get_integer(ld, q, "sweep_interval_ms", "quotas", 10000, 100, 3600000);
+    c->sweep_interval_ms =
+        tg_config_load_integer(ld, q, "sweep_interval_ms", "quotas", 10000, 100, 3600000);
     /* by default a reservation outlives the slowest provider call by a minute */
     long slowest = 0;
     for (size_t i = 0; i < c->n_providers; i++)
         if (c->providers[i].timeout_ms > slowest)
             slowest = c->providers[i].timeout_ms;
-    c->reservation_ttl_ms =
-        get_integer(ld, q, "reservation_ttl_ms", "quotas", slowest + 60000, 1000, 86400000L);
+    c->reservation_ttl_ms = tg_config_load_integer(ld, q, "reservation_ttl_ms", "quotas",
+                                                   slowest + 60000, 1000, 86400000L);
 }
 
 /* bounds: bound.c reads the section; the models' context windows must fit its betas. */
-static void load_bounds(struct loader *ld, json_t *root, struct tg_config *c)
+static void load_bounds(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *bounds = json_object_get(root, "bounds");
     if (ld->failed)
@@ -514,39 +213,41 @@ static void load_bounds(struct loader *ld, json_t *root, struct tg_config *c)
         if (!c->models[i].max_input_tokens_set) {
             char field[224];
             snprintf(field, sizeof(field), "models.%s.max_input_tokens", c->models[i].name);
-            fail(ld, field, "is required when bounds.allowed_betas allows \"%s\"", beta);
+            tg_config_load_fail(ld, field, "is required when bounds.allowed_betas allows \"%s\"",
+                                beta);
         }
     }
 }
 
-static void load_spool(struct loader *ld, json_t *root, struct tg_config *c)
+static void load_spool(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
-    json_t *spool = get_object(ld, root, "spool", "", false);
+    json_t *spool = tg_config_load_object(ld, root, "spool", "", false);
     static const char *const known[] = {"dir", "journal_fsync", NULL};
     if (spool != NULL)
-        check_keys(ld, spool, "spool", known);
-    c->spool_dir = get_string(ld, spool, "dir", "spool", "/var/lib/tollgate/spool", false);
+        tg_config_load_keys(ld, spool, "spool", known);
+    c->spool_dir =
+        tg_config_load_string(ld, spool, "dir", "spool", "/var/lib/tollgate/spool", false);
     c->journal_fsync = true;
     json_t *fsync_flag = spool != NULL ? json_object_get(spool, "journal_fsync") : NULL;
     if (fsync_flag != NULL && !json_is_boolean(fsync_flag))
-        fail(ld, "spool.journal_fsync", "must be true or false");
+        tg_config_load_fail(ld, "spool.journal_fsync", "must be true or false");
     else if (fsync_flag != NULL)
         c->journal_fsync = json_is_true(fsync_flag);
 }
 
 /* auth.jwt: the identity providers whose tokens are accepted (auth_jwt.c parses each). */
-static void load_jwt(struct loader *ld, json_t *auth, struct tg_config *c)
+static void load_jwt(struct tg_config_loader *ld, json_t *auth, struct tg_config *c)
 {
     json_t *list = json_object_get(auth, "jwt");
     if (list == NULL || ld->failed)
         return;
     if (!json_is_array(list)) {
-        fail(ld, "auth.jwt", "must be an array");
+        tg_config_load_fail(ld, "auth.jwt", "must be an array");
         return;
     }
     c->jwt_issuers = calloc(json_array_size(list) + 1, sizeof(*c->jwt_issuers));
     if (c->jwt_issuers == NULL) {
-        fail(ld, "auth.jwt", "out of memory");
+        tg_config_load_fail(ld, "auth.jwt", "out of memory");
         return;
     }
     size_t i;
@@ -569,33 +270,35 @@ static bool is_header_name(const char *s)
     return s[0] != '\0' && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(s);
 }
 
-static const char *get_header_name(struct loader *ld, json_t *obj, const char *key,
+static const char *get_header_name(struct tg_config_loader *ld, json_t *obj, const char *key,
                                    const char *fallback)
 {
-    const char *name = get_string(ld, obj, key, "auth.attribution", fallback, false);
+    const char *name = tg_config_load_string(ld, obj, key, "auth.attribution", fallback, false);
     if (name != NULL && !is_header_name(name))
-        fail(ld, key[0] == 'u' ? "auth.attribution.user_header" : "auth.attribution.group_header",
-             "must be a lower-case header name (letters, digits, '-')");
+        tg_config_load_fail(
+            ld, key[0] == 'u' ? "auth.attribution.user_header" : "auth.attribution.group_header",
+            "must be a lower-case header name (letters, digits, '-')");
     return name;
 }
 
 /* auth.attribution: the headers through which a trusted key names its end user. */
-static void load_attribution(struct loader *ld, json_t *auth, struct tg_config *c)
+static void load_attribution(struct tg_config_loader *ld, json_t *auth, struct tg_config *c)
 {
-    json_t *attr = auth != NULL ? get_object(ld, auth, "attribution", "auth", false) : NULL;
+    json_t *attr =
+        auth != NULL ? tg_config_load_object(ld, auth, "attribution", "auth", false) : NULL;
     static const char *const known[] = {"user_header", "group_header", NULL};
     if (attr != NULL)
-        check_keys(ld, attr, "auth.attribution", known);
+        tg_config_load_keys(ld, attr, "auth.attribution", known);
     c->attribution_user_header = get_header_name(ld, attr, "user_header", "x-tollgate-user");
     c->attribution_group_header = get_header_name(ld, attr, "group_header", "x-tollgate-group");
 }
 
-static void load_auth(struct loader *ld, json_t *root, struct tg_config *c)
+static void load_auth(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
-    json_t *auth = get_object(ld, root, "auth", "", false);
+    json_t *auth = tg_config_load_object(ld, root, "auth", "", false);
     static const char *const known[] = {"jwt", "attribution", NULL};
     if (auth != NULL)
-        check_keys(ld, auth, "auth", known);
+        tg_config_load_keys(ld, auth, "auth", known);
     if (ld->failed)
         return;
     load_jwt(ld, auth, c);
@@ -603,15 +306,15 @@ static void load_auth(struct loader *ld, json_t *root, struct tg_config *c)
 }
 
 /* admin: its own credentials, kept only as SHA-256 hashes. */
-static void load_admin_keys(struct loader *ld, json_t *keys, struct tg_config *c)
+static void load_admin_keys(struct tg_config_loader *ld, json_t *keys, struct tg_config *c)
 {
     if (!json_is_array(keys) || json_array_size(keys) == 0) {
-        fail(ld, "admin.keys", "must be a non-empty array of strings");
+        tg_config_load_fail(ld, "admin.keys", "must be a non-empty array of strings");
         return;
     }
     c->admin_key_hashes = calloc(json_array_size(keys), sizeof(*c->admin_key_hashes));
     if (c->admin_key_hashes == NULL) {
-        fail(ld, "admin.keys", "out of memory");
+        tg_config_load_fail(ld, "admin.keys", "out of memory");
         return;
     }
     size_t i;
@@ -621,7 +324,7 @@ static void load_admin_keys(struct loader *ld, json_t *keys, struct tg_config *c
         snprintf(field, sizeof(field), "admin.keys[%zu]", i);
         const char *key = json_is_string(v) ? json_string_value(v) : NULL;
         if (key == NULL) {
-            fail(ld, field, "must be a string");
+            tg_config_load_fail(ld, field, "must be a string");
             return;
         }
         char later[256];
@@ -632,34 +335,34 @@ static void load_admin_keys(struct loader *ld, json_t *keys, struct tg_config *c
             return;
         }
         if (strlen(key) < 24) {
-            fail(ld, field, "must be at least 24 characters long");
+            tg_config_load_fail(ld, field, "must be at least 24 characters long");
             return;
         }
         tg_crypto_sha256(key, strlen(key), c->admin_key_hashes[c->n_admin_keys++]);
     }
 }
 
-static void load_admin(struct loader *ld, json_t *root, struct tg_config *c)
+static void load_admin(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
-    json_t *admin = get_object(ld, root, "admin", "", false);
+    json_t *admin = tg_config_load_object(ld, root, "admin", "", false);
     static const char *const known[] = {"keys", "jwt_role", NULL};
     if (admin == NULL || ld->failed)
         return;
-    check_keys(ld, admin, "admin", known);
+    tg_config_load_keys(ld, admin, "admin", known);
     json_t *keys = json_object_get(admin, "keys");
     if (keys != NULL)
         load_admin_keys(ld, keys, c);
-    c->admin_jwt_role = get_string(ld, admin, "jwt_role", "admin", NULL, false);
+    c->admin_jwt_role = tg_config_load_string(ld, admin, "jwt_role", "admin", NULL, false);
     if (!ld->failed && c->n_admin_keys == 0 && c->admin_jwt_role == NULL)
-        fail(ld, "admin", "needs \"keys\" or a \"jwt_role\"");
+        tg_config_load_fail(ld, "admin", "needs \"keys\" or a \"jwt_role\"");
     if (!ld->failed && c->admin_jwt_role != NULL && c->n_jwt_issuers == 0)
-        fail(ld, "admin.jwt_role", "needs an issuer in auth.jwt");
+        tg_config_load_fail(ld, "admin.jwt_role", "needs an issuer in auth.jwt");
     c->admin_enabled = !ld->failed;
 }
 
 /* metrics.allow[i]: "ADDRESS" or "ADDRESS/PREFIX", IPv4 or IPv6. */
-static void load_metrics_allow_entry(struct loader *ld, const char *text, const char *field,
-                                     struct tg_metrics_allow *a)
+static void load_metrics_allow_entry(struct tg_config_loader *ld, const char *text,
+                                     const char *field, struct tg_metrics_allow *a)
 {
     char addr[INET6_ADDRSTRLEN];
     const char *slash = strchr(text, '/');
@@ -687,28 +390,29 @@ static void load_metrics_allow_entry(struct loader *ld, const char *text, const 
             max = 0;
     }
     if (max == 0)
-        fail(ld, field, "\"%s\" is not an IP address or network (\"10.0.0.0/8\")", text);
+        tg_config_load_fail(ld, field, "\"%s\" is not an IP address or network (\"10.0.0.0/8\")",
+                            text);
 }
 
 /* metrics: label cardinality and who may read GET /metrics. */
-static void load_metrics(struct loader *ld, json_t *root, struct tg_config *c)
+static void load_metrics(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
     static const char *const known[] = {"max_series", "allow", "token", NULL};
     static const char *const loopback[] = {"127.0.0.1", "::1"};
-    json_t *metrics = get_object(ld, root, "metrics", "", false);
+    json_t *metrics = tg_config_load_object(ld, root, "metrics", "", false);
     if (metrics != NULL)
-        check_keys(ld, metrics, "metrics", known);
-    c->metrics_max_series =
-        (size_t)get_integer(ld, metrics, "max_series", "metrics", 2000, 1, TG_SHM_SERIES);
+        tg_config_load_keys(ld, metrics, "metrics", known);
+    c->metrics_max_series = (size_t)tg_config_load_integer(ld, metrics, "max_series", "metrics",
+                                                           2000, 1, TG_SHM_SERIES);
     json_t *allow = json_object_get(metrics, "allow");
     if (allow != NULL && !json_is_array(allow)) {
-        fail(ld, "metrics.allow", "must be an array of addresses");
+        tg_config_load_fail(ld, "metrics.allow", "must be an array of addresses");
         return;
     }
     size_t n = allow != NULL ? json_array_size(allow) : TG_ARRAY_LEN(loopback);
     c->metrics_allow = calloc(n + 1, sizeof(*c->metrics_allow));
     if (c->metrics_allow == NULL) {
-        fail(ld, "metrics.allow", "out of memory");
+        tg_config_load_fail(ld, "metrics.allow", "out of memory");
         return;
     }
     for (size_t i = 0; i < n && !ld->failed; i++) {
@@ -716,44 +420,44 @@ static void load_metrics(struct loader *ld, json_t *root, struct tg_config *c)
         snprintf(field, sizeof(field), "metrics.allow[%zu]", i);
         json_t *v = allow != NULL ? json_array_get(allow, i) : NULL;
         if (allow != NULL && !json_is_string(v)) {
-            fail(ld, field, "must be a string");
+            tg_config_load_fail(ld, field, "must be a string");
             break;
         }
         load_metrics_allow_entry(ld, allow != NULL ? json_string_value(v) : loopback[i], field,
                                  &c->metrics_allow[c->n_metrics_allow++]);
     }
-    const char *token = get_string(ld, metrics, "token", "metrics", NULL, false);
+    const char *token = tg_config_load_string(ld, metrics, "token", "metrics", NULL, false);
     if (token != NULL && strlen(token) >= 16) {
         tg_crypto_sha256(token, strlen(token), c->metrics_token_hash);
         c->metrics_token_set = true;
     } else if (token != NULL) {
-        fail(ld, "metrics.token", "must be at least 16 characters long");
+        tg_config_load_fail(ld, "metrics.token", "must be at least 16 characters long");
     }
     free((char *)token);
     if (!ld->failed && c->n_metrics_allow == 0 && !c->metrics_token_set)
-        fail(ld, "metrics", "needs an address in \"allow\" or a \"token\": nobody could read it");
+        tg_config_load_fail(ld, "metrics",
+                            "needs an address in \"allow\" or a \"token\": nobody could read it");
 }
 
-static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
+static int load_root(json_t *root, struct tg_config **out, struct tg_config_loader *ld)
 {
     if (!json_is_object(root)) {
-        fail(ld, "(root)", "must be a JSON object");
+        tg_config_load_fail(ld, "(root)", "must be a JSON object");
         return TG_ERROR;
     }
     struct tg_config *c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        fail(ld, "(root)", "out of memory");
+        tg_config_load_fail(ld, "(root)", "out of memory");
         return TG_ERROR;
     }
     static const char *const known[] = {"server",  "database",    "providers", "models", "log",
                                         "spool",   "rate_limits", "quotas",    "auth",   "admin",
                                         "metrics", "bounds",      NULL};
-    check_keys(ld, root, "", known);
+    tg_config_load_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
-    load_providers(ld, root, c);
-    load_models(ld, root, c);
-    check_model_names(ld, c);
+    tg_config_load_providers(ld, root, c);
+    tg_config_load_models(ld, root, c);
     load_log(ld, root, c);
     load_spool(ld, root, c);
     load_rate_limits(ld, root, c);
@@ -772,7 +476,7 @@ static int load_root(json_t *root, struct tg_config **out, struct loader *ld)
 
 int tg_config_parse(const char *text, struct tg_config **out, char *err, size_t err_size)
 {
-    struct loader ld = {err, err_size, false};
+    struct tg_config_loader ld = {err, err_size, false};
     json_error_t jerr;
     *out = NULL;
     err[0] = '\0';
@@ -789,7 +493,7 @@ int tg_config_parse(const char *text, struct tg_config **out, char *err, size_t 
 
 int tg_config_load(const char *path, struct tg_config **out, char *err, size_t err_size)
 {
-    struct loader ld = {err, err_size, false};
+    struct tg_config_loader ld = {err, err_size, false};
     json_error_t jerr;
     *out = NULL;
     err[0] = '\0';
@@ -811,19 +515,7 @@ void tg_config_free(struct tg_config *c)
 {
     if (c == NULL)
         return;
-    for (size_t i = 0; i < c->n_providers; i++) {
-        free((char *)c->providers[i].name);
-        free((char *)c->providers[i].base_url);
-        free((char *)c->providers[i].api_key);
-    }
-    for (size_t i = 0; i < c->n_models; i++) {
-        free((char *)c->models[i].name);
-        for (size_t a = 0; a < c->models[i].n_aliases; a++)
-            free((char *)c->models[i].aliases[a]);
-        free(c->models[i].aliases);
-    }
-    free(c->providers);
-    free(c->models);
+    tg_config_providers_release(c);
     free((char *)c->db_url);
     free((char *)c->log_file);
     free((char *)c->spool_dir);
@@ -846,28 +538,15 @@ void tg_config_free(struct tg_config *c)
     free(c);
 }
 
-const struct tg_model *tg_config_find_model(const struct tg_config *c, const char *name)
-{
-    for (size_t i = 0; i < c->n_models; i++) {
-        const struct tg_model *m = &c->models[i];
-        if (m->name != NULL && strcmp(m->name, name) == 0)
-            return m;
-        for (size_t a = 0; a < m->n_aliases; a++)
-            if (strcmp(m->aliases[a], name) == 0)
-                return m;
-    }
-    return NULL;
-}
-
 int tg_config_load_db_url(const char *path, char **url, char *err, size_t err_size)
 {
-    struct loader ld = {err, err_size, false};
+    struct tg_config_loader ld = {err, err_size, false};
     json_error_t jerr;
     *url = NULL;
     err[0] = '\0';
     const char *env_url = getenv("TOLLGATE_DATABASE_URL");
     if (env_url != NULL && env_url[0] != '\0') {
-        *url = xstrdup(&ld, env_url);
+        *url = tg_config_load_strdup(&ld, env_url);
         return *url != NULL ? TG_OK : TG_ERROR;
     }
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
@@ -875,9 +554,9 @@ int tg_config_load_db_url(const char *path, char **url, char *err, size_t err_si
         snprintf(err, err_size, "config: could not read \"%s\": %s", path, jerr.text);
         return TG_ERROR;
     }
-    json_t *db = get_object(&ld, root, "database", "", true);
+    json_t *db = tg_config_load_object(&ld, root, "database", "", true);
     if (db != NULL)
-        *url = (char *)get_string(&ld, db, "url", "database", NULL, true);
+        *url = (char *)tg_config_load_string(&ld, db, "url", "database", NULL, true);
     json_decref(root);
     return ld.failed ? TG_ERROR : TG_OK;
 }

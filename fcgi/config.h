@@ -14,22 +14,56 @@
 
 struct json_t; /* jansson's json_t */
 
+/* What a backend speaks (fcgi/providers/: one module each). */
 enum tg_provider_type {
     TG_PROVIDER_ANTHROPIC,
+    TG_PROVIDER_OPENAI, /* OpenAI, and any OpenAI-compatible base URL (vLLM, Ollama, ...) */
+    TG_PROVIDER_AZURE_OPENAI,
+    TG_PROVIDER_BEDROCK,
+    TG_PROVIDER_GEMINI,
+    TG_PROVIDER_VERTEX,
+    TG_PROVIDER_HTTP, /* any JSON HTTP backend, forwarded as it is */
 };
 
 struct tg_provider {
     const char *name; /* the key under "providers" */
     enum tg_provider_type type;
-    const char *base_url; /* no trailing slash */
-    const char *api_key;  /* secret: never logged */
+    const char *base_url; /* no trailing slash; only ever from the config */
+    const char *api_key;  /* secret: never logged; NULL when the type needs none */
     long connect_timeout_ms;
-    long timeout_ms;
+    long first_byte_timeout_ms;        /* from the request sent to the first byte of the reply */
+    long idle_timeout_ms;              /* between two pieces of a stream */
+    long timeout_ms;                   /* the whole call */
+    const char *api_version;           /* azure_openai: the api-version query parameter */
+    const char *region;                /* bedrock: the AWS region (SigV4's too) */
+    const char *aws_access_key_id;     /* bedrock, SigV4: secret-bearing */
+    const char *aws_secret_access_key; /* bedrock, SigV4: secret */
+    const char *aws_session_token;     /* bedrock, SigV4: secret; NULL: none */
+    const char *project;               /* vertex */
+    const char *location;              /* vertex */
+    const char *service_account_file;  /* vertex: the service-account key's path */
+    const char *token_url; /* vertex: where the assertion is exchanged; NULL: the key's */
+    const char *path;      /* http: appended to base_url; NULL: the client's path */
 };
+
+/* One backend of a model's pool: a provider and the model's name there. */
+struct tg_backend {
+    const struct tg_provider *provider;
+    const char
+        *upstream_model; /* the model (or deployment, or modelId) the provider is asked for */
+    int priority;        /* 1 serves first; 2 only when every 1 is down or open */
+    int weight;          /* share of traffic among backends of one priority */
+    const char *id;      /* "provider/upstream_model": the circuit breaker's key */
+};
+
+enum tg_model_kind { TG_MODEL_CHAT, TG_MODEL_EMBEDDINGS };
 
 struct tg_model {
     const char *name; /* canonical name: prices and usage rows use it */
-    const struct tg_provider *provider;
+    enum tg_model_kind kind;
+    const struct tg_provider *provider; /* the first backend's provider (before a choice is made) */
+    struct tg_backend *backends;        /* the pool, in config order; owned */
+    size_t n_backends;
     const char **aliases; /* names clients may use instead */
     size_t n_aliases;
     int64_t max_output_tokens; /* a larger max_tokens is refused (400) */

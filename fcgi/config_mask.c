@@ -83,8 +83,11 @@ int tg_config_mask(json_t *root)
     const char *name;
     json_t *value, *issuer, *key;
     size_t i, j;
+    static const char *const provider_secrets[] = {"api_key", "aws_access_key_id",
+                                                   "aws_secret_access_key", "aws_session_token"};
     json_object_foreach(json_object_get(root, "providers"), name, value)
-        mask_member(value, "api_key");
+        for (i = 0; i < TG_ARRAY_LEN(provider_secrets); i++)
+            mask_member(value, provider_secrets[i]);
     json_array_foreach(json_object_get(json_object_get(root, "auth"), "jwt"), i, issuer)
         json_array_foreach(json_object_get(issuer, "keys"), j, key)
             mask_member(key, "secret");

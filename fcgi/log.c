@@ -231,7 +231,7 @@ void tg_log_access(struct tg_request *r)
     field_string(&l, "api_key_id", r->identity.key_prefix);
     field_string(&l, "user_id", r->identity.user_id);
     field_string(&l, "group_id", r->identity.group_id);
-    field_string(&l, "provider", r->model != NULL ? r->model->provider->name : NULL);
+    field_string(&l, "provider", tg_request_provider(r));
     field_string(&l, "model", r->model != NULL ? r->model->name : NULL);
     field_int(&l, "input_tokens", u->input_tokens);
     field_int(&l, "output_tokens", u->output_tokens);

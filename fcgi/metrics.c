@@ -479,7 +479,7 @@ void tg_metrics_record(struct tg_request *r)
         .user_id = r->identity.user_id,
         .group_id = r->identity.group_id,
         .model = r->model != NULL ? r->model->name : NULL,
-        .provider = r->model != NULL ? r->model->provider->name : NULL,
+        .provider = tg_request_provider(r),
         .code = r->status,
         .tokens = {count_of(u->input_tokens), count_of(u->output_tokens),
                    count_of(u->cache_read_tokens), count_of(u->cache_write_tokens)},

@@ -9,12 +9,13 @@
 #include "admin.h"
 #include "auth.h"
 #include "denials.h"
+#include "dialect.h"
+#include "exchange.h"
 #include "health.h"
 #include "journal.h"
 #include "log.h"
 #include "metrics.h"
 #include "models.h"
-#include "provider_anthropic.h"
 #include "quota.h"
 #include "ratelimit.h"
 #include "settle.h"
@@ -38,18 +39,21 @@ static int reject_body(struct tg_request *r)
     return TG_ERROR;
 }
 
-/* POST /v1/messages (the step numbers are README's; kept in a column) */
+/*
+ * POST /v1/messages, /v1/chat/completions, /v1/embeddings: any dialect, any
+ * provider (the step numbers are README's; kept in a column)
+ */
 // clang-format off
-static int messages(struct tg_request *r)
+static int llm_call(struct tg_request *r)
 {
-    struct tg_anthropic_reply *reply = tg_arena_calloc(r->arena, sizeof(*reply));
-    if (reply == NULL)
+    struct tg_exchange *x = tg_arena_calloc(r->arena, sizeof(*x));
+    if (x == NULL)
         return TG_ERROR;
     if (tg_request_read_body(r) != TG_OK)           /* 1. read (bounded) */
         return TG_ERROR;
     if (tg_auth_read(r) != TG_OK)                   /* 3. identify: key hash, or JWT verified */
         return TG_ERROR;
-    if (tg_anthropic_parse_request(r) != TG_OK)     /*    the model and the bounds */
+    if (tg_dialect_parse(r) != TG_OK)               /*    the dialect: model, bounds */
         return reject_body(r);
     if (tg_quota_reserve(r) != TG_OK)               /* 4. reserve: identity + RBAC + quotas */
         return TG_ERROR;
@@ -64,20 +68,20 @@ static int messages(struct tg_request *r)
                         "journal write failed");
         return TG_ERROR;
     }
-    int rc = tg_anthropic_forward(r, reply);       /* 7. forward (streams as it goes) */
+    int rc = tg_exchange_forward(r, x);             /* 7. forward (streams as it goes) */
     tg_quota_check_bound(r);                        /*    usage within the bound? */
     /* the usage row records the status sent to the client (a begun stream: 200) */
     if (!r->headers_sent)
-        r->status = rc != TG_OK ? r->error.status : (int)reply->status;
+        r->status = rc != TG_OK ? r->error.status : (int)x->status;
     tg_settle_request(r);                           /* 8. settle: usage + quotas, grouped */
     if (rc != TG_OK)
         return TG_ERROR;
-    if (!reply->streaming && r->cost_micros >= 0 && reply->status == 200) {
+    if (!x->streaming && r->cost_micros >= 0 && x->status == 200) {
         char usd[32];
         tg_usage_format_usd(r->cost_micros, usd, sizeof(usd));
         tg_request_add_header(r, "x-tollgate-cost-usd", usd);
     }
-    return tg_anthropic_respond(r, reply);
+    return tg_exchange_respond(r, x);
 }
 // clang-format on
 
@@ -87,7 +91,9 @@ void tg_pipeline_run(struct tg_request *r)
     int rc = tg_route_resolve(r); /* 2. route */
     if (rc == TG_OK) {
         switch (r->endpoint) {
-        case TG_EP_MESSAGES: rc = messages(r); break;
+        case TG_EP_MESSAGES:
+        case TG_EP_CHAT_COMPLETIONS:
+        case TG_EP_EMBEDDINGS: rc = llm_call(r); break;
         case TG_EP_MODELS:
             rc = tg_auth_identify(r) == TG_OK ? tg_models_handle(r) : TG_ERROR;
             break;

@@ -85,7 +85,7 @@ void tg_quota_check_bound(struct tg_request *r)
                 " input tokens (bound %" PRId64 "), %" PRId64 " output tokens (max_tokens %" PRId64
                 "), %" PRId64 " web searches (bound %" PRId64
                 ") for model \"%s\", key %s, group %s; the usage row records what was reported",
-                r->model->provider->name, input, r->input_bound_tokens, u->output_tokens,
+                tg_request_provider(r), input, r->input_bound_tokens, u->output_tokens,
                 r->max_tokens, u->web_search_requests, r->max_web_searches, r->model->name,
                 r->identity.key_prefix != NULL ? r->identity.key_prefix : "-",
                 r->identity.group_id != NULL ? r->identity.group_id : "-");

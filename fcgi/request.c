@@ -4,6 +4,8 @@
  */
 #include "request.h"
 
+#include "config.h"
+
 #include <fcgiapp.h>
 #include <jansson.h>
 #include <poll.h>
@@ -194,9 +196,16 @@ int tg_request_read_body(struct tg_request *r)
     return TG_OK;
 }
 
+const char *tg_request_provider(const struct tg_request *r)
+{
+    if (r->backend != NULL)
+        return r->backend->provider->name;
+    return r->model != NULL ? r->model->provider->name : NULL;
+}
+
 const char *tg_request_error_type(enum tg_dialect dialect, int status)
 {
-    (void)dialect; /* only Anthropic's vocabulary so far */
+    (void)dialect; /* the record keeps Anthropic's vocabulary; error_json maps it */
     switch (status) {
     case 400:
     case 405:
@@ -360,11 +369,48 @@ int tg_request_respond(struct tg_request *r, int status, const char *content_typ
     return tg_request_write(r, body, len);
 }
 
-/* {"type":"error","error":{"type":T,"message":M}} — Anthropic's error shape. */
+/* OpenAI's type and code for one of Anthropic's error types (code NULL: null). */
+static void openai_error_type(const struct tg_error *e, const char **type, const char **code)
+{
+    static const struct {
+        const char *anthropic, *type, *code;
+    } map[] = {
+        {"invalid_request_error", "invalid_request_error", NULL},
+        {"authentication_error", "invalid_request_error", "invalid_api_key"},
+        {"permission_error", "permission_error", "permission_denied"},
+        {"not_found_error", "invalid_request_error", "not_found"},
+        {"request_too_large", "invalid_request_error", "request_too_large"},
+        {"rate_limit_error", "rate_limit_error", "rate_limit_exceeded"},
+        {"overloaded_error", "server_error", "overloaded"},
+    };
+    *type = "server_error";
+    *code = NULL;
+    for (size_t i = 0; i < TG_ARRAY_LEN(map); i++) {
+        if (strcmp(map[i].anthropic, e->type) == 0) {
+            *type = map[i].type;
+            *code = map[i].code;
+        }
+    }
+    if (e->status == 404 && strncmp(e->message, "model", 5) == 0)
+        *code = "model_not_found";
+}
+
+/*
+ * Anthropic's error shape {"type":"error","error":{"type":T,"message":M}}, or
+ * OpenAI's {"error":{"message":M,"type":T,"param":null,"code":C}}.
+ */
 static char *error_json(const struct tg_request *r)
 {
-    json_t *doc = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", r->error.type,
-                            "message", r->error.message);
+    json_t *doc;
+    if (r->dialect == TG_DIALECT_OPENAI) {
+        const char *type, *code;
+        openai_error_type(&r->error, &type, &code);
+        doc = json_pack("{s:{s:s, s:s, s:n, s:s?}}", "error", "message", r->error.message, "type",
+                        type, "param", "code", code); /* s?: a NULL code is null */
+    } else {
+        doc = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", r->error.type,
+                        "message", r->error.message);
+    }
     if (doc == NULL)
         return NULL;
     char *text = json_dumps(doc, JSON_COMPACT);
@@ -382,6 +428,11 @@ void tg_request_send_error(struct tg_request *r)
                                       "\"message\":\"internal error\"}}";
     if (!r->headers_sent) {
         tg_request_respond(r, r->error.status, "application/json", body, strlen(body));
+    } else if (r->dialect == TG_DIALECT_OPENAI) {
+        /* a stream already began: OpenAI's streams end with an error chunk */
+        if (put(r, "data: ", 6) == TG_OK && put(r, body, strlen(body)) == TG_OK &&
+            put(r, "\n\n", 2) == TG_OK)
+            tg_request_flush(r);
     } else {
         /* a stream already began: end it with an error event, as Anthropic does */
         if (put(r, "event: error\ndata: ", 19) == TG_OK && put(r, body, strlen(body)) == TG_OK &&

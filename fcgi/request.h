@@ -19,15 +19,20 @@
 struct tg_upstream;
 struct tg_db_reservation;
 struct tg_credential;
+struct json_t; /* jansson's json_t */
 
-/* Which API dialect errors are answered in. */
+/* Which API dialect the client speaks: its errors and replies are shaped so. */
 enum tg_dialect {
-    TG_DIALECT_ANTHROPIC,
+    TG_DIALECT_ANTHROPIC, /* Messages: {"type":"error","error":{"type","message"}} */
+    TG_DIALECT_OPENAI, /* Chat Completions, Embeddings: {"error":{"message","type","param","code"}}
+                        */
 };
 
 enum tg_endpoint {
     TG_EP_NONE,
     TG_EP_MESSAGES,
+    TG_EP_CHAT_COMPLETIONS,
+    TG_EP_EMBEDDINGS,
     TG_EP_MODELS,
     TG_EP_USAGE,
     TG_EP_HEALTH,
@@ -79,8 +84,11 @@ struct tg_request {
     bool authenticated;
 
     const struct tg_model *model;
+    const struct tg_backend *backend; /* the pool member serving it (config.h) */
+    struct json_t *doc;               /* the parsed body (a cleanup of the arena owns it) */
+    const char *client_model;         /* the model name as the client wrote it */
     bool stream;
-    int64_t max_tokens;              /* the request's output bound */
+    int64_t max_tokens;              /* the request's output bound, all choices together */
     int64_t input_bound_tokens;      /* its input bound (bound.c): input + cache tokens; 0: none */
     int64_t max_web_searches;        /* web searches it may make at most (bound.c) */
     const char *anthropic_beta;      /* the beta values to forward, all allowed; NULL: none */
@@ -126,6 +134,12 @@ int tg_request_read_body(struct tg_request *r);
 /* The value of request header name (lower case, e.g. "x-api-key"), or NULL. */
 const char *tg_request_header(struct tg_request *r, const char *name);
 
+/*
+ * The name of the provider serving r: its backend's, else its model's first;
+ * NULL before a model is known.
+ */
+const char *tg_request_provider(const struct tg_request *r);
+
 /* The value of a FastCGI parameter (e.g. "REMOTE_ADDR"), or NULL. */
 const char *tg_request_param(struct tg_request *r, const char *name);
 
@@ -167,7 +181,11 @@ int tg_request_respond(struct tg_request *r, int status, const char *content_typ
  */
 void tg_request_send_error(struct tg_request *r);
 
-/* The dialect's error type for an HTTP status (Anthropic: 429 → "rate_limit_error"). */
+/*
+ * The error type for an HTTP status, in Anthropic's vocabulary (429 →
+ * "rate_limit_error"), which the error record keeps whatever the dialect; an
+ * OpenAI client is answered with OpenAI's type and code for it.
+ */
 const char *tg_request_error_type(enum tg_dialect dialect, int status);
 
 #endif

@@ -17,6 +17,8 @@ struct route {
 
 static const struct route routes[] = {
     {"/v1/messages", "POST", TG_EP_MESSAGES, TG_DIALECT_ANTHROPIC},
+    {"/v1/chat/completions", "POST", TG_EP_CHAT_COMPLETIONS, TG_DIALECT_OPENAI},
+    {"/v1/embeddings", "POST", TG_EP_EMBEDDINGS, TG_DIALECT_OPENAI},
     {"/v1/models", "GET", TG_EP_MODELS, TG_DIALECT_ANTHROPIC},
     {"/v1/usage", "GET", TG_EP_USAGE, TG_DIALECT_ANTHROPIC},
     {"/health", "GET", TG_EP_HEALTH, TG_DIALECT_ANTHROPIC},

@@ -317,7 +317,7 @@ static void record_of(struct tg_request *r, struct tg_usage_record *rec)
         .api_key_id = r->identity.api_key_id,
         .user_id = r->identity.user_id,
         .group_id = r->identity.group_id,
-        .provider = r->model->provider->name,
+        .provider = tg_request_provider(r),
         .model = r->model->name,
         .usage = r->usage,
         .http_status = r->status,

@@ -11,7 +11,7 @@ insert into tollgate.usage (request_id, ts, api_key_id, user_id, group_id, provi
                             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                             cost_micros)
 select ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid,
-       date_trunc('day', now()) + interval '12 hours' - (i % 5) * interval '1 day',
+       date_trunc('day', now()) - (i % 5) * interval '1 day', -- never in the future
        case when i % 7 = 0 then null else 100 + i % 3 end,
        'rp-user' || (i % 4), 'rp-group' || (i % 2), 'anthropic',
        case when i % 3 = 0 then 'claude-sonnet-4-5' else 'claude-haiku-4-5' end,

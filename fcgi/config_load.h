@@ -1,0 +1,53 @@
+/*
+ * config_load.h — the config loader's shared parts, for config*.c only (not a
+ * public interface): the loader state that keeps the first error, and typed
+ * readers of a field that name its JSON path when it is bad.
+ */
+#ifndef TG_CONFIG_LOAD_H
+#define TG_CONFIG_LOAD_H
+
+#include "config.h"
+
+/* The loader's state: the first error ("config: <path>: <problem>") wins. */
+struct tg_config_loader {
+    char *err;
+    size_t err_size;
+    bool failed;
+};
+
+/* Records "config: path: ..." unless an error was recorded already. */
+void tg_config_load_fail(struct tg_config_loader *ld, const char *path, const char *fmt, ...)
+    TG_PRINTF(3, 4);
+
+/* strdup, failing the load when out of memory. */
+char *tg_config_load_strdup(struct tg_config_loader *ld, const char *s);
+
+/*
+ * obj.key as a new string (free it), "$NAME" read from the environment; a copy of
+ * fallback (or NULL) when absent, failing when required. path names obj.
+ */
+const char *tg_config_load_string(struct tg_config_loader *ld, struct json_t *obj, const char *key,
+                                  const char *path, const char *fallback, bool required);
+
+/* obj.key as an integer in [min, max]; fallback when absent. */
+long tg_config_load_integer(struct tg_config_loader *ld, struct json_t *obj, const char *key,
+                            const char *path, long fallback, long min, long max);
+
+/* obj.key as an object (borrowed), or NULL (failing when required). */
+struct json_t *tg_config_load_object(struct tg_config_loader *ld, struct json_t *obj,
+                                     const char *key, const char *path, bool required);
+
+/* Fails on a key of obj not in known (NULL-terminated): a typo is never ignored. */
+void tg_config_load_keys(struct tg_config_loader *ld, struct json_t *obj, const char *path,
+                         const char *const *known);
+
+/* An http:// or https:// URL with something after the scheme. */
+bool tg_config_load_is_http_url(const char *s);
+
+/* providers and models (config_providers.c): loaded, checked, released. */
+void tg_config_load_providers(struct tg_config_loader *ld, struct json_t *root,
+                              struct tg_config *c);
+void tg_config_load_models(struct tg_config_loader *ld, struct json_t *root, struct tg_config *c);
+void tg_config_providers_release(struct tg_config *c);
+
+#endif

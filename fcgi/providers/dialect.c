@@ -1,0 +1,78 @@
+/*
+ * dialect.c — the dialect of each endpoint, and what the dialects share.
+ */
+#include "dialect.h"
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "request.h"
+
+int tg_dialect_parse(struct tg_request *r)
+{
+    switch (r->endpoint) {
+    case TG_EP_MESSAGES: return tg_dialect_anthropic_parse(r);
+    case TG_EP_CHAT_COMPLETIONS: return tg_dialect_openai_parse_chat(r);
+    case TG_EP_EMBEDDINGS: return tg_dialect_openai_parse_embeddings(r);
+    default:
+        tg_request_fail(r, 500, "api_error", "internal error", "no dialect for this endpoint");
+        return TG_ERROR;
+    }
+}
+
+int tg_dialect_invalid(struct tg_request *r, const char *message)
+{
+    tg_request_fail(r, 400, "invalid_request_error", message, NULL);
+    return TG_ERROR;
+}
+
+static void free_json(void *doc)
+{
+    json_decref(doc);
+}
+
+int tg_dialect_load_body(struct tg_request *r)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(r->body, r->body_len, 0, &jerr);
+    if (doc == NULL) {
+        tg_request_fail(r, 400, "invalid_request_error", "request body is not valid JSON",
+                        "json: line %d: %s", jerr.line, jerr.text);
+        return TG_ERROR;
+    }
+    if (tg_arena_cleanup_add(r->arena, free_json, doc) != TG_OK) {
+        json_decref(doc);
+        tg_request_fail(r, 500, "api_error", "internal error", "out of memory");
+        return TG_ERROR;
+    }
+    r->doc = doc;
+    if (!json_is_object(doc))
+        return tg_dialect_invalid(r, "request body must be a JSON object");
+    return TG_OK;
+}
+
+int tg_dialect_find_model(struct tg_request *r, bool embeddings)
+{
+    json_t *model = json_object_get(r->doc, "model");
+    if (model == NULL)
+        return tg_dialect_invalid(r, "model: Field required");
+    if (!json_is_string(model))
+        return tg_dialect_invalid(r, "model: Input should be a valid string");
+    r->client_model = json_string_value(model);
+    r->model = tg_config_find_model(r->config, r->client_model);
+    char message[200];
+    if (r->model == NULL) {
+        /* the name is the client's own input; quote at most 100 bytes of it */
+        snprintf(message, sizeof(message), "model: %.100s", r->client_model);
+        tg_request_fail(r, 404, "not_found_error", message, NULL);
+        return TG_ERROR;
+    }
+    if ((r->model->kind == TG_MODEL_EMBEDDINGS) != embeddings) {
+        snprintf(message, sizeof(message), "model: \"%.100s\" is %s model", r->client_model,
+                 embeddings ? "not an embeddings" : "an embeddings");
+        return tg_dialect_invalid(r, message);
+    }
+    r->backend = &r->model->backends[0];
+    return TG_OK;
+}

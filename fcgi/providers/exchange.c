@@ -1,0 +1,348 @@
+/*
+ * exchange.c — one backend call and its reply, for every dialect and provider.
+ */
+#include "exchange.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal.h"
+#include "log.h"
+#include "provider.h"
+#include "quota.h"
+#include "request.h"
+#include "upstream.h"
+
+#define MAX_SSE_EVENT_BYTES (1024 * 1024)
+#define MAX_CALL_HEADERS 16
+
+int tg_exchange_add_header(struct tg_exchange *x, const char *fmt, ...)
+{
+    if (x->headers == NULL) {
+        x->headers = tg_arena_calloc(x->r->arena, sizeof(char *) * MAX_CALL_HEADERS);
+        if (x->headers == NULL)
+            return TG_ERROR;
+    }
+    if (x->n_headers >= MAX_CALL_HEADERS)
+        return TG_ERROR;
+    char line[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    /* a header that could split the request, or was cut, is never sent */
+    if (n < 0 || (size_t)n >= sizeof(line) || strpbrk(line, "\r\n") != NULL)
+        return TG_ERROR;
+    const char *copy = tg_arena_strdup(x->r->arena, line);
+    if (copy == NULL)
+        return TG_ERROR;
+    x->headers[x->n_headers++] = copy;
+    return TG_OK;
+}
+
+/* ---- the stream ---- */
+
+/* What the stream has delivered so far, as output tokens: never less than the provider said. */
+static int64_t output_estimate(const struct tg_exchange *x)
+{
+    int64_t reported = x->r->usage.output_tokens;
+    return x->text_bytes > reported ? x->text_bytes : reported;
+}
+
+static int write_event(struct tg_exchange *x, const char *event, const char *data, size_t len)
+{
+    struct tg_request *r = x->r;
+    if (r->dialect == TG_DIALECT_ANTHROPIC && (tg_request_write(r, "event: ", 7) != TG_OK ||
+                                               tg_request_write(r, event, strlen(event)) != TG_OK ||
+                                               tg_request_write(r, "\n", 1) != TG_OK))
+        return TG_ERROR;
+    if (tg_request_write(r, "data: ", 6) != TG_OK || tg_request_write(r, data, len) != TG_OK ||
+        tg_request_write(r, "\n\n", 2) != TG_OK)
+        return TG_ERROR;
+    return TG_OK;
+}
+
+/*
+ * The client left mid-stream: stop relaying but keep reading the provider's
+ * stream for its final usage, up to server.drain_timeout_ms and drain_max_bytes.
+ */
+static void client_left(struct tg_exchange *x)
+{
+    struct tg_request *r = x->r;
+    if (x->abort_at_ms != 0)
+        return;
+    r->client_gone = true;
+    r->outcome = "client_disconnected";
+    x->abort_at_ms = tg_now_ms() + (r->config->drain_timeout_ms > 0 ? r->config->drain_timeout_ms
+                                                                    : 1); /* 0: no drain */
+}
+
+/* What the client is about to receive is on record before it does (worker_lost). */
+static void journal_ahead(struct tg_exchange *x)
+{
+    int64_t estimate = output_estimate(x);
+    if (estimate > x->journaled_out) {
+        tg_journal_progress(x->r, estimate);
+        x->journaled_out = estimate;
+    }
+}
+
+static int on_sse_event(void *ctx, const char *event, const char *data, size_t len)
+{
+    struct tg_exchange *x = ctx;
+    int keep = x->ops->observe(x, event, data, len);
+    if (x->relay_mode != TG_RELAY_EVENTS || x->abort_at_ms != 0 || keep != TG_OK)
+        return TG_OK;
+    journal_ahead(x);
+    if (write_event(x, event, data, len) != TG_OK)
+        client_left(x);
+    return TG_OK;
+}
+
+/* While the provider is silent: has the client gone meanwhile? (at most every 200 ms) */
+static void on_wait(void *ctx)
+{
+    struct tg_exchange *x = ctx;
+    if (!x->streaming || x->abort_at_ms != 0)
+        return;
+    int64_t now = tg_now_ms();
+    if (now - x->checked_at_ms < 200)
+        return;
+    x->checked_at_ms = now;
+    if (tg_request_client_left(x->r))
+        client_left(x);
+}
+
+static int relay_chunk(struct tg_exchange *x, const char *data, size_t len)
+{
+    struct tg_request *r = x->r;
+    /* parse first: usage must be counted even if the client is gone (in EVENTS
+     * mode the parser's callback also writes each event to the client) */
+    if (tg_sse_feed(&x->sse, data, len) != TG_OK)
+        tg_log_warn(r->request_id, "could not parse the provider's event stream");
+    if (x->abort_at_ms == 0) {
+        if (x->relay_mode == TG_RELAY_RAW) {
+            journal_ahead(x);
+            if (tg_request_write(r, data, len) != TG_OK)
+                client_left(x);
+        }
+        if (x->abort_at_ms == 0 && tg_request_flush(r) != TG_OK)
+            client_left(x);
+        return TG_OK;
+    }
+    x->drained_bytes += len;
+    if (x->drained_bytes > r->config->drain_max_bytes) {
+        x->drain_cut = true;
+        return TG_ERROR;
+    }
+    return TG_OK;
+}
+
+/* ---- the reply ---- */
+
+static int on_header(void *ctx, const char *name, const char *value)
+{
+    struct tg_exchange *x = ctx;
+    struct tg_arena *arena = x->r->arena;
+    if (strcmp(name, "content-type") == 0)
+        x->content_type = tg_arena_strdup(arena, value);
+    else if (strcmp(name, "retry-after") == 0)
+        x->retry_after = tg_arena_strdup(arena, value);
+    else if (strcmp(name, "request-id") == 0 || strcmp(name, "x-request-id") == 0)
+        x->provider_request_id = tg_arena_strdup(arena, value);
+    return TG_OK;
+}
+
+static bool is_event_stream(const char *content_type)
+{
+    return content_type != NULL && strncmp(content_type, "text/event-stream", 17) == 0;
+}
+
+static int start_stream(struct tg_request *r, struct tg_exchange *x)
+{
+    x->streaming = true;
+    r->t_first_byte_ms = tg_now_ms(); /* the first chunk is relayed next (metrics' TTFT) */
+    r->status = 200;
+    tg_request_add_header(r, "Content-Type", "text/event-stream; charset=utf-8");
+    tg_request_add_header(r, "Cache-Control", "no-cache");
+    tg_request_add_header(r, "X-Accel-Buffering", "no");
+    if (x->provider_request_id != NULL)
+        tg_request_add_header(r, "request-id", x->provider_request_id);
+    return tg_request_send_headers(r);
+}
+
+static int buffer_body(struct tg_exchange *x, const char *data, size_t len)
+{
+    size_t cap = x->r->config->max_response_bytes;
+    if (x->reply_len + len > cap) {
+        x->too_big = true;
+        return TG_ERROR;
+    }
+    if (x->reply_len + len + 1 > x->reply_cap) {
+        size_t grown = x->reply_cap == 0 ? 16384 : x->reply_cap * 2;
+        while (grown < x->reply_len + len + 1)
+            grown *= 2;
+        char *fresh = tg_arena_alloc(x->r->arena, grown);
+        if (fresh == NULL)
+            return TG_ERROR;
+        if (x->reply_len > 0)
+            memcpy(fresh, x->reply, x->reply_len);
+        x->reply = fresh;
+        x->reply_cap = grown;
+    }
+    memcpy(x->reply + x->reply_len, data, len);
+    x->reply_len += len;
+    x->reply[x->reply_len] = '\0';
+    return TG_OK;
+}
+
+static int on_body(void *ctx, long status, const char *data, size_t len)
+{
+    struct tg_exchange *x = ctx;
+    struct tg_request *r = x->r;
+    r->upstream_contacted = true;
+    if (!x->streaming && r->stream && status == 200 && is_event_stream(x->content_type)) {
+        if (start_stream(r, x) != TG_OK)
+            client_left(x);
+    }
+    if (!x->streaming)
+        return buffer_body(x, data, len);
+    return relay_chunk(x, data, len);
+}
+
+/*
+ * A stream that ended without its final usage (cut by the drain's bounds, a
+ * timeout, a broken connection) is billed on what it delivered: never less
+ * than the text streamed, and never less than the provider said so far.
+ */
+static void settle_stream_usage(struct tg_request *r, const struct tg_exchange *x)
+{
+    if (x->final_usage)
+        return;
+    r->usage.output_tokens = output_estimate(x);
+    if (r->usage.input_tokens == 0) /* no start event either: the input's bound */
+        r->usage.input_tokens = tg_quota_estimate_input(r);
+    r->usage_source = "estimated";
+}
+
+static void release_sse(void *parser)
+{
+    tg_sse_parser_release(parser);
+}
+
+static int fail_transport(struct tg_request *r, enum tg_upstream_result result,
+                          const struct tg_upstream_call *call, const struct tg_exchange *x)
+{
+    const char *provider = r->backend->provider->name;
+    char message[160];
+    if (x->abort_at_ms != 0) {
+        r->outcome = "client_disconnected";
+        return TG_ERROR; /* nobody is left to answer */
+    }
+    if (x->too_big) {
+        r->outcome = "upstream_error";
+        snprintf(message, sizeof(message), "response from provider \"%s\" is too large", provider);
+        tg_request_fail(r, 502, "api_error", message, "reply exceeds server.max_response_bytes");
+        return TG_ERROR;
+    }
+    if (result == TG_UPSTREAM_TIMEOUT) {
+        r->outcome = "upstream_timeout";
+        snprintf(message, sizeof(message), "provider \"%s\" did not answer in time", provider);
+        tg_request_fail(r, 504, "api_error", message, "%s", call->error);
+        return TG_ERROR;
+    }
+    r->outcome = result == TG_UPSTREAM_UNREACHABLE ? "upstream_unreachable" : "upstream_error";
+    snprintf(message, sizeof(message), "could not reach provider \"%s\"", provider);
+    tg_request_fail(r, 502, "api_error", message, "%s", call->error);
+    return TG_ERROR;
+}
+
+int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
+{
+    const struct tg_provider *p = r->backend->provider;
+    memset(x, 0, sizeof(*x));
+    x->r = r;
+    x->ops = tg_provider_ops_for(p->type);
+    if (x->ops == NULL) {
+        tg_request_fail(r, 501, "api_error", "this provider type cannot be called yet",
+                        "provider \"%s\": no module", p->name);
+        return TG_ERROR;
+    }
+    if (x->ops->native != r->dialect) {
+        char message[200];
+        snprintf(message, sizeof(message),
+                 "model \"%s\" is served by provider \"%s\", which this API cannot reach",
+                 r->model->name, p->name);
+        tg_request_fail(r, 400, "invalid_request_error", message, NULL);
+        return TG_ERROR;
+    }
+    tg_sse_parser_init(&x->sse, MAX_SSE_EVENT_BYTES, on_sse_event, x);
+    if (tg_arena_cleanup_add(r->arena, release_sse, &x->sse) != TG_OK)
+        return TG_ERROR;
+    if (x->ops->prepare(r, x) != TG_OK) {
+        tg_request_fail(r, 500, "api_error", "internal error", "could not build the request");
+        return TG_ERROR;
+    }
+    struct tg_upstream_call call = {
+        .url = x->url,
+        .headers = x->headers,
+        .n_headers = x->n_headers,
+        .body = x->body,
+        .body_len = x->body_len,
+        .connect_timeout_ms = p->connect_timeout_ms,
+        .timeout_ms = p->timeout_ms,
+        .on_header = on_header,
+        .on_body = on_body,
+        .ctx = x,
+        .abort_at_ms = &x->abort_at_ms,
+        .on_wait = on_wait,
+    };
+    enum tg_upstream_result result = tg_upstream_perform(r->upstream, &call);
+    r->upstream_ms = call.elapsed_ms;
+    x->status = call.status;
+    if (call.status > 0)
+        r->upstream_contacted = true;
+    if (x->streaming) {
+        tg_sse_feed(&x->sse, "\n\n", 2); /* dispatch an unterminated last event */
+        settle_stream_usage(r, x);
+    }
+    if (result != TG_UPSTREAM_OK)
+        return fail_transport(r, result, &call, x);
+    if (x->streaming) {
+        if (x->stream_error && x->abort_at_ms == 0)
+            r->outcome = "upstream_error";
+        return TG_OK;
+    }
+    if (x->status == 200)
+        x->ops->read_usage(r, x->reply, x->reply_len);
+    else
+        r->outcome = "upstream_error";
+    return TG_OK;
+}
+
+int tg_exchange_respond(struct tg_request *r, struct tg_exchange *x)
+{
+    if (x->streaming)
+        return TG_OK; /* already sent as it arrived */
+    int status = (int)x->status;
+    if (status >= 400 && (x->reply == NULL || x->ops->native != r->dialect ||
+                          !x->ops->is_error_body(x->reply, x->reply_len))) {
+        char message[160];
+        snprintf(message, sizeof(message), "provider \"%s\" answered HTTP %d",
+                 r->backend->provider->name, status);
+        tg_request_fail(r, status, NULL, message, NULL);
+        if (x->retry_after != NULL)
+            tg_request_add_header(r, "retry-after", x->retry_after);
+        tg_request_send_error(r);
+        return TG_OK;
+    }
+    if (x->retry_after != NULL)
+        tg_request_add_header(r, "retry-after", x->retry_after);
+    if (x->provider_request_id != NULL)
+        tg_request_add_header(r, "request-id", x->provider_request_id);
+    const char *type = x->content_type != NULL ? x->content_type : "application/json";
+    return tg_request_respond(r, status, type, x->reply != NULL ? x->reply : "", x->reply_len);
+}

@@ -1,0 +1,86 @@
+/*
+ * exchange.h — one call to a backend and its reply, whatever the dialects: the
+ * provider module (provider.h) says what to send and how to read usage out of
+ * the reply; this module sends it (upstream.c), relays a stream to the client as
+ * it arrives — or, when the client left, drains it for its final usage within
+ * server.drain_timeout_ms / drain_max_bytes — keeps the journal's progress
+ * record ahead of what the client received, buffers a non-stream reply (capped
+ * by server.max_response_bytes), and answers transport failures in the
+ * client's dialect (502, 504).
+ *
+ * Not here: which backend (pipeline, balancer), what the body says (dialects),
+ * the usage row (settle.c).
+ */
+#ifndef TG_EXCHANGE_H
+#define TG_EXCHANGE_H
+
+#include "common.h"
+#include "sse.h"
+
+struct tg_request;
+struct tg_provider_ops;
+
+/* How a stream reaches the client. */
+enum tg_relay_mode {
+    TG_RELAY_RAW,    /* the provider's bytes as they arrive */
+    TG_RELAY_EVENTS, /* event by event, minus those the provider withholds */
+};
+
+struct tg_exchange {
+    struct tg_request *r;
+    const struct tg_provider_ops *ops;
+
+    /* the call, filled by the provider's prepare() */
+    const char *url;
+    const char **headers; /* "Name: value" */
+    size_t n_headers;
+    const char *body;
+    size_t body_len;
+    enum tg_relay_mode relay_mode;
+    bool usage_injected; /* the provider asked for usage the client did not: strip it */
+
+    /* the reply */
+    long status;
+    const char *content_type;
+    const char *retry_after;
+    const char *provider_request_id;
+    char *reply; /* the buffered body (non-stream, or any error reply) */
+    size_t reply_len;
+    size_t reply_cap;
+    bool streaming; /* the body went to the client as it arrived */
+    struct tg_sse_parser sse;
+
+    /* what the stream said so far (the provider's observe() keeps these) */
+    bool final_usage;   /* the usage that ends the stream arrived */
+    bool stream_error;  /* the provider sent an error mid-stream */
+    int64_t text_bytes; /* content streamed so far (text, tool arguments, thinking), bytes */
+
+    /* the client and the drain */
+    bool too_big;
+    bool drain_cut;
+    int64_t abort_at_ms; /* set when the client left: the drain's deadline */
+    size_t drained_bytes;
+    int64_t journaled_out;
+    int64_t checked_at_ms;
+};
+
+/*
+ * Calls r->backend with what ops->prepare() builds. A successful stream is
+ * relayed while it arrives; anything else is buffered in *x (which must live in
+ * r->arena). Fills r->usage, r->upstream_ms, r->outcome and sets
+ * r->upstream_contacted once the provider answered. TG_ERROR with r->error set
+ * when there is no usable reply (502, 504), or nobody left to answer.
+ */
+int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x);
+
+/*
+ * Sends a buffered reply to the client: the provider's status, content type and
+ * body, or — an error body not in the client's dialect — the client's own error
+ * for that status.
+ */
+int tg_exchange_respond(struct tg_request *r, struct tg_exchange *x);
+
+/* Appends "Name: value" to the call's headers (the provider's prepare()); TG_ERROR on CR/LF. */
+int tg_exchange_add_header(struct tg_exchange *x, const char *fmt, ...) TG_PRINTF(2, 3);
+
+#endif

@@ -1,0 +1,195 @@
+/*
+ * provider_openai.c — OpenAI and Azure OpenAI as backends.
+ */
+#include "provider_openai.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exchange.h"
+#include "jscan.h"
+#include "trace.h"
+#include "usage.h"
+
+static int64_t int_member(json_t *obj, const char *name)
+{
+    json_t *v = json_object_get(obj, name);
+    return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+void tg_openai_take_usage(json_t *usage, struct tg_usage *out)
+{
+    if (!json_is_object(usage))
+        return;
+    int64_t prompt = int_member(usage, "prompt_tokens");
+    int64_t cached = int_member(json_object_get(usage, "prompt_tokens_details"), "cached_tokens");
+    if (cached > prompt)
+        cached = prompt;
+    out->input_tokens = prompt - cached;
+    out->cache_read_tokens = cached;
+    out->output_tokens = int_member(usage, "completion_tokens"); /* reasoning included */
+}
+
+static void read_usage(struct tg_request *r, const char *body, size_t len)
+{
+    const char *member;
+    size_t member_len;
+    if (tg_jscan_member(body, len, "usage", &member, &member_len) != TG_OK)
+        return;
+    json_t *usage = json_loadb(member, member_len, 0, NULL);
+    tg_openai_take_usage(usage, &r->usage);
+    json_decref(usage);
+}
+
+/* Content bytes a chunk carries: text, refusals, reasoning and tool-call arguments. */
+static int64_t chunk_bytes(json_t *choices)
+{
+    int64_t n = 0;
+    size_t i, j;
+    json_t *choice, *call;
+    json_array_foreach(choices, i, choice) {
+        json_t *delta = json_object_get(choice, "delta");
+        n += (int64_t)json_string_length(json_object_get(delta, "content"));
+        n += (int64_t)json_string_length(json_object_get(delta, "refusal"));
+        n += (int64_t)json_string_length(json_object_get(delta, "reasoning_content"));
+        json_array_foreach(json_object_get(delta, "tool_calls"), j, call) {
+            json_t *function = json_object_get(call, "function");
+            n += (int64_t)json_string_length(json_object_get(function, "arguments"));
+        }
+    }
+    return n;
+}
+
+static int observe(struct tg_exchange *x, const char *event, const char *data, size_t len)
+{
+    (void)event; /* OpenAI's streams are data lines only */
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0)
+        return TG_OK;
+    json_t *chunk = json_loadb(data, len, 0, NULL);
+    if (chunk == NULL)
+        return TG_OK;
+    int keep = TG_OK;
+    json_t *choices = json_object_get(chunk, "choices");
+    x->text_bytes += chunk_bytes(choices);
+    json_t *usage = json_object_get(chunk, "usage");
+    if (json_is_object(usage)) {
+        tg_openai_take_usage(usage, &x->r->usage);
+        x->final_usage = true;
+        /* the usage chunk this client did not ask for */
+        if (x->usage_injected && json_array_size(choices) == 0)
+            keep = TG_DECLINED;
+    }
+    if (json_object_get(chunk, "error") != NULL)
+        x->stream_error = true;
+    json_decref(chunk);
+    return keep;
+}
+
+/* Did the client ask for the stream's usage chunk itself? */
+static bool client_wants_usage(struct tg_request *r)
+{
+    json_t *options = json_object_get(r->doc, "stream_options");
+    return json_is_true(json_object_get(options, "include_usage"));
+}
+
+static void free_text(void *text)
+{
+    free(text);
+}
+
+/* The body to send: the client's, with include_usage added to a stream that lacks it. */
+static int body_for(struct tg_request *r, struct tg_exchange *x)
+{
+    if (!r->stream || r->endpoint != TG_EP_CHAT_COMPLETIONS || client_wants_usage(r)) {
+        x->body = tg_provider_same_dialect_body(r, &x->body_len);
+        x->relay_mode = TG_RELAY_RAW;
+        return x->body != NULL ? TG_OK : TG_ERROR;
+    }
+    json_t *options = json_object_get(r->doc, "stream_options");
+    if (!json_is_object(options)) {
+        options = json_object();
+        if (json_object_set_new(r->doc, "stream_options", options) != 0)
+            return TG_ERROR;
+    }
+    if (json_object_set_new(options, "include_usage", json_true()) != 0 ||
+        json_object_set_new(r->doc, "model", json_string(r->backend->upstream_model)) != 0)
+        return TG_ERROR;
+    char *text = json_dumps(r->doc, JSON_COMPACT);
+    if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
+        free(text);
+        return TG_ERROR;
+    }
+    x->body = text;
+    x->body_len = strlen(text);
+    x->relay_mode = TG_RELAY_EVENTS;
+    x->usage_injected = true;
+    return TG_OK;
+}
+
+static const char *endpoint_path(const struct tg_request *r)
+{
+    return r->endpoint == TG_EP_EMBEDDINGS ? "embeddings" : "chat/completions";
+}
+
+static int common_headers(struct tg_request *r, struct tg_exchange *x)
+{
+    int rc = tg_exchange_add_header(x, "traceparent: %s", r->trace.traceparent);
+    rc |= tg_exchange_add_header(x, "content-type: application/json");
+    rc |= tg_exchange_add_header(x, "accept: %s",
+                                 r->stream ? "text/event-stream" : "application/json");
+    rc |= tg_exchange_add_header(x, "user-agent: tollgate/" PACKAGE_VERSION);
+    rc |= tg_exchange_add_header(x, "expect:");
+    return rc == TG_OK ? TG_OK : TG_ERROR;
+}
+
+static int prepare_openai(struct tg_request *r, struct tg_exchange *x)
+{
+    const struct tg_provider *p = r->backend->provider;
+    x->url = tg_arena_printf(r->arena, "%s/v1/%s", p->base_url, endpoint_path(r));
+    if (x->url == NULL || body_for(r, x) != TG_OK)
+        return TG_ERROR;
+    if (p->api_key != NULL && tg_exchange_add_header(x, "authorization: Bearer %s", p->api_key))
+        return TG_ERROR;
+    return common_headers(r, x);
+}
+
+static int prepare_azure(struct tg_request *r, struct tg_exchange *x)
+{
+    const struct tg_provider *p = r->backend->provider;
+    /* the deployment is the backend's model name; it comes from the config only */
+    x->url = tg_arena_printf(r->arena, "%s/openai/deployments/%s/%s?api-version=%s", p->base_url,
+                             r->backend->upstream_model, endpoint_path(r), p->api_version);
+    if (x->url == NULL || body_for(r, x) != TG_OK)
+        return TG_ERROR;
+    if (tg_exchange_add_header(x, "api-key: %s", p->api_key) != TG_OK)
+        return TG_ERROR;
+    return common_headers(r, x);
+}
+
+/* An OpenAI error body: {"error":{"message":...}}. */
+static bool is_error_body(const char *body, size_t len)
+{
+    json_t *doc = json_loadb(body, len, 0, NULL);
+    bool ok = json_is_string(json_object_get(json_object_get(doc, "error"), "message"));
+    json_decref(doc);
+    return ok;
+}
+
+const struct tg_provider_ops tg_provider_openai = {
+    .name = "openai",
+    .native = TG_DIALECT_OPENAI,
+    .prepare = prepare_openai,
+    .read_usage = read_usage,
+    .observe = observe,
+    .is_error_body = is_error_body,
+};
+
+const struct tg_provider_ops tg_provider_azure_openai = {
+    .name = "azure_openai",
+    .native = TG_DIALECT_OPENAI,
+    .prepare = prepare_azure,
+    .read_usage = read_usage,
+    .observe = observe,
+    .is_error_body = is_error_body,
+};
