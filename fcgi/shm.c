@@ -15,7 +15,7 @@
 #include "crypto.h"
 
 #define SHM_MAGIC                                                                                  \
-    0x746f6c6c67617405ULL /* "tollgat" + layout version 5 (exceeded, dead letters)                 \
+    0x746f6c6c67617406ULL /* "tollgat" + layout version 6 (circuit breakers)                       \
                            */
 
 static void segment_name(const char *scope, char *out, size_t size)
@@ -40,7 +40,8 @@ int tg_shm_mutex_init(pthread_mutex_t *mutex)
 
 static int init_segment(struct tg_shm *shm)
 {
-    if (tg_shm_mutex_init(&shm->lock) != TG_OK || tg_shm_mutex_init(&shm->metrics.lock) != TG_OK)
+    if (tg_shm_mutex_init(&shm->lock) != TG_OK || tg_shm_mutex_init(&shm->metrics.lock) != TG_OK ||
+        tg_shm_mutex_init(&shm->circuits.lock) != TG_OK)
         return TG_ERROR;
     shm->size = sizeof(*shm);
     atomic_thread_fence(memory_order_release);

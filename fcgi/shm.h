@@ -1,8 +1,8 @@
 /*
  * shm.h — the per-host shared memory segment that every worker process of one
- * deployment maps: local rate-limit buckets and the metrics that GET /metrics
- * reports (circuit state later). Nothing in it must be seen by other hosts;
- * what must be global lives in PostgreSQL.
+ * deployment maps: local rate-limit buckets, the metrics that GET /metrics
+ * reports and the backends' circuit breakers. Nothing in it must be seen by
+ * other hosts; what must be global lives in PostgreSQL.
  *
  * The segment is named after the FastCGI listening socket (every process that
  * spawn-fcgi started shares it, and two deployments on one host do not), created
@@ -81,6 +81,40 @@ struct tg_shm_metrics {
     uint64_t reservation_exceeded; /* usage that passed its reservation (quota.c) */
 };
 
+/*
+ * Circuit breakers (balancer.c reads and writes them; the layout is here so
+ * that the segment's version covers it). One circuit per backend id, found by
+ * open addressing and never removed (ids come from the config: a few per
+ * model). A backend whose id finds the table full, or does not fit, is not
+ * tracked: its circuit counts as closed.
+ */
+#define TG_SHM_CIRCUITS 1024       /* the table's capacity (and its open-addressing modulus) */
+#define TG_SHM_CIRCUIT_ID 129      /* a backend id: 128 characters */
+#define TG_SHM_CIRCUIT_FAILURES 32 /* failure times remembered: failure_threshold's cap */
+
+enum tg_shm_circuit_state { TG_CIRCUIT_CLOSED, TG_CIRCUIT_OPEN, TG_CIRCUIT_HALF_OPEN };
+
+struct tg_shm_circuit {
+    char id[TG_SHM_CIRCUIT_ID]; /* "" = free slot */
+    int32_t state;              /* enum tg_shm_circuit_state */
+    uint32_t n_failures;        /* failure times held, at most TG_SHM_CIRCUIT_FAILURES */
+    uint32_t next_failure;      /* the ring position the next failure time goes to */
+    int64_t failure_ms[TG_SHM_CIRCUIT_FAILURES]; /* ring of the latest failure times */
+    int64_t opened_at_ms;                        /* when it last opened (CLOCK_MONOTONIC) */
+    int64_t probe_at_ms;  /* half-open: when the probe in flight was granted */
+    uint64_t probe_token; /* half-open: the probe's token (one more per grant, never 0) */
+    uint64_t failures_total;
+    uint64_t opened_total;
+};
+
+struct tg_shm_circuits {
+    pthread_mutex_t lock; /* robust, process-shared: guards everything below */
+    uint32_t n_circuits;
+    uint32_t untracked_logged;  /* 1 once an untracked backend was logged */
+    uint64_t untracked_reports; /* reports about backends without a circuit */
+    struct tg_shm_circuit circuits[TG_SHM_CIRCUITS];
+};
+
 struct tg_shm {
     uint64_t magic; /* set last, once initialised */
     uint64_t size;
@@ -89,6 +123,7 @@ struct tg_shm {
     pthread_mutex_t lock;              /* robust, process-shared: guards buckets */
     struct tg_shm_bucket buckets[TG_SHM_BUCKETS];
     struct tg_shm_metrics metrics;
+    struct tg_shm_circuits circuits;
 };
 
 /*
