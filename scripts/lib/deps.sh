@@ -5,7 +5,11 @@
 TG_PACKAGES=(build-essential autoconf automake libtool pkg-config
     libfcgi-dev libfcgi-bin spawn-fcgi lighttpd apache2 wrk nginx-light
     libcmocka-dev libjansson-dev libcurl4-openssl-dev libpcre2-dev libssl-dev
-    libpq-dev postgresql curl prometheus clang-format)
+    libpq-dev postgresql curl prometheus clang-format nodejs npm)
+# A package listed here counts as installed when its command is on PATH:
+# Node.js from another source (NodeSource's nodejs bundles npm and conflicts
+# with Debian's npm package, which apt would otherwise swap it for).
+declare -gA TG_PACKAGE_COMMANDS=([nodejs]=node [npm]=npm)
 TG_USER=tollgate
 TG_PGBIN=/usr/lib/postgresql/15/bin  # used by pg.sh
 
@@ -16,6 +20,8 @@ tg_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 tg_deps_missing() {
     local p missing=()
     for p in "${TG_PACKAGES[@]}"; do
+        [ -n "${TG_PACKAGE_COMMANDS[$p]:-}" ] &&
+            command -v "${TG_PACKAGE_COMMANDS[$p]}" >/dev/null 2>&1 && continue
         [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] ||
             missing+=("$p")
     done
@@ -49,6 +55,34 @@ tg_deps_ensure() {
     [ "$rc" -eq 0 ] || tg_die "apt-get failed (exit $rc)"
     missing=$(tg_deps_missing)
     [ -z "$missing" ] || tg_die "still missing after install: $missing"
+}
+
+# tg_sdk_ensure TOP: the official client SDKs of tests/sdk (npm's openai and
+# @anthropic-ai/sdk, at the versions package-lock.json pins) for
+# tests/integration/test_sdk.py.  Runs `npm ci` when node_modules is missing,
+# older than package.json or package-lock.json, or was installed from another
+# package-lock.json (its copy in node_modules is the stamp), then makes it
+# readable by all, so that TG_USER can load it when we are root.  A failure
+# only warns: the other tests do not need it, and test_sdk.py says what is
+# missing.
+tg_sdk_ensure() {
+    local dir=$1/tests/sdk stamp
+    stamp=$dir/node_modules/.tollgate-package-lock.json
+    if [ -f "$stamp" ] && [ ! "$dir/package-lock.json" -nt "$stamp" ] &&
+        [ ! "$dir/package.json" -nt "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        tg_log "warning: no npm; the SDK tests (tests/sdk) will fail"
+        return 0
+    fi
+    tg_log "npm ci (tests/sdk)"
+    if ! (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2); then
+        tg_log "warning: npm ci failed in tests/sdk; the SDK tests will fail"
+        return 0
+    fi
+    cp "$dir/package-lock.json" "$stamp"
+    chmod -R a+rX "$dir/node_modules"
 }
 
 # "${TG_AS[@]}" CMD... runs CMD as TG_USER when we are root (set by

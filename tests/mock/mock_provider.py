@@ -200,6 +200,13 @@ def split_text(text, n):
     return ["".join(units[bounds[i]:bounds[i + 1]]) for i in range(n)]
 
 
+def tool_use_block(index, tool, input_=None):
+    """The tool_use content block of a reply (input_: instead of the tool's input)."""
+    return {"type": "tool_use", "id": "toolu_mock_%d" % index,
+            "name": tool.get("name", "mock_tool"),
+            "input": tool.get("input", {}) if input_ is None else input_}
+
+
 def tool_use_events(index, tool, chunks):
     """A tool_use content block: its input JSON streamed as input_json_delta pieces."""
     raw = dumps(tool.get("input", {}))
@@ -207,8 +214,7 @@ def tool_use_events(index, tool, chunks):
     bounds = [len(raw) * i // n for i in range(n + 1)]
     events = [("content_block_start", {
         "type": "content_block_start", "index": index,
-        "content_block": {"type": "tool_use", "id": "toolu_mock_%d" % index,
-                          "name": tool.get("name", "mock_tool"), "input": {}}})]
+        "content_block": tool_use_block(index, tool, {})})]
     for i in range(n):
         events.append(("content_block_delta", {
             "type": "content_block_delta", "index": index,
@@ -381,7 +387,7 @@ class Handler(BaseHTTPRequestHandler):
         if req.get("stream") is True:
             self.send_stream(directive, model, text, usage)
         else:
-            self.send_message(model, text, usage, drop)
+            self.send_message(model, text, usage, drop, directive.get("tool_use"))
 
     def send_directed_error(self, status, directive, drop):
         etype = directive.get("error_type") or ERROR_TYPES.get(status, "api_error")
@@ -391,12 +397,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(status, error_obj(etype, "mock error %d" % status),
                        headers, half=(drop == "mid_stream"))
 
-    def send_message(self, model, text, usage, drop):
+    def send_message(self, model, text, usage, drop, tool=None):
+        content = [{"type": "text", "text": text}]
+        if tool is not None:
+            content.append(tool_use_block(1, tool))
         msg = {"id": "msg_mock_%d" % self.req_n, "type": "message",
-               "role": "assistant", "model": model,
-               "content": [{"type": "text", "text": text}],
-               "stop_reason": "end_turn", "stop_sequence": None,
-               "usage": usage}
+               "role": "assistant", "model": model, "content": content,
+               "stop_reason": "tool_use" if tool is not None else "end_turn",
+               "stop_sequence": None, "usage": usage}
         self.send_json(200, msg, self.api_headers(),
                        half=(drop == "mid_stream"))
 
