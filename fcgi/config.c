@@ -452,12 +452,13 @@ static int load_root(json_t *root, struct tg_config **out, struct tg_config_load
     }
     static const char *const known[] = {"server",  "database",    "providers", "models", "log",
                                         "spool",   "rate_limits", "quotas",    "auth",   "admin",
-                                        "metrics", "bounds",      NULL};
+                                        "metrics", "bounds",      "failover",  NULL};
     tg_config_load_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
     tg_config_load_providers(ld, root, c);
     tg_config_load_models(ld, root, c);
+    tg_config_load_failover(ld, root, c);
     load_log(ld, root, c);
     load_spool(ld, root, c);
     load_rate_limits(ld, root, c);

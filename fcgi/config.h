@@ -56,6 +56,8 @@ struct tg_backend {
     const char *id;      /* "provider/upstream_model": the circuit breaker's key */
 };
 
+#define TG_MAX_BACKENDS 16 /* a model's pool holds at most this many */
+
 enum tg_model_kind { TG_MODEL_CHAT, TG_MODEL_EMBEDDINGS };
 
 struct tg_model {
@@ -115,6 +117,20 @@ struct tg_metrics_allow {
 
 #define TG_METRICS_TOKEN_HASH_LEN 32 /* SHA-256 */
 
+/* failover: retries on another backend of the pool, and the circuit breaker. */
+#define TG_MAX_RETRY_STATUSES 16
+struct tg_failover_config {
+    int max_attempts;       /* backends tried per request at most (1: no retry) */
+    long backoff_base_ms;   /* exponential backoff with full jitter from here */
+    long backoff_max_ms;    /* ... up to here (retry-after honoured within it) */
+    long total_deadline_ms; /* no new attempt starts after this, from the first */
+    int retry_statuses[TG_MAX_RETRY_STATUSES]; /* a backend answering one of these failed */
+    size_t n_retry_statuses;
+    int failure_threshold; /* circuit: failures within window_ms open it ... */
+    long window_ms;
+    long cooldown_ms; /* ... for this long; then one half-open probe */
+};
+
 enum tg_estimator { TG_ESTIMATE_UPPER_BOUND, TG_ESTIMATE_APPROXIMATE };
 enum tg_db_down_policy { TG_DB_DOWN_DENY, TG_DB_DOWN_LOCAL_ONLY };
 
@@ -140,6 +156,7 @@ struct tg_config {
     long sweep_interval_ms;            /* quotas.sweep_interval_ms */
     long reservation_ttl_ms;           /* quotas.reservation_ttl_ms */
     struct tg_bounds_config bounds;    /* bounds (bound.c) */
+    struct tg_failover_config failover;
 
     struct tg_rate_limit *rate_limits;
     size_t n_rate_limits;

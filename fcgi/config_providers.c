@@ -405,6 +405,57 @@ void tg_config_load_models(struct tg_config_loader *ld, json_t *root, struct tg_
     check_model_names(ld, c);
 }
 
+static void load_retry_statuses(struct tg_config_loader *ld, json_t *obj,
+                                struct tg_failover_config *f)
+{
+    static const int defaults[] = {429, 500, 502, 503, 504, 529};
+    json_t *list = json_object_get(obj, "retry_statuses");
+    if (list == NULL) {
+        for (size_t i = 0; i < TG_ARRAY_LEN(defaults); i++)
+            f->retry_statuses[f->n_retry_statuses++] = defaults[i];
+        return;
+    }
+    if (!json_is_array(list) || json_array_size(list) > TG_MAX_RETRY_STATUSES) {
+        tg_config_load_fail(ld, "failover.retry_statuses",
+                            "must be an array of at most %d statuses", TG_MAX_RETRY_STATUSES);
+        return;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 400 || json_integer_value(v) > 599) {
+            char field[64];
+            snprintf(field, sizeof(field), "failover.retry_statuses[%zu]", i);
+            tg_config_load_fail(ld, field, "must be an HTTP status from 400 to 599");
+            return;
+        }
+        f->retry_statuses[f->n_retry_statuses++] = (int)json_integer_value(v);
+    }
+}
+
+void tg_config_load_failover(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
+{
+    struct tg_failover_config *f = &c->failover;
+    json_t *obj = tg_config_load_object(ld, root, "failover", "", false);
+    static const char *const known[] = {"max_attempts",      "backoff_base_ms", "backoff_max_ms",
+                                        "total_deadline_ms", "retry_statuses",  "failure_threshold",
+                                        "window_ms",         "cooldown_ms",     NULL};
+    if (obj != NULL)
+        tg_config_load_keys(ld, obj, "failover", known);
+    f->max_attempts = (int)tg_config_load_integer(ld, obj, "max_attempts", "failover", 3, 1, 16);
+    f->backoff_base_ms =
+        tg_config_load_integer(ld, obj, "backoff_base_ms", "failover", 100, 0, 60000);
+    f->backoff_max_ms =
+        tg_config_load_integer(ld, obj, "backoff_max_ms", "failover", 2000, 0, 600000);
+    f->total_deadline_ms =
+        tg_config_load_integer(ld, obj, "total_deadline_ms", "failover", 30000, 0, 3600000);
+    f->failure_threshold =
+        (int)tg_config_load_integer(ld, obj, "failure_threshold", "failover", 5, 0, 32);
+    f->window_ms = tg_config_load_integer(ld, obj, "window_ms", "failover", 60000, 1, 3600000);
+    f->cooldown_ms = tg_config_load_integer(ld, obj, "cooldown_ms", "failover", 30000, 0, 3600000);
+    load_retry_statuses(ld, obj, f);
+}
+
 void tg_config_providers_release(struct tg_config *c)
 {
     for (size_t i = 0; i < c->n_providers; i++) {

@@ -61,7 +61,7 @@ void tg_crypto_uuid4(char out[37])
  * from the CSPRNG once, so an id costs no system call (libcrypto's RAND_bytes
  * asks getpid(2) each time, to notice a fork).
  */
-static uint64_t id_random(void)
+uint64_t tg_crypto_fast_random(void)
 {
     static _Thread_local uint64_t state[2];
     if (state[0] == 0 && state[1] == 0) {
@@ -84,7 +84,7 @@ static uint64_t id_random(void)
 void tg_crypto_uuid7(char out[37])
 {
     unsigned char b[16];
-    uint64_t r1 = id_random(), r2 = id_random();
+    uint64_t r1 = tg_crypto_fast_random(), r2 = tg_crypto_fast_random();
     memcpy(b + 6, &r1, 2);
     memcpy(b + 8, &r2, 8);
     struct timespec ts;

@@ -19,6 +19,12 @@ void tg_crypto_sha256(const void *data, size_t len, unsigned char out[TG_SHA256_
 void tg_crypto_uuid4(char out[37]);
 
 /*
+ * 64 random bits from a per-thread xorshift generator seeded once from the
+ * CSPRNG: no system call, not for secrets (ids, load balancing, jitter).
+ */
+uint64_t tg_crypto_fast_random(void);
+
+/*
  * A version 7 UUID: 48 bits of Unix milliseconds, then 74 pseudo-random bits
  * (a per-thread generator seeded from the CSPRNG: unique, not secret). Ids
  * made later sort later, so the usage table's btrees take them at their right

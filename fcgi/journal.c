@@ -162,8 +162,8 @@ int tg_journal_begin(struct tg_request *r)
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:I, s:s?, s:s?, s:s, s:s, s:b, s:I, s:I}", "k", "B", "id", r->request_id,
         "ts", r->started_at, "key", (json_int_t)r->identity.api_key_id, "u", r->identity.user_id,
-        "g", r->identity.group_id, "p", tg_request_provider(r), "m", r->model->name, "s",
-        r->stream, "in", (json_int_t)tg_quota_estimate_input(r), "out", (json_int_t)r->max_tokens);
+        "g", r->identity.group_id, "p", tg_request_provider(r), "m", r->model->name, "s", r->stream,
+        "in", (json_int_t)tg_quota_estimate_input(r), "out", (json_int_t)r->max_tokens);
     char buf[1024];
     size_t len = o != NULL ? json_dumpb(o, buf, sizeof(buf), JSON_COMPACT) : 0;
     json_decref(o);

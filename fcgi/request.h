@@ -99,6 +99,7 @@ struct tg_request {
     const char *usage_source; /* NULL: the provider's own figures; "estimated", "reserved_bound" */
     int journal_slot;         /* the journal file holding this request's records; -1: none */
     int64_t upstream_ms;
+    int attempts;            /* backends tried (failover); the last one served */
     int64_t t_first_byte_ms; /* streams: when the first upstream byte was relayed; 0: not yet */
     int64_t cost_micros;     /* -1 until settled */
     const char *outcome;     /* "ok", "upstream_error", ... for logs and usage */

@@ -3,12 +3,16 @@
  */
 #include "exchange.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "balancer.h"
+#include "crypto.h"
 #include "journal.h"
 #include "log.h"
 #include "provider.h"
@@ -102,13 +106,30 @@ static int on_sse_event(void *ctx, const char *event, const char *data, size_t l
     return TG_OK;
 }
 
-/* While the provider is silent: has the client gone meanwhile? (at most every 200 ms) */
+/*
+ * The provider's own deadlines: its first byte within first_byte_timeout_ms of
+ * the request, and no silence longer than idle_timeout_ms between two pieces
+ * (the whole call's timeout_ms is curl's).
+ */
+static void check_deadlines(struct tg_exchange *x, int64_t now)
+{
+    const struct tg_provider *p = x->r->backend->provider;
+    bool late = x->last_data_ms == 0 ? now - x->started_ms > p->first_byte_timeout_ms
+                                     : now - x->last_data_ms > p->idle_timeout_ms;
+    if (late && x->abort_at_ms == 0) {
+        x->timed_out = true;
+        x->abort_at_ms = 1; /* passed: curl's progress callback aborts the transfer */
+    }
+}
+
+/* While the provider is silent: its deadlines, and has the client gone? (every 200 ms) */
 static void on_wait(void *ctx)
 {
     struct tg_exchange *x = ctx;
+    int64_t now = tg_now_ms();
+    check_deadlines(x, now);
     if (!x->streaming || x->abort_at_ms != 0)
         return;
-    int64_t now = tg_now_ms();
     if (now - x->checked_at_ms < 200)
         return;
     x->checked_at_ms = now;
@@ -204,6 +225,7 @@ static int on_body(void *ctx, long status, const char *data, size_t len)
     struct tg_exchange *x = ctx;
     struct tg_request *r = x->r;
     r->upstream_contacted = true;
+    x->last_data_ms = tg_now_ms();
     if (!x->streaming && r->stream && status == 200 && is_event_stream(x->content_type)) {
         if (start_stream(r, x) != TG_OK)
             client_left(x);
@@ -238,7 +260,7 @@ static int fail_transport(struct tg_request *r, enum tg_upstream_result result,
 {
     const char *provider = r->backend->provider->name;
     char message[160];
-    if (x->abort_at_ms != 0) {
+    if (x->abort_at_ms != 0 && !x->timed_out) {
         r->outcome = "client_disconnected";
         return TG_ERROR; /* nobody is left to answer */
     }
@@ -260,33 +282,40 @@ static int fail_transport(struct tg_request *r, enum tg_upstream_result result,
     return TG_ERROR;
 }
 
-int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
+/* A backend whose provider cannot serve this client's dialect (no translation yet). */
+static int cannot_serve(struct tg_request *r)
+{
+    char message[200];
+    snprintf(message, sizeof(message),
+             "model \"%s\" is served by provider \"%s\", which this API cannot reach",
+             r->model->name, r->backend->provider->name);
+    tg_request_fail(r, 400, "invalid_request_error", message, NULL);
+    return TG_ERROR;
+}
+
+static bool more_backends(const struct tg_balancer_member *members, size_t n, const bool *tried)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!tried[i] && members[i].weight > 0)
+            return true;
+    return false;
+}
+
+/* One attempt on r->backend: the call, and what its reply says of usage. */
+static enum tg_upstream_result attempt(struct tg_request *r, struct tg_exchange *x,
+                                       struct tg_upstream_call *call)
 {
     const struct tg_provider *p = r->backend->provider;
     memset(x, 0, sizeof(*x));
     x->r = r;
     x->ops = tg_provider_ops_for(p->type);
-    if (x->ops == NULL) {
-        tg_request_fail(r, 501, "api_error", "this provider type cannot be called yet",
-                        "provider \"%s\": no module", p->name);
-        return TG_ERROR;
-    }
-    if (x->ops->native != r->dialect) {
-        char message[200];
-        snprintf(message, sizeof(message),
-                 "model \"%s\" is served by provider \"%s\", which this API cannot reach",
-                 r->model->name, p->name);
-        tg_request_fail(r, 400, "invalid_request_error", message, NULL);
-        return TG_ERROR;
-    }
     tg_sse_parser_init(&x->sse, MAX_SSE_EVENT_BYTES, on_sse_event, x);
-    if (tg_arena_cleanup_add(r->arena, release_sse, &x->sse) != TG_OK)
-        return TG_ERROR;
-    if (x->ops->prepare(r, x) != TG_OK) {
-        tg_request_fail(r, 500, "api_error", "internal error", "could not build the request");
-        return TG_ERROR;
+    if (tg_arena_cleanup_add(r->arena, release_sse, &x->sse) != TG_OK ||
+        x->ops->prepare(r, x) != TG_OK) {
+        snprintf(call->error, sizeof(call->error), "could not build the request");
+        return TG_UPSTREAM_FAILED;
     }
-    struct tg_upstream_call call = {
+    *call = (struct tg_upstream_call){
         .url = x->url,
         .headers = x->headers,
         .n_headers = x->n_headers,
@@ -300,14 +329,111 @@ int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
         .abort_at_ms = &x->abort_at_ms,
         .on_wait = on_wait,
     };
-    enum tg_upstream_result result = tg_upstream_perform(r->upstream, &call);
-    r->upstream_ms = call.elapsed_ms;
-    x->status = call.status;
-    if (call.status > 0)
+    x->started_ms = tg_now_ms();
+    enum tg_upstream_result result = tg_upstream_perform(r->upstream, call);
+    r->upstream_ms = call->elapsed_ms;
+    x->status = call->status;
+    if (call->status > 0)
         r->upstream_contacted = true;
+    if (x->timed_out && result == TG_UPSTREAM_ABORTED)
+        result = TG_UPSTREAM_TIMEOUT;
     if (x->streaming) {
         tg_sse_feed(&x->sse, "\n\n", 2); /* dispatch an unterminated last event */
         settle_stream_usage(r, x);
+    }
+    return result;
+}
+
+/* Did this attempt fail in a way another backend may mend? */
+static bool attempt_failed(const struct tg_request *r, const struct tg_exchange *x,
+                           enum tg_upstream_result result)
+{
+    if (result == TG_UPSTREAM_ABORTED && !x->timed_out)
+        return false; /* the client left, or the reply was too large: not the backend's fault */
+    if (result != TG_UPSTREAM_OK)
+        return !x->too_big;
+    const struct tg_failover_config *f = &r->config->failover;
+    for (size_t i = 0; i < f->n_retry_statuses; i++)
+        if (x->status == f->retry_statuses[i])
+            return true;
+    return false;
+}
+
+static int no_backend(struct tg_request *r)
+{
+    char message[200];
+    snprintf(message, sizeof(message), "no backend of model \"%s\" is available", r->model->name);
+    r->outcome = "upstream_unavailable";
+    tg_request_fail(r, 503, "overloaded_error", message, "every backend tried or open");
+    return TG_ERROR;
+}
+
+/* Waits before the next attempt; false when the total deadline would pass. */
+static bool back_off(struct tg_request *r, const struct tg_exchange *x, int64_t deadline_ms)
+{
+    const struct tg_failover_config *f = &r->config->failover;
+    int64_t retry_after =
+        x->retry_after != NULL
+            ? tg_balancer_retry_after_ms(x->retry_after, time(NULL), f->backoff_max_ms)
+            : 0;
+    int64_t wait = tg_balancer_backoff_ms(r->attempts, f->backoff_base_ms, f->backoff_max_ms,
+                                          tg_crypto_fast_random(), retry_after);
+    if (tg_now_ms() + wait >= deadline_ms || r->client_gone)
+        return false;
+    struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return true;
+}
+
+static struct tg_balancer_policy breaker_policy(const struct tg_config *c)
+{
+    struct tg_balancer_policy policy = TG_BALANCER_POLICY_DEFAULT;
+    policy.failure_threshold = c->failover.failure_threshold;
+    policy.window_ms = c->failover.window_ms;
+    policy.cooldown_ms = c->failover.cooldown_ms;
+    policy.probe_timeout_ms = 0; /* the cooldown */
+    return policy;
+}
+
+int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
+{
+    const struct tg_model *m = r->model;
+    struct tg_balancer_member members[TG_MAX_BACKENDS];
+    bool tried[TG_MAX_BACKENDS] = {false};
+    size_t n = m->n_backends < TG_MAX_BACKENDS ? m->n_backends : TG_MAX_BACKENDS;
+    for (size_t i = 0; i < n; i++)
+        members[i] = (struct tg_balancer_member){m->backends[i].id, m->backends[i].priority,
+                                                 m->backends[i].weight};
+    struct tg_shm *shm = tg_shm_get();
+    struct tg_shm_circuits *circuits = shm != NULL ? &shm->circuits : NULL;
+    struct tg_balancer_policy policy = breaker_policy(r->config);
+    int64_t deadline = tg_now_ms() + r->config->failover.total_deadline_ms;
+    struct tg_upstream_call call = {0};
+    enum tg_upstream_result result = TG_UPSTREAM_FAILED;
+    for (;;) {
+        uint64_t probe = 0;
+        int chosen = tg_balancer_pick(circuits, members, n, tried, &policy, tg_now_ms(),
+                                      tg_crypto_fast_random(), &probe);
+        if (chosen < 0)
+            return r->attempts == 0 ? no_backend(r) : TG_ERROR;
+        tried[chosen] = true;
+        r->backend = &m->backends[chosen];
+        if (tg_provider_ops_for(r->backend->provider->type) == NULL ||
+            tg_provider_ops_for(r->backend->provider->type)->native != r->dialect) {
+            tg_balancer_release(circuits, r->backend->id, probe);
+            return cannot_serve(r);
+        }
+        r->attempts++;
+        r->error.status = 0; /* an earlier attempt's failure is not this one's */
+        result = attempt(r, x, &call);
+        bool failed = attempt_failed(r, x, result);
+        tg_balancer_report(circuits, r->backend->id, !failed, probe, &policy, tg_now_ms());
+        if (!failed || x->streaming || r->attempts >= r->config->failover.max_attempts ||
+            !more_backends(members, n, tried) || !back_off(r, x, deadline))
+            break;
+        tg_log_warn(r->request_id, "backend \"%s\" failed (%s), trying another", r->backend->id,
+                    result == TG_UPSTREAM_OK ? "an error status" : call.error);
     }
     if (result != TG_UPSTREAM_OK)
         return fail_transport(r, result, &call, x);

@@ -55,6 +55,11 @@ struct tg_exchange {
     bool stream_error;  /* the provider sent an error mid-stream */
     int64_t text_bytes; /* content streamed so far (text, tool arguments, thinking), bytes */
 
+    /* deadlines of this attempt: first byte and the silence between two pieces */
+    int64_t started_ms;
+    int64_t last_data_ms;
+    bool timed_out;
+
     /* the client and the drain */
     bool too_big;
     bool drain_cut;
@@ -65,11 +70,18 @@ struct tg_exchange {
 };
 
 /*
- * Calls r->backend with what ops->prepare() builds. A successful stream is
- * relayed while it arrives; anything else is buffered in *x (which must live in
- * r->arena). Fills r->usage, r->upstream_ms, r->outcome and sets
- * r->upstream_contacted once the provider answered. TG_ERROR with r->error set
- * when there is no usable reply (502, 504), or nobody left to answer.
+ * Calls a backend of r->model's pool with what its provider's prepare() builds.
+ * The backend is chosen by the balancer (priority, weight, circuit); when it
+ * fails before anything reached the client — it could not be reached, timed
+ * out, or answered a status in failover.retry_statuses — the next one is tried
+ * after a backoff (retry-after honoured), within failover.max_attempts and
+ * failover.total_deadline_ms, and every outcome is reported to the backend's
+ * circuit. Sets r->backend to the one that answered last and r->attempts.
+ * A successful stream is relayed while it arrives; anything else is buffered in
+ * *x (which must live in r->arena). Fills r->usage, r->upstream_ms, r->outcome
+ * and sets r->upstream_contacted once a provider answered. TG_ERROR with
+ * r->error set when there is no usable reply (502, 503 no backend available,
+ * 504), or nobody left to answer.
  */
 int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x);
 
