@@ -233,6 +233,10 @@ void tg_log_access(struct tg_request *r)
     field_string(&l, "group_id", r->identity.group_id);
     field_string(&l, "provider", tg_request_provider(r));
     field_string(&l, "model", r->model != NULL ? r->model->name : NULL);
+    if (r->attempts > 0) { /* which backend of the pool answered, after how many tries */
+        field_string(&l, "backend", r->backend->id);
+        field_int(&l, "attempts", r->attempts);
+    }
     field_int(&l, "input_tokens", u->input_tokens);
     field_int(&l, "output_tokens", u->output_tokens);
     field_int(&l, "cache_read_tokens", u->cache_read_tokens);

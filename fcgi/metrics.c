@@ -11,6 +11,7 @@
  * double: a counter that Prometheus sums must not drift by rounding.
  */
 #include "metrics.h"
+#include "metrics_backends.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -609,6 +610,13 @@ int tg_metrics_handle(struct tg_request *r)
         put(&quota, "tollgate_usage_dead_letters_total %" PRIu64 "\n",
             __atomic_load_n(&shm->usage_dead_letters_total, __ATOMIC_RELAXED));
         put_quota_ratios(r, &quota);
+        size_t backends_len = 0;
+        char *backends = tg_metrics_backends_text(shm, r->config, &backends_len);
+        if (backends == NULL)
+            quota.failed = true;
+        else if (backends_len > 0)
+            put(&quota, "%.*s", (int)backends_len, backends);
+        free(backends);
     }
     char *body =
         !quota.failed && quota.buf != NULL ? tg_arena_alloc(r->arena, len + quota.len) : NULL;

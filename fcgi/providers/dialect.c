@@ -59,7 +59,12 @@ int tg_dialect_find_model(struct tg_request *r, bool embeddings)
         return tg_dialect_invalid(r, "model: Field required");
     if (!json_is_string(model))
         return tg_dialect_invalid(r, "model: Input should be a valid string");
-    r->client_model = json_string_value(model);
+    /* a copy: a same-dialect body may get another "model" (provider.c) */
+    r->client_model = tg_arena_strdup(r->arena, json_string_value(model));
+    if (r->client_model == NULL) {
+        tg_request_fail(r, 500, "api_error", "internal error", "out of memory");
+        return TG_ERROR;
+    }
     r->model = tg_config_find_model(r->config, r->client_model);
     char message[200];
     if (r->model == NULL) {

@@ -1,0 +1,101 @@
+/*
+ * metrics_backends.c — circuits as Prometheus text.
+ */
+#include "metrics_backends.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "balancer.h"
+#include "config.h"
+
+#define MAX_SHOWN 256 /* circuits listed at most (the table holds up to TG_SHM_CIRCUITS) */
+
+struct out {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+};
+
+static void put(struct out *o, const char *fmt, ...) TG_PRINTF(2, 3);
+
+static void put(struct out *o, const char *fmt, ...)
+{
+    if (o->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= o->cap - o->len)
+        o->failed = true; /* the buffer is sized for MAX_SHOWN circuits: never cut a line */
+    else
+        o->len += (size_t)n;
+}
+
+/* A label value: backslash, quote and newline escaped (ids come from the config). */
+static void escape(const char *in, char *out, size_t size)
+{
+    size_t j = 0;
+    for (size_t i = 0; in[i] != '\0' && j + 3 < size; i++) {
+        char c = in[i];
+        if (c == '\\' || c == '"' || c == '\n') {
+            out[j++] = '\\';
+            c = c == '\n' ? 'n' : c;
+        }
+        out[j++] = c;
+    }
+    out[j] = '\0';
+}
+
+char *tg_metrics_backends_text(struct tg_shm *shm, const struct tg_config *c, size_t *len)
+{
+    static struct tg_balancer_circuit_view views[MAX_SHOWN]; /* large: not on a thread stack */
+    static pthread_mutex_t views_lock = PTHREAD_MUTEX_INITIALIZER;
+    struct tg_balancer_policy policy = TG_BALANCER_POLICY_DEFAULT;
+    policy.failure_threshold = c->failover.failure_threshold;
+    policy.window_ms = c->failover.window_ms;
+    policy.cooldown_ms = c->failover.cooldown_ms;
+    struct out o = {.cap = 4096 + MAX_SHOWN * 1024};
+    o.buf = malloc(o.cap);
+    if (o.buf == NULL)
+        return NULL;
+    pthread_mutex_lock(&views_lock);
+    uint64_t untracked = 0;
+    size_t n = tg_balancer_snapshot(shm != NULL ? &shm->circuits : NULL, &policy, tg_now_ms(),
+                                    views, MAX_SHOWN, &untracked);
+    if (n > MAX_SHOWN)
+        n = MAX_SHOWN;
+    static const char *const families[][3] = {
+        {"tollgate_backend_circuit_state", "gauge",
+         "1 for the state each backend's circuit is in (closed, open, half_open) on this host."},
+        {"tollgate_backend_failures_total", "counter",
+         "Attempts on each backend that failed (unreachable, timed out, or a retry status)."},
+        {"tollgate_backend_circuit_opened_total", "counter",
+         "Times each backend's circuit opened on this host."},
+    };
+    for (size_t f = 0; f < TG_ARRAY_LEN(families); f++) {
+        put(&o, "# HELP %s %s\n# TYPE %s %s\n", families[f][0], families[f][2], families[f][0],
+            families[f][1]);
+        for (size_t i = 0; i < n; i++) {
+            char id[2 * TG_SHM_CIRCUIT_ID];
+            escape(views[i].id, id, sizeof(id));
+            if (f == 0)
+                put(&o, "%s{backend=\"%s\",state=\"%s\"} 1\n", families[f][0], id,
+                    tg_balancer_state_name(views[i].state));
+            else
+                put(&o, "%s{backend=\"%s\"} %" PRIu64 "\n", families[f][0], id,
+                    f == 1 ? views[i].failures_total : views[i].opened_total);
+        }
+    }
+    pthread_mutex_unlock(&views_lock);
+    if (o.failed) {
+        free(o.buf);
+        return NULL;
+    }
+    *len = o.len;
+    return o.buf;
+}
