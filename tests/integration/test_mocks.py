@@ -17,7 +17,7 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 MOCK_DIR = Path(__file__).resolve().parents[1] / "mock"
 sys.path.insert(0, str(MOCK_DIR))
@@ -184,6 +184,13 @@ def test_mocks_anthropic_mock_after_refactor():
                          "content_block_delta", "content_block_stop", "content_block_start",
                          "content_block_delta", "content_block_delta", "content_block_stop",
                          "message_delta", "message_stop"], names
+        status, _, body = m.post("/v1/messages", {
+            "model": "claude-x", "max_tokens": 10, "stream": True,
+            "messages": [{"role": "user", "content": directive({"stream_error": 529})}]}, h)
+        names = [l[7:] for l in body.decode().splitlines() if l.startswith("event: ")]
+        assert names == ["message_start", "content_block_start", "ping", "content_block_delta",
+                         "error"], names
+        assert json.loads(sse_data(body)[-1])["error"]["type"] == "overloaded_error"
 
         status, hdrs, body = m.post("/v1/messages", {
             "model": "claude-x", "max_tokens": 10,
@@ -204,7 +211,8 @@ def test_mocks_recording_fields_and_clear():
     with Mock("mock_openai.py") as m:
         assert m.clear() == {"ok": True, "cleared": 0}
         status, _, body = m.post("/v1/chat/completions?trace=1",
-                                 {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]},
+                                 {"model": "gpt-4o",
+                                  "messages": [{"role": "user", "content": "x"}]},
                                  {"Authorization": "Bearer k1", "X-Custom": "Yes"})
         assert status == 200
         rec = m.last_record()
@@ -213,7 +221,8 @@ def test_mocks_recording_fields_and_clear():
         assert want <= set(rec), set(rec)
         assert rec["method"] == "POST" and rec["path"] == "/v1/chat/completions", rec
         assert rec["query"] == {"trace": "1"}, rec["query"]
-        assert rec["headers"]["x-custom"] == "Yes" and rec["headers"]["authorization"] == "Bearer k1"
+        assert rec["headers"]["x-custom"] == "Yes", rec["headers"]
+        assert rec["headers"]["authorization"] == "Bearer k1", rec["headers"]
         assert json.loads(rec["body"])["model"] == "gpt-4o"
         assert rec["status"] == 200 and rec["response_body"].encode() == body
         assert rec["t_received"] <= rec["t_first_byte"] <= rec["t_last_event"] <= rec["t_done"]
@@ -597,8 +606,7 @@ def sigv4_headers(method, host, path, query, body, akid, secret, region, amz_dat
     date = amz_date[:8]
     headers = {"host": host, "x-amz-date": amz_date, "content-type": "application/json"}
     signed = sorted(headers)
-    canon_path = quote(path if encode_twice else
-                       __import__("urllib.parse").parse.unquote(path), safe="/")
+    canon_path = quote(path if encode_twice else unquote(path), safe="/")
     canon_query = "&".join(sorted("%s=%s" % (quote(k, safe=""), quote(v, safe=""))
                                   for k, v in query))
     creq = "\n".join([method, canon_path, canon_query,
@@ -639,10 +647,10 @@ def test_mocks_bedrock_sigv4_verification():
         host = "127.0.0.1:%d" % m.port
         now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
-        def send(headers, data=body):
+        def send(headers, data=body, target=path):
             c = m.conn()
             try:
-                c.putrequest("POST", path, skip_host=True, skip_accept_encoding=True)
+                c.putrequest("POST", target, skip_host=True, skip_accept_encoding=True)
                 for k, v in headers.items():
                     c.putheader(k, v)
                 c.putheader("Content-Length", str(len(data)))
@@ -660,6 +668,11 @@ def test_mocks_bedrock_sigv4_verification():
         assert auth["scheme"] == "sigv4" and auth["verified"] is True, auth
         assert (auth["access_key_id"], auth["region"], auth["service"]) == (
             akid, region, "bedrock"), auth
+
+        query = [("z", "1"), ("a", "b c/d")]
+        status, _, resp = send(sigv4_headers("POST", host, path, query, body, akid, secret,
+                                             region, now), target=path + "?z=1&a=b%20c%2Fd")
+        assert status == 200 and m.last_record()["auth"]["verified"] is True, resp
 
         bad = sigv4_headers("POST", host, path, [], body, akid, "wrong-secret", region, now)
         status, hdrs, resp = send(bad)
@@ -772,7 +785,15 @@ def test_mocks_gemini_stream_sse_and_array():
         last = chunks[-1]["usageMetadata"]
         assert (last["promptTokenCount"], last["candidatesTokenCount"],
                 last["totalTokenCount"]) == (9, 3, 12), last
-        assert all("candidatesTokenCount" not in c["usageMetadata"] for c in chunks[:-1])
+        # running totals, not increments: the last chunk's are the call's
+        assert [c["usageMetadata"].get("candidatesTokenCount") for c in chunks] == [1, 2, 3]
+        assert [c["usageMetadata"]["totalTokenCount"] for c in chunks] == [10, 11, 12]
+
+        status, _, body = m.post(GEMINI + ":streamGenerateContent?alt=sse", gen_body(
+            {"block_reason": "SAFETY"}), h)
+        chunks = [json.loads(d) for d in sse_data(body, "\r\n\r\n")]
+        assert len(chunks) == 1 and "candidates" not in chunks[0], chunks
+        assert chunks[0]["promptFeedback"] == {"blockReason": "SAFETY"}, chunks
 
         status, _, body = m.post(GEMINI + ":streamGenerateContent?alt=sse", gen_body({
             "text": "hi", "tool_calls": [{"name": "f", "args": {"a": 1}}]}), h)

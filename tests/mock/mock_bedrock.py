@@ -174,7 +174,7 @@ def iter_texts(req):
 
 def directive_calls(d):
     """tool_calls [{name, input|arguments}] plus an Anthropic-style tool_use {name, input}."""
-    calls = [(name, args_object(args)) for name, args in tool_calls(d, ("input", "arguments"))]
+    calls = [(name, args_object(args)) for name, args in tool_calls(d, ("input", "arguments", "args"))]
     if "tool_use" in d:
         tu = d["tool_use"]
         if not isinstance(tu, dict):

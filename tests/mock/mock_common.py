@@ -127,7 +127,8 @@ def check_directive(d, objects=("usage",), lists=(), strings=("text",)):
     for key in ("status", "stream_error"):
         if key in d and not 200 <= d[key] <= 599:
             raise MockError(400, "mock: %s must be within 200..599" % key)
-    if "retry_after" in d and not (is_number(d["retry_after"]) or isinstance(d["retry_after"], str)):
+    retry = d.get("retry_after", 0)
+    if not (is_number(retry) or isinstance(retry, str)):
         raise MockError(400, "mock: retry_after must be a number or a string")
     if "drop" in d and d["drop"] not in DROP_MODES:
         raise MockError(400, "mock: drop must be one of %s" % (DROP_MODES,))

@@ -244,8 +244,8 @@ class Handler(BaseHandler):
         if key is not None and given != key:
             raise MockError(400, "API key not valid. Please pass a valid API key.",
                             details=[{"@type": ERROR_INFO, "reason": "API_KEY_INVALID",
-                                      "domain": "googleapis.com",
-                                      "metadata": {"service": "generativelanguage.googleapis.com"}}])
+                                      "domain": "googleapis.com", "metadata": {
+                                          "service": "generativelanguage.googleapis.com"}}])
 
     def check_bearer(self):
         auth = self.headers.get("authorization", "")
@@ -356,7 +356,8 @@ class Handler(BaseHandler):
 
     def generate(self, req, model, stream):
         directive = find_directive(iter_texts(req))
-        check_directive(directive, strings=("text", "error_type", "finish_reason"))
+        check_directive(directive, strings=("text", "error_type", "finish_reason", "model",
+                                            "block_reason"))
         calls = [(name, args_object(args))
                  for name, args in tool_calls(directive, ("args", "arguments", "input"))]
         pause_ms(directive.get("delay_ms"))
@@ -382,6 +383,22 @@ class Handler(BaseHandler):
                                u.get("thoughts_tokens", 0), u.get("total_tokens"))
         finish = directive.get("finish_reason", "STOP")
         version = directive.get("model") or model
+        if "block_reason" in directive:
+            # a prompt refused by a safety filter: 200, no candidates
+            obj = {"promptFeedback": {"blockReason": directive["block_reason"]},
+                   "usageMetadata": usage_metadata(prompt, 0, 0, 0), "modelVersion": version,
+                   "responseId": "mock-response-%d" % self.req_n}
+            if stream:
+                sse = self.qparam("alt") == "sse"
+                events = [self.piece(obj, sse, first=True)]
+                if not sse:
+                    events.append(("]".encode(), "]"))
+                self.begin_stream("text/event-stream" if sse else
+                                  "application/json; charset=UTF-8", self.api_headers())
+                self.send_events(events, directive, drop_keep=0)
+            else:
+                self.send_json(200, obj, self.api_headers(), half=(drop == "mid_stream"))
+            return
         if stream:
             self.send_stream(directive, text, calls, usage, finish, version)
             return
@@ -409,13 +426,19 @@ class Handler(BaseHandler):
                                for name, args in calls])
         if not parts_list:
             parts_list = [[{"text": ""}]]
-        # chunks before the last carry the prompt's count only
-        partial = {"promptTokenCount": usage["promptTokenCount"],
-                   "totalTokenCount": usage["promptTokenCount"],
-                   "promptTokensDetails": usage["promptTokensDetails"]}
-        objs = []
+        # Chunks before the last carry running totals: the prompt's count and
+        # the words sent so far (never more than the final count).
+        prompt, final = usage["promptTokenCount"], usage.get("candidatesTokenCount", 0)
+        objs, sent = [], ""
         for i, parts in enumerate(parts_list):
             last = i == len(parts_list) - 1
+            sent += "".join(p.get("text", "") for p in parts)
+            so_far = min(count_words(sent), final)
+            partial = {"promptTokenCount": prompt}
+            if so_far:
+                partial["candidatesTokenCount"] = so_far
+            partial["totalTokenCount"] = prompt + so_far
+            partial["promptTokensDetails"] = usage["promptTokensDetails"]
             obj = self.response(parts, usage if last else partial, finish if last else None,
                                 version)
             obj["candidates"][0].pop("index")  # stream chunks leave index out

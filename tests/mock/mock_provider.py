@@ -216,9 +216,17 @@ class Handler(BaseHandler):
         for name, payload in events:
             data = "event: %s\ndata: %s\n\n" % (name, dumps(payload))
             encoded.append((data.encode("utf-8"), data))
+        error_event = None
+        if "stream_error" in directive:  # an error event in place of the rest
+            status = int(directive["stream_error"])
+            data = "event: error\ndata: %s\n\n" % dumps(error_obj(
+                directive.get("error_type") or ERROR_TYPES.get(status, "api_error"),
+                "mock stream error %d" % status))
+            error_event = (data.encode("utf-8"), data)
         self.begin_stream("text/event-stream", self.api_headers())
-        # drop: message_start, content_block_start, ping and at most one delta
-        self.send_events(encoded, directive, drop_keep=3 + (1 if chunks > 0 else 0))
+        # drop / stream_error: message_start, content_block_start, ping and at most one delta
+        self.send_events(encoded, directive, drop_keep=3 + (1 if chunks > 0 else 0),
+                         error_event=error_event)
 
 
 def main(argv=None):
