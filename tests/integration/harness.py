@@ -24,6 +24,7 @@ import json
 import os
 import re
 import secrets
+import select
 import shlex
 import shutil
 import signal
@@ -784,3 +785,86 @@ def close_all():
 
 
 atexit.register(close_all)
+
+
+class Mock:
+    """One mock process on a free port; a context manager that stops it."""
+
+    def __init__(self, script, *args, quiet=True):
+        cmd = [sys.executable, str(REPO / "tests" / "mock" / script), "--port", "0"] + list(args)
+        if quiet:
+            cmd.append("--quiet")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 15)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("READY port="):
+            self.proc.kill()
+            raise AssertionError("%s did not print READY: %r %r" % (
+                script, line, self.proc.stderr.read(2000)))
+        self.ready_line = line
+        self.port = int(line.split("=", 1)[1])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def conn(self, timeout=10):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        """(status, headers with lower-case names, body bytes); a body that ends
+        early comes back as far as it got."""
+        c = self.conn(timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            hdrs = {k.lower(): v for k, v in r.getheaders()}
+            try:
+                data = r.read()
+            except http.client.IncompleteRead as e:
+                data = e.partial
+                hdrs["x-test-incomplete"] = "1"
+            return r.status, hdrs, data
+        finally:
+            c.close()
+
+    def post(self, path, body, headers=None, **kw):
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        return self.request("POST", path, body, h, **kw)
+
+    def records(self):
+        status, _, body = self.request("GET", "/_mock/requests")
+        assert status == 200, status
+        return json.loads(body)
+
+    def clear(self):
+        return json.loads(self.request("DELETE", "/_mock/requests")[2])
+
+    def health(self):
+        return json.loads(self.request("GET", "/_mock/health")[2])
+
+    def last_record(self, timeout=5):
+        """The newest record, once it is done."""
+        deadline = time.monotonic() + timeout
+        while True:
+            recs = self.records()
+            if recs and recs[-1]["t_done"] is not None:
+                return recs[-1]
+            assert time.monotonic() < deadline, "no finished record: %s" % recs[-1:]
+            time.sleep(0.05)
