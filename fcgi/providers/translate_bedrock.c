@@ -355,32 +355,29 @@ static int translate_tools(struct tx *t, const json_t *pivot, json_t *body, bool
         snprintf(where, sizeof(where), "tools[%zu]", i);
         const char *type = type_of(tool);
         if (type != NULL && strcmp(type, "custom") != 0)
-            return say(t, TG_DECLINED,
-                       PROVIDER " does not support server tools (tool type "
-                                "\"%.64s\")",
+            return say(t, TG_DECLINED, PROVIDER " does not support server tools (type \"%.64s\")",
                        type);
         const json_t *name = json_object_get(tool, "name");
         const json_t *schema = json_object_get(tool, "input_schema");
         const json_t *description = json_object_get(tool, "description");
         if (!json_is_string(name) || !json_is_object(schema))
-            return say(t, TG_ERROR,
-                       "%s: a tool needs a string \"name\" and an object "
-                       "\"input_schema\"",
-                       where);
+            return say(t, TG_ERROR, "%s: a tool needs a \"name\" and an \"input_schema\"", where);
         json_t *spec = json_pack("{s:O,s:{s:O}}", "name", name, "inputSchema", "json", schema);
         if (push(t, specs, json_pack("{s:o}", "toolSpec", spec)) != TG_OK)
             return TG_ERROR;
+        const json_t *strict = json_object_get(tool, "strict");
         if (json_is_string(description) &&
             put(t, spec, "description", shared(description)) != TG_OK)
+            return TG_ERROR;
+        if (json_is_boolean(strict) && put(t, spec, "strict", shared(strict)) != TG_OK)
             return TG_ERROR;
         if (cache_point(t, tool, specs, where) != TG_OK)
             return TG_ERROR;
     }
-    if (choice_type == NULL || strcmp(choice_type, "auto") == 0)
-        return choice_type == NULL ? TG_OK
-                                   : put(t, config, "toolChoice", json_pack("{s:{}}", "auto"));
-    if (strcmp(choice_type, "any") == 0)
-        return put(t, config, "toolChoice", json_pack("{s:{}}", "any"));
+    if (choice_type == NULL)
+        return TG_OK; /* Converse's default is auto too */
+    if (strcmp(choice_type, "auto") == 0 || strcmp(choice_type, "any") == 0)
+        return put(t, config, "toolChoice", json_pack("{s:{}}", choice_type));
     if (strcmp(choice_type, "tool") == 0) {
         const json_t *name = json_object_get(choice, "name");
         if (!json_is_string(name))

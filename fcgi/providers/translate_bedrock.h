@@ -16,6 +16,7 @@
  *     (no toolConfig): the model then cannot call one. Converse refuses
  *     toolUse/toolResult blocks without a toolConfig, so "none" with such blocks
  *     in the conversation is declined rather than quietly allowing tool calls.
+ *   - A tool's "strict" is passed on as toolSpec.strict.
  *   - top_k goes in additionalModelRequestFields as "top_k" (Anthropic models'
  *     own field); metadata, service_tier and unknown members are dropped.
  *   - tool_result's status is sent only when is_error is given (Converse's
@@ -50,7 +51,9 @@
 
 /*
  * The Converse request body for a pivot request. pivot is borrowed; on TG_OK
- * *out is a new reference. TG_DECLINED: the request uses a feature Bedrock's
+ * *out is a new reference, which may share values with pivot (texts, image
+ * data, schemas: reference counted, not copied), so leave pivot unmodified
+ * while *out is in use. TG_DECLINED: the request uses a feature Bedrock's
  * Converse cannot carry (msg names it: 'provider "bedrock" does not support
  * documents'). TG_ERROR: the pivot request is malformed (msg says where). On
  * both, *out is NULL.
