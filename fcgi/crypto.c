@@ -6,7 +6,9 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,19 @@ void tg_crypto_sha256(const void *data, size_t len, unsigned char out[TG_SHA256_
     unsigned int out_len = TG_SHA256_LEN;
     pthread_once(&sha256_once, fetch_sha256);
     EVP_Digest(data, len, out, &out_len, sha256_md != NULL ? sha256_md : EVP_sha256(), NULL);
+}
+
+int tg_crypto_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                          unsigned char out[TG_SHA256_LEN])
+{
+    unsigned int out_len = TG_SHA256_LEN;
+    pthread_once(&sha256_once, fetch_sha256);
+    if (key_len > INT_MAX)
+        return TG_ERROR;
+    if (HMAC(sha256_md != NULL ? sha256_md : EVP_sha256(), key, (int)key_len, data, len, out,
+             &out_len) == NULL)
+        return TG_ERROR;
+    return TG_OK;
 }
 
 static void uuid_format(unsigned char b[16], int version, char out[37])

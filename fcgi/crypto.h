@@ -15,6 +15,14 @@ int tg_crypto_random(unsigned char *buf, size_t n);
 /* SHA-256 of data into out. */
 void tg_crypto_sha256(const void *data, size_t len, unsigned char out[TG_SHA256_LEN]);
 
+/*
+ * HMAC-SHA-256 (RFC 2104) of data under key into out: AWS Signature Version 4
+ * (providers/sigv4.c) chains it to derive its signing key. TG_OK, or TG_ERROR
+ * when libcrypto failed (out of memory).
+ */
+int tg_crypto_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                          unsigned char out[TG_SHA256_LEN]);
+
 /* A random (version 4) UUID in its 36-character text form, NUL-terminated. */
 void tg_crypto_uuid4(char out[37]);
 
