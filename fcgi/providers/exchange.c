@@ -415,6 +415,16 @@ int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
         uint64_t probe = 0;
         int chosen = tg_balancer_pick(circuits, members, n, tried, &policy, tg_now_ms(),
                                       tg_crypto_fast_random(), &probe);
+        if (chosen < 0 && r->attempts == 0) {
+            /* every circuit is open: rather than fail the model, try as if all were closed
+             * (Envoy's panic routing) — the breaker steers away from a failing backend
+             * when there is another, it does not take a model down */
+            chosen = tg_balancer_pick(NULL, members, n, tried, &policy, tg_now_ms(),
+                                      tg_crypto_fast_random(), NULL);
+            if (chosen >= 0)
+                tg_log_warn(r->request_id, "every backend of model \"%s\" is open: trying \"%s\"",
+                            m->name, m->backends[chosen].id);
+        }
         if (chosen < 0)
             return r->attempts == 0 ? no_backend(r) : TG_ERROR;
         tried[chosen] = true;

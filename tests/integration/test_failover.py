@@ -236,7 +236,10 @@ def test_the_circuit_opens_across_workers_and_half_opens_after_the_cooldown():
         primary.close()
 
 
-def test_no_backend_available_is_503_in_the_clients_dialect():
+def test_a_model_whose_every_circuit_is_open_is_still_tried():
+    """Panic routing: the breaker steers away from a failing backend when the pool
+    has another; with every circuit open the model is tried anyway, never taken
+    down, and the client gets the provider's own failure."""
     config = {"providers": {"refusing": {
         "type": "anthropic", "base_url": "http://127.0.0.1:%d" % closed_port(),
         "api_key": "sk-refusing", "connect_timeout_ms": 500}},
@@ -245,9 +248,11 @@ def test_no_backend_available_is_503_in_the_clients_dialect():
     with harness.Stack(processes=1, extra_config=config) as st:
         priced(st, "claude-alone")
         key = st.key()
-        status, _, body = st.messages(key, model="claude-alone")
-        assert status == 502, body[:300]  # refused: the circuit opens
-        status, _, body = st.messages(key, model="claude-alone")
-        assert status == 503, body[:300]
-        etype, message = harness.error_body(body)
-        assert etype == "overloaded_error" and "claude-alone" in message, (etype, message)
+        for _ in range(2):  # the first opens the circuit; the second is tried all the same
+            status, headers, body = st.messages(key, model="claude-alone")
+            assert status == 502, body[:300]
+            etype, message = harness.error_body(body)
+            assert etype == "api_error" and "refusing" in message, (etype, message)
+        assert ('tollgate_backend_circuit_state{backend="refusing/claude-haiku-4-5",'
+                'state="open"} 1') in metrics_text(st)
+        assert "is open: trying" in st.logs()
