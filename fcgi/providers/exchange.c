@@ -16,6 +16,7 @@
 #include "journal.h"
 #include "log.h"
 #include "provider.h"
+#include "provider_anthropic.h"
 #include "quota.h"
 #include "request.h"
 #include "upstream.h"
@@ -97,6 +98,11 @@ static void journal_ahead(struct tg_exchange *x)
 static int on_sse_event(void *ctx, const char *event, const char *data, size_t len)
 {
     struct tg_exchange *x = ctx;
+    if (x->translated) { /* the decoder emits pivot events: tg_exchange_emit */
+        if (x->ops->decode_event(x, event, data, len) != TG_OK)
+            tg_log_warn(x->r->request_id, "could not translate an event of the provider's stream");
+        return TG_OK;
+    }
     int keep = x->ops->observe(x, event, data, len);
     if (x->relay_mode != TG_RELAY_EVENTS || x->abort_at_ms != 0 || keep != TG_OK)
         return TG_OK;
@@ -122,6 +128,29 @@ static void check_deadlines(struct tg_exchange *x, int64_t now)
     }
 }
 
+/* A pivot event to a client of the Anthropic dialect: as the API writes it. */
+static int write_pivot_event(struct tg_exchange *x, const char *event, json_t *data)
+{
+    char *text = json_dumps(data, JSON_COMPACT);
+    if (text == NULL)
+        return TG_ERROR;
+    int rc = write_event(x, event, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+int tg_exchange_emit(void *ctx, const char *event, json_t *data)
+{
+    struct tg_exchange *x = ctx;
+    tg_anthropic_observe(x, event, data);
+    if (x->abort_at_ms != 0)
+        return TG_OK; /* the client left: decoding goes on for the usage */
+    journal_ahead(x);
+    if (write_pivot_event(x, event, data) != TG_OK)
+        client_left(x);
+    return TG_OK;
+}
+
 /* While the provider is silent: its deadlines, and has the client gone? (every 200 ms) */
 static void on_wait(void *ctx)
 {
@@ -141,9 +170,13 @@ static int relay_chunk(struct tg_exchange *x, const char *data, size_t len)
 {
     struct tg_request *r = x->r;
     /* parse first: usage must be counted even if the client is gone (in EVENTS
-     * mode the parser's callback also writes each event to the client) */
-    if (tg_sse_feed(&x->sse, data, len) != TG_OK)
+     * mode, and translated, the parser's callback also writes to the client) */
+    if (x->translated && x->ops->decode_bytes != NULL) {
+        if (x->ops->decode_bytes(x, data, len) != TG_OK)
+            tg_log_warn(r->request_id, "could not decode the provider's stream");
+    } else if (tg_sse_feed(&x->sse, data, len) != TG_OK) {
         tg_log_warn(r->request_id, "could not parse the provider's event stream");
+    }
     if (x->abort_at_ms == 0) {
         if (x->relay_mode == TG_RELAY_RAW) {
             journal_ahead(x);
@@ -226,7 +259,9 @@ static int on_body(void *ctx, long status, const char *data, size_t len)
     struct tg_request *r = x->r;
     r->upstream_contacted = true;
     x->last_data_ms = tg_now_ms();
-    if (!x->streaming && r->stream && status == 200 && is_event_stream(x->content_type)) {
+    bool stream_reply =
+        is_event_stream(x->content_type) || (x->translated && x->ops->decode_bytes != NULL);
+    if (!x->streaming && r->stream && status == 200 && stream_reply) {
         if (start_stream(r, x) != TG_OK)
             client_left(x);
     }
@@ -282,15 +317,51 @@ static int fail_transport(struct tg_request *r, enum tg_upstream_result result,
     return TG_ERROR;
 }
 
-/* A backend whose provider cannot serve this client's dialect (no translation yet). */
-static int cannot_serve(struct tg_request *r)
+/*
+ * The request as the pivot (Anthropic Messages) for a backend that does not
+ * speak the client's dialect: *pivot borrowed (NULL when the backend speaks
+ * it). TG_ERROR with r->error set when the backend cannot be reached from it.
+ */
+static int pivot_for(struct tg_request *r, json_t **pivot)
 {
+    const struct tg_provider_ops *ops = tg_provider_ops_for(r->backend->provider->type);
+    *pivot = NULL;
+    if (ops != NULL && ops->native == (int)r->dialect)
+        return TG_OK;
+    if (ops != NULL && ops->encode != NULL && r->dialect == TG_DIALECT_ANTHROPIC) {
+        *pivot = r->doc;
+        return TG_OK;
+    }
     char message[200];
     snprintf(message, sizeof(message),
              "model \"%s\" is served by provider \"%s\", which this API cannot reach",
              r->model->name, r->backend->provider->name);
     tg_request_fail(r, 400, "invalid_request_error", message, NULL);
     return TG_ERROR;
+}
+
+/* A translated 200 reply: the pivot's usage, and the reply in the client's dialect. */
+static int translate_reply(struct tg_request *r, struct tg_exchange *x)
+{
+    json_t *reply = NULL;
+    if (x->ops->decode_reply(x, &reply) != TG_OK) {
+        r->outcome = "upstream_error";
+        tg_request_fail(r, 502, "api_error", "the provider's reply could not be read",
+                        "provider \"%s\": reply not understood", r->backend->provider->name);
+        return TG_ERROR;
+    }
+    tg_anthropic_take_usage(json_object_get(reply, "usage"), &r->usage);
+    char *text = json_dumps(reply, JSON_COMPACT);
+    json_decref(reply);
+    if (text == NULL || tg_arena_cleanup_add(r->arena, free, text) != TG_OK) {
+        free(text);
+        tg_request_fail(r, 500, "api_error", "internal error", "out of memory");
+        return TG_ERROR;
+    }
+    x->reply = text;
+    x->reply_len = strlen(text);
+    x->content_type = "application/json";
+    return TG_OK;
 }
 
 static bool more_backends(const struct tg_balancer_member *members, size_t n, const bool *tried)
@@ -303,15 +374,22 @@ static bool more_backends(const struct tg_balancer_member *members, size_t n, co
 
 /* One attempt on r->backend: the call, and what its reply says of usage. */
 static enum tg_upstream_result attempt(struct tg_request *r, struct tg_exchange *x,
-                                       struct tg_upstream_call *call)
+                                       struct tg_upstream_call *call, json_t *pivot)
 {
     const struct tg_provider *p = r->backend->provider;
     memset(x, 0, sizeof(*x));
     x->r = r;
     x->ops = tg_provider_ops_for(p->type);
+    x->translated = x->ops->native != (int)r->dialect;
     tg_sse_parser_init(&x->sse, MAX_SSE_EVENT_BYTES, on_sse_event, x);
-    if (tg_arena_cleanup_add(r->arena, release_sse, &x->sse) != TG_OK ||
-        x->ops->prepare(r, x) != TG_OK) {
+    int built = tg_arena_cleanup_add(r->arena, release_sse, &x->sse);
+    if (built == TG_OK)
+        built = x->translated ? x->ops->encode(r, x, pivot) : x->ops->prepare(r, x);
+    if (built == TG_DECLINED) {
+        x->refused = true; /* the backend cannot express it: r->error says what */
+        return TG_UPSTREAM_FAILED;
+    }
+    if (built != TG_OK) {
         snprintf(call->error, sizeof(call->error), "could not build the request");
         return TG_UPSTREAM_FAILED;
     }
@@ -338,7 +416,10 @@ static enum tg_upstream_result attempt(struct tg_request *r, struct tg_exchange 
     if (x->timed_out && result == TG_UPSTREAM_ABORTED)
         result = TG_UPSTREAM_TIMEOUT;
     if (x->streaming) {
-        tg_sse_feed(&x->sse, "\n\n", 2); /* dispatch an unterminated last event */
+        if (!x->translated || x->ops->decode_bytes == NULL)
+            tg_sse_feed(&x->sse, "\n\n", 2); /* dispatch an unterminated last event */
+        if (x->translated && result == TG_UPSTREAM_OK)
+            x->ops->decode_end(x); /* what closes the client's stream */
         settle_stream_usage(r, x);
     }
     return result;
@@ -348,6 +429,8 @@ static enum tg_upstream_result attempt(struct tg_request *r, struct tg_exchange 
 static bool attempt_failed(const struct tg_request *r, const struct tg_exchange *x,
                            enum tg_upstream_result result)
 {
+    if (x->refused)
+        return false; /* the request, not the backend */
     if (result == TG_UPSTREAM_ABORTED && !x->timed_out)
         return false; /* the client left, or the reply was too large: not the backend's fault */
     if (result != TG_UPSTREAM_OK)
@@ -429,14 +512,19 @@ int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
             return r->attempts == 0 ? no_backend(r) : TG_ERROR;
         tried[chosen] = true;
         r->backend = &m->backends[chosen];
-        if (tg_provider_ops_for(r->backend->provider->type) == NULL ||
-            tg_provider_ops_for(r->backend->provider->type)->native != r->dialect) {
+        json_t *pivot = NULL;
+        if (pivot_for(r, &pivot) != TG_OK) {
             tg_balancer_release(circuits, r->backend->id, probe);
-            return cannot_serve(r);
+            return TG_ERROR;
         }
         r->attempts++;
         r->error.status = 0; /* an earlier attempt's failure is not this one's */
-        result = attempt(r, x, &call);
+        result = attempt(r, x, &call, pivot);
+        if (x->refused) {
+            tg_balancer_release(circuits, r->backend->id, probe);
+            r->attempts--; /* nothing was sent */
+            return TG_ERROR;
+        }
         bool failed = attempt_failed(r, x, result);
         tg_balancer_report(circuits, r->backend->id, !failed, probe, &policy, tg_now_ms());
         if (!failed || x->streaming || r->attempts >= r->config->failover.max_attempts ||
@@ -452,10 +540,12 @@ int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
             r->outcome = "upstream_error";
         return TG_OK;
     }
-    if (x->status == 200)
+    if (x->status != 200)
+        r->outcome = "upstream_error";
+    else if (!x->translated)
         x->ops->read_usage(r, x->reply, x->reply_len);
     else
-        r->outcome = "upstream_error";
+        return translate_reply(r, x);
     return TG_OK;
 }
 
@@ -464,7 +554,7 @@ int tg_exchange_respond(struct tg_request *r, struct tg_exchange *x)
     if (x->streaming)
         return TG_OK; /* already sent as it arrived */
     int status = (int)x->status;
-    if (status >= 400 && (x->reply == NULL || x->ops->native != r->dialect ||
+    if (status >= 400 && (x->reply == NULL || x->ops->native != (int)r->dialect ||
                           !x->ops->is_error_body(x->reply, x->reply_len))) {
         char message[160];
         snprintf(message, sizeof(message), "provider \"%s\" answered HTTP %d",

@@ -19,6 +19,7 @@
 
 struct tg_request;
 struct tg_provider_ops;
+struct json_t;
 
 /* How a stream reaches the client. */
 enum tg_relay_mode {
@@ -38,6 +39,10 @@ struct tg_exchange {
     size_t body_len;
     enum tg_relay_mode relay_mode;
     bool usage_injected; /* the provider asked for usage the client did not: strip it */
+    bool translated;     /* the client speaks another dialect: through the pivot */
+    bool refused;        /* the backend cannot express the request: r->error says why (400) */
+    void *decoder;       /* the provider's stream decoder (translated), in r->arena */
+    void *writer;        /* the client dialect's stream writer (translated), in r->arena */
 
     /* the reply */
     long status;
@@ -91,6 +96,13 @@ int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x);
  * for that status.
  */
 int tg_exchange_respond(struct tg_request *r, struct tg_exchange *x);
+
+/*
+ * One pivot stream event (event name, data borrowed) from a provider's decoder:
+ * usage and content counted, the journal kept ahead, then written to the client
+ * in its dialect (unless the client left). ctx is the struct tg_exchange. TG_OK.
+ */
+int tg_exchange_emit(void *ctx, const char *event, struct json_t *data);
 
 /* Appends "Name: value" to the call's headers (the provider's prepare()); TG_ERROR on CR/LF. */
 int tg_exchange_add_header(struct tg_exchange *x, const char *fmt, ...) TG_PRINTF(2, 3);

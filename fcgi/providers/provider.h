@@ -14,12 +14,14 @@
 #include "config.h"
 #include "request.h"
 
+#include <jansson.h>
+
 struct tg_exchange;
 struct tg_usage;
 
 struct tg_provider_ops {
     const char *name;
-    enum tg_dialect native; /* the client dialect it serves without translation */
+    int native; /* the client dialect (enum tg_dialect) it serves as is; -1: none */
 
     /*
      * Builds the call for r on r->backend into x: url, headers (the provider's
@@ -41,6 +43,24 @@ struct tg_provider_ops {
 
     /* True when an error body is in the native dialect's shape (else it is replaced). */
     bool (*is_error_body)(const char *body, size_t len);
+
+    /*
+     * The translated path: a client of another dialect, its request as the pivot
+     * (Anthropic Messages). NULL encode: no client of another dialect reaches it.
+     *
+     * encode builds the call from pivot (borrowed) like prepare, and the stream
+     * decoder's state (x->decoder). TG_DECLINED with r->error set (400 naming the
+     * feature the backend cannot express); TG_ERROR when the call cannot be made.
+     */
+    int (*encode)(struct tg_request *r, struct tg_exchange *x, struct json_t *pivot);
+    /* The pivot reply (new) of a complete 200 reply in x->reply; TG_ERROR: not understood. */
+    int (*decode_reply)(struct tg_exchange *x, struct json_t **pivot_reply);
+    /* One SSE event of the stream: pivot events out through tg_exchange_emit. */
+    int (*decode_event)(struct tg_exchange *x, const char *event, const char *data, size_t len);
+    /* Raw stream bytes, for a stream that is not SSE (Bedrock's event stream); NULL: SSE. */
+    int (*decode_bytes)(struct tg_exchange *x, const char *data, size_t len);
+    /* The stream ended cleanly: what closes the pivot stream goes out. */
+    void (*decode_end)(struct tg_exchange *x);
 };
 
 /* The operations of a provider type; NULL when Tollgate cannot call it yet. */

@@ -64,17 +64,33 @@ static int64_t delta_bytes(json_t *doc)
     return n;
 }
 
+static bool counted(const char *event)
+{
+    return strcmp(event, "content_block_delta") == 0 || strcmp(event, "message_start") == 0 ||
+           strcmp(event, "message_delta") == 0;
+}
+
 static int observe(struct tg_exchange *x, const char *event, const char *data, size_t len)
+{
+    if (strcmp(event, "error") == 0)
+        x->stream_error = true;
+    if (!counted(event))
+        return TG_OK;
+    json_t *doc = json_loadb(data, len, 0, NULL);
+    tg_anthropic_observe(x, event, doc);
+    json_decref(doc);
+    return TG_OK;
+}
+
+void tg_anthropic_observe(struct tg_exchange *x, const char *event, json_t *doc)
 {
     struct tg_usage *usage = &x->r->usage;
     bool delta = strcmp(event, "content_block_delta") == 0;
     bool start = strcmp(event, "message_start") == 0;
-    bool end = strcmp(event, "message_delta") == 0;
     if (strcmp(event, "error") == 0)
         x->stream_error = true;
-    if (!delta && !start && !end)
-        return TG_OK;
-    json_t *doc = json_loadb(data, len, 0, NULL);
+    if (!counted(event))
+        return;
     if (delta) {
         x->text_bytes += delta_bytes(doc);
     } else if (start) {
@@ -84,8 +100,6 @@ static int observe(struct tg_exchange *x, const char *event, const char *data, s
         tg_anthropic_take_usage(delta_usage, usage);
         x->final_usage = x->final_usage || json_is_object(delta_usage);
     }
-    json_decref(doc);
-    return TG_OK;
 }
 
 static int prepare(struct tg_request *r, struct tg_exchange *x)

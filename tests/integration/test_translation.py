@@ -1,0 +1,219 @@
+"""Anthropic Messages clients served by backends that speak another API
+(issue 10): Gemini (API key), Vertex AI (a service-account key exchanged for an
+access token at the mock's token endpoint), Bedrock Converse with SigV4
+(verified in full by the mock) and with a Bedrock API key. Requests go through
+the pivot; replies and streams come back as Anthropic writes them; usage rows
+equal what each mock reported, mapped onto the four kinds; what a backend
+cannot express is a 400 naming it, and nothing is sent.
+"""
+
+import json
+import subprocess
+
+import harness
+
+AKID, SECRET = "AKIDEXAMPLETOLLGATE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+GEMINI_USAGE = {"prompt_tokens": 50, "candidates_tokens": 20, "cached_tokens": 10,
+                "thoughts_tokens": 5}
+GEMINI_ROW = {"input_tokens": "40", "cache_read_tokens": "10", "output_tokens": "25",
+              "cache_write_tokens": "0"}
+BEDROCK_USAGE = {"input_tokens": 30, "output_tokens": 12, "cache_read_input_tokens": 5,
+                 "cache_creation_input_tokens": 3}
+BEDROCK_ROW = {"input_tokens": "30", "cache_read_tokens": "5", "output_tokens": "12",
+               "cache_write_tokens": "3"}
+TOOLS = [{"name": "get_weather", "description": "Weather of a city",
+          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
+                           "required": ["city"]}}]
+MODELS = {"gemini-2.5-flash": "gemini", "gemini-vertex": "vertex",
+          "claude-bedrock": "bedrock", "claude-bedrock-key": "bedrock-key"}
+
+
+def service_account(path, token_uri):
+    key = subprocess.run(["openssl", "genrsa", "2048"], capture_output=True, check=True,
+                         text=True).stdout
+    path.write_text(json.dumps({
+        "type": "service_account", "project_id": "tg-test", "private_key_id": "kid-1",
+        "private_key": key, "client_email": "gateway@tg-test.iam.gserviceaccount.com",
+        "token_uri": token_uri}))
+    path.chmod(0o644)
+
+
+class Env:
+    def __init__(self):
+        self.gemini = harness.Mock("mock_gemini.py", "--require-key", "gm-PROVIDERKEY")
+        self.bedrock = harness.Mock("mock_bedrock.py", "--access-key-id", AKID, "--secret-key",
+                                    SECRET, "--region", "us-east-1")
+        self.bedrock_key = harness.Mock("mock_bedrock.py", "--require-key", "br-PROVIDERKEY")
+        for m in (self.gemini, self.bedrock, self.bedrock_key):
+            harness.atexit.register(m.stop)
+        sa_dir = harness.Path(harness.tempfile.mkdtemp(prefix="tollgate-sa-"))
+        sa_dir.chmod(0o755)
+        self.sa = sa_dir / "sa.json"
+        service_account(self.sa, "http://127.0.0.1:%d/token" % self.gemini.port)
+        url = "http://127.0.0.1:%d"
+        config = {
+            "providers": {
+                "gemini": {"type": "gemini", "base_url": url % self.gemini.port,
+                           "api_key": "gm-PROVIDERKEY"},
+                "vertex": {"type": "vertex", "base_url": url % self.gemini.port,
+                           "project": "tg-test", "location": "us-central1",
+                           "service_account_file": str(self.sa)},
+                "bedrock": {"type": "bedrock", "base_url": url % self.bedrock.port,
+                            "region": "us-east-1", "aws_access_key_id": AKID,
+                            "aws_secret_access_key": SECRET},
+                "bedrock-key": {"type": "bedrock", "base_url": url % self.bedrock_key.port,
+                                "region": "us-east-1", "api_key": "br-PROVIDERKEY"},
+            },
+            "models": {
+                "gemini-2.5-flash": {"provider": "gemini"},
+                "gemini-vertex": {"provider": "vertex", "upstream_model": "gemini-2.5-pro"},
+                "claude-bedrock": {"provider": "bedrock",
+                                   "upstream_model": "anthropic.claude-3-5-haiku-20241022-v1:0"},
+                "claude-bedrock-key": {"provider": "bedrock-key",
+                                       "upstream_model": "anthropic.claude-3-5-haiku-20241022-v1:0"},
+            },
+        }
+        self.stack = harness.stack(tag="translation", extra_config=config)
+        for model in MODELS:
+            self.stack.ctl("price", "set", model, "--input", "1000000", "--output", "4000000")
+        self.key = self.stack.key(group="xl", user="xl-user")
+
+    def mock_for(self, model):
+        return {"gemini": self.gemini, "vertex": self.gemini, "bedrock": self.bedrock,
+                "bedrock-key": self.bedrock_key}[MODELS[model]]
+
+
+_env = None
+
+
+def env():
+    global _env
+    if _env is None:
+        _env = Env()
+    return _env
+
+
+def usage_directive(model):
+    return {"usage": BEDROCK_USAGE if "bedrock" in model else GEMINI_USAGE}
+
+
+def expected_row(model):
+    return BEDROCK_ROW if "bedrock" in model else GEMINI_ROW
+
+
+def check_row(request_id, model):
+    row = env().stack.usage(request_id)
+    for k, v in expected_row(model).items():
+        assert row[k] == v, (model, k, row)
+    assert row["provider"] == MODELS[model], row
+    return row
+
+
+def test_plain_replies_come_back_as_anthropic_messages():
+    e = env()
+    for model in MODELS:
+        directive = dict(usage_directive(model), text="Bonjour from %s." % model)
+        status, headers, raw = e.stack.messages(e.key, model=model, directive=directive)
+        assert status == 200, (model, raw[:400])
+        reply = json.loads(raw)
+        assert reply["type"] == "message" and reply["role"] == "assistant", reply
+        assert reply["content"][0] == {"type": "text", "text": "Bonjour from %s." % model}, reply
+        assert reply["stop_reason"] == "end_turn", reply
+        check_row(headers["x-request-id"], model)
+
+
+def test_streams_come_back_as_anthropic_events_and_are_billed():
+    e = env()
+    for model in MODELS:
+        directive = dict(usage_directive(model), text="one two three four")
+        resp = e.stack.stream(e.stack.body(model=model, directive=directive, stream=True),
+                              e.stack.auth(e.key))
+        assert resp.status == 200, model
+        events = list(resp)
+        names = [name for name, _, _ in events]
+        assert names[0] == "message_start" and names[-1] == "message_stop", (model, names)
+        text = "".join(json.loads(d)["delta"].get("text", "") for n, d, _ in events
+                       if n == "content_block_delta")
+        assert text == "one two three four", (model, text)
+        check_row(resp.headers["x-request-id"], model)
+
+
+def test_tool_calls_are_translated_both_ways():
+    e = env()
+    for model in MODELS:
+        mock = e.mock_for(model)
+        directive = dict(usage_directive(model),
+                         tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}}])
+        status, headers, raw = e.stack.messages(e.key, model=model, directive=directive,
+                                                tools=TOOLS)
+        assert status == 200, (model, raw[:400])
+        reply = json.loads(raw)
+        uses = [b for b in reply["content"] if b["type"] == "tool_use"]
+        assert len(uses) == 1 and uses[0]["name"] == "get_weather", reply
+        assert uses[0]["input"] == {"city": "Paris"} and reply["stop_reason"] == "tool_use", reply
+        check_row(headers["x-request-id"], model)
+        # the tool's result goes back on the next turn, under the backend's own shape
+        mock.clear()
+        follow = e.stack.body(model=model, tools=TOOLS)
+        follow["messages"] += [
+            {"role": "assistant", "content": reply["content"]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": uses[0]["id"],
+                                          "content": "18 degrees"}]}]
+        status, _, raw = e.stack.request("POST", "/v1/messages", follow, e.stack.auth(e.key))
+        assert status == 200, (model, raw[:400])
+        sent = json.loads(mock.records()[-1]["body"])
+        text = json.dumps(sent)
+        assert "18 degrees" in text and "get_weather" in text, (model, sent)
+
+
+def test_each_backend_got_its_own_credentials_and_never_the_clients():
+    e = env()
+    for model in MODELS:
+        mock = e.mock_for(model)
+        mock.clear()
+        status, _, raw = e.stack.messages(e.key, model=model)
+        assert status == 200, (model, raw[:400])
+        rec = mock.records()[-1]
+        assert e.key not in json.dumps(rec), model
+        if MODELS[model] == "gemini":
+            assert rec["headers"]["x-goog-api-key"] == "gm-PROVIDERKEY"
+            assert rec["path"] == "/v1beta/models/gemini-2.5-flash:generateContent", rec["path"]
+        elif MODELS[model] == "vertex":
+            assert rec["headers"]["authorization"].startswith("Bearer "), rec["headers"]
+            assert rec["path"] == ("/v1/projects/tg-test/locations/us-central1/publishers/google/"
+                                   "models/gemini-2.5-pro:generateContent"), rec["path"]
+        elif MODELS[model] == "bedrock":
+            assert rec["auth"]["scheme"] == "sigv4" and rec["auth"]["verified"] is True, rec["auth"]
+            assert rec["model_id"] == "anthropic.claude-3-5-haiku-20241022-v1:0", rec
+        else:
+            assert rec["auth"] == {"scheme": "bearer"}, rec["auth"]
+    # the access token was fetched once and then reused from the cache
+    status, _, raw = e.gemini.request("GET", "/_mock/health")
+    issued = json.loads(raw).get("tokens_issued")
+    assert issued is not None and 1 <= issued <= 2, raw  # one per worker process at most
+
+
+def test_what_a_backend_cannot_express_is_a_400_naming_it_and_nothing_is_sent():
+    e = env()
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain",
+                                               "data": "a contract"}}
+    for model in ("gemini-2.5-flash", "claude-bedrock"):
+        mock = e.mock_for(model)
+        mock.clear()
+        body = e.stack.body(model=model)
+        body["messages"][0]["content"] = [document, {"type": "text", "text": "Summarize."}]
+        status, _, raw = e.stack.request("POST", "/v1/messages", body, e.stack.auth(e.key))
+        assert status == 400, (model, raw[:300])
+        etype, message = harness.error_body(raw)
+        assert etype == "invalid_request_error" and "document" in message, (model, message)
+        assert mock.records() == [], "the request reached the provider"
+
+
+def test_provider_errors_come_back_in_the_clients_dialect():
+    e = env()
+    for model in MODELS:
+        status, headers, raw = e.stack.messages(e.key, model=model,
+                                                directive={"status": 400})
+        assert status == 400, (model, raw[:300])
+        etype, _ = harness.error_body(raw)
+        assert etype == "invalid_request_error", (model, raw[:300])
