@@ -87,6 +87,7 @@ struct tg_request {
     const struct tg_backend *backend; /* the pool member serving it (config.h) */
     struct json_t *doc;               /* the parsed body (a cleanup of the arena owns it) */
     const char *client_model;         /* the model name as the client wrote it */
+    struct json_t *pivot;             /* the body as the pivot, once translated (the arena owns it) */
     bool stream;
     int64_t max_tokens;              /* the request's output bound, all choices together */
     int64_t input_bound_tokens;      /* its input bound (bound.c): input + cache tokens; 0: none */

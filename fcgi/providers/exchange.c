@@ -17,6 +17,9 @@
 #include "log.h"
 #include "provider.h"
 #include "provider_anthropic.h"
+#include "translate_openai.h"
+#include "translate_openai_reply.h"
+#include "translate_openai_stream.h"
 #include "quota.h"
 #include "request.h"
 #include "upstream.h"
@@ -128,9 +131,45 @@ static void check_deadlines(struct tg_exchange *x, int64_t now)
     }
 }
 
-/* A pivot event to a client of the Anthropic dialect: as the API writes it. */
+static int write_bytes(void *ctx, const char *bytes, size_t len)
+{
+    return tg_request_write(ctx, bytes, len);
+}
+
+static void release_writer(void *w)
+{
+    tg_translate_openai_writer_release(w);
+}
+
+/* The OpenAI client's chunk writer, made at the first event. */
+static struct tg_translate_openai_writer *openai_writer(struct tg_exchange *x)
+{
+    struct tg_request *r = x->r;
+    if (x->writer != NULL)
+        return x->writer;
+    struct tg_translate_openai_writer *w = tg_arena_calloc(r->arena, sizeof(*w));
+    bool include_usage =
+        json_is_true(json_object_get(json_object_get(r->doc, "stream_options"), "include_usage"));
+    char id[64];
+    snprintf(id, sizeof(id), "chatcmpl-%s", r->request_id);
+    if (w == NULL || tg_translate_openai_writer_init(w, r->client_model, (int64_t)time(NULL), id,
+                                                     include_usage, write_bytes, r) != TG_OK)
+        return NULL;
+    if (tg_arena_cleanup_add(r->arena, release_writer, w) != TG_OK) {
+        tg_translate_openai_writer_release(w);
+        return NULL;
+    }
+    x->writer = w;
+    return w;
+}
+
+/* A pivot event to the client: as Anthropic writes it, or as OpenAI chunks. */
 static int write_pivot_event(struct tg_exchange *x, const char *event, json_t *data)
 {
+    if (x->r->dialect == TG_DIALECT_OPENAI) {
+        struct tg_translate_openai_writer *w = openai_writer(x);
+        return w != NULL ? tg_translate_openai_writer_feed(w, event, data) : TG_ERROR;
+    }
     char *text = json_dumps(data, JSON_COMPACT);
     if (text == NULL)
         return TG_ERROR;
@@ -317,6 +356,36 @@ static int fail_transport(struct tg_request *r, enum tg_upstream_result result,
     return TG_ERROR;
 }
 
+static void free_json(void *doc)
+{
+    json_decref(doc);
+}
+
+/* An OpenAI chat request as the pivot, made once per request (the arena keeps it). */
+static int openai_pivot(struct tg_request *r, json_t **pivot)
+{
+    if (r->pivot != NULL) {
+        *pivot = r->pivot;
+        return TG_OK;
+    }
+    char message[256];
+    json_t *out = NULL;
+    int rc =
+        tg_translate_openai_request_to_pivot(r->doc, r->max_tokens, &out, message, sizeof(message));
+    if (rc == TG_DECLINED) {
+        tg_request_fail(r, 400, "invalid_request_error", message, NULL);
+        return TG_ERROR;
+    }
+    if (rc != TG_OK || tg_arena_cleanup_add(r->arena, free_json, out) != TG_OK) {
+        json_decref(out);
+        tg_request_fail(r, 500, "api_error", "internal error", "out of memory translating");
+        return TG_ERROR;
+    }
+    r->pivot = out;
+    *pivot = out;
+    return TG_OK;
+}
+
 /*
  * The request as the pivot (Anthropic Messages) for a backend that does not
  * speak the client's dialect: *pivot borrowed (NULL when the backend speaks
@@ -332,6 +401,8 @@ static int pivot_for(struct tg_request *r, json_t **pivot)
         *pivot = r->doc;
         return TG_OK;
     }
+    if (ops != NULL && ops->encode != NULL && r->endpoint == TG_EP_CHAT_COMPLETIONS)
+        return openai_pivot(r, pivot);
     char message[200];
     snprintf(message, sizeof(message),
              "model \"%s\" is served by provider \"%s\", which this API cannot reach",
@@ -351,7 +422,15 @@ static int translate_reply(struct tg_request *r, struct tg_exchange *x)
         return TG_ERROR;
     }
     tg_anthropic_take_usage(json_object_get(reply, "usage"), &r->usage);
-    char *text = json_dumps(reply, JSON_COMPACT);
+    if (r->dialect == TG_DIALECT_OPENAI) {
+        char message[256];
+        json_t *chat = NULL;
+        int rc = tg_translate_pivot_reply_to_openai(reply, r->client_model, (int64_t)time(NULL),
+                                                    &chat, message, sizeof(message));
+        json_decref(reply);
+        reply = rc == TG_OK ? chat : NULL;
+    }
+    char *text = reply != NULL ? json_dumps(reply, JSON_COMPACT) : NULL;
     json_decref(reply);
     if (text == NULL || tg_arena_cleanup_add(r->arena, free, text) != TG_OK) {
         free(text);

@@ -4,6 +4,7 @@
 #include "provider_anthropic.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "exchange.h"
@@ -102,14 +103,13 @@ void tg_anthropic_observe(struct tg_exchange *x, const char *event, json_t *doc)
     }
 }
 
-static int prepare(struct tg_request *r, struct tg_exchange *x)
+/* URL and headers of a Messages call; x->body is set already. */
+static int call_headers(struct tg_request *r, struct tg_exchange *x)
 {
     const struct tg_provider *p = r->backend->provider;
     const char *version = tg_request_header(r, "anthropic-version");
     const char *tracestate = tg_request_header(r, "tracestate");
     x->url = tg_arena_printf(r->arena, "%s/v1/messages", p->base_url);
-    x->body = tg_provider_same_dialect_body(r, &x->body_len);
-    x->relay_mode = TG_RELAY_RAW;
     if (x->url == NULL || x->body == NULL)
         return TG_ERROR;
     int rc = tg_exchange_add_header(x, "x-api-key: %s", p->api_key);
@@ -140,6 +140,64 @@ static bool is_error_body(const char *body, size_t len)
     return ok;
 }
 
+static int prepare(struct tg_request *r, struct tg_exchange *x)
+{
+    x->body = tg_provider_same_dialect_body(r, &x->body_len);
+    x->relay_mode = TG_RELAY_RAW;
+    return call_headers(r, x);
+}
+
+static void free_text(void *text)
+{
+    free(text);
+}
+
+/* The translated path: the pivot is a Messages request already; only its model changes. */
+static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
+{
+    json_t *body = json_copy(pivot);
+    if (body == NULL ||
+        json_object_set_new(body, "model", json_string(r->backend->upstream_model)) != 0) {
+        json_decref(body);
+        return TG_ERROR;
+    }
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
+        free(text);
+        return TG_ERROR;
+    }
+    x->body = text;
+    x->body_len = strlen(text);
+    x->relay_mode = TG_RELAY_EVENTS;
+    return call_headers(r, x);
+}
+
+static int decode_reply(struct tg_exchange *x, json_t **pivot_reply)
+{
+    *pivot_reply = json_loadb(x->reply, x->reply_len, 0, NULL);
+    return json_is_object(*pivot_reply) ? TG_OK : TG_ERROR;
+}
+
+static int decode_event(struct tg_exchange *x, const char *event, const char *data, size_t len)
+{
+    if (strcmp(event, "ping") == 0)
+        return TG_OK;
+    json_t *doc = json_loadb(data, len, 0, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return TG_ERROR;
+    }
+    int rc = tg_exchange_emit(x, event, doc);
+    json_decref(doc);
+    return rc;
+}
+
+static void decode_end(struct tg_exchange *x)
+{
+    (void)x; /* Anthropic's stream ends itself with message_stop */
+}
+
 const struct tg_provider_ops tg_provider_anthropic = {
     .name = "anthropic",
     .native = TG_DIALECT_ANTHROPIC,
@@ -147,4 +205,8 @@ const struct tg_provider_ops tg_provider_anthropic = {
     .read_usage = read_usage,
     .observe = observe,
     .is_error_body = is_error_body,
+    .encode = encode,
+    .decode_reply = decode_reply,
+    .decode_event = decode_event,
+    .decode_end = decode_end,
 };

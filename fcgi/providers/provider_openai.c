@@ -10,6 +10,8 @@
 #include "exchange.h"
 #include "jscan.h"
 #include "trace.h"
+#include "translate_openai_backend.h"
+#include "translate_openai_stream.h"
 #include "usage.h"
 
 static int64_t int_member(json_t *obj, const char *name)
@@ -167,6 +169,106 @@ static int prepare_azure(struct tg_request *r, struct tg_exchange *x)
     return common_headers(r, x);
 }
 
+/* ---- the translated path: an Anthropic client on an OpenAI backend ---- */
+
+struct reader {
+    struct tg_translate_openai_reader reader;
+    bool done;
+};
+
+static void release_reader(void *d)
+{
+    tg_translate_openai_reader_release(&((struct reader *)d)->reader);
+}
+
+static int encode_body(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
+{
+    char message[256];
+    json_t *chat = NULL;
+    int rc = tg_translate_pivot_request_to_openai(pivot, r->backend->upstream_model, &chat, message,
+                                                  sizeof(message));
+    if (rc != TG_OK) {
+        json_decref(chat);
+        tg_request_fail(r, 400, "invalid_request_error", message, NULL);
+        return rc == TG_DECLINED ? TG_DECLINED : TG_ERROR;
+    }
+    char *text = json_dumps(chat, JSON_COMPACT);
+    json_decref(chat);
+    if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
+        free(text);
+        return TG_ERROR;
+    }
+    x->body = text;
+    x->body_len = strlen(text);
+    return TG_OK;
+}
+
+static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
+{
+    const struct tg_provider *p = r->backend->provider;
+    int rc = encode_body(r, x, pivot);
+    if (rc != TG_OK)
+        return rc;
+    struct reader *d = tg_arena_calloc(r->arena, sizeof(*d));
+    if (d == NULL ||
+        tg_translate_openai_reader_init(&d->reader, r->model->name, tg_exchange_emit, x) != TG_OK)
+        return TG_ERROR;
+    if (tg_arena_cleanup_add(r->arena, release_reader, d) != TG_OK) {
+        tg_translate_openai_reader_release(&d->reader);
+        return TG_ERROR;
+    }
+    x->decoder = d;
+    x->relay_mode = TG_RELAY_EVENTS;
+    if (p->type == TG_PROVIDER_AZURE_OPENAI) {
+        x->url =
+            tg_arena_printf(r->arena, "%s/openai/deployments/%s/chat/completions?api-version=%s",
+                            p->base_url, r->backend->upstream_model, p->api_version);
+        rc = tg_exchange_add_header(x, "api-key: %s", p->api_key);
+    } else {
+        x->url = tg_arena_printf(r->arena, "%s/v1/chat/completions", p->base_url);
+        if (p->api_key != NULL)
+            rc = tg_exchange_add_header(x, "authorization: Bearer %s", p->api_key);
+    }
+    if (x->url == NULL || rc != TG_OK)
+        return TG_ERROR;
+    return common_headers(r, x);
+}
+
+static int decode_reply(struct tg_exchange *x, json_t **pivot_reply)
+{
+    char message[256];
+    json_t *chat = json_loadb(x->reply, x->reply_len, 0, NULL);
+    int rc = chat != NULL ? tg_translate_openai_reply_to_pivot(chat, x->r->model->name, pivot_reply,
+                                                               message, sizeof(message))
+                          : TG_ERROR;
+    json_decref(chat);
+    return rc == TG_OK ? TG_OK : TG_ERROR;
+}
+
+static int decode_event(struct tg_exchange *x, const char *event, const char *data, size_t len)
+{
+    (void)event;
+    struct reader *d = x->decoder;
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        d->done = true;
+        return tg_translate_openai_reader_done(&d->reader);
+    }
+    json_t *chunk = json_loadb(data, len, 0, NULL);
+    if (chunk == NULL)
+        return TG_ERROR;
+    int rc = tg_translate_openai_reader_feed(&d->reader, chunk);
+    json_decref(chunk);
+    return rc;
+}
+
+static void decode_end(struct tg_exchange *x)
+{
+    struct reader *d = x->decoder;
+    if (!d->done)
+        tg_translate_openai_reader_done(&d->reader);
+    d->done = true;
+}
+
 /* An OpenAI error body: {"error":{"message":...}}. */
 static bool is_error_body(const char *body, size_t len)
 {
@@ -183,6 +285,10 @@ const struct tg_provider_ops tg_provider_openai = {
     .read_usage = read_usage,
     .observe = observe,
     .is_error_body = is_error_body,
+    .encode = encode,
+    .decode_reply = decode_reply,
+    .decode_event = decode_event,
+    .decode_end = decode_end,
 };
 
 const struct tg_provider_ops tg_provider_azure_openai = {
@@ -192,4 +298,8 @@ const struct tg_provider_ops tg_provider_azure_openai = {
     .read_usage = read_usage,
     .observe = observe,
     .is_error_body = is_error_body,
+    .encode = encode,
+    .decode_reply = decode_reply,
+    .decode_event = decode_event,
+    .decode_end = decode_end,
 };

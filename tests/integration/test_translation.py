@@ -1,10 +1,12 @@
-"""Anthropic Messages clients served by backends that speak another API
-(issue 10): Gemini (API key), Vertex AI (a service-account key exchanged for an
-access token at the mock's token endpoint), Bedrock Converse with SigV4
-(verified in full by the mock) and with a Bedrock API key. Requests go through
-the pivot; replies and streams come back as Anthropic writes them; usage rows
-equal what each mock reported, mapped onto the four kinds; what a backend
-cannot express is a 400 naming it, and nothing is sent.
+"""Clients served by backends that speak another API (issue 10).
+
+Anthropic Messages clients on Gemini (API key), Vertex AI (a service-account
+key exchanged for an access token at the mock's token endpoint), Bedrock
+Converse with SigV4 (verified in full by the mock) and with a Bedrock API key,
+and OpenAI; OpenAI Chat Completions clients on Anthropic, Bedrock and Gemini.
+Requests go through the pivot; replies and streams come back in the client's
+format; usage rows equal what each mock reported, mapped onto the four kinds;
+what a backend cannot express is a 400 naming it, and nothing is sent.
 """
 
 import json
@@ -25,7 +27,15 @@ TOOLS = [{"name": "get_weather", "description": "Weather of a city",
           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
                            "required": ["city"]}}]
 MODELS = {"gemini-2.5-flash": "gemini", "gemini-vertex": "vertex",
-          "claude-bedrock": "bedrock", "claude-bedrock-key": "bedrock-key"}
+          "claude-bedrock": "bedrock", "claude-bedrock-key": "bedrock-key", "gpt-4o": "openai"}
+OPENAI_USAGE = {"prompt_tokens": 70, "completion_tokens": 20, "cached_tokens": 30,
+                "reasoning_tokens": 4}
+OPENAI_ROW = {"input_tokens": "40", "cache_read_tokens": "30", "output_tokens": "20",
+              "cache_write_tokens": "0"}
+ANTHROPIC_USAGE = {"input_tokens": 21, "output_tokens": 9, "cache_read_input_tokens": 6,
+                   "cache_creation_input_tokens": 2}
+ANTHROPIC_ROW = {"input_tokens": "21", "cache_read_tokens": "6", "output_tokens": "9",
+                 "cache_write_tokens": "2"}
 
 
 def service_account(path, token_uri):
@@ -44,7 +54,8 @@ class Env:
         self.bedrock = harness.Mock("mock_bedrock.py", "--access-key-id", AKID, "--secret-key",
                                     SECRET, "--region", "us-east-1")
         self.bedrock_key = harness.Mock("mock_bedrock.py", "--require-key", "br-PROVIDERKEY")
-        for m in (self.gemini, self.bedrock, self.bedrock_key):
+        self.openai = harness.Mock("mock_openai.py", "--require-key", "sk-oa-PROVIDERKEY")
+        for m in (self.gemini, self.bedrock, self.bedrock_key, self.openai):
             harness.atexit.register(m.stop)
         sa_dir = harness.Path(harness.tempfile.mkdtemp(prefix="tollgate-sa-"))
         sa_dir.chmod(0o755)
@@ -63,6 +74,8 @@ class Env:
                             "aws_secret_access_key": SECRET},
                 "bedrock-key": {"type": "bedrock", "base_url": url % self.bedrock_key.port,
                                 "region": "us-east-1", "api_key": "br-PROVIDERKEY"},
+                "openai": {"type": "openai", "base_url": url % self.openai.port,
+                           "api_key": "sk-oa-PROVIDERKEY"},
             },
             "models": {
                 "gemini-2.5-flash": {"provider": "gemini"},
@@ -71,16 +84,17 @@ class Env:
                                    "upstream_model": "anthropic.claude-3-5-haiku-20241022-v1:0"},
                 "claude-bedrock-key": {"provider": "bedrock-key",
                                        "upstream_model": "anthropic.claude-3-5-haiku-20241022-v1:0"},
+                "gpt-4o": {"provider": "openai", "max_output_tokens": 16384},
             },
         }
         self.stack = harness.stack(tag="translation", extra_config=config)
-        for model in MODELS:
+        for model in list(MODELS) + ["gpt-4o"]:
             self.stack.ctl("price", "set", model, "--input", "1000000", "--output", "4000000")
         self.key = self.stack.key(group="xl", user="xl-user")
 
     def mock_for(self, model):
         return {"gemini": self.gemini, "vertex": self.gemini, "bedrock": self.bedrock,
-                "bedrock-key": self.bedrock_key}[MODELS[model]]
+                "bedrock-key": self.bedrock_key, "openai": self.openai}[MODELS[model]]
 
 
 _env = None
@@ -94,10 +108,18 @@ def env():
 
 
 def usage_directive(model):
+    if model.startswith("gpt"):
+        return {"usage": OPENAI_USAGE}
+    if model.startswith("claude-haiku"):
+        return {"usage": ANTHROPIC_USAGE}
     return {"usage": BEDROCK_USAGE if "bedrock" in model else GEMINI_USAGE}
 
 
 def expected_row(model):
+    if model.startswith("gpt"):
+        return OPENAI_ROW
+    if model.startswith("claude-haiku"):
+        return ANTHROPIC_ROW
     return BEDROCK_ROW if "bedrock" in model else GEMINI_ROW
 
 
@@ -105,7 +127,7 @@ def check_row(request_id, model):
     row = env().stack.usage(request_id)
     for k, v in expected_row(model).items():
         assert row[k] == v, (model, k, row)
-    assert row["provider"] == MODELS[model], row
+    assert row["provider"] == MODELS.get(model, "anthropic"), row
     return row
 
 
@@ -185,6 +207,9 @@ def test_each_backend_got_its_own_credentials_and_never_the_clients():
         elif MODELS[model] == "bedrock":
             assert rec["auth"]["scheme"] == "sigv4" and rec["auth"]["verified"] is True, rec["auth"]
             assert rec["model_id"] == "anthropic.claude-3-5-haiku-20241022-v1:0", rec
+        elif MODELS[model] == "openai":
+            assert rec["headers"]["authorization"] == "Bearer sk-oa-PROVIDERKEY"
+            assert rec["path"] == "/v1/chat/completions", rec["path"]
         else:
             assert rec["auth"] == {"scheme": "bearer"}, rec["auth"]
     # the access token was fetched once and then reused from the cache
@@ -197,7 +222,7 @@ def test_what_a_backend_cannot_express_is_a_400_naming_it_and_nothing_is_sent():
     e = env()
     document = {"type": "document", "source": {"type": "text", "media_type": "text/plain",
                                                "data": "a contract"}}
-    for model in ("gemini-2.5-flash", "claude-bedrock"):
+    for model in ("gemini-2.5-flash", "claude-bedrock", "gpt-4o"):
         mock = e.mock_for(model)
         mock.clear()
         body = e.stack.body(model=model)
@@ -217,3 +242,110 @@ def test_provider_errors_come_back_in_the_clients_dialect():
         assert status == 400, (model, raw[:300])
         etype, _ = harness.error_body(raw)
         assert etype == "invalid_request_error", (model, raw[:300])
+
+
+# ---- OpenAI Chat Completions clients on backends of other dialects ----------
+
+OPENAI_CLIENT_MODELS = ["claude-haiku-4-5", "gemini-2.5-flash", "claude-bedrock"]
+
+
+def chat_body(model, directive=None, stream=False, **extra):
+    text = "Say hello." + (" MOCK" + json.dumps(directive) if directive else "")
+    body = {"model": model, "messages": [{"role": "system", "content": "Be brief."},
+                                         {"role": "user", "content": text}]}
+    if stream:
+        body["stream"] = True
+    body.update(extra)
+    return body
+
+
+def chat_post(body):
+    e = env()
+    return e.stack.request("POST", "/v1/chat/completions", body,
+                           {"authorization": "Bearer " + e.key})
+
+
+def test_openai_clients_get_chat_completions_from_any_backend():
+    for model in OPENAI_CLIENT_MODELS:
+        directive = dict(usage_directive(model), text="Hello from %s." % model)
+        status, headers, raw = chat_post(chat_body(model, directive))
+        assert status == 200, (model, raw[:400])
+        reply = json.loads(raw)
+        assert reply["object"] == "chat.completion", reply
+        choice = reply["choices"][0]
+        assert choice["message"]["content"] == "Hello from %s." % model, reply
+        assert choice["finish_reason"] == "stop", reply
+        want = expected_row(model)
+        prompt = sum(int(want[k]) for k in ("input_tokens", "cache_read_tokens",
+                                            "cache_write_tokens"))
+        assert reply["usage"]["prompt_tokens"] == prompt, (model, reply["usage"])
+        assert reply["usage"]["completion_tokens"] == int(want["output_tokens"])
+        check_row(headers["x-request-id"], model)
+
+
+def test_openai_client_streams_from_any_backend():
+    e = env()
+    for model in OPENAI_CLIENT_MODELS:
+        for include_usage in (False, True):
+            directive = dict(usage_directive(model), text="alpha beta gamma")
+            extra = {"stream_options": {"include_usage": True}} if include_usage else {}
+            resp = e.stack.stream(chat_body(model, directive, stream=True, **extra),
+                                  {"authorization": "Bearer " + e.key},
+                                  path="/v1/chat/completions")
+            assert resp.status == 200, model
+            data = [d for _, d, _ in resp]
+            assert data[-1] == "[DONE]", (model, data[-3:])
+            chunks = [json.loads(d) for d in data[:-1]]
+            assert all(c["object"] == "chat.completion.chunk" for c in chunks), chunks[:2]
+            text = "".join(ch["delta"].get("content") or "" for c in chunks
+                           for ch in c["choices"])
+            assert text == "alpha beta gamma", (model, text)
+            usage = [c["usage"] for c in chunks if c.get("usage")]
+            assert bool(usage) == include_usage, (model, include_usage, usage)
+            check_row(resp.headers["x-request-id"], model)
+
+
+def test_openai_client_tool_calls_on_other_backends():
+    e = env()
+    tools = [{"type": "function", "function": {"name": "get_weather",
+                                               "parameters": TOOLS[0]["input_schema"]}}]
+    for model in OPENAI_CLIENT_MODELS:
+        directive = dict(usage_directive(model),
+                         tool_calls=[{"name": "get_weather", "args": {"city": "Oslo"}}])
+        if model.startswith("claude-haiku"):
+            directive = dict(usage_directive(model),
+                             tool_use={"name": "get_weather", "input": {"city": "Oslo"}})
+        for stream in (False, True):
+            body = chat_body(model, directive, stream=stream, tools=tools)
+            if stream:
+                resp = e.stack.stream(body, {"authorization": "Bearer " + e.key},
+                                      path="/v1/chat/completions")
+                chunks = [json.loads(d) for _, d, _ in resp if d != "[DONE]"]
+                calls = [tc for c in chunks for ch in c["choices"]
+                         for tc in ch["delta"].get("tool_calls", [])]
+                args = "".join(tc["function"].get("arguments", "") for tc in calls)
+                names = [tc["function"]["name"] for tc in calls if tc["function"].get("name")]
+                finish = [ch["finish_reason"] for c in chunks for ch in c["choices"]
+                          if ch.get("finish_reason")]
+                rid = resp.headers["x-request-id"]
+            else:
+                status, headers, raw = chat_post(body)
+                assert status == 200, (model, raw[:400])
+                message = json.loads(raw)["choices"][0]
+                calls = message["message"]["tool_calls"]
+                args = calls[0]["function"]["arguments"]
+                names = [calls[0]["function"]["name"]]
+                finish = [message["finish_reason"]]
+                rid = headers["x-request-id"]
+            assert names == ["get_weather"], (model, stream, names)
+            assert json.loads(args) == {"city": "Oslo"}, (model, stream, args)
+            assert finish == ["tool_calls"], (model, stream, finish)
+            check_row(rid, model)
+
+
+def test_openai_features_a_backend_cannot_express_are_a_400_in_openais_shape():
+    for model in ("claude-haiku-4-5", "claude-bedrock"):
+        status, _, raw = chat_post(chat_body(model, n=2))
+        assert status == 400, (model, raw[:300])
+        err = json.loads(raw)["error"]
+        assert err["type"] == "invalid_request_error" and "n" in err["message"], err
