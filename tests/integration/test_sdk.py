@@ -91,15 +91,13 @@ ANTHROPIC_CASES = [
      "error": {"class": "OverloadedError", "status": 529, "type": "overloaded_error"}},
 ]
 
-# ---- the OpenAI SDK: waiting for the gateway's OpenAI dialect -------------------
+# ---- the OpenAI SDK on /v1/chat/completions and /v1/embeddings -----------------
 #
-# Tollgate has no /v1/chat/completions nor /v1/embeddings yet.  These rows are
-# enabled (added to CASES below) when the OpenAI dialect lands.  Chat cases
-# name Claude models: the dialect translates them to the Anthropic provider,
-# served by the same mock, so the mock's text, tool call and usage must come
-# back in OpenAI's shape (want_sdk_usage: prompt_tokens counts cached input
-# too, as OpenAI's does).  The embeddings case needs an embeddings model and a
-# provider mock that serves it; its "mock" is that mock's directive.
+# Chat cases name Claude models: the OpenAI dialect translates them to the
+# Anthropic provider, served by the same mock, so the mock's text, tool call and
+# usage must come back in OpenAI's shape (want_sdk_usage: prompt_tokens counts
+# cached input too, as OpenAI's does).  The embeddings case runs on
+# test_openai's stack, whose OpenAI mock serves text-embedding-3-small.
 
 OPENAI_TOOL = {"type": "function", "function": {
     "name": WEATHER["name"], "description": WEATHER["description"],
@@ -132,8 +130,9 @@ OPENAI_CASES = [
                         "cache_read_input_tokens": 0, "cache_creation_input_tokens": 128}}},
     {"name": "openai_embeddings", "sdk": "openai", "call": "embeddings.create",
      "stream": False,
-     "params": {"model": "text-embedding-3-small", "input": ["first text", "second text"]},
-     "mock": {"dims": 8, "usage": {"input_tokens": 4}},
+     "params": {"model": "text-embedding-3-small", "input": ["first text", "second text"],
+                "dimensions": 8},
+     "mock": {"usage": {"prompt_tokens": 4}},
      "embeddings": 2},
     {"name": "openai_bad_key", "sdk": "openai", "call": "chat.completions.create",
      "stream": False, "key": "bad",
@@ -147,7 +146,7 @@ OPENAI_CASES = [
      "error": {"class": "RateLimitError", "status": 429}},
 ]
 
-CASES = ANTHROPIC_CASES  # + OPENAI_CASES once the OpenAI dialect is in
+CASES = ANTHROPIC_CASES + OPENAI_CASES
 
 
 # ---- the driver --------------------------------------------------------------------
@@ -251,7 +250,26 @@ def mock_records(s, marker):
 
 # ---- one case ---------------------------------------------------------------------------
 
+def run_embeddings_case(case):
+    """embeddings.create on test_openai's stack: vectors, usage, the row."""
+    import test_openai
+    e = test_openai.env()
+    params = dict(case["params"], input=["first MOCK" + json.dumps(case["mock"])]
+                  + case["params"]["input"][1:])
+    out = drive(case, "http://127.0.0.1:%d" % e.stack.port, e.key, params)
+    assert out["ok"] is True, "the SDK raised %s" % out.get("error")
+    dims = [x["dims"] for x in out["embeddings"]]
+    assert dims == [case["params"]["dimensions"]] * case["embeddings"], out["embeddings"]
+    prompt = case["mock"]["usage"]["prompt_tokens"]
+    assert out["usage"]["prompt_tokens"] == prompt, out["usage"]
+    row = e.stack.usage(out["request_id"])
+    assert (row["input_tokens"], row["output_tokens"]) == (str(prompt), "0"), row
+    assert row["model"] == "text-embedding-3-small" and row["http_status"] == "200", row
+
+
 def run_case(case):
+    if case["call"] == "embeddings.create":
+        return run_embeddings_case(case)
     s = main_stack()
     marker = "sdk-%s-%s" % (case["name"], secrets.token_hex(4))
     directive = case["mock"]
