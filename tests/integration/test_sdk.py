@@ -385,3 +385,83 @@ def _check_tables():
 _check_tables()
 for _case in CASES:
     globals()["test_" + _case["name"]] = make_test(_case)
+
+
+# ---- every client dialect x every provider, through the SDKs ----------------------
+#
+# test_translation's stack serves a model per provider kind, each on its own
+# mock: the Anthropic and the OpenAI SDK call each of them, plain and streamed,
+# text and a tool call.  What the SDK reports (text, tool call, usage) and the
+# usage row must equal what that mock sent, in the SDK's own convention.
+
+MATRIX_MODELS = {"anthropic": "claude-haiku-4-5", "openai": "gpt-4o",
+                 "azure_openai": "gpt-4o-azure", "bedrock": "claude-bedrock",
+                 "gemini": "gemini-2.5-flash", "vertex": "gemini-vertex"}
+
+
+def matrix_directive(model, tool):
+    import test_translation as tt
+    d = dict(tt.usage_directive("gpt" if model.startswith("gpt") else model),
+             text="Matrix reply for %s." % model)
+    if tool and model.startswith("claude-haiku"):
+        d["tool_use"] = WEATHER_CALL
+    elif tool:
+        d["tool_calls"] = [{"name": WEATHER_CALL["name"], "args": WEATHER_CALL["input"]}]
+    return d
+
+
+def run_matrix(sdk, kind):
+    import test_translation as tt
+    e = tt.env()
+    model = MATRIX_MODELS[kind]
+    want_row = tt.expected_row("gpt" if model.startswith("gpt") else model)
+    u = {k: int(v) for k, v in want_row.items()}
+    for stream in (False, True):
+        for tool in (False, True):
+            directive = matrix_directive(model, tool)
+            prompt = "matrix MOCK" + json.dumps(directive)
+            if sdk == "anthropic":
+                case = {"sdk": sdk, "call": "messages.create", "stream": stream}
+                params = {"model": model, "max_tokens": 256,
+                          "messages": [{"role": "user", "content": prompt}]}
+                if tool:
+                    params["tools"] = [WEATHER]
+            else:
+                case = {"sdk": sdk, "call": "chat.completions.create", "stream": stream}
+                params = {"model": model, "max_tokens": 256,
+                          "messages": [{"role": "user", "content": prompt}]}
+                if stream:
+                    params["stream_options"] = {"include_usage": True}
+                if tool:
+                    params["tools"] = [OPENAI_TOOL]
+            out = drive(case, "http://127.0.0.1:%d" % e.stack.port, e.key, params)
+            where = (sdk, kind, "stream" if stream else "plain", "tool" if tool else "text")
+            assert out["ok"] is True, (where, out.get("error"))
+            calls = [{"name": c["name"], "arguments": c["arguments"]} for c in out["tool_calls"]]
+            want_calls = ([{"name": WEATHER_CALL["name"], "arguments": WEATHER_CALL["input"]}]
+                          if tool else [])
+            assert calls == want_calls, (where, calls)
+            if not tool or not kind.startswith(("gemini", "vertex", "openai", "azure",
+                                                "bedrock")):
+                assert out["text"] == directive["text"], (where, out["text"])
+            if sdk == "anthropic":
+                got = {k: out["usage"].get(k) or 0 for k in USAGE_KEYS}
+                want = {"input_tokens": u["input_tokens"], "output_tokens": u["output_tokens"],
+                        "cache_read_input_tokens": u["cache_read_tokens"],
+                        "cache_creation_input_tokens": u["cache_write_tokens"]}
+                if stream:  # message_start may come before the backend said its input
+                    got.pop("input_tokens"), want.pop("input_tokens")
+                assert got == want, (where, out["usage"])
+            else:
+                prompt_tokens = u["input_tokens"] + u["cache_read_tokens"] + u["cache_write_tokens"]
+                assert out["usage"]["prompt_tokens"] == prompt_tokens, (where, out["usage"])
+                assert out["usage"]["completion_tokens"] == u["output_tokens"], (where, out["usage"])
+            row = e.stack.usage(out["request_id"])
+            got_row = {k: row[k] for k in want_row}
+            assert got_row == want_row, (where, got_row, want_row)
+
+
+for _sdk in ("anthropic", "openai"):
+    for _kind in MATRIX_MODELS:
+        globals()["test_matrix_%s_sdk_on_%s" % (_sdk, _kind)] = (
+            lambda sdk=_sdk, kind=_kind: run_matrix(sdk, kind))

@@ -76,6 +76,8 @@ class Env:
                                 "region": "us-east-1", "api_key": "br-PROVIDERKEY"},
                 "openai": {"type": "openai", "base_url": url % self.openai.port,
                            "api_key": "sk-oa-PROVIDERKEY"},
+                "azure": {"type": "azure_openai", "base_url": url % self.openai.port,
+                          "api_key": "sk-oa-PROVIDERKEY", "api_version": "2024-10-21"},  # the same mock
             },
             "models": {
                 "gemini-2.5-flash": {"provider": "gemini"},
@@ -85,10 +87,12 @@ class Env:
                 "claude-bedrock-key": {"provider": "bedrock-key",
                                        "upstream_model": "anthropic.claude-3-5-haiku-20241022-v1:0"},
                 "gpt-4o": {"provider": "openai", "max_output_tokens": 16384},
+                "gpt-4o-azure": {"provider": "azure", "upstream_model": "dep-gpt4o",
+                                 "max_output_tokens": 16384},
             },
         }
         self.stack = harness.stack(tag="translation", extra_config=config)
-        for model in list(MODELS) + ["gpt-4o"]:
+        for model in list(MODELS) + ["gpt-4o-azure"]:
             self.stack.ctl("price", "set", model, "--input", "1000000", "--output", "4000000")
         self.key = self.stack.key(group="xl", user="xl-user")
 
