@@ -452,13 +452,14 @@ static int load_root(json_t *root, struct tg_config **out, struct tg_config_load
     }
     static const char *const known[] = {"server",  "database",    "providers", "models", "log",
                                         "spool",   "rate_limits", "quotas",    "auth",   "admin",
-                                        "metrics", "bounds",      "failover",  NULL};
+                                        "metrics", "bounds",      "failover",  "routes", NULL};
     tg_config_load_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
     tg_config_load_providers(ld, root, c);
     tg_config_load_models(ld, root, c);
     tg_config_load_failover(ld, root, c);
+    tg_config_load_routes(ld, root, c);
     load_log(ld, root, c);
     load_spool(ld, root, c);
     load_rate_limits(ld, root, c);
@@ -516,6 +517,7 @@ void tg_config_free(struct tg_config *c)
 {
     if (c == NULL)
         return;
+    tg_config_routes_release(c);
     tg_config_providers_release(c);
     free((char *)c->db_url);
     free((char *)c->log_file);

@@ -131,6 +131,40 @@ struct tg_failover_config {
     long cooldown_ms; /* ... for this long; then one half-open probe */
 };
 
+/*
+ * routes: the operator's routing rules, tried in order before the built-in
+ * paths (routes.c matches them). A rule matches on path (exact, or a prefix
+ * ending in "*"), method, Host, header and query values, and the request's
+ * model (the name the client wrote); it answers with a direct response, sends
+ * the request to another model (a pool), or passes it to an http provider.
+ */
+#define TG_ROUTE_MAX_PAIRS 8
+struct tg_route_pair {
+    const char *name; /* lower case for headers */
+    const char *value;
+};
+
+struct tg_config_route {
+    const char *name;
+    /* match: every given criterion must hold */
+    const char *path;
+    bool path_prefix; /* path ended in "*" */
+    const char *method;
+    const char *host;
+    struct tg_route_pair headers[TG_ROUTE_MAX_PAIRS];
+    size_t n_headers;
+    struct tg_route_pair query[TG_ROUTE_MAX_PAIRS];
+    size_t n_query;
+    const char *match_model;
+    /* action: exactly one */
+    int direct_status; /* 0: no direct response */
+    struct tg_route_pair direct_headers[TG_ROUTE_MAX_PAIRS];
+    size_t n_direct_headers;
+    const char *direct_body;
+    const struct tg_model *model; /* "model": served by this model instead */
+    const struct tg_model *http;  /* "http": passed as it is to this model's http provider */
+};
+
 enum tg_estimator { TG_ESTIMATE_UPPER_BOUND, TG_ESTIMATE_APPROXIMATE };
 enum tg_db_down_policy { TG_DB_DOWN_DENY, TG_DB_DOWN_LOCAL_ONLY };
 
@@ -157,6 +191,8 @@ struct tg_config {
     long reservation_ttl_ms;           /* quotas.reservation_ttl_ms */
     struct tg_bounds_config bounds;    /* bounds (bound.c) */
     struct tg_failover_config failover;
+    struct tg_config_route *routes; /* routes (routes.c), in order */
+    size_t n_routes;
 
     struct tg_rate_limit *rate_limits;
     size_t n_rate_limits;

@@ -21,6 +21,7 @@
 #include "settle.h"
 #include "request.h"
 #include "route.h"
+#include "routes.h"
 #include "trace.h"
 #include "usage.h"
 #include "usage_report.h"
@@ -53,7 +54,10 @@ static int llm_call(struct tg_request *r)
         return TG_ERROR;
     if (tg_auth_read(r) != TG_OK)                   /* 3. identify: key hash, or JWT verified */
         return TG_ERROR;
-    if (tg_dialect_parse(r) != TG_OK)               /*    the dialect: model, bounds */
+    int parsed = tg_dialect_parse(r);               /*    the dialect: model, bounds */
+    if (parsed == TG_DECLINED)                      /*    a rule answers for this model */
+        return tg_routes_respond_direct(r, r->route);
+    if (parsed != TG_OK)
         return reject_body(r);
     if (tg_quota_reserve(r) != TG_OK)               /* 4. reserve: identity + RBAC + quotas */
         return TG_ERROR;
@@ -93,7 +97,9 @@ void tg_pipeline_run(struct tg_request *r)
         switch (r->endpoint) {
         case TG_EP_MESSAGES:
         case TG_EP_CHAT_COMPLETIONS:
-        case TG_EP_EMBEDDINGS: rc = llm_call(r); break;
+        case TG_EP_EMBEDDINGS:
+        case TG_EP_HTTP: rc = llm_call(r); break;
+        case TG_EP_DIRECT: rc = tg_routes_respond_direct(r, r->route); break;
         case TG_EP_MODELS:
             rc = tg_auth_identify(r) == TG_OK ? tg_models_handle(r) : TG_ERROR;
             break;

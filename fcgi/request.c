@@ -402,7 +402,7 @@ static void openai_error_type(const struct tg_error *e, const char **type, const
 static char *error_json(const struct tg_request *r)
 {
     json_t *doc;
-    if (r->dialect == TG_DIALECT_OPENAI) {
+    if (r->dialect == TG_DIALECT_OPENAI || r->dialect == TG_DIALECT_HTTP) {
         const char *type, *code;
         openai_error_type(&r->error, &type, &code);
         doc = json_pack("{s:{s:s, s:s, s:n, s:s?}}", "error", "message", r->error.message, "type",
@@ -428,7 +428,7 @@ void tg_request_send_error(struct tg_request *r)
                                       "\"message\":\"internal error\"}}";
     if (!r->headers_sent) {
         tg_request_respond(r, r->error.status, "application/json", body, strlen(body));
-    } else if (r->dialect == TG_DIALECT_OPENAI) {
+    } else if (r->dialect != TG_DIALECT_ANTHROPIC) {
         /* a stream already began: OpenAI's streams end with an error chunk */
         if (put(r, "data: ", 6) == TG_OK && put(r, body, strlen(body)) == TG_OK &&
             put(r, "\n\n", 2) == TG_OK)

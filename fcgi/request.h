@@ -24,8 +24,8 @@ struct json_t; /* jansson's json_t */
 /* Which API dialect the client speaks: its errors and replies are shaped so. */
 enum tg_dialect {
     TG_DIALECT_ANTHROPIC, /* Messages: {"type":"error","error":{"type","message"}} */
-    TG_DIALECT_OPENAI, /* Chat Completions, Embeddings: {"error":{"message","type","param","code"}}
-                        */
+    TG_DIALECT_OPENAI,    /* Chat Completions, Embeddings: {"error":{"message","type",...}} */
+    TG_DIALECT_HTTP,      /* an http route: the backend's own API; errors as OpenAI's */
 };
 
 enum tg_endpoint {
@@ -33,6 +33,8 @@ enum tg_endpoint {
     TG_EP_MESSAGES,
     TG_EP_CHAT_COMPLETIONS,
     TG_EP_EMBEDDINGS,
+    TG_EP_HTTP,   /* a route to an http provider: the body goes as it is */
+    TG_EP_DIRECT, /* a route's direct response */
     TG_EP_MODELS,
     TG_EP_USAGE,
     TG_EP_HEALTH,
@@ -79,7 +81,8 @@ struct tg_request {
     enum tg_endpoint endpoint;
     const char *endpoint_path; /* the route's path ("/v1/messages"), as RBAC names it */
     enum tg_dialect dialect;
-    struct tg_credential *credential; /* what the client presented (auth.c), or NULL */
+    const struct tg_config_route *route; /* the operator's routing rule it matched, or NULL */
+    struct tg_credential *credential;    /* what the client presented (auth.c), or NULL */
     struct tg_identity identity;
     bool authenticated;
 
@@ -87,7 +90,7 @@ struct tg_request {
     const struct tg_backend *backend; /* the pool member serving it (config.h) */
     struct json_t *doc;               /* the parsed body (a cleanup of the arena owns it) */
     const char *client_model;         /* the model name as the client wrote it */
-    struct json_t *pivot;             /* the body as the pivot, once translated (the arena owns it) */
+    struct json_t *pivot; /* the body as the pivot, once translated (the arena owns it) */
     bool stream;
     int64_t max_tokens;              /* the request's output bound, all choices together */
     int64_t input_bound_tokens;      /* its input bound (bound.c): input + cache tokens; 0: none */

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "request.h"
+#include "routes.h"
 
 struct route {
     const char *path;
@@ -36,6 +37,16 @@ int tg_route_resolve(struct tg_request *r)
         r->dialect = TG_DIALECT_ANTHROPIC;
         return TG_OK;
     }
+    /* the operator's rules first: a direct response, an http backend, another model */
+    const struct tg_config_route *rule = tg_routes_match(r, NULL);
+    if (rule != NULL && (rule->direct_status != 0 || rule->http != NULL)) {
+        r->route = rule;
+        r->endpoint = rule->direct_status != 0 ? TG_EP_DIRECT : TG_EP_HTTP;
+        r->endpoint_path = rule->path;
+        r->dialect = TG_DIALECT_HTTP;
+        return TG_OK;
+    }
+    r->route = rule; /* a model rule: the dialect applies it once it knows the model */
     size_t len = strlen(r->path);
     /* one trailing slash is tolerated: "/v1/messages/" is "/v1/messages" */
     if (len > 1 && r->path[len - 1] == '/')

@@ -5,9 +5,11 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "config.h"
 #include "request.h"
+#include "routes.h"
 
 int tg_dialect_parse(struct tg_request *r)
 {
@@ -15,6 +17,7 @@ int tg_dialect_parse(struct tg_request *r)
     case TG_EP_MESSAGES: return tg_dialect_anthropic_parse(r);
     case TG_EP_CHAT_COMPLETIONS: return tg_dialect_openai_parse_chat(r);
     case TG_EP_EMBEDDINGS: return tg_dialect_openai_parse_embeddings(r);
+    case TG_EP_HTTP: return tg_dialect_http_parse(r);
     default:
         tg_request_fail(r, 500, "api_error", "internal error", "no dialect for this endpoint");
         return TG_ERROR;
@@ -65,7 +68,15 @@ int tg_dialect_find_model(struct tg_request *r, bool embeddings)
         tg_request_fail(r, 500, "api_error", "internal error", "out of memory");
         return TG_ERROR;
     }
-    r->model = tg_config_find_model(r->config, r->client_model);
+    /* the operator's rules on this model: a direct response, or another model */
+    const struct tg_config_route *rule = tg_routes_match(r, r->client_model);
+    if (rule != NULL)
+        r->route = rule;
+    if (rule != NULL && rule->direct_status != 0)
+        return TG_DECLINED; /* the pipeline answers with it */
+    r->model = r->route != NULL && r->route->model != NULL
+                   ? r->route->model
+                   : tg_config_find_model(r->config, r->client_model);
     char message[200];
     if (r->model == NULL) {
         /* the name is the client's own input; quote at most 100 bytes of it */
@@ -79,5 +90,17 @@ int tg_dialect_find_model(struct tg_request *r, bool embeddings)
         return tg_dialect_invalid(r, message);
     }
     r->backend = &r->model->backends[0];
+    return TG_OK;
+}
+
+int tg_dialect_http_parse(struct tg_request *r)
+{
+    r->model = r->route->http;
+    r->client_model = r->model->name;
+    r->backend = &r->model->backends[0];
+    const char *accept = tg_request_header(r, "accept");
+    r->stream = accept != NULL && strstr(accept, "text/event-stream") != NULL;
+    r->max_tokens = r->model->max_output_tokens;
+    r->input_bound_tokens = (int64_t)r->body_len; /* tokens, if it counts any, are bytes at least */
     return TG_OK;
 }

@@ -30,6 +30,13 @@ int tg_dialect_anthropic_parse(struct tg_request *r);
 int tg_dialect_openai_parse_chat(struct tg_request *r);
 int tg_dialect_openai_parse_embeddings(struct tg_request *r);
 
+/*
+ * An http route (TG_EP_HTTP): the body goes as it is to the route's model's http
+ * provider; the output bound is the model's max_output_tokens, the input bound
+ * the body's bytes. Streams when the client accepts text/event-stream.
+ */
+int tg_dialect_http_parse(struct tg_request *r);
+
 /* ---- shared by the dialects ---- */
 
 /* Fails r with 400 invalid_request_error and message; returns TG_ERROR. */
@@ -40,8 +47,10 @@ int tg_dialect_load_body(struct tg_request *r);
 
 /*
  * Resolves the "model" member of r->doc (required, a string) to a served model of
- * the kind the endpoint needs. Sets r->model, r->client_model, r->backend.
- * TG_ERROR: 400 (missing, wrong kind) or 404 (not served here).
+ * the kind the endpoint needs — or, when an operator's rule matches the name,
+ * the rule's model. Sets r->model, r->client_model, r->backend, r->route.
+ * TG_ERROR: 400 (missing, wrong kind) or 404 (not served here); TG_DECLINED: a
+ * rule answers with its direct response (r->route).
  */
 int tg_dialect_find_model(struct tg_request *r, bool embeddings);
 

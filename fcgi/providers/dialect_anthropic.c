@@ -54,7 +54,8 @@ int tg_dialect_anthropic_parse(struct tg_request *r)
     if (stream != NULL && !json_is_boolean(stream))
         return tg_dialect_invalid(r, "stream: Input should be a valid boolean");
     r->stream = json_is_true(stream);
-    if (tg_dialect_find_model(r, false) != TG_OK)
-        return TG_ERROR;
+    int found = tg_dialect_find_model(r, false);
+    if (found != TG_OK)
+        return found; /* TG_DECLINED: a rule's direct response */
     return bound_request(r);
 }

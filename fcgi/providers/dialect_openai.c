@@ -96,8 +96,9 @@ int tg_dialect_openai_parse_chat(struct tg_request *r)
             return tg_dialect_invalid(r, "n: must be an integer from 1 to 128");
         choices = json_integer_value(n);
     }
-    if (tg_dialect_find_model(r, false) != TG_OK)
-        return TG_ERROR;
+    int found = tg_dialect_find_model(r, false);
+    if (found != TG_OK)
+        return found; /* TG_DECLINED: a rule's direct response */
     int64_t per_choice;
     if (output_bound(r, &per_choice) != TG_OK)
         return TG_ERROR;
@@ -115,8 +116,9 @@ int tg_dialect_openai_parse_embeddings(struct tg_request *r)
         return tg_dialect_invalid(r, "input: Field required");
     if (!json_is_string(input) && !(json_is_array(input) && json_array_size(input) > 0))
         return tg_dialect_invalid(r, "input: must be a string or a non-empty array");
-    if (tg_dialect_find_model(r, true) != TG_OK)
-        return TG_ERROR;
+    int found = tg_dialect_find_model(r, true);
+    if (found != TG_OK)
+        return found; /* TG_DECLINED: a rule's direct response */
     r->stream = false;
     r->max_tokens = 0;                            /* embeddings have no output tokens */
     r->input_bound_tokens = (int64_t)r->body_len; /* strings and token ids: bytes bound them */

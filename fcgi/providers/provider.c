@@ -10,6 +10,7 @@
 #include "provider_anthropic.h"
 #include "provider_bedrock.h"
 #include "provider_gemini.h"
+#include "provider_http.h"
 #include "provider_openai.h"
 
 const struct tg_provider_ops *tg_provider_ops_for(enum tg_provider_type type)
@@ -21,6 +22,7 @@ const struct tg_provider_ops *tg_provider_ops_for(enum tg_provider_type type)
     case TG_PROVIDER_BEDROCK: return &tg_provider_bedrock;
     case TG_PROVIDER_GEMINI: return &tg_provider_gemini;
     case TG_PROVIDER_VERTEX: return &tg_provider_vertex;
+    case TG_PROVIDER_HTTP: return &tg_provider_http;
     default: return NULL;
     }
 }
