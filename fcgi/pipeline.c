@@ -101,6 +101,7 @@ void tg_pipeline_run(struct tg_request *r)
         case TG_EP_HTTP: rc = llm_call(r); break;
         case TG_EP_DIRECT: rc = tg_routes_respond_direct(r, r->route); break;
         case TG_EP_MODELS:
+            tg_models_dialect(r); /* errors too in the caller's dialect */
             rc = tg_auth_identify(r) == TG_OK ? tg_models_handle(r) : TG_ERROR;
             break;
         case TG_EP_USAGE: rc = tg_usage_report_handle(r); break;

@@ -220,3 +220,30 @@ def test_errors_come_in_openais_shape():
             assert err["type"] == etype and err["code"] == code, (body, err)
         else:
             assert resp_headers.get("retry-after") == "7", resp_headers
+
+
+def test_models_list_in_the_callers_dialect_with_prices_and_only_what_it_may_use():
+    e = env()
+    st = e.stack
+    status, _, raw = st.request("GET", "/v1/models", headers={"authorization": "Bearer " + e.key})
+    assert status == 200, raw[:300]
+    listing = json.loads(raw)
+    assert listing["object"] == "list", listing
+    by_id = {m["id"]: m for m in listing["data"]}
+    assert by_id["gpt-4o"]["object"] == "model" and "smart" in by_id, sorted(by_id)
+    assert by_id["gpt-4o"]["pricing"] == {"input_usd_per_million_tokens": "2.500000",
+                                          "output_usd_per_million_tokens": "10.000000"}, by_id
+    # Anthropic's SDK sends anthropic-version: Anthropic's list
+    status, _, raw = st.request("GET", "/v1/models", headers=st.auth(e.key))
+    anthropic = json.loads(raw)
+    assert anthropic["has_more"] is False and anthropic["data"][0]["type"] == "model", anthropic
+    # a key limited to gpt-* sees only those
+    limited = st.key(group="oa", user="oa-limited")
+    st.psql("update tollgate.api_keys set allowed_models = '{gpt-*}' where prefix = '%s'"
+            % limited[:11])
+    status, _, raw = st.request("GET", "/v1/models", headers={"authorization": "Bearer " + limited})
+    ids = sorted(m["id"] for m in json.loads(raw)["data"])
+    assert ids == ["gpt-4o", "gpt-4o-azure", "smart"], ids
+    # an OpenAI client's refusal is OpenAI-shaped
+    status, _, raw = st.request("GET", "/v1/models", headers={"authorization": "Bearer tg-nope"})
+    assert status == 401 and json.loads(raw)["error"]["code"] == "invalid_api_key", raw[:200]
