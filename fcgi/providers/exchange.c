@@ -16,7 +16,7 @@
 #include "journal.h"
 #include "log.h"
 #include "provider.h"
-#include "provider_anthropic.h"
+#include "registry.h"
 #include "translate_openai.h"
 #include "translate_openai_reply.h"
 #include "translate_openai_stream.h"
@@ -57,7 +57,7 @@ int tg_exchange_add_header(struct tg_exchange *x, const char *fmt, ...)
 static int64_t output_estimate(const struct tg_exchange *x)
 {
     int64_t reported = x->r->usage.output_tokens;
-    return x->text_bytes > reported ? x->text_bytes : reported;
+    return x->meter.text_bytes > reported ? x->meter.text_bytes : reported;
 }
 
 static int write_event(struct tg_exchange *x, const char *event, const char *data, size_t len)
@@ -181,7 +181,7 @@ static int write_pivot_event(struct tg_exchange *x, const char *event, json_t *d
 int tg_exchange_emit(void *ctx, const char *event, json_t *data)
 {
     struct tg_exchange *x = ctx;
-    tg_anthropic_observe(x, event, data);
+    tg_pivot_observe(&x->meter, event, data);
     if (x->abort_at_ms != 0)
         return TG_OK; /* the client left: decoding goes on for the usage */
     journal_ahead(x);
@@ -316,7 +316,7 @@ static int on_body(void *ctx, long status, const char *data, size_t len)
  */
 static void settle_stream_usage(struct tg_request *r, const struct tg_exchange *x)
 {
-    if (x->final_usage)
+    if (x->meter.final_usage)
         return;
     r->usage.output_tokens = output_estimate(x);
     if (r->usage.input_tokens == 0) /* no start event either: the input's bound */
@@ -393,7 +393,7 @@ static int openai_pivot(struct tg_request *r, json_t **pivot)
  */
 static int pivot_for(struct tg_request *r, json_t **pivot)
 {
-    const struct tg_provider_ops *ops = tg_provider_ops_for(r->backend->provider->type);
+    const struct tg_provider_ops *ops = tg_registry_provider(r->backend->provider->type);
     *pivot = NULL;
     if (ops != NULL && ops->native == (int)r->dialect)
         return TG_OK;
@@ -421,7 +421,7 @@ static int translate_reply(struct tg_request *r, struct tg_exchange *x)
                         "provider \"%s\": reply not understood", r->backend->provider->name);
         return TG_ERROR;
     }
-    tg_anthropic_take_usage(json_object_get(reply, "usage"), &r->usage);
+    tg_pivot_take_usage(json_object_get(reply, "usage"), &r->usage);
     if (r->dialect == TG_DIALECT_OPENAI) {
         char message[256];
         json_t *chat = NULL;
@@ -458,7 +458,8 @@ static enum tg_upstream_result attempt(struct tg_request *r, struct tg_exchange 
     const struct tg_provider *p = r->backend->provider;
     memset(x, 0, sizeof(*x));
     x->r = r;
-    x->ops = tg_provider_ops_for(p->type);
+    x->meter.usage = &r->usage;
+    x->ops = tg_registry_provider(p->type);
     x->translated = x->ops->native != (int)r->dialect;
     tg_sse_parser_init(&x->sse, MAX_SSE_EVENT_BYTES, on_sse_event, x);
     int built = tg_arena_cleanup_add(r->arena, release_sse, &x->sse);
@@ -615,7 +616,7 @@ int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
     if (result != TG_UPSTREAM_OK)
         return fail_transport(r, result, &call, x);
     if (x->streaming) {
-        if (x->stream_error && x->abort_at_ms == 0)
+        if (x->meter.stream_error && x->abort_at_ms == 0)
             r->outcome = "upstream_error";
         return TG_OK;
     }

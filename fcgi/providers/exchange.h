@@ -15,6 +15,7 @@
 #define TG_EXCHANGE_H
 
 #include "common.h"
+#include "pivot.h"
 #include "sse.h"
 
 struct tg_request;
@@ -55,10 +56,8 @@ struct tg_exchange {
     bool streaming; /* the body went to the client as it arrived */
     struct tg_sse_parser sse;
 
-    /* what the stream said so far (the provider's observe() keeps these) */
-    bool final_usage;   /* the usage that ends the stream arrived */
-    bool stream_error;  /* the provider sent an error mid-stream */
-    int64_t text_bytes; /* content streamed so far (text, tool arguments, thinking), bytes */
+    /* what the stream said so far (the provider's observe(), or the pivot's events) */
+    struct tg_pivot_meter meter;
 
     /* deadlines of this attempt: first byte and the silence between two pieces */
     int64_t started_ms;

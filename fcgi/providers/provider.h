@@ -63,9 +63,6 @@ struct tg_provider_ops {
     void (*decode_end)(struct tg_exchange *x);
 };
 
-/* The operations of a provider type; NULL when Tollgate cannot call it yet. */
-const struct tg_provider_ops *tg_provider_ops_for(enum tg_provider_type type);
-
 /*
  * The request body to send to a same-dialect backend: r->body as it is, unless
  * the client's model name differs from the backend's, when the body is written

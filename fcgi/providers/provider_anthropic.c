@@ -8,34 +8,12 @@
 #include <string.h>
 
 #include "exchange.h"
+#include "pivot.h"
 #include "jscan.h"
 #include "trace.h"
 #include "usage.h"
 
 #define DEFAULT_ANTHROPIC_VERSION "2023-06-01"
-
-void tg_anthropic_take_usage(json_t *usage, struct tg_usage *out)
-{
-    if (!json_is_object(usage))
-        return;
-    json_t *v;
-    /* message_delta repeats only what changed: keep earlier values otherwise */
-    if (json_is_integer(v = json_object_get(usage, "input_tokens")))
-        out->input_tokens = json_integer_value(v);
-    if (json_is_integer(v = json_object_get(usage, "output_tokens")))
-        out->output_tokens = json_integer_value(v);
-    if (json_is_integer(v = json_object_get(usage, "cache_read_input_tokens")))
-        out->cache_read_tokens = json_integer_value(v);
-    if (json_is_integer(v = json_object_get(usage, "cache_creation_input_tokens")))
-        out->cache_write_tokens = json_integer_value(v);
-    /* the part of the cache writes billed at the 1-hour rate, and server tools' uses */
-    json_t *creation = json_object_get(usage, "cache_creation");
-    if (json_is_integer(v = json_object_get(creation, "ephemeral_1h_input_tokens")))
-        out->cache_write_1h_tokens = json_integer_value(v);
-    json_t *server_tools = json_object_get(usage, "server_tool_use");
-    if (json_is_integer(v = json_object_get(server_tools, "web_search_requests")))
-        out->web_search_requests = json_integer_value(v);
-}
 
 void tg_anthropic_read_usage(const char *json_text, size_t len, struct tg_usage *usage)
 {
@@ -45,7 +23,7 @@ void tg_anthropic_read_usage(const char *json_text, size_t len, struct tg_usage 
     if (tg_jscan_member(json_text, len, "usage", &member, &member_len) != TG_OK)
         return;
     json_t *doc = json_loadb(member, member_len, 0, NULL);
-    tg_anthropic_take_usage(doc, usage);
+    tg_pivot_take_usage(doc, usage);
     json_decref(doc);
 }
 
@@ -54,53 +32,16 @@ static void read_usage(struct tg_request *r, const char *body, size_t len)
     tg_anthropic_read_usage(body, len, &r->usage);
 }
 
-/* Bytes of content a content_block_delta carries: every token is at least one byte of it. */
-static int64_t delta_bytes(json_t *doc)
-{
-    json_t *delta = json_object_get(doc, "delta");
-    static const char *const fields[] = {"text", "partial_json", "thinking", "signature"};
-    int64_t n = 0;
-    for (size_t i = 0; i < TG_ARRAY_LEN(fields); i++)
-        n += (int64_t)json_string_length(json_object_get(delta, fields[i]));
-    return n;
-}
-
-static bool counted(const char *event)
-{
-    return strcmp(event, "content_block_delta") == 0 || strcmp(event, "message_start") == 0 ||
-           strcmp(event, "message_delta") == 0;
-}
-
 static int observe(struct tg_exchange *x, const char *event, const char *data, size_t len)
 {
-    if (strcmp(event, "error") == 0)
-        x->stream_error = true;
-    if (!counted(event))
+    /* only these say anything of usage or content: the rest is not parsed */
+    if (strcmp(event, "content_block_delta") != 0 && strncmp(event, "message_", 8) != 0 &&
+        strcmp(event, "error") != 0)
         return TG_OK;
     json_t *doc = json_loadb(data, len, 0, NULL);
-    tg_anthropic_observe(x, event, doc);
+    tg_pivot_observe(&x->meter, event, doc);
     json_decref(doc);
     return TG_OK;
-}
-
-void tg_anthropic_observe(struct tg_exchange *x, const char *event, json_t *doc)
-{
-    struct tg_usage *usage = &x->r->usage;
-    bool delta = strcmp(event, "content_block_delta") == 0;
-    bool start = strcmp(event, "message_start") == 0;
-    if (strcmp(event, "error") == 0)
-        x->stream_error = true;
-    if (!counted(event))
-        return;
-    if (delta) {
-        x->text_bytes += delta_bytes(doc);
-    } else if (start) {
-        tg_anthropic_take_usage(json_object_get(json_object_get(doc, "message"), "usage"), usage);
-    } else {
-        json_t *delta_usage = json_object_get(doc, "usage");
-        tg_anthropic_take_usage(delta_usage, usage);
-        x->final_usage = x->final_usage || json_is_object(delta_usage);
-    }
 }
 
 /* URL and headers of a Messages call; x->body is set already. */

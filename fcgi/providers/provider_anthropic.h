@@ -15,10 +15,4 @@ extern const struct tg_provider_ops tg_provider_anthropic;
 /* Reads usage from a Messages JSON object's "usage" member (for tests too). */
 void tg_anthropic_read_usage(const char *json_text, size_t len, struct tg_usage *usage);
 
-/* What one Messages stream event (parsed) says: usage, content bytes, its end, errors. */
-void tg_anthropic_observe(struct tg_exchange *x, const char *event, struct json_t *doc);
-
-/* Takes what a Messages usage object says into usage; absent members keep their value. */
-void tg_anthropic_take_usage(struct json_t *usage_obj, struct tg_usage *usage);
-
 #endif

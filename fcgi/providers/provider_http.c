@@ -8,7 +8,7 @@
 
 #include "exchange.h"
 #include "jscan.h"
-#include "provider_anthropic.h"
+#include "pivot.h"
 #include "provider_openai.h"
 #include "usage.h"
 
@@ -18,7 +18,7 @@ static void take_usage(json_t *usage, struct tg_usage *out)
     if (json_object_get(usage, "prompt_tokens") != NULL)
         tg_openai_take_usage(usage, out);
     else
-        tg_anthropic_take_usage(usage, out);
+        tg_pivot_take_usage(usage, out);
 }
 
 static void read_usage(struct tg_request *r, const char *body, size_t len)
@@ -36,14 +36,14 @@ static void read_usage(struct tg_request *r, const char *body, size_t len)
 static int observe(struct tg_exchange *x, const char *event, const char *data, size_t len)
 {
     (void)event;
-    x->text_bytes += (int64_t)len;
+    x->meter.text_bytes += (int64_t)len;
     json_t *doc = json_loadb(data, len, 0, NULL);
     json_t *usage = json_object_get(doc, "usage");
     if (!json_is_object(usage))
         usage = json_object_get(json_object_get(doc, "message"), "usage");
     if (json_is_object(usage)) {
         take_usage(usage, &x->r->usage);
-        x->final_usage = true;
+        x->meter.final_usage = true;
     }
     json_decref(doc);
     return TG_OK;

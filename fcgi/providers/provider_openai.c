@@ -73,17 +73,17 @@ static int observe(struct tg_exchange *x, const char *event, const char *data, s
         return TG_OK;
     int keep = TG_OK;
     json_t *choices = json_object_get(chunk, "choices");
-    x->text_bytes += chunk_bytes(choices);
+    x->meter.text_bytes += chunk_bytes(choices);
     json_t *usage = json_object_get(chunk, "usage");
     if (json_is_object(usage)) {
         tg_openai_take_usage(usage, &x->r->usage);
-        x->final_usage = true;
+        x->meter.final_usage = true;
         /* the usage chunk this client did not ask for */
         if (x->usage_injected && json_array_size(choices) == 0)
             keep = TG_DECLINED;
     }
     if (json_object_get(chunk, "error") != NULL)
-        x->stream_error = true;
+        x->meter.stream_error = true;
     json_decref(chunk);
     return keep;
 }

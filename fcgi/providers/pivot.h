@@ -1,0 +1,32 @@
+/*
+ * pivot.h — what the pivot (Anthropic Messages) says of usage, whoever speaks
+ * it: a reply's or an event's usage object mapped onto Tollgate's four token
+ * kinds (plus the 1-hour cache writes and web searches), and a stream's meter —
+ * the usage so far, the content bytes delivered (every token is at least one
+ * byte of it), whether the final usage arrived and whether an error event came.
+ * Every translated stream is metered here, and Anthropic's own streams too.
+ */
+#ifndef TG_PIVOT_H
+#define TG_PIVOT_H
+
+#include <jansson.h>
+
+#include "common.h"
+#include "usage.h"
+
+/* A stream's meter; usage points at the request's usage (borrowed). */
+struct tg_pivot_meter {
+    struct tg_usage *usage;
+    int64_t text_bytes; /* content streamed so far (text, tool JSON, thinking), in bytes */
+    bool final_usage;   /* a message_delta carried the final usage */
+    bool stream_error;  /* an error event came */
+};
+
+/* Takes what a Messages usage object (borrowed) says into usage; absent members keep their value.
+ */
+void tg_pivot_take_usage(json_t *usage_obj, struct tg_usage *usage);
+
+/* Counts one stream event (its name, its data object borrowed) into m. */
+void tg_pivot_observe(struct tg_pivot_meter *m, const char *event, json_t *data);
+
+#endif
