@@ -116,11 +116,16 @@ void tg_auth_who(const struct tg_request *r, const char *model, struct tg_db_who
 
 int tg_auth_identify(struct tg_request *r)
 {
+    return tg_auth_identify_model(r, NULL);
+}
+
+int tg_auth_identify_model(struct tg_request *r, const char *model)
+{
     if (tg_auth_read(r) != TG_OK)
         return TG_ERROR;
     struct tg_db_who who;
     struct tg_db_identified out;
-    tg_auth_who(r, NULL, &who);
+    tg_auth_who(r, model, &who);
     int rc = tg_db_identify(r, &who, &out);
     if (rc == TG_DECLINED) {
         tg_request_fail(r, 500, "api_error", "internal error", "identify was refused");

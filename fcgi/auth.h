@@ -52,6 +52,9 @@ void tg_auth_who(const struct tg_request *r, const char *model, struct tg_db_who
  */
 int tg_auth_identify(struct tg_request *r);
 
+/* tg_auth_identify that also checks RBAC for model (may be NULL): 403 naming who refuses it. */
+int tg_auth_identify_model(struct tg_request *r, const char *model);
+
 /*
  * Turns an identify status other than "ok" (from tollgate.identify or
  * tollgate.reserve) into r's error: 401 for keys the database refuses, 403

@@ -89,6 +89,22 @@ static int llm_call(struct tg_request *r)
 }
 // clang-format on
 
+/*
+ * POST /v1/messages/count_tokens: free at the provider, so nothing is reserved
+ * or billed; identity and RBAC (the model) still apply.
+ */
+static int count_tokens(struct tg_request *r)
+{
+    struct tg_exchange *x = tg_arena_calloc(r->arena, sizeof(*x));
+    if (x == NULL || tg_request_read_body(r) != TG_OK || tg_auth_read(r) != TG_OK)
+        return TG_ERROR;
+    if (tg_dialect_parse(r) != TG_OK)
+        return reject_body(r);
+    if (tg_auth_identify_model(r, r->model->name) != TG_OK || tg_exchange_forward(r, x) != TG_OK)
+        return TG_ERROR;
+    return tg_exchange_respond(r, x);
+}
+
 void tg_pipeline_run(struct tg_request *r)
 {
     tg_trace_begin(r);            /*    trace context, for logs and provider */
@@ -99,6 +115,7 @@ void tg_pipeline_run(struct tg_request *r)
         case TG_EP_CHAT_COMPLETIONS:
         case TG_EP_EMBEDDINGS:
         case TG_EP_HTTP: rc = llm_call(r); break;
+        case TG_EP_COUNT_TOKENS: rc = count_tokens(r); break;
         case TG_EP_DIRECT: rc = tg_routes_respond_direct(r, r->route); break;
         case TG_EP_MODELS:
             tg_models_dialect(r); /* errors too in the caller's dialect */

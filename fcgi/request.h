@@ -33,8 +33,9 @@ enum tg_endpoint {
     TG_EP_MESSAGES,
     TG_EP_CHAT_COMPLETIONS,
     TG_EP_EMBEDDINGS,
-    TG_EP_HTTP,   /* a route to an http provider: the body goes as it is */
-    TG_EP_DIRECT, /* a route's direct response */
+    TG_EP_COUNT_TOKENS, /* POST /v1/messages/count_tokens: Anthropic backends only */
+    TG_EP_HTTP,         /* a route to an http provider: the body goes as it is */
+    TG_EP_DIRECT,       /* a route's direct response */
     TG_EP_MODELS,
     TG_EP_USAGE,
     TG_EP_HEALTH,

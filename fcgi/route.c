@@ -18,6 +18,7 @@ struct route {
 
 static const struct route routes[] = {
     {"/v1/messages", "POST", TG_EP_MESSAGES, TG_DIALECT_ANTHROPIC},
+    {"/v1/messages/count_tokens", "POST", TG_EP_COUNT_TOKENS, TG_DIALECT_ANTHROPIC},
     {"/v1/chat/completions", "POST", TG_EP_CHAT_COMPLETIONS, TG_DIALECT_OPENAI},
     {"/v1/embeddings", "POST", TG_EP_EMBEDDINGS, TG_DIALECT_OPENAI},
     {"/v1/models", "GET", TG_EP_MODELS, TG_DIALECT_ANTHROPIC},

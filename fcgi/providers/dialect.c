@@ -18,6 +18,7 @@ int tg_dialect_parse(struct tg_request *r)
     case TG_EP_CHAT_COMPLETIONS: return tg_dialect_openai_parse_chat(r);
     case TG_EP_EMBEDDINGS: return tg_dialect_openai_parse_embeddings(r);
     case TG_EP_HTTP: return tg_dialect_http_parse(r);
+    case TG_EP_COUNT_TOKENS: return tg_dialect_anthropic_parse_count(r);
     default:
         tg_request_fail(r, 500, "api_error", "internal error", "no dialect for this endpoint");
         return TG_ERROR;

@@ -26,6 +26,9 @@ int tg_dialect_parse(struct tg_request *r);
 /* Anthropic Messages (dialect_anthropic.c). */
 int tg_dialect_anthropic_parse(struct tg_request *r);
 
+/* Anthropic's count_tokens: model and messages; the model's backend must be Anthropic (400). */
+int tg_dialect_anthropic_parse_count(struct tg_request *r);
+
 /* OpenAI Chat Completions and Embeddings (dialect_openai.c). */
 int tg_dialect_openai_parse_chat(struct tg_request *r);
 int tg_dialect_openai_parse_embeddings(struct tg_request *r);

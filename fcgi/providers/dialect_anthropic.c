@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "bound.h"
+#include "config.h"
 #include "dialect.h"
 #include "request.h"
 
@@ -58,4 +59,27 @@ int tg_dialect_anthropic_parse(struct tg_request *r)
     if (found != TG_OK)
         return found; /* TG_DECLINED: a rule's direct response */
     return bound_request(r);
+}
+
+int tg_dialect_anthropic_parse_count(struct tg_request *r)
+{
+    if (tg_dialect_load_body(r) != TG_OK)
+        return TG_ERROR;
+    json_t *messages = json_object_get(r->doc, "messages");
+    if (messages == NULL)
+        return tg_dialect_invalid(r, "messages: Field required");
+    if (!json_is_array(messages))
+        return tg_dialect_invalid(r, "messages: Input should be a valid list");
+    int found = tg_dialect_find_model(r, false);
+    if (found != TG_OK)
+        return found;
+    if (r->backend->provider->type != TG_PROVIDER_ANTHROPIC) {
+        char message[200];
+        snprintf(message, sizeof(message),
+                 "count_tokens: model \"%s\" is served by provider \"%s\", which cannot count "
+                 "tokens",
+                 r->model->name, r->backend->provider->name);
+        return tg_dialect_invalid(r, message);
+    }
+    return TG_OK;
 }

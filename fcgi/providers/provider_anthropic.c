@@ -50,7 +50,8 @@ static int call_headers(struct tg_request *r, struct tg_exchange *x)
     const struct tg_provider *p = r->backend->provider;
     const char *version = tg_request_header(r, "anthropic-version");
     const char *tracestate = tg_request_header(r, "tracestate");
-    x->url = tg_arena_printf(r->arena, "%s/v1/messages", p->base_url);
+    x->url = tg_arena_printf(r->arena, "%s/v1/messages%s", p->base_url,
+                             r->endpoint == TG_EP_COUNT_TOKENS ? "/count_tokens" : "");
     if (x->url == NULL || x->body == NULL)
         return TG_ERROR;
     int rc = tg_exchange_add_header(x, "x-api-key: %s", p->api_key);

@@ -218,3 +218,22 @@ def test_trace_started_when_absent_or_invalid():
         assert "tracestate" not in sent, "a tracestate without its traceparent is dropped"
         line = _access_line(s, resp_headers["x-request-id"])
         assert line["trace_id"] == trace_id and "parent_span_id" not in line, line
+
+
+def test_count_tokens_is_forwarded_unbilled_and_checked_by_rbac():
+    """POST /v1/messages/count_tokens: the provider's count, no usage row, no
+    reservation; the model must be allowed; a non-Anthropic backend is a 400."""
+    s = main_stack()
+    key = s.default_key()
+    body = {"model": "claude-haiku-4-5", "messages": [
+        {"role": "user", "content": 'count me MOCK{"usage": {"input_tokens": 321}}'}]}
+    before = s.usage_count(key)
+    status, headers, raw = s.request("POST", "/v1/messages/count_tokens", body, s.auth(key))
+    assert status == 200 and json.loads(raw) == {"input_tokens": 321}, raw[:200]
+    assert s.mock_requests("count me")[-1]["path"] == "/v1/messages/count_tokens"
+    assert s.usage_count(key) == before, "count_tokens was billed"
+    status, _, raw = s.request("POST", "/v1/messages/count_tokens", {"model": "claude-haiku-4-5"},
+                               s.auth(key))
+    assert status == 400 and b"messages" in raw, raw[:200]
+    status, _, raw = s.request("POST", "/v1/messages/count_tokens", body, s.auth("tg-nope"))
+    assert status == 401, raw[:200]

@@ -164,11 +164,23 @@ class Handler(BaseHandler):
         return [("request-id", "req_mock_%d" % self.req_n), RATELIMIT_HEADER]
 
     def route(self, path, body):
-        if path != "/v1/messages":
+        if path not in ("/v1/messages", "/v1/messages/count_tokens"):
             raise MockError(404, "Not found: %s" % path)
         if self.command != "POST":
             raise MockError(405, "Method not allowed", "invalid_request_error")
-        self.handle_messages(body)
+        if path.endswith("/count_tokens"):
+            self.handle_count_tokens(body)
+        else:
+            self.handle_messages(body)
+
+    def handle_count_tokens(self, body):
+        """{"input_tokens": N}: the usage directive's input_tokens, else bytes / 4."""
+        key = self.server.require_key
+        if key is not None and self.headers.get("x-api-key") != key:
+            raise MockError(401, "invalid x-api-key")
+        req = self.json_body(body)
+        usage = build_usage(req, directive_of(req), "")
+        self.send_json(200, {"input_tokens": usage["input_tokens"]}, self.api_headers())
 
     # ---- /v1/messages ---------------------------------------------------
 
