@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """scripts/bench's driver: wrk against /v1/messages through the real stack and
-against what bounds it, in one run, everything on 127.0.0.1.
+against what bounds it, and against /v1/chat/completions translated to the
+Anthropic Messages API, in one run, everything on 127.0.0.1.
 
     bench.py --build build/release [--duration 10] [--connections 32] [--quick]
 
@@ -14,6 +15,10 @@ Runs, in order (each bounded by --duration, or --latency-duration for c=1):
                  parsing): the bound of any design built as a FastCGI worker
                  that forwards through libcurl
   tollgate       lighttpd -> tollgate-fcgi -> the static upstream, no quotas
+  translation    the same key and load, but an OpenAI chat body POSTed to
+                 /v1/chat/completions (Authorization: Bearer): translated to the
+                 Anthropic Messages API, sent to the same upstream, its reply
+                 translated back to a chat.completion (issue 10)
   c=1            one connection: the upstream alone, then Tollgate (added latency)
   hot / spread   9 quota rows per request (key, user, group x usd, tokens,
                  requests): every request on one hot group, then 100 groups
@@ -21,12 +26,15 @@ then the chargeback reports.  PostgreSQL runs durable (fsync, synchronous_commit
 and full_page_writes on): commit flushes are part of what is measured.
 
 Prints requests/s, p50 and p99 and the CPU per request of each component per
-run, the issue 9 targets with "met"/"not met", then `ceiling ratios: ...` and,
-as the last line, the ratio against the plain proxy.
+run, the issue 9 targets with "met"/"not met", the translation line
+(`translation: openai->anthropic / same-dialect requests/s ..., worker CPU +N us
+per request`), then `ceiling ratios: ...` and, as the last line, the ratio
+against the plain proxy.
 """
 
 import argparse
 import http.client
+import json
 import os
 import re
 import shlex
@@ -50,6 +58,9 @@ REPLY = ('{"id":"msg_bench","type":"message","role":"assistant","model":"claude-
          '"cache_read_input_tokens":0,"output_tokens":8}}')
 BODY = ('{"model":"claude-haiku-4-5","max_tokens":64,'
         '"messages":[{"role":"user","content":"Say hello."}]}')
+# The same request in the OpenAI dialect, for POST /v1/chat/completions.
+CHAT_BODY = BODY
+REPLY_TEXT = json.loads(REPLY)["content"][0]["text"]  # a chat.completion's message content
 
 # Seconds per run: the defaults, and --quick's (a smoke run a test can afford).
 FULL = {"duration": 10, "latency_duration": 5, "warmup": 2, "report_rows": 1000000}
@@ -195,20 +206,26 @@ def post_once(port, body=BODY):
 
 # ---- load and measurement ---------------------------------------------------
 
-def wrk(url, keys, duration, connections, workdir):
-    """wrk POSTing BODY; each request uses a random key of keys (one key: always it)."""
+def wrk(url, keys, duration, connections, workdir, openai=False):
+    """wrk POSTing BODY (openai: CHAT_BODY, the key as "Authorization: Bearer");
+    each request uses a random key of keys (one key: always it)."""
     if isinstance(keys, str):
         keys = [keys]
-    script = Path(workdir) / "post.lua"
+    if openai:
+        headers = '["authorization"] = "Bearer " .. keys[math.random(#keys)]'
+    else:
+        headers = ('["anthropic-version"] = "2023-06-01",\n'
+                   '             ["x-api-key"] = keys[math.random(#keys)]')
+    script = Path(workdir) / ("chat.lua" if openai else "post.lua")
     script.write_text(
         'local keys = {%s}\n'
         'local body = [[%s]]\n'
         'request = function()\n'
         '  local h = {["content-type"] = "application/json",\n'
-        '             ["anthropic-version"] = "2023-06-01",\n'
-        '             ["x-api-key"] = keys[math.random(#keys)]}\n'
+        '             %s}\n'
         '  return wrk.format("POST", nil, h, body)\n'
-        'end\n' % (", ".join('"%s"' % k for k in keys), BODY))
+        'end\n' % (", ".join('"%s"' % k for k in keys), CHAT_BODY if openai else BODY,
+                    headers))
     out = subprocess.run(["wrk", "-t%d" % min(2, connections), "-c%d" % connections,
                           "-d%ds" % duration, "--timeout", "10s", "--latency", "-s", str(script),
                           url], capture_output=True, text=True, timeout=duration + 60).stdout
@@ -294,13 +311,13 @@ def top_statements(stack, requests):
         say("    %6s us/request  %7s calls  %6s us each  %s" % (per_request, calls, mean, query))
 
 
-def measure(name, url, keys, duration, connections, workdir, meter=None):
+def measure(name, url, keys, duration, connections, workdir, meter=None, openai=False):
     """One wrk run; prints its line and, with a meter, the CPU per request."""
     if meter:
         meter.start()
     if STATEMENTS_STACK is not None:
         STATEMENTS_STACK.psql("select pg_stat_statements_reset()")
-    r = wrk(url, keys, duration, connections, workdir)
+    r = wrk(url, keys, duration, connections, workdir, openai)
     r["cpu"] = meter.per_request(r["requests"]) if meter else {}
     say("%-40s %9.0f req/s   p50 %7.2f ms   p99 %7.2f ms%s%s" % (
         name, r["rps"], r["p50"], r["p99"],
@@ -319,12 +336,14 @@ def parse_args():
     ap = argparse.ArgumentParser(
         prog="scripts/bench",
         description="wrk against /v1/messages through lighttpd -> Tollgate -> a static nginx "
-        "upstream, against a plain nginx proxy of that upstream and against the FastCGI "
+        "upstream (and against /v1/chat/completions, translated from OpenAI to Anthropic), "
+        "against a plain nginx proxy of that upstream and against the FastCGI "
         "ceiling (lighttpd -> FastCGI -> a fixed reply), in one run on 127.0.0.1, with "
         "PostgreSQL durable (fsync and synchronous_commit on); then the chargeback reports. "
         "With the defaults it takes about 3 minutes.",
         epilog="The last line is the ratio against the plain proxy; the line before it, "
-        "`ceiling ratios: ...`.")
+        "`ceiling ratios: ...`; a few lines above them, `translation: openai->anthropic / "
+        "same-dialect ...`.")
     ap.add_argument("--build", default=str(REPO / "build" / "release"),
                     help="the build to run (default build/release; scripts/bench builds it)")
     ap.add_argument("--duration", type=int, metavar="S",
@@ -510,10 +529,13 @@ def main():
             return 1
         print_targets(figures)
         say("bench took %.0f s" % (time.monotonic() - t_start))
-        tg, hot, spread, ceiling, plain = ratios
+        tg, hot, spread, ceiling, plain, chat = ratios
         say("enforcement: hot group / no quotas: requests/s %.2f; spread / no quotas %.2f; "
             "hot / spread %.2f" % (hot["rps"] / tg["rps"], spread["rps"] / tg["rps"],
                                    hot["rps"] / spread["rps"]))
+        say("translation: openai->anthropic / same-dialect requests/s %.2f, worker CPU "
+            "%+.0f us per request" % (chat["rps"] / tg["rps"],
+                                      chat["cpu"]["worker"] - tg["cpu"]["worker"]))
         say("forwarding ceiling / ceiling: %.2f (what forwarding alone leaves of the "
             "ceiling); tollgate no quotas / forwarding ceiling: %.2f" % (
                 figures["forwarding_ceiling"], figures["tg_forwarding"]))
@@ -539,7 +561,7 @@ def load_runs(stack, args, workdir, upstream, proxy, upstream_port, proxy_port):
     key = stack.key(group="bench", user="bench", name="bench")
     status, _, body = stack.messages(key)
     assert status == 200, (status, body[:200])
-    load = 4 * args.warmup + 6 * args.duration + 2 * args.latency_duration
+    load = 4 * args.warmup + 7 * args.duration + 2 * args.latency_duration
     say("wrk: %d connections, %d s per run (c=1 runs: %d s), %d worker processes x %d threads; "
         "about %d s of load in all; 2 cores shared by everything (and by any other work on "
         "the machine, so figures are noisy)" % (args.connections, args.duration,
@@ -559,6 +581,7 @@ def load_runs(stack, args, workdir, upstream, proxy, upstream_port, proxy_port):
     wrk(url_tg, key, args.warmup, args.connections, workdir)  # warm-up: pools, keep-alive
     tg = measure("tollgate, no quotas (lighttpd -> fcgi)", url_tg, key, args.duration,
                  args.connections, workdir, meter)
+    chat = translation_run(stack, key, args, workdir, meter)
     added, up1, tg1 = latency_runs(url_upstream, url_tg, key, args, workdir)
     hot, spread = enforced_runs(stack, url_tg, args, workdir, meter)
     # requests still in flight when wrk stopped settle within moments: wait for them (bounded)
@@ -570,7 +593,8 @@ def load_runs(stack, args, workdir, upstream, proxy, upstream_port, proxy_port):
     left = stack.psql("select count(*), coalesce(sum(reserved), 0) from tollgate.quotas")[0]
     say("usage rows written: %s; quota rows %s, reserved after the runs: %s"
         % (rows, left[0], left[1]))
-    bad = sum(r["non2xx"] for r in (plain, ceiling, forwarding, tg, up1, tg1, hot, spread))
+    bad = sum(r["non2xx"] for r in (plain, ceiling, forwarding, tg, chat, up1, tg1, hot,
+                                    spread))
     if bad:
         say("non-2xx responses: %d" % bad)
         return 1, None, None
@@ -583,7 +607,24 @@ def load_runs(stack, args, workdir, upstream, proxy, upstream_port, proxy_port):
     for run, r in (("tg", tg), ("spread", spread), ("hot", hot)):
         figures["pg_" + run] = r["cpu"]["postgres"]
         figures["worker_" + run] = r["cpu"]["worker"]
-    return 0, figures, (tg, hot, spread, ceiling, plain)
+    return 0, figures, (tg, hot, spread, ceiling, plain, chat)
+
+
+def translation_run(stack, key, args, workdir, meter):
+    """The no-quotas load in the OpenAI dialect: CHAT_BODY POSTed to
+    /v1/chat/completions with the key as a bearer token, translated to the Anthropic
+    Messages API and back (issue 10).  Checked once first: a 200 chat.completion
+    carrying the static upstream's text."""
+    status, _, body = stack.request("POST", "/v1/chat/completions", CHAT_BODY,
+                                    {"content-type": "application/json",
+                                     "authorization": "Bearer " + key})
+    assert status == 200, (status, body[:200])
+    reply = json.loads(body)
+    assert reply.get("object") == "chat.completion", body[:400]
+    assert reply["choices"][0]["message"]["content"] == REPLY_TEXT, body[:400]
+    url = "http://127.0.0.1:%d/v1/chat/completions" % stack.port
+    return measure("tollgate, OpenAI -> Anthropic translation (lighttpd -> fcgi)", url, key,
+                   args.duration, args.connections, workdir, meter, openai=True)
 
 
 # ---- the reports ------------------------------------------------------------------

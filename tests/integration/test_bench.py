@@ -1,8 +1,9 @@
 """scripts/bench end to end (issue 9): `scripts/bench --help` documents its
 flags, and the bench driver's quick mode, on the build under test, runs every
-run (plain proxy, FastCGI ceiling, Tollgate, c=1, hot group, 100 groups, the
-reports) against a durable PostgreSQL and prints the durability line, the c=1
-added latency, the targets and, before the last line, the ceiling ratios.
+run (plain proxy, FastCGI ceiling, Tollgate, OpenAI -> Anthropic translation
+(issue 10), c=1, hot group, 100 groups, the reports) against a durable
+PostgreSQL and prints the durability line, the c=1 added latency, the targets,
+the translation line and, before the last line, the ceiling ratios.
 Timing values are not asserted: they flake."""
 
 import re
@@ -36,10 +37,13 @@ def test_bench_quick():
                      r"full_page_writes = on \(.*\).* part of what is measured$", out, re.M), out
     for run in ("plain proxy", "ceiling (lighttpd -> fcgi-fixed)",
                 "forwarding ceiling (lighttpd -> fcgi-fixed -u -> upstream)", "tollgate, no quotas",
+                "tollgate, OpenAI -> Anthropic translation (lighttpd -> fcgi)",
                 "c=1 upstream alone", "c=1 tollgate", "one hot group", "100 groups"):
         assert re.search(r"^.*%s.* req/s .*p50 .*p99 " % re.escape(run), out, re.M), (run, out)
     assert re.search(r"^forwarding ceiling / ceiling: %s .*; tollgate no quotas / forwarding "
                      r"ceiling: %s$" % (NUMBER, NUMBER), out, re.M), out
+    assert re.search(r"^translation: openai->anthropic / same-dialect requests/s %s, worker CPU "
+                     r"[+-]\d+ us per request$" % NUMBER, out, re.M), out
     assert re.search(r"^c=1 added latency: p50 -?%s ms, p99 -?%s ms$" % (NUMBER, NUMBER), out,
                      re.M), out
     for label in ("no quotas / ceiling", "PostgreSQL CPU per request, no quotas",
