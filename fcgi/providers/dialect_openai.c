@@ -99,7 +99,7 @@ int tg_dialect_openai_parse_chat(struct tg_request *r)
     int found = tg_dialect_find_model(r, false);
     if (found != TG_OK)
         return found; /* TG_DECLINED: a rule's direct response */
-    int64_t per_choice;
+    int64_t per_choice = 0;
     if (output_bound(r, &per_choice) != TG_OK)
         return TG_ERROR;
     r->max_tokens = per_choice * choices;
