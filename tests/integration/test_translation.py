@@ -353,3 +353,34 @@ def test_openai_features_a_backend_cannot_express_are_a_400_in_openais_shape():
         assert status == 400, (model, raw[:300])
         err = json.loads(raw)["error"]
         assert err["type"] == "invalid_request_error" and "n" in err["message"], err
+
+
+# ---- a client that leaves mid-stream, on a translated path ------------------------
+
+def test_clients_leaving_translated_streams_pay_what_the_provider_reported():
+    """The drain runs on every path: the client leaves after its first event; the
+    provider's stream is still read (through the translation) for its final usage."""
+    import test_accounting
+    e = env()
+    cases = [("anthropic", "gemini-2.5-flash"), ("anthropic", "claude-bedrock"),
+             ("anthropic", "gpt-4o"), ("openai", "claude-haiku-4-5"),
+             ("openai", "claude-bedrock")]
+    for dialect, model in cases:
+        directive = dict(usage_directive(model), event_delay_ms=100,
+                         text=" ".join("word%d" % i for i in range(12)))
+        if dialect == "anthropic":
+            resp = e.stack.stream(e.stack.body(model=model, directive=directive, stream=True),
+                                  e.stack.auth(e.key))
+        else:
+            resp = e.stack.stream(chat_body(model, directive, stream=True),
+                                  {"authorization": "Bearer " + e.key},
+                                  path="/v1/chat/completions")
+        assert resp.status == 200, (dialect, model)
+        rid = resp.headers["x-request-id"]
+        next(iter(resp))  # one event, then gone
+        test_accounting.hang_up(resp)
+        row = test_accounting.usage_row(e.stack, rid)
+        want = expected_row(model)
+        assert (row["input"], row["output"]) == (int(want["input_tokens"]),
+                                                 int(want["output_tokens"])), (dialect, model, row)
+        assert row["source"] == "provider" and row["outcome"] == "client_disconnected", row
