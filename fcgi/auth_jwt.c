@@ -8,7 +8,7 @@
  */
 #include "auth_jwt.h"
 
-#include "config.h"
+#include "config_field.h"
 #include "crypto.h"
 #include "jwk.h"
 
@@ -282,7 +282,7 @@ static char *get_str(json_t *obj, const char *key, const char *path, bool requir
         *failed = true;
         return NULL;
     }
-    const char *s = tg_config_resolve_env(json_string_value(v), field, err, err_size);
+    const char *s = tg_config_field_resolve_env(json_string_value(v), field, err, err_size);
     if (s == NULL) {
         *failed = true;
         return NULL;
@@ -298,7 +298,7 @@ static char *get_str(json_t *obj, const char *key, const char *path, bool requir
 static bool unknown_field(json_t *obj, const char *path, const char *const *known, char *err,
                           size_t err_size)
 {
-    return tg_config_check_fields(obj, path, known, err, err_size) != TG_OK;
+    return tg_config_field_check_known(obj, path, known, err, err_size) != TG_OK;
 }
 
 static int load_key(json_t *obj, const char *path, struct jwt_key *k, char *err, size_t err_size)

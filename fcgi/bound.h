@@ -74,19 +74,4 @@ int tg_bound_request(const struct tg_config *config, const struct tg_model *mode
                      const char *beta_header, struct tg_arena *arena, struct tg_bound *out,
                      char *message, size_t message_size);
 
-/*
- * Loads the config's "bounds" section (borrowed; NULL: every default) into *out.
- * TG_ERROR, with "config: bounds.<field>: <problem>" in err, for a bad field.
- * *out is then released already. Release a loaded one with tg_bound_config_release.
- */
-int tg_bound_config_load(struct json_t *section, struct tg_bounds_config *out, char *err,
-                         size_t err_size);
-void tg_bound_config_release(struct tg_bounds_config *bounds);
-
-/*
- * The first allowed beta that widens the context window ("context-1m-…"), or
- * NULL: when there is one, config.c requires every model's max_input_tokens.
- */
-const char *tg_bound_context_beta(const struct tg_bounds_config *bounds);
-
 #endif

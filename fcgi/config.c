@@ -9,7 +9,8 @@
 #include "config_load.h"
 
 #include "auth_jwt.h"
-#include "bound.h"
+#include "bound_config.h"
+#include "config_field.h"
 #include "crypto.h"
 #include "shm.h"
 
@@ -198,7 +199,7 @@ static void load_quotas(struct tg_config_loader *ld, json_t *root, struct tg_con
                                                    slowest + 60000, 1000, 86400000L);
 }
 
-/* bounds: bound.c reads the section; the models' context windows must fit its betas. */
+/* bounds: bound_config.c reads the section; the models' context windows must fit its betas. */
 static void load_bounds(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *bounds = json_object_get(root, "bounds");
@@ -208,7 +209,7 @@ static void load_bounds(struct tg_config_loader *ld, json_t *root, struct tg_con
         ld->failed = true; /* the message is already in ld->err */
         return;
     }
-    const char *beta = tg_bound_context_beta(&c->bounds);
+    const char *beta = tg_bound_config_context_beta(&c->bounds);
     for (size_t i = 0; beta != NULL && i < c->n_models; i++) {
         if (!c->models[i].max_input_tokens_set) {
             char field[224];
@@ -328,8 +329,8 @@ static void load_admin_keys(struct tg_config_loader *ld, json_t *keys, struct tg
             return;
         }
         char later[256];
-        key = tg_config_resolve_env(key, field, ld->failed ? later : ld->err,
-                                    ld->failed ? sizeof(later) : ld->err_size);
+        key = tg_config_field_resolve_env(key, field, ld->failed ? later : ld->err,
+                                          ld->failed ? sizeof(later) : ld->err_size);
         if (key == NULL) {
             ld->failed = true;
             return;

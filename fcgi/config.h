@@ -10,6 +10,7 @@
 #ifndef TG_CONFIG_H
 #define TG_CONFIG_H
 
+#include "bound_config.h"
 #include "common.h"
 
 struct json_t; /* jansson's json_t */
@@ -71,21 +72,6 @@ struct tg_model {
     int64_t max_output_tokens; /* a larger max_tokens is refused (400) */
     int64_t max_input_tokens;  /* the context window: what one sampling step can read */
     bool max_input_tokens_set; /* given in the file, not the default */
-};
-
-/*
- * bounds: what a request's reservation adds to its body's bytes for what the
- * bytes do not hold (bound.c loads the section and applies it).
- */
-struct tg_bounds_config {
-    char **allowed_betas; /* anthropic-beta values passed on; any other is refused */
-    size_t n_allowed_betas;
-    int64_t image_max_tokens;           /* per image, whatever its source */
-    int64_t document_max_tokens;        /* per document or file not inline; 0: the context */
-    int64_t tool_system_tokens;         /* once, when the request has tools */
-    int64_t builtin_tool_tokens;        /* per tool with a "type" (defined by the provider) */
-    int64_t server_tool_default_uses;   /* a server tool without "max_uses" */
-    int64_t server_tool_use_max_tokens; /* input one server tool use adds; 0: the context */
 };
 
 /* A request token bucket (agentgateway's localRateLimit): 1 token per request. */
@@ -189,7 +175,7 @@ struct tg_config {
     enum tg_db_down_policy on_db_down; /* quotas.on_database_down */
     long sweep_interval_ms;            /* quotas.sweep_interval_ms */
     long reservation_ttl_ms;           /* quotas.reservation_ttl_ms */
-    struct tg_bounds_config bounds;    /* bounds (bound.c) */
+    struct tg_bounds_config bounds;    /* bounds (bound_config.c; bound.c applies it) */
     struct tg_failover_config failover;
     struct tg_config_route *routes; /* routes (routes.c), in order */
     size_t n_routes;
@@ -240,21 +226,6 @@ void tg_config_free(struct tg_config *config);
  * *url is a string the caller frees.
  */
 int tg_config_load_db_url(const char *path, char **url, char *err, size_t err_size);
-
-/*
- * Shared by every module that reads a part of the config (auth_jwt.c):
- * The value a config string stands for: value itself, or for "$NAME" the
- * environment variable NAME. NULL when that variable is unset or empty, with
- * "config: <field>: environment variable ..." written into err.
- */
-const char *tg_config_resolve_env(const char *value, const char *field, char *err, size_t err_size);
-
-/*
- * TG_ERROR, with "config: <path>.<key>: unknown field" in err, when obj (a JSON
- * object, borrowed) has a key not in known (NULL-terminated); else TG_OK.
- */
-int tg_config_check_fields(struct json_t *obj, const char *path, const char *const *known,
-                           char *err, size_t err_size);
 
 /* The model whose name or alias is name, or NULL. Borrowed from config. */
 const struct tg_model *tg_config_find_model(const struct tg_config *config, const char *name);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_field.h"
+
 void tg_config_load_fail(struct tg_config_loader *ld, const char *path, const char *fmt, ...)
 {
     if (ld->failed)
@@ -23,36 +25,6 @@ void tg_config_load_fail(struct tg_config_loader *ld, const char *path, const ch
     va_start(ap, fmt);
     vsnprintf(ld->err + n, ld->err_size - (size_t)n, fmt, ap);
     va_end(ap);
-}
-
-const char *tg_config_resolve_env(const char *value, const char *field, char *err, size_t err_size)
-{
-    if (value[0] != '$' || value[1] == '\0')
-        return value;
-    const char *env = getenv(value + 1);
-    if (env == NULL || env[0] == '\0') {
-        snprintf(err, err_size, "config: %s: environment variable \"%s\" is not set", field,
-                 value + 1);
-        return NULL;
-    }
-    return env;
-}
-
-int tg_config_check_fields(json_t *obj, const char *path, const char *const *known, char *err,
-                           size_t err_size)
-{
-    const char *key;
-    json_t *value;
-    json_object_foreach(obj, key, value) {
-        bool found = false;
-        for (size_t i = 0; known[i] != NULL && !found; i++)
-            found = strcmp(known[i], key) == 0;
-        if (!found) {
-            snprintf(err, err_size, "config: %s%s%s: unknown field", path, path[0] ? "." : "", key);
-            return TG_ERROR;
-        }
-    }
-    return TG_OK;
 }
 
 char *tg_config_load_strdup(struct tg_config_loader *ld, const char *s)
@@ -80,8 +52,9 @@ const char *tg_config_load_string(struct tg_config_loader *ld, json_t *obj, cons
         return NULL;
     }
     char later[256]; /* the first error is the one reported: keep it */
-    const char *s = tg_config_resolve_env(json_string_value(v), field, ld->failed ? later : ld->err,
-                                          ld->failed ? sizeof(later) : ld->err_size);
+    const char *s =
+        tg_config_field_resolve_env(json_string_value(v), field, ld->failed ? later : ld->err,
+                                    ld->failed ? sizeof(later) : ld->err_size);
     if (s == NULL) {
         ld->failed = true;
         return NULL;
@@ -134,7 +107,8 @@ json_t *tg_config_load_object(struct tg_config_loader *ld, json_t *obj, const ch
 void tg_config_load_keys(struct tg_config_loader *ld, json_t *obj, const char *path,
                          const char *const *known)
 {
-    if (!ld->failed && tg_config_check_fields(obj, path, known, ld->err, ld->err_size) != TG_OK)
+    if (!ld->failed &&
+        tg_config_field_check_known(obj, path, known, ld->err, ld->err_size) != TG_OK)
         ld->failed = true;
 }
 

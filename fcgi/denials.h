@@ -29,7 +29,7 @@
  * the retry; at a graceful stop with the database down, both as well (logged).
  *
  * Not here: usage rows of requests that reached the provider (usage.c), the
- * host's /metrics counters (metrics.c), the access log (log.c).
+ * host's /metrics counters (metrics.c), the access log (access_log.c).
  */
 #ifndef TG_DENIALS_H
 #define TG_DENIALS_H

@@ -1,5 +1,6 @@
 /*
- * log.h — JSON lines: one access line per request, and operator messages.
+ * log.h — JSON lines: operator messages, and what access_log.c shares to write
+ * its per-request access line into the same log.
  *
  * Metadata only. Nothing here is ever given prompt or completion text, a full
  * key, a JWT or a provider credential; callers pass display prefixes and ids.
@@ -10,8 +11,6 @@
 #define TG_LOG_H
 
 #include "common.h"
-
-struct tg_request;
 
 enum tg_log_level { TG_LOG_DEBUG, TG_LOG_INFO, TG_LOG_WARN, TG_LOG_ERROR };
 
@@ -26,7 +25,19 @@ void tg_log_write(enum tg_log_level level, const char *file, int line, const cha
 #define tg_log_warn(rid, ...) tg_log_write(TG_LOG_WARN, __FILE__, __LINE__, rid, __VA_ARGS__)
 #define tg_log_info(rid, ...) tg_log_write(TG_LOG_INFO, __FILE__, __LINE__, rid, __VA_ARGS__)
 
-/* The per-request access line (schema in README: "Log schema"). */
-void tg_log_access(struct tg_request *r);
+#define TG_LOG_TS_SIZE 32 /* "2025-01-02T03:04:05.678Z" and its NUL, with room to spare */
+
+/* Writes the current UTC time as every line's "ts" into out (always NUL-terminated). */
+void tg_log_timestamp(char out[TG_LOG_TS_SIZE]);
+
+/* This process's id, every line's "pid" (asked of the kernel once per thread). */
+long tg_log_pid(void);
+
+/*
+ * Writes line (len bytes, borrowed: a whole JSON line ending in '\n') to the log
+ * with one write(2), so that it does not interleave with others. A failed write
+ * is dropped: there is nowhere left to report it.
+ */
+void tg_log_append(const char *line, size_t len);
 
 #endif

@@ -16,7 +16,7 @@
  * Never reported: a key's secret or hash (api_key_id is the display prefix), a
  * JWT, prompt or completion text.
  *
- * Not here: the per-request JSON log line (log.c), usage rows (usage.c).
+ * Not here: the per-request JSON log line (access_log.c), usage rows (usage.c).
  */
 #ifndef TG_METRICS_H
 #define TG_METRICS_H

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "access_log.h"
 #include "admin.h"
 #include "auth.h"
 #include "denials.h"
@@ -13,7 +14,6 @@
 #include "exchange.h"
 #include "health.h"
 #include "journal.h"
-#include "log.h"
 #include "metrics.h"
 #include "models.h"
 #include "quota.h"
@@ -107,8 +107,9 @@ static int count_tokens(struct tg_request *r)
 
 void tg_pipeline_run(struct tg_request *r)
 {
-    tg_trace_begin(r);            /*    trace context, for logs and provider */
-    int rc = tg_route_resolve(r); /* 2. route */
+    const char *traceparent = tg_request_header(r, "traceparent");
+    tg_trace_begin(&r->trace, traceparent); /*    trace context, for logs and provider */
+    int rc = tg_route_resolve(r);           /* 2. route */
     if (rc == TG_OK) {
         switch (r->endpoint) {
         case TG_EP_MESSAGES:
@@ -136,7 +137,7 @@ void tg_pipeline_run(struct tg_request *r)
         tg_quota_add_headers(r); /* a 429 tells the client where it stands too */
         tg_request_send_error(r);
     }
-    tg_log_access(r);     /* 9. report */
-    tg_metrics_record(r); /*    and count it for /metrics */
-    tg_denials_record(r); /*    a refusal: counted for tollgate.denials */
+    tg_access_log_write(r); /* 9. report */
+    tg_metrics_record(r);   /*    and count it for /metrics */
+    tg_denials_record(r);   /*    a refusal: counted for tollgate.denials */
 }

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "crypto.h"
-#include "request.h"
 
 static bool is_lower_hex(const char *s, size_t n)
 {
@@ -57,10 +56,9 @@ static void random_id(char *out, size_t n_bytes)
         out[2 * n_bytes - 1] = '1';
 }
 
-void tg_trace_begin(struct tg_request *r)
+void tg_trace_begin(struct tg_trace *t, const char *traceparent)
 {
-    struct tg_trace *t = &r->trace;
-    if (tg_trace_parse(tg_request_header(r, "traceparent"), t) != TG_OK) {
+    if (tg_trace_parse(traceparent, t) != TG_OK) {
         random_id(t->trace_id, 16);
         t->parent_id[0] = '\0';
         snprintf(t->flags, sizeof(t->flags), "01"); /* every request is logged: sampled */

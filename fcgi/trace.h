@@ -12,8 +12,6 @@
 
 #include "common.h"
 
-struct tg_request;
-
 #define TG_TRACEPARENT_LEN 55 /* "00-" + 32 + "-" + 16 + "-" + 2 */
 #define TG_TRACESTATE_MAX 512 /* longer tracestate values are dropped, not cut */
 
@@ -33,9 +31,11 @@ struct tg_trace {
 int tg_trace_parse(const char *header, struct tg_trace *trace);
 
 /*
- * Sets r's trace (r->trace) from its traceparent header, or starts a new one,
- * and picks Tollgate's span id. Never fails a request.
+ * Fills trace (the request's, caller-owned) from traceparent, the client's header
+ * value (borrowed; NULL: none), or starts a new trace when it is missing or not
+ * valid; then picks Tollgate's span id and writes the traceparent sent upstream.
+ * Never fails.
  */
-void tg_trace_begin(struct tg_request *r);
+void tg_trace_begin(struct tg_trace *trace, const char *traceparent);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * test_trace.c — traceparent parsing (W3C Trace Context, level 1 §3.2): the
- * spec's example, every malformed shape it names, future versions.
+ * spec's example, every malformed shape it names, future versions; and the span
+ * Tollgate begins, in the client's trace or a new one.
  */
 /* cmocka.h needs these before it */
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "trace.h"
@@ -65,12 +67,48 @@ static void test_parse_future_version(void **state)
     assert_string_equal(t.flags, "00");
 }
 
+static void test_begin_joins_client_trace(void **state)
+{
+    (void)state;
+    struct tg_trace t;
+    tg_trace_begin(&t, EXAMPLE);
+    assert_string_equal(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_string_equal(t.parent_id, "00f067aa0ba902b7");
+    assert_string_equal(t.flags, "01");
+    assert_int_equal(strlen(t.span_id), 16);
+    assert_string_not_equal(t.span_id, t.parent_id); /* Tollgate is a new span */
+    char want[TG_TRACEPARENT_LEN + 1];
+    snprintf(want, sizeof(want), "00-4bf92f3577b34da6a3ce929d0e0e4736-%s-01", t.span_id);
+    assert_string_equal(t.traceparent, want);
+}
+
+static void test_begin_starts_trace(void **state)
+{
+    (void)state;
+    static const char *const headers[] = {NULL, "", "00-zz-00f067aa0ba902b7-01"};
+    for (size_t i = 0; i < TG_ARRAY_LEN(headers); i++) {
+        struct tg_trace t;
+        tg_trace_begin(&t, headers[i]);
+        assert_int_equal(strlen(t.trace_id), 32);
+        assert_int_equal(strspn(t.trace_id, "0123456789abcdef"), 32);
+        assert_string_equal(t.parent_id, "");
+        assert_string_equal(t.flags, "01"); /* every request is logged: sampled */
+        assert_int_equal(strlen(t.traceparent), TG_TRACEPARENT_LEN);
+        struct tg_trace parsed = {0}; /* what goes upstream parses back to this span */
+        assert_int_equal(tg_trace_parse(t.traceparent, &parsed), TG_OK);
+        assert_string_equal(parsed.trace_id, t.trace_id);
+        assert_string_equal(parsed.parent_id, t.span_id);
+    }
+}
+
 int main(void)
 {
     static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_spec_example),
         cmocka_unit_test(test_parse_refuses_malformed),
         cmocka_unit_test(test_parse_future_version),
+        cmocka_unit_test(test_begin_joins_client_trace),
+        cmocka_unit_test(test_begin_starts_trace),
     };
     return cmocka_run_group_tests_name("trace", tests, NULL, NULL);
 }
