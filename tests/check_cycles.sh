@@ -9,9 +9,7 @@ src=${srcdir:-$(dirname "$0")/..}
 # The allowed cycles: two modules (a trailing "*" matches any rest of a name),
 # a tab, and why the pair is allowed. An entry no cycle uses any more is reported
 # (not an error) so that it gets removed.
-allow='config	config_load	one module split in two files
-provider	provider_*	the provider registry; being removed
-exchange	provider_anthropic	being removed'
+allow='config	config_load	one module split in two files'
 
 # One "module<TAB>included module" line per quoted include of a header.
 edges=$(for f in "$src"/fcgi/*.c "$src"/fcgi/*.h "$src"/fcgi/providers/*.c "$src"/fcgi/providers/*.h; do
