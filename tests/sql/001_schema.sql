@@ -23,7 +23,7 @@ select p.oid::regprocedure as function, pg_get_function_result(p.oid) as returns
        p.provolatile as volatility
   from pg_proc p
  where p.pronamespace = 'tollgate'::regnamespace
- order by p.proname;
+ order by p.proname, p.oid::regprocedure::text;
 
 -- Money and token columns: no float/double/real anywhere.
 select c.table_name, c.column_name, c.data_type
