@@ -3,7 +3,7 @@
 # checked alternatives exist), as curl's checksrc does. Comments are skipped.
 dir="${SRCDIR:-.}/fcgi"
 banned='\b(strcpy|strcat|sprintf|vsprintf|gets|atoi|atol|strtok)[[:space:]]*\('
-hits=$(for f in "$dir"/*.c "$dir"/*.h "$dir"/providers/*.c "$dir"/providers/*.h; do
+hits=$(for f in "$dir"/*.c "$dir"/*.h "$dir"/providers/*.c "$dir"/providers/*.h "$dir"/ctl/*.c "$dir"/ctl/*.h; do
     [ -e "$f" ] || continue
     sed -e 's|/\*.*\*/||g' -e 's|^[[:space:]]*\*.*||' -e 's|^[[:space:]]*/\*.*||' "$f" |
         grep -nE "$banned" | sed "s|^|$f:|"
