@@ -192,13 +192,53 @@ def test_report_refuses_bad_options():
 
 
 def test_scripts_demo_tells_its_story():
-    """scripts/demo against a test stack configured like scripts/run's."""
+    """scripts/demo against a test stack configured like scripts/run's: the
+    Anthropic mock, two OpenAI mocks (openai, openai-backup) and a backend
+    where nothing listens (openai-down), the same models, pools and prices."""
+    import atexit
     import os
+    import socket
     import subprocess
-    from harness import REPO, base_env, build_dir
-    s = stack(tag="demo", processes=2, threads=4, extra_config={"rate_limits": [
-        {"name": "demo-burst", "per": "key", "match": {"group": "demo-burst"}, "max_tokens": 10,
-         "tokens_per_fill": 10, "fill_interval_ms": 60000, "mode": "local"}]})
+    from harness import REPO, Mock, base_env, build_dir
+    openai_key = "sk-openai-demo-PROVIDERKEY"
+    primary = Mock("mock_openai.py", "--require-key", openai_key)
+    backup = Mock("mock_openai.py", "--require-key", openai_key)
+    atexit.register(primary.stop)  # after the shared stack closes (atexit runs LIFO)
+    atexit.register(backup.stop)
+    with socket.socket() as sock:  # a port where nothing listens any more
+        sock.bind(("127.0.0.1", 0))
+        down_port = sock.getsockname()[1]
+
+    def provider(port, key=openai_key):
+        return {"type": "openai", "base_url": "http://127.0.0.1:%d" % port, "api_key": key,
+                "connect_timeout_ms": 1000, "timeout_ms": 10000}
+
+    def pool(first="openai"):
+        return [{"provider": first, "model": "gpt-4o-mini", "priority": 1},
+                {"provider": "openai-backup", "model": "gpt-4o-mini", "priority": 2}]
+    s = stack(tag="demo", processes=2, threads=4, extra_config={
+        "rate_limits": [
+            {"name": "demo-burst", "per": "key", "match": {"group": "demo-burst"},
+             "max_tokens": 10, "tokens_per_fill": 10, "fill_interval_ms": 60000,
+             "mode": "local"}],
+        "providers": {"openai": provider(primary.port), "openai-backup": provider(backup.port),
+                      "openai-down": provider(down_port, "not-a-key")},
+        "models": {
+            "gpt-4o-mini": {"backends": pool(), "max_output_tokens": 16384,
+                            "max_input_tokens": 128000},
+            "gpt-4o-mini-failover": {"backends": pool("openai-down"),
+                                     "max_output_tokens": 16384, "max_input_tokens": 128000},
+            "text-embedding-3-small": {"kind": "embeddings", "backends": [
+                {"provider": "openai", "priority": 1},
+                {"provider": "openai-backup", "priority": 2}]}},
+        "failover": {"max_attempts": 3, "backoff_base_ms": 100, "backoff_max_ms": 2000,
+                     "total_deadline_ms": 30000, "failure_threshold": 5, "window_ms": 60000,
+                     "cooldown_ms": 30000}})
+    for model, rates in (("gpt-4o-mini", ("150000", "600000", "75000")),  # as scripts/run
+                         ("gpt-4o-mini-failover", ("150000", "600000", "75000")),
+                         ("text-embedding-3-small", ("20000", "0", "0"))):
+        s.ctl("price", "set", model, "--input", rates[0], "--output", rates[1],
+              "--cache-read", rates[2], "--from", "2025-01-01T00:00:00Z")
     env = base_env(TOLLGATE_PORT=str(s.port), TOLLGATE_CONFIG=str(s.config),
                    TOLLGATE_BUILD=str(build_dir()))
     p = subprocess.run(["/bin/bash", str(REPO / "scripts" / "demo")], capture_output=True,
@@ -208,11 +248,41 @@ def test_scripts_demo_tells_its_story():
     def numbered(section):  # " 3  200  answer  $cost" lines
         return [line for line in section.splitlines() if re.match(r"\s*\d+\s+\d{3}\s", line)]
 
-    burst = numbered(out.split("2. 12 rapid")[1].split("3. A user")[0])
+    def section(start, end):
+        return out.split(start)[1].split(end)[0]
+
+    burst = numbered(section("2. 12 rapid", "3. A user"))
     assert [line.split()[1] for line in burst] == ["200"] * 10 + ["429"] * 2, burst
-    budget = numbered(out.split("cut off mid-way")[1].split("4. 8 users")[0])
+    budget = numbered(section("cut off mid-way", "4. 8 users"))
     assert [line.split()[1] for line in budget] == ["200"] * 3 + ["429"] * 3, budget
     assert "quota exceeded" in budget[-1], budget
+
+    def statuses(text):  # "200  answer  $cost" lines
+        return [line.split()[0] for line in text.splitlines() if re.match(r"\d{3}\s", line)]
+    sdk = section("5. An OpenAI SDK-style call", "6. Across dialects")
+    assert "Authorization: Bearer" in sdk and "/v1/chat/completions" in sdk, sdk
+    assert statuses(sdk) == ["200", "200"], sdk
+    assert "usage row: provider=openai model=gpt-4o-mini " in sdk, sdk
+    assert "usage row: provider=openai model=text-embedding-3-small " in sdk, sdk
+    assert "embedding of 8 floats" in sdk, sdk
+    cross = section("6. Across dialects", "7. Failover")
+    assert statuses(cross) == ["200", "200"], cross
+    assert "usage row: provider=anthropic model=claude-haiku-4-5-20251001 " in cross, cross
+    assert "usage row: provider=openai model=gpt-4o-mini " in cross, cross
+    failover = section("7. Failover", "8. Chargeback")
+    assert statuses(failover) == ["200"], failover
+    assert "usage row: provider=openai-backup model=gpt-4o-mini-failover " in failover, failover
+    assert '"backend": "openai-backup/gpt-4o-mini", "attempts": 2' in failover, failover
+    # the pools' first backend served all but the failover, which the backup served
+    assert [r["path"] for r in primary.records()] == [
+        "/v1/chat/completions", "/v1/embeddings", "/v1/chat/completions"], primary.records()
+    assert [r["path"] for r in backup.records()] == ["/v1/chat/completions"], backup.records()
+    rows = dict((tuple(r[:2]), r[2]) for r in s.psql(
+        "select model, provider, count(*) from tollgate.usage"
+        " where model like 'gpt-%' or model like 'text-%' group by 1, 2"))
+    assert rows == {("gpt-4o-mini", "openai"): "2", ("text-embedding-3-small", "openai"): "1",
+                    ("gpt-4o-mini-failover", "openai-backup"): "1"}, rows
+
     by_group = out.split("\ngroup ")[1]
     for team in ("engineering", "marketing", "sales", "data-science", "customer-support",
                  "product"):
