@@ -51,6 +51,33 @@ int tg_exchange_add_header(struct tg_exchange *x, const char *fmt, ...)
     return TG_OK;
 }
 
+static void free_text(void *text)
+{
+    free(text);
+}
+
+int tg_exchange_set_body(struct tg_exchange *x, json_t *body)
+{
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL || tg_arena_cleanup_add(x->r->arena, free_text, text) != TG_OK) {
+        free(text);
+        return TG_ERROR;
+    }
+    x->body = text;
+    x->body_len = strlen(text);
+    return TG_OK;
+}
+
+int tg_exchange_add_common_headers(struct tg_exchange *x)
+{
+    int rc = tg_exchange_add_header(x, "content-type: application/json");
+    rc |= tg_exchange_add_header(x, "traceparent: %s", x->r->trace.traceparent);
+    rc |= tg_exchange_add_header(x, "user-agent: tollgate/" PACKAGE_VERSION);
+    rc |= tg_exchange_add_header(x, "expect:"); /* no 100-continue round trip */
+    return rc == TG_OK ? TG_OK : TG_ERROR;
+}
+
 /* ---- the stream ---- */
 
 /* What the stream has delivered so far, as output tokens: never less than the provider said. */
@@ -106,7 +133,7 @@ static int on_sse_event(void *ctx, const char *event, const char *data, size_t l
             tg_log_warn(x->r->request_id, "could not translate an event of the provider's stream");
         return TG_OK;
     }
-    int keep = x->ops->observe(x, event, data, len);
+    int keep = x->ops->observe != NULL ? x->ops->observe(x, event, data, len) : TG_OK;
     if (x->relay_mode != TG_RELAY_EVENTS || x->abort_at_ms != 0 || keep != TG_OK)
         return TG_OK;
     journal_ahead(x);
@@ -623,7 +650,7 @@ int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
     if (x->status != 200)
         r->outcome = "upstream_error";
     else if (!x->translated)
-        x->ops->read_usage(r, x->reply, x->reply_len);
+        x->ops->read_usage(r, x->reply, x->reply_len); /* same dialect: it has one */
     else
         return translate_reply(r, x);
     return TG_OK;
@@ -634,8 +661,9 @@ int tg_exchange_respond(struct tg_request *r, struct tg_exchange *x)
     if (x->streaming)
         return TG_OK; /* already sent as it arrived */
     int status = (int)x->status;
-    if (status >= 400 && (x->reply == NULL || x->ops->native != (int)r->dialect ||
-                          !x->ops->is_error_body(x->reply, x->reply_len))) {
+    if (status >= 400 &&
+        (x->reply == NULL || x->ops->native != (int)r->dialect || x->ops->is_error_body == NULL ||
+         !x->ops->is_error_body(x->reply, x->reply_len))) {
         char message[160];
         snprintf(message, sizeof(message), "provider \"%s\" answered HTTP %d",
                  r->backend->provider->name, status);

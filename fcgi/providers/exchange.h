@@ -103,6 +103,12 @@ int tg_exchange_respond(struct tg_request *r, struct tg_exchange *x);
  */
 int tg_exchange_emit(void *ctx, const char *event, struct json_t *data);
 
+/* The call's body: body (stolen) written compactly, owned by the request's arena. */
+int tg_exchange_set_body(struct tg_exchange *x, struct json_t *body);
+
+/* content-type JSON, traceparent, user-agent and no Expect: what every call sends. */
+int tg_exchange_add_common_headers(struct tg_exchange *x);
+
 /* Appends "Name: value" to the call's headers (the provider's prepare()); TG_ERROR on CR/LF. */
 int tg_exchange_add_header(struct tg_exchange *x, const char *fmt, ...) TG_PRINTF(2, 3);
 

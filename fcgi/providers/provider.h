@@ -30,18 +30,20 @@ struct tg_provider_ops {
      */
     int (*prepare)(struct tg_request *r, struct tg_exchange *x);
 
-    /* Usage from a complete non-stream reply (status 200) into r->usage. */
+    /* Usage from a complete non-stream reply (status 200) into r->usage (NULL: no same-dialect
+     * path). */
     void (*read_usage)(struct tg_request *r, const char *body, size_t len);
 
     /*
      * One event of the provider's stream (SSE event name, or "message", and its
      * data): updates r->usage, x->text_bytes, x->final_usage, x->stream_error.
      * Returns TG_OK to relay the event, TG_DECLINED to withhold it from the
-     * client (honoured in TG_RELAY_EVENTS mode).
+     * client (honoured in TG_RELAY_EVENTS mode). NULL: nothing to observe.
      */
     int (*observe)(struct tg_exchange *x, const char *event, const char *data, size_t len);
 
-    /* True when an error body is in the native dialect's shape (else it is replaced). */
+    /* True when an error body is in the native dialect's shape (else it is replaced; NULL: never).
+     */
     bool (*is_error_body)(const char *body, size_t len);
 
     /*

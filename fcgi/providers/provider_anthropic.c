@@ -59,16 +59,12 @@ static int call_headers(struct tg_request *r, struct tg_exchange *x)
                                  version != NULL ? version : DEFAULT_ANTHROPIC_VERSION);
     if (r->anthropic_beta != NULL) /* only values the config allows (bound.c) */
         rc |= tg_exchange_add_header(x, "anthropic-beta: %s", r->anthropic_beta);
-    rc |= tg_exchange_add_header(x, "traceparent: %s", r->trace.traceparent);
     if (tracestate != NULL && r->trace.parent_id[0] != '\0' &&
         strlen(tracestate) <= TG_TRACESTATE_MAX)
         rc |= tg_exchange_add_header(x, "tracestate: %s", tracestate);
-    rc |= tg_exchange_add_header(x, "content-type: application/json");
     rc |= tg_exchange_add_header(x, "accept: %s",
                                  r->stream ? "text/event-stream" : "application/json");
-    rc |= tg_exchange_add_header(x, "user-agent: tollgate/" PACKAGE_VERSION);
-    rc |= tg_exchange_add_header(x, "expect:");
-    return rc == TG_OK ? TG_OK : TG_ERROR;
+    return rc == TG_OK ? tg_exchange_add_common_headers(x) : TG_ERROR;
 }
 
 /* An Anthropic error body: {"type":"error","error":{"type":...,"message":...}}. */
@@ -89,11 +85,6 @@ static int prepare(struct tg_request *r, struct tg_exchange *x)
     return call_headers(r, x);
 }
 
-static void free_text(void *text)
-{
-    free(text);
-}
-
 /* The translated path: the pivot is a Messages request already; only its model changes. */
 static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
 {
@@ -103,14 +94,8 @@ static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
         json_decref(body);
         return TG_ERROR;
     }
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
-        free(text);
+    if (tg_exchange_set_body(x, body) != TG_OK)
         return TG_ERROR;
-    }
-    x->body = text;
-    x->body_len = strlen(text);
     x->relay_mode = TG_RELAY_EVENTS;
     return call_headers(r, x);
 }

@@ -19,11 +19,6 @@ struct decoder {
     struct tg_translate_bedrock_stream stream;
 };
 
-static void free_text(void *text)
-{
-    free(text);
-}
-
 static void release_decoder(void *d)
 {
     tg_eventstream_decoder_release(&((struct decoder *)d)->frames);
@@ -88,15 +83,7 @@ static int encode_body(struct tg_request *r, struct tg_exchange *x, json_t *pivo
         tg_request_fail(r, 400, "invalid_request_error", message, NULL);
         return TG_DECLINED;
     }
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
-        free(text);
-        return TG_ERROR;
-    }
-    x->body = text;
-    x->body_len = strlen(text);
-    return TG_OK;
+    return tg_exchange_set_body(x, body);
 }
 
 static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
@@ -122,13 +109,9 @@ static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
         rc = tg_exchange_add_header(x, "authorization: Bearer %s", p->api_key);
     else
         rc = sign(r, x, path);
-    rc |= tg_exchange_add_header(x, "content-type: application/json");
     rc |= tg_exchange_add_header(
         x, "accept: %s", r->stream ? "application/vnd.amazon.eventstream" : "application/json");
-    rc |= tg_exchange_add_header(x, "traceparent: %s", r->trace.traceparent);
-    rc |= tg_exchange_add_header(x, "user-agent: tollgate/" PACKAGE_VERSION);
-    rc |= tg_exchange_add_header(x, "expect:");
-    return rc == TG_OK ? TG_OK : TG_ERROR;
+    return rc == TG_OK ? tg_exchange_add_common_headers(x) : TG_ERROR;
 }
 
 static int decode_reply(struct tg_exchange *x, json_t **pivot_reply)
@@ -163,29 +146,9 @@ static void decode_end(struct tg_exchange *x)
         tg_log_warn(x->r->request_id, "provider's stream: %s", d->stream.error);
 }
 
-static void no_usage(struct tg_request *r, const char *body, size_t len)
-{
-    (void)r, (void)body, (void)len; /* never a same-dialect reply */
-}
-
-static int no_observe(struct tg_exchange *x, const char *event, const char *data, size_t len)
-{
-    (void)x, (void)event, (void)data, (void)len;
-    return TG_OK;
-}
-
-static bool no_error_body(const char *body, size_t len)
-{
-    (void)body, (void)len;
-    return false;
-}
-
 const struct tg_provider_ops tg_provider_bedrock = {
     .name = "bedrock",
     .native = -1,
-    .read_usage = no_usage,
-    .observe = no_observe,
-    .is_error_body = no_error_body,
     .encode = encode,
     .decode_reply = decode_reply,
     .decode_bytes = decode_bytes,

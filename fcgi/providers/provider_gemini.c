@@ -19,11 +19,6 @@
 #define MAX_TOKEN_REPLY (64 * 1024)
 #define MAX_VERTEX_PROVIDERS 16
 
-static void free_text(void *text)
-{
-    free(text);
-}
-
 /* ---- Vertex's access token ---- */
 
 struct vertex_account {
@@ -155,15 +150,7 @@ static int encode_body(struct tg_request *r, struct tg_exchange *x, json_t *pivo
         tg_request_fail(r, 400, "invalid_request_error", message, NULL);
         return TG_DECLINED;
     }
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
-        free(text);
-        return TG_ERROR;
-    }
-    x->body = text;
-    x->body_len = strlen(text);
-    return TG_OK;
+    return tg_exchange_set_body(x, body);
 }
 
 static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
@@ -187,11 +174,7 @@ static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
     } else if (tg_exchange_add_header(x, "x-goog-api-key: %s", p->api_key) != TG_OK) {
         return TG_ERROR;
     }
-    int h = tg_exchange_add_header(x, "content-type: application/json");
-    h |= tg_exchange_add_header(x, "traceparent: %s", r->trace.traceparent);
-    h |= tg_exchange_add_header(x, "user-agent: tollgate/" PACKAGE_VERSION);
-    h |= tg_exchange_add_header(x, "expect:");
-    return h == TG_OK ? TG_OK : TG_ERROR;
+    return tg_exchange_add_common_headers(x);
 }
 
 static int decode_reply(struct tg_exchange *x, json_t **pivot_reply)
@@ -219,29 +202,9 @@ static void decode_end(struct tg_exchange *x)
     tg_gemini_stream_finish(x->decoder);
 }
 
-static void no_usage(struct tg_request *r, const char *body, size_t len)
-{
-    (void)r, (void)body, (void)len; /* never a same-dialect reply */
-}
-
-static int no_observe(struct tg_exchange *x, const char *event, const char *data, size_t len)
-{
-    (void)x, (void)event, (void)data, (void)len;
-    return TG_OK;
-}
-
-static bool no_error_body(const char *body, size_t len)
-{
-    (void)body, (void)len;
-    return false;
-}
-
 const struct tg_provider_ops tg_provider_gemini = {
     .name = "gemini",
     .native = -1,
-    .read_usage = no_usage,
-    .observe = no_observe,
-    .is_error_body = no_error_body,
     .encode = encode,
     .decode_reply = decode_reply,
     .decode_event = decode_event,
@@ -251,9 +214,6 @@ const struct tg_provider_ops tg_provider_gemini = {
 const struct tg_provider_ops tg_provider_vertex = {
     .name = "vertex",
     .native = -1,
-    .read_usage = no_usage,
-    .observe = no_observe,
-    .is_error_body = no_error_body,
     .encode = encode,
     .decode_reply = decode_reply,
     .decode_event = decode_event,

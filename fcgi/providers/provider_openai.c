@@ -95,11 +95,6 @@ static bool client_wants_usage(struct tg_request *r)
     return json_is_true(json_object_get(options, "include_usage"));
 }
 
-static void free_text(void *text)
-{
-    free(text);
-}
-
 /* The body to send: the client's, with include_usage added to a stream that lacks it. */
 static int body_for(struct tg_request *r, struct tg_exchange *x)
 {
@@ -117,13 +112,8 @@ static int body_for(struct tg_request *r, struct tg_exchange *x)
     if (json_object_set_new(options, "include_usage", json_true()) != 0 ||
         json_object_set_new(r->doc, "model", json_string(r->backend->upstream_model)) != 0)
         return TG_ERROR;
-    char *text = json_dumps(r->doc, JSON_COMPACT);
-    if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
-        free(text);
+    if (tg_exchange_set_body(x, json_incref(r->doc)) != TG_OK)
         return TG_ERROR;
-    }
-    x->body = text;
-    x->body_len = strlen(text);
     x->relay_mode = TG_RELAY_EVENTS;
     x->usage_injected = true;
     return TG_OK;
@@ -136,13 +126,10 @@ static const char *endpoint_path(const struct tg_request *r)
 
 static int common_headers(struct tg_request *r, struct tg_exchange *x)
 {
-    int rc = tg_exchange_add_header(x, "traceparent: %s", r->trace.traceparent);
-    rc |= tg_exchange_add_header(x, "content-type: application/json");
-    rc |= tg_exchange_add_header(x, "accept: %s",
-                                 r->stream ? "text/event-stream" : "application/json");
-    rc |= tg_exchange_add_header(x, "user-agent: tollgate/" PACKAGE_VERSION);
-    rc |= tg_exchange_add_header(x, "expect:");
-    return rc == TG_OK ? TG_OK : TG_ERROR;
+    if (tg_exchange_add_header(x, "accept: %s",
+                               r->stream ? "text/event-stream" : "application/json") != TG_OK)
+        return TG_ERROR;
+    return tg_exchange_add_common_headers(x);
 }
 
 static int prepare_openai(struct tg_request *r, struct tg_exchange *x)
@@ -192,15 +179,7 @@ static int encode_body(struct tg_request *r, struct tg_exchange *x, json_t *pivo
         tg_request_fail(r, 400, "invalid_request_error", message, NULL);
         return rc == TG_DECLINED ? TG_DECLINED : TG_ERROR;
     }
-    char *text = json_dumps(chat, JSON_COMPACT);
-    json_decref(chat);
-    if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
-        free(text);
-        return TG_ERROR;
-    }
-    x->body = text;
-    x->body_len = strlen(text);
-    return TG_OK;
+    return tg_exchange_set_body(x, chat);
 }
 
 static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
