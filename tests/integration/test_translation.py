@@ -415,3 +415,24 @@ def test_each_provider_receives_the_expected_request():
         got = {"path": records[0]["path"], "body": json.loads(records[0]["body"])}
         assert got == case["expect"], "%s: the provider received\n%s" % (
             path.name, json.dumps(got, indent=1))
+
+
+def test_a_providers_own_price_row_prices_its_usage():
+    """A 'PROVIDER/MODEL' price row prices that provider's usage of the model;
+    the model's own row keeps pricing the others (sql/013_provider_prices.sql)."""
+    e = env()
+    e.stack.ctl("price", "set", "bedrock/claude-bedrock", "--input", "3000000",
+                "--output", "15000000")
+    try:
+        costs = {}
+        for model in ("claude-bedrock", "claude-bedrock-key"):
+            status, headers, raw = e.stack.messages(e.key, model=model,
+                                                    directive={"usage": BEDROCK_USAGE})
+            assert status == 200, (model, raw[:300])
+            costs[model] = int(e.stack.usage(headers["x-request-id"])["cost_micros"])
+        # bedrock's own rates: 30 in x $3 + 12 out x $15 per MTok (its cache rates are 0)
+        assert costs["claude-bedrock"] == 270, costs
+        # the other provider keeps the model's own row: 30 x $1 + 12 x $4 (+ cache at 0)
+        assert costs["claude-bedrock-key"] == 78, costs
+    finally:
+        e.stack.psql("delete from tollgate.prices where model = 'bedrock/claude-bedrock'")
