@@ -30,15 +30,21 @@ create or replace function tollgate.price_micros_for(p_provider       text,
                                                      p_cache_write_1h bigint,
                                                      p_web_search     bigint)
 returns bigint
-language sql stable
+language plpgsql stable
 as $$
-    select coalesce(
-        case when p_provider is not null and p_provider <> '' then
-            tollgate.price_micros(p_provider || '/' || p_model, p_at, p_input, p_output,
-                                  p_cache_read, p_cache_write, p_cache_write_1h, p_web_search)
-        end,
-        tollgate.price_micros(p_model, p_at, p_input, p_output, p_cache_read, p_cache_write,
-                              p_cache_write_1h, p_web_search))
+declare
+    v_micros bigint;
+begin
+    -- plpgsql, not sql: its statements' plans are kept for the session
+    if p_provider is not null and p_provider <> '' then
+        v_micros := tollgate.price_micros(p_provider || '/' || p_model, p_at, p_input, p_output,
+                                          p_cache_read, p_cache_write, p_cache_write_1h,
+                                          p_web_search);
+    end if;
+    return coalesce(v_micros,
+                    tollgate.price_micros(p_model, p_at, p_input, p_output, p_cache_read,
+                                          p_cache_write, p_cache_write_1h, p_web_search));
+end
 $$;
 
 -- price_upper_micros: the upper bound of 009 (now price_upper_micros_of, one
@@ -60,21 +66,26 @@ create or replace function tollgate.price_upper_micros(p_model      text,
                                                        p_output     bigint,
                                                        p_web_search bigint default 0)
 returns bigint
-language sql stable
+language plpgsql stable
 as $$
-    select case when own is null then null
-                else greatest(own, (select max(tollgate.price_upper_micros_of(
-                                                   pr.model, p_at, p_input, p_output,
-                                                   p_web_search))
-                                      from (select distinct p.model
-                                              from tollgate.prices p
-                                             where position('/' in p.model) > 0
-                                               and substr(p.model, position('/' in p.model) + 1)
-                                                   = p_model
-                                               and p.effective_from <= p_at) pr))
-           end
-      from (select tollgate.price_upper_micros_of(p_model, p_at, p_input, p_output,
-                                                  p_web_search) as own) o
+declare
+    v_own  bigint;
+    v_best bigint;
+begin
+    -- plpgsql, not sql: reserve calls it on every request, and its plans are kept
+    v_own := tollgate.price_upper_micros_of(p_model, p_at, p_input, p_output, p_web_search);
+    if v_own is null then
+        return null;
+    end if;
+    select max(tollgate.price_upper_micros_of(pr.model, p_at, p_input, p_output, p_web_search))
+      into v_best
+      from (select distinct p.model
+              from tollgate.prices p
+             where position('/' in p.model) > 0
+               and substr(p.model, position('/' in p.model) + 1) = p_model
+               and p.effective_from <= p_at) pr;
+    return greatest(v_own, v_best);
+end
 $$;
 
 -- settle_batch (010): each usage row priced by its provider's row when there
