@@ -611,12 +611,14 @@ int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
              * when there is another, it does not take a model down */
             chosen = tg_balancer_pick(NULL, members, n, tried, &policy, tg_now_ms(),
                                       tg_crypto_fast_random(), NULL);
-            if (chosen >= 0)
+            if (chosen >= 0 && n > 1) /* one backend: nothing to steer, nothing to say */
                 tg_log_warn(r->request_id, "every backend of model \"%s\" is open: trying \"%s\"",
                             m->name, m->backends[chosen].id);
         }
+        if (chosen < 0 && r->attempts == 0)
+            return no_backend(r);
         if (chosen < 0)
-            return r->attempts == 0 ? no_backend(r) : TG_ERROR;
+            break; /* the others are open: the last attempt's failure answers */
         tried[chosen] = true;
         r->backend = &m->backends[chosen];
         json_t *pivot = NULL;

@@ -240,15 +240,18 @@ def test_a_model_whose_every_circuit_is_open_is_still_tried():
     """Panic routing: the breaker steers away from a failing backend when the pool
     has another; with every circuit open the model is tried anyway, never taken
     down, and the client gets the provider's own failure."""
-    config = {"providers": {"refusing": {
-        "type": "anthropic", "base_url": "http://127.0.0.1:%d" % closed_port(),
-        "api_key": "sk-refusing", "connect_timeout_ms": 500}},
-        "models": {"claude-alone": {"provider": "refusing", "upstream_model": "claude-haiku-4-5"}},
-        "failover": {"failure_threshold": 1, "cooldown_ms": 60000}}
+    refusing = {"type": "anthropic", "api_key": "sk-refusing", "connect_timeout_ms": 500}
+    config = {"providers": {
+        "refusing": dict(refusing, base_url="http://127.0.0.1:%d" % closed_port()),
+        "refusing2": dict(refusing, base_url="http://127.0.0.1:%d" % closed_port())},
+        "models": {"claude-alone": {"backends": [
+            {"provider": "refusing", "model": "claude-haiku-4-5", "priority": 1},
+            {"provider": "refusing2", "model": "claude-haiku-4-5", "priority": 2}]}},
+        "failover": {"failure_threshold": 1, "cooldown_ms": 60000, "backoff_base_ms": 1}}
     with harness.Stack(processes=1, extra_config=config) as st:
         priced(st, "claude-alone")
         key = st.key()
-        for _ in range(2):  # the first opens the circuit; the second is tried all the same
+        for _ in range(2):  # the first opens both circuits; the second is tried all the same
             status, headers, body = st.messages(key, model="claude-alone")
             assert status == 502, body[:300]
             etype, message = harness.error_body(body)
