@@ -152,4 +152,15 @@ int tg_translate_bedrock_stream_on_message(void *stream, const struct tg_eventst
  */
 int tg_translate_bedrock_stream_finish(struct tg_translate_bedrock_stream *s);
 
+/* Shared by the reply and the stream translation (translate_bedrock*.c). */
+
+/* A Converse usage count (borrowed usage), 0 when absent or negative. */
+json_int_t tg_translate_bedrock_count(const json_t *usage, const char *key);
+
+/* The pivot's stop_reason (static) for a Converse stopReason (NULL: end_turn). */
+const char *tg_translate_bedrock_stop_reason(const char *bedrock);
+
+/* The stop sequence a model reported in additionalModelResponseFields (borrowed), or NULL. */
+const json_t *tg_translate_bedrock_stop_sequence(const json_t *holder);
+
 #endif
