@@ -2,7 +2,8 @@
  * guard.c — the guardrails rules engine (guard.h): loading and compiling rules,
  * the strictness policy, scanning, masking, and the Luhn and IBAN validators.
  * The only file that includes pcre2.h. Not here: what a request does with a
- * finding, where the text or the role come from.
+ * finding, where the text or the role come from; the checksums and UTF-8 checks
+ * (guard_validate.c).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "guard.h"
+#include "guard_validate.h"
 
 #define MAX_RULES 1024
 #define MAX_NAME 64
@@ -107,77 +109,6 @@ int tg_guard_level_parse(const char *name, enum tg_guard_level *level)
 
 /* ---- validators ---- */
 
-/* Luhn over 13–19 digits, spaces and dashes allowed between them. */
-static bool luhn_valid(const char *s, size_t len)
-{
-    int digits[19];
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c >= '0' && c <= '9') {
-            if (n == TG_ARRAY_LEN(digits))
-                return false;
-            digits[n++] = c - '0';
-        } else if (c != ' ' && c != '-') {
-            return false;
-        }
-    }
-    if (n < 13)
-        return false;
-    int sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        int d = digits[n - 1 - i];
-        if (i % 2 == 1) {
-            d *= 2;
-            if (d > 9)
-                d -= 9;
-        }
-        sum += d;
-    }
-    return sum % 10 == 0;
-}
-
-static bool is_upper(char c)
-{
-    return c >= 'A' && c <= 'Z';
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-/* ISO 13616: 15–34 letters and digits (spaces ignored), country, check digits, mod 97 == 1. */
-static bool iban_valid(const char *s, size_t len)
-{
-    char iban[34];
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == ' ')
-            continue;
-        if (c >= 'a' && c <= 'z')
-            c = (char)(c - 'a' + 'A');
-        if (!is_upper(c) && !is_digit(c))
-            return false;
-        if (n == sizeof(iban))
-            return false;
-        iban[n++] = c;
-    }
-    if (n < 15 || !is_upper(iban[0]) || !is_upper(iban[1]) || !is_digit(iban[2]) ||
-        !is_digit(iban[3]))
-        return false;
-    unsigned rem = 0;
-    for (size_t k = 0; k < n; k++) {
-        char c = iban[(k + 4) % n]; /* the first four characters moved to the end */
-        if (is_digit(c))
-            rem = (rem * 10 + (unsigned)(c - '0')) % 97;
-        else
-            rem = (rem * 100 + (unsigned)(c - 'A' + 10)) % 97;
-    }
-    return rem == 1;
-}
-
 /*
  * How much of a match the rule's validator accepts: len, or for IBANs the
  * longest prefix ending before a space that checks (a pattern written for
@@ -187,59 +118,15 @@ static size_t validated_length(enum validator validator, const char *s, size_t l
 {
     switch (validator) {
     case VALIDATOR_NONE: return len;
-    case VALIDATOR_LUHN: return luhn_valid(s, len) ? len : 0;
+    case VALIDATOR_LUHN: return tg_guard_validate_luhn(s, len) ? len : 0;
     case VALIDATOR_IBAN:
         for (size_t end = len; end > 0; end--) {
-            if ((end == len || s[end] == ' ') && iban_valid(s, end))
+            if ((end == len || s[end] == ' ') && tg_guard_validate_iban(s, end))
                 return end;
         }
         return 0;
     }
     return 0;
-}
-
-/* ---- UTF-8 ---- */
-
-/* RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t extra;
-        unsigned min, cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            extra = 1, min = 0x80, cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            extra = 2, min = 0x800, cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            extra = 3, min = 0x10000, cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (len - i <= extra)
-            return false;
-        for (size_t k = 1; k <= extra; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += extra + 1;
-    }
-    return true;
-}
-
-/* The length of the UTF-8 character at s[0] (1 for a byte that is not a lead byte). */
-static size_t utf8_char_len(const char *s, size_t left)
-{
-    unsigned char c = (unsigned char)s[0];
-    size_t n = c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    return n <= left ? n : left;
 }
 
 /* ---- loading ---- */
@@ -659,7 +546,7 @@ typedef int (*emit_fn)(void *ctx, const struct tg_guard_finding *finding);
 static int scan_all(const struct tg_guard_rules *set, enum tg_guard_level level, const char *text,
                     size_t len, emit_fn emit, void *ctx)
 {
-    if ((unsigned)level >= N_LEVELS || !utf8_valid((const unsigned char *)text, len))
+    if ((unsigned)level >= N_LEVELS || !tg_guard_validate_utf8((const unsigned char *)text, len))
         return TG_ERROR;
     pcre2_match_data *md = pcre2_match_data_create(set->max_pairs, NULL);
     if (md == NULL)
@@ -703,7 +590,7 @@ static int scan_all(const struct tg_guard_rules *set, enum tg_guard_level level,
             if (to > start)
                 start = to;
             else if (start < len)
-                start += utf8_char_len(text + start, len - start);
+                start += tg_guard_validate_utf8_char(text + start, len - start);
             else
                 break;
         }

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "guard.h"
+#include "guard_validate.h"
 #include "unit.h"
 
 #define MAX_FINDINGS 256
@@ -481,6 +482,14 @@ static void test_validators(void **state)
         if (n > 0)
             assert_int_equal(f[0].length, cases[i].length);
     }
+    /* the UTF-8 check refuses overlongs, surrogates, truncations and values past U+10FFFF */
+    assert_true(tg_guard_validate_utf8((const unsigned char *)"h\xc3\xa9 \xf0\x9f\x98\x80", 8));
+    assert_false(tg_guard_validate_utf8((const unsigned char *)"\xc0\xaf", 2));
+    assert_false(tg_guard_validate_utf8((const unsigned char *)"\xed\xa0\x80", 3));
+    assert_false(tg_guard_validate_utf8((const unsigned char *)"\xe2\x82", 2));
+    assert_false(tg_guard_validate_utf8((const unsigned char *)"\xf4\x90\x80\x80", 4));
+    assert_true(tg_guard_validate_iban("gb82 west 1234 5698 7654 32", 27));
+    assert_false(tg_guard_validate_luhn("4111 1111 1111 111x", 19));
     /* more findings than room: the first ones, the count of all, TG_DECLINED */
     struct tg_guard_finding f[1];
     size_t n;
