@@ -13,6 +13,7 @@ need() { [ -e "$dest$1" ] || { echo "not installed: $1"; fail=1; }; }
 need /usr/bin/tollgate-fcgi
 need /usr/bin/tollgatectl
 need /etc/tollgate/tollgate.json
+need /etc/tollgate/guardrails.json
 need /etc/tollgate/lighttpd.conf
 need /etc/tollgate/apache-tollgate.conf
 need /etc/tollgate/tollgate-fcgi.service
