@@ -165,6 +165,8 @@ void tg_access_log_write(struct tg_request *r)
     field_int(&l, "upstream_ms", r->upstream_ms);
     field_literal(&l, "stream", r->stream ? "true" : "false");
     field_string(&l, "outcome", r->outcome);
+    if (r->guard_rule != NULL)
+        field_string(&l, "guard_rule", r->guard_rule);
     if (r->usage_source != NULL)
         field_string(&l, "usage_source", r->usage_source);
     field_int(&l, "pid", tg_log_pid());

@@ -451,9 +451,9 @@ static int load_root(json_t *root, struct tg_config **out, struct tg_config_load
         tg_config_load_fail(ld, "(root)", "out of memory");
         return TG_ERROR;
     }
-    static const char *const known[] = {"server",  "database",    "providers", "models", "log",
-                                        "spool",   "rate_limits", "quotas",    "auth",   "admin",
-                                        "metrics", "bounds",      "failover",  "routes", NULL};
+    static const char *const known[] = {
+        "server", "database", "providers", "models", "log",      "spool",  "rate_limits", "quotas",
+        "auth",   "admin",    "metrics",   "bounds", "failover", "routes", "guardrails",  NULL};
     tg_config_load_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
@@ -461,6 +461,7 @@ static int load_root(json_t *root, struct tg_config **out, struct tg_config_load
     tg_config_load_models(ld, root, c);
     tg_config_load_failover(ld, root, c);
     tg_config_load_routes(ld, root, c);
+    tg_config_load_guard(ld, root, c);
     load_log(ld, root, c);
     load_spool(ld, root, c);
     load_rate_limits(ld, root, c);
@@ -519,6 +520,7 @@ void tg_config_free(struct tg_config *c)
     if (c == NULL)
         return;
     tg_config_routes_release(c);
+    tg_config_guard_release(c);
     tg_config_providers_release(c);
     free((char *)c->db_url);
     free((char *)c->log_file);

@@ -14,6 +14,7 @@
 #include "common.h"
 
 struct json_t; /* jansson's json_t */
+struct tg_guard_rules;
 
 /* What a backend speaks (fcgi/providers/: one module each). */
 enum tg_provider_type {
@@ -178,6 +179,9 @@ struct tg_config {
     struct tg_bounds_config bounds;    /* bounds (bound_config.c; bound.c applies it) */
     struct tg_failover_config failover;
     struct tg_config_route *routes; /* routes (routes.c), in order */
+    struct tg_guard_rules *guard;   /* guardrails (guard.c); NULL: none */
+    char **guard_http_paths;        /* guardrails.http_paths: an http route's fields looked at */
+    size_t n_guard_http_paths;
     size_t n_routes;
 
     struct tg_rate_limit *rate_limits;

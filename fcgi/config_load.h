@@ -49,6 +49,8 @@ void tg_config_load_providers(struct tg_config_loader *ld, struct json_t *root,
                               struct tg_config *c);
 void tg_config_load_models(struct tg_config_loader *ld, struct json_t *root, struct tg_config *c);
 void tg_config_providers_release(struct tg_config *c);
+void tg_config_load_guard(struct tg_config_loader *ld, struct json_t *root, struct tg_config *c);
+void tg_config_guard_release(struct tg_config *c);
 void tg_config_load_routes(struct tg_config_loader *ld, struct json_t *root, struct tg_config *c);
 void tg_config_routes_release(struct tg_config *c);
 void tg_config_load_failover(struct tg_config_loader *ld, struct json_t *root, struct tg_config *c);

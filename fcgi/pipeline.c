@@ -10,6 +10,7 @@
 #include "admin.h"
 #include "auth.h"
 #include "denials.h"
+#include "guardrail.h"
 #include "dialect.h"
 #include "exchange.h"
 #include "health.h"
@@ -66,6 +67,15 @@ static int llm_call(struct tg_request *r)
         return TG_ERROR;
     }
     tg_quota_add_headers(r);
+    int guarded = tg_guardrail_check(r);            /* 5. guard: the caller's role's rules */
+    if (guarded != TG_OK) {
+        r->status = r->error.status;
+        if (guarded == TG_DECLINED)
+            tg_settle_request(r);                   /*    a block is settled: zero cost, audited */
+        else
+            tg_quota_release(r);
+        return TG_ERROR;
+    }
     if (tg_journal_begin(r) != TG_OK) {             /*    on disk before it goes out */
         tg_quota_release(r);
         tg_request_fail(r, 503, "api_error", "the gateway cannot record requests right now",

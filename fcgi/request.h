@@ -108,6 +108,7 @@ struct tg_request {
     int64_t t_first_byte_ms; /* streams: when the first upstream byte was relayed; 0: not yet */
     int64_t cost_micros;     /* -1 until settled */
     const char *outcome;     /* "ok", "upstream_error", ... for logs and usage */
+    const char *guard_rule;  /* the guardrail that blocked it, or NULL (borrowed: config) */
 
     int status;         /* the status sent (or to send) to the client */
     char *resp_headers; /* "Name: value\r\n" lines not yet sent */

@@ -1,0 +1,104 @@
+/*
+ * config_guard.c — the config's "guardrails": the rule set (inline, or a
+ * rules_file such as conf/guardrails.json), compiled once at start by guard.c,
+ * and the JSON fields of http routes' bodies it looks at.
+ *
+ *   "guardrails": {"rules_file": "/etc/tollgate/guardrails.json",
+ *                  "http_paths": ["message", "history[*].text"]}
+ */
+#include "config_load.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "guard.h"
+#include "guard_texts.h"
+
+#define MAX_HTTP_PATHS 32
+
+static void load_http_paths(struct tg_config_loader *ld, json_t *paths, struct tg_config *c)
+{
+    if (paths == NULL)
+        return;
+    if (!json_is_array(paths) || json_array_size(paths) > MAX_HTTP_PATHS) {
+        tg_config_load_fail(ld, "guardrails.http_paths", "must be an array of at most %d paths",
+                            MAX_HTTP_PATHS);
+        return;
+    }
+    c->guard_http_paths = calloc(json_array_size(paths) + 1, sizeof(char *));
+    if (c->guard_http_paths == NULL) {
+        tg_config_load_fail(ld, "guardrails.http_paths", "out of memory");
+        return;
+    }
+    size_t i;
+    json_t *path;
+    json_array_foreach(paths, i, path) {
+        char field[64];
+        snprintf(field, sizeof(field), "guardrails.http_paths[%zu]", i);
+        if (!json_is_string(path) || tg_guard_texts_path_check(json_string_value(path)) != TG_OK) {
+            tg_config_load_fail(ld, field,
+                                "must be a field path such as \"message\" or \"items[*].text\"");
+            return;
+        }
+        c->guard_http_paths[c->n_guard_http_paths++] =
+            tg_config_load_strdup(ld, json_string_value(path));
+    }
+}
+
+/* The rule set's own section: the file's, or the inline one without this file's keys. */
+static json_t *rules_section(struct tg_config_loader *ld, json_t *g)
+{
+    json_t *file = json_object_get(g, "rules_file");
+    if (file == NULL) {
+        json_t *copy = json_deep_copy(g);
+        json_object_del(copy, "http_paths");
+        json_object_del(copy, "enabled");
+        return copy;
+    }
+    if (!json_is_string(file) || json_object_get(g, "rules") != NULL) {
+        tg_config_load_fail(ld, "guardrails.rules_file",
+                            "must be a path (and then no inline \"rules\")");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *doc = json_load_file(json_string_value(file), JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL)
+        tg_config_load_fail(ld, "guardrails.rules_file", "could not read \"%s\": %s",
+                            json_string_value(file), jerr.text);
+    return doc;
+}
+
+void tg_config_load_guard(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
+{
+    json_t *g = tg_config_load_object(ld, root, "guardrails", "", false);
+    if (g == NULL || ld->failed)
+        return;
+    json_t *enabled = json_object_get(g, "enabled");
+    if (enabled != NULL && !json_is_boolean(enabled)) {
+        tg_config_load_fail(ld, "guardrails.enabled", "must be true or false");
+        return;
+    }
+    if (json_is_false(enabled))
+        return;
+    load_http_paths(ld, json_object_get(g, "http_paths"), c);
+    json_t *section = rules_section(ld, g);
+    if (section == NULL)
+        return;
+    char err[512];
+    c->guard = tg_guard_load(section, err, sizeof(err));
+    json_decref(section);
+    if (c->guard == NULL)
+        tg_config_load_fail(ld, "guardrails", "%s", err);
+}
+
+void tg_config_guard_release(struct tg_config *c)
+{
+    tg_guard_free(c->guard);
+    for (size_t i = 0; i < c->n_guard_http_paths; i++)
+        free(c->guard_http_paths[i]);
+    free(c->guard_http_paths);
+    c->guard = NULL;
+    c->guard_http_paths = NULL;
+}
