@@ -521,6 +521,11 @@ size_t tg_guard_count(const struct tg_guard_rules *set)
     return set->n_rules;
 }
 
+const char *tg_guard_rule_name(const struct tg_guard_rules *set, size_t i)
+{
+    return i < set->n_rules ? set->rules[i].name : NULL;
+}
+
 enum tg_guard_level tg_guard_level_for_role(const struct tg_guard_rules *set, const char *role)
 {
     for (size_t i = 0; role != NULL && i < set->n_roles; i++)

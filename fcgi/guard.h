@@ -79,6 +79,9 @@ void tg_guard_free(struct tg_guard_rules *rules);
 /* The number of rules in the set. */
 size_t tg_guard_count(const struct tg_guard_rules *rules);
 
+/* Rule i's name (borrowed from the set); NULL when i is out of range. */
+const char *tg_guard_rule_name(const struct tg_guard_rules *rules, size_t i);
+
 /*
  * Runs every rule over text[0..len) (UTF-8) at a strictness level. Findings go
  * to out[0..cap) in rule order, then by offset; *n gets how many there were in

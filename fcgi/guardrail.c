@@ -13,6 +13,7 @@
 #include "guard_texts.h"
 #include "log.h"
 #include "request.h"
+#include "shm.h"
 
 #define MAX_FINDINGS 64
 
@@ -50,6 +51,7 @@ static int on_text(void *ctx, const struct tg_guard_text *t)
     bool mask = false;
     size_t shown = n < MAX_FINDINGS ? n : MAX_FINDINGS;
     for (size_t i = 0; i < shown; i++) {
+        tg_shm_count_guard_action(found[i].rule, (int)found[i].action);
         if (found[i].action == TG_GUARD_BLOCK) {
             w->block = found[i].name;
             w->block_category = found[i].category;

@@ -1,5 +1,5 @@
 /*
- * metrics_backends.c — circuits as Prometheus text.
+ * metrics_backends.c — circuits and guardrail actions as Prometheus text.
  */
 #include "metrics_backends.h"
 
@@ -11,6 +11,7 @@
 
 #include "balancer.h"
 #include "config.h"
+#include "guard.h"
 
 #define MAX_SHOWN 256 /* circuits listed at most (the table holds up to TG_SHM_CIRCUITS) */
 
@@ -51,6 +52,26 @@ static void escape(const char *in, char *out, size_t size)
     out[j] = '\0';
 }
 
+/* tollgate_guardrail_actions_total{rule,action}: every rule of the config, every action. */
+static void put_guard_actions(struct out *o, struct tg_shm *shm, const struct tg_config *c)
+{
+    if (c->guard == NULL)
+        return;
+    put(o, "# HELP tollgate_guardrail_actions_total Guardrail findings acted on by this host, "
+           "by rule and effective action.\n# TYPE tollgate_guardrail_actions_total counter\n");
+    size_t n = tg_guard_count(c->guard);
+    for (size_t i = 0; i < n && i < TG_SHM_GUARD_RULES; i++) {
+        char rule[2 * TG_SHM_CIRCUIT_ID];
+        escape(tg_guard_rule_name(c->guard, i), rule, sizeof(rule));
+        for (int a = 0; a < TG_SHM_GUARD_ACTIONS; a++) {
+            uint64_t v =
+                shm != NULL ? __atomic_load_n(&shm->guard_actions[i][a], __ATOMIC_RELAXED) : 0;
+            put(o, "tollgate_guardrail_actions_total{rule=\"%s\",action=\"%s\"} %" PRIu64 "\n",
+                rule, tg_guard_action_name((enum tg_guard_action)a), v);
+        }
+    }
+}
+
 char *tg_metrics_backends_text(struct tg_shm *shm, const struct tg_config *c, size_t *len)
 {
     static struct tg_balancer_circuit_view views[MAX_SHOWN]; /* large: not on a thread stack */
@@ -59,7 +80,8 @@ char *tg_metrics_backends_text(struct tg_shm *shm, const struct tg_config *c, si
     policy.failure_threshold = c->failover.failure_threshold;
     policy.window_ms = c->failover.window_ms;
     policy.cooldown_ms = c->failover.cooldown_ms;
-    struct out o = {.cap = 4096 + MAX_SHOWN * 1024};
+    struct out o = {.cap =
+                        4096 + MAX_SHOWN * 1024 + TG_SHM_GUARD_RULES * TG_SHM_GUARD_ACTIONS * 384};
     o.buf = malloc(o.cap);
     if (o.buf == NULL)
         return NULL;
@@ -92,6 +114,7 @@ char *tg_metrics_backends_text(struct tg_shm *shm, const struct tg_config *c, si
         }
     }
     pthread_mutex_unlock(&views_lock);
+    put_guard_actions(&o, shm, c);
     if (o.failed) {
         free(o.buf);
         return NULL;

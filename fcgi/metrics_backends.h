@@ -1,10 +1,14 @@
 /*
- * metrics_backends.h — the backends' part of GET /metrics: each circuit's state
- * and failure counts, from the host's shared memory (balancer.c keeps them).
+ * metrics_backends.h — the routing and guarding part of GET /metrics: each
+ * backend circuit's state and failure counts (balancer.c keeps them) and the
+ * guardrail actions taken (guardrail.c counts them), from the host's shared
+ * memory.
  *
  *   tollgate_backend_circuit_state{backend,state}  1 for the circuit's state
  *   tollgate_backend_failures_total{backend}       failed attempts (failover)
  *   tollgate_backend_circuit_opened_total{backend} times the circuit opened
+ *   tollgate_guardrail_actions_total{rule,action}  guardrail findings acted on
+ *                                                  (every rule of the config)
  */
 #ifndef TG_METRICS_BACKENDS_H
 #define TG_METRICS_BACKENDS_H

@@ -14,9 +14,7 @@
 
 #include "crypto.h"
 
-#define SHM_MAGIC                                                                                  \
-    0x746f6c6c67617406ULL /* "tollgat" + layout version 6 (circuit breakers)                       \
-                           */
+#define SHM_MAGIC 0x746f6c6c67617407ULL /* "tollgat" + layout version 7 (guardrail actions) */
 
 static void segment_name(const char *scope, char *out, size_t size)
 {
@@ -75,6 +73,14 @@ void tg_shm_count_alert(void)
 {
     if (attached != NULL)
         __atomic_add_fetch(&attached->quota_alerts_total, 1, __ATOMIC_RELAXED);
+}
+
+void tg_shm_count_guard_action(size_t rule, int action)
+{
+    if (attached == NULL || action < 0 || action >= TG_SHM_GUARD_ACTIONS)
+        return;
+    size_t slot = rule < TG_SHM_GUARD_RULES ? rule : TG_SHM_GUARD_RULES - 1;
+    __atomic_add_fetch(&attached->guard_actions[slot][action], 1, __ATOMIC_RELAXED);
 }
 
 void tg_shm_count_dead_letter(void)

@@ -115,6 +115,10 @@ struct tg_shm_circuits {
     struct tg_shm_circuit circuits[TG_SHM_CIRCUITS];
 };
 
+/* Guardrail actions taken on this host, by rule index (the config's order) and action. */
+#define TG_SHM_GUARD_RULES 256 /* rules beyond this are counted in the last slot */
+#define TG_SHM_GUARD_ACTIONS 3 /* warn, mask, block (guard.h's order) */
+
 struct tg_shm {
     uint64_t magic; /* set last, once initialised */
     uint64_t size;
@@ -124,6 +128,7 @@ struct tg_shm {
     struct tg_shm_bucket buckets[TG_SHM_BUCKETS];
     struct tg_shm_metrics metrics;
     struct tg_shm_circuits circuits;
+    uint64_t guard_actions[TG_SHM_GUARD_RULES][TG_SHM_GUARD_ACTIONS]; /* atomic */
 };
 
 /*
@@ -141,6 +146,9 @@ void tg_shm_count_alert(void);
 
 /* Adds one to the host's usage dead letter counter (no-op before attach). */
 void tg_shm_count_dead_letter(void);
+
+/* Counts one guardrail action (rule index, action index) on this host (no-op before attach). */
+void tg_shm_count_guard_action(size_t rule, int action);
 
 /* Locks / unlocks the bucket table (recovering from a dead holder). */
 int tg_shm_lock(struct tg_shm *shm);

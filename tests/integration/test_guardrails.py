@@ -146,3 +146,20 @@ def test_planted_secrets_stay_out_of_logs_tables_and_responses():
     rows = json.dumps(st.psql("select * from tollgate.usage"))
     for secret in (SSN, "4111 1111 1111 1111", AWS_KEY):
         assert secret not in logs and secret not in rows, secret
+
+
+def test_guardrail_actions_are_counted_on_metrics():
+    st, _, keys = env()
+    def count(rule, action):
+        status, _, raw = st.request("GET", "/metrics")
+        assert status == 200
+        want = 'tollgate_guardrail_actions_total{rule="%s",action="%s"} ' % (rule, action)
+        line = [l for l in raw.decode().splitlines() if l.startswith(want)]
+        assert line, want
+        return int(line[0].split()[-1])
+    blocked = count("aws_access_key", "block")
+    masked = count("us_ssn", "mask")
+    st.messages(keys["standard"], prompt="key " + AWS_KEY)
+    st.messages(keys["standard"], prompt="ssn " + SSN)
+    assert count("aws_access_key", "block") == blocked + 1
+    assert count("us_ssn", "mask") == masked + 1
