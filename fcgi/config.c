@@ -440,6 +440,46 @@ static void load_metrics(struct tg_config_loader *ld, json_t *root, struct tg_co
                             "needs an address in \"allow\" or a \"token\": nobody could read it");
 }
 
+/* cache: the response cache (response_cache.c). */
+static void load_cache(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
+{
+    json_t *obj = tg_config_load_object(ld, root, "cache", "", false);
+    if (obj == NULL)
+        return;
+    static const char *const known[] = {
+        "enabled", "scope", "ttl_ms", "max_bytes", "nonzero_temperature", NULL};
+    tg_config_load_keys(ld, obj, "cache", known);
+    json_t *enabled = json_object_get(obj, "enabled");
+    json_t *nonzero = json_object_get(obj, "nonzero_temperature");
+    if ((enabled != NULL && !json_is_boolean(enabled)) ||
+        (nonzero != NULL && !json_is_boolean(nonzero))) {
+        tg_config_load_fail(ld,
+                            enabled != NULL && !json_is_boolean(enabled)
+                                ? "cache.enabled"
+                                : "cache.nonzero_temperature",
+                            "must be true or false");
+        return;
+    }
+    c->cache.enabled = enabled == NULL || json_is_true(enabled);
+    c->cache.nonzero_temperature = json_is_true(nonzero);
+    c->cache.ttl_ms = tg_config_load_integer(ld, obj, "ttl_ms", "cache", 300000, 1000, 86400000L);
+    c->cache.max_bytes = (size_t)tg_config_load_integer(ld, obj, "max_bytes", "cache", 64L << 20,
+                                                        1L << 20, 4L << 30);
+    const char *scope = tg_config_load_string(ld, obj, "scope", "cache", "key", false);
+    static const char *const scopes[] = {"key", "user", "group", "global"};
+    bool found = false;
+    for (size_t i = 0; scope != NULL && i < TG_ARRAY_LEN(scopes); i++) {
+        if (strcmp(scope, scopes[i]) == 0) {
+            c->cache.scope = (enum tg_cache_scope)i;
+            found = true;
+        }
+    }
+    if (scope != NULL && !found)
+        tg_config_load_fail(ld, "cache.scope",
+                            "must be \"key\", \"user\", \"group\" or \"global\"");
+    free((char *)scope);
+}
+
 static int load_root(json_t *root, struct tg_config **out, struct tg_config_loader *ld)
 {
     if (!json_is_object(root)) {
@@ -452,8 +492,9 @@ static int load_root(json_t *root, struct tg_config **out, struct tg_config_load
         return TG_ERROR;
     }
     static const char *const known[] = {
-        "server", "database", "providers", "models", "log",      "spool",  "rate_limits", "quotas",
-        "auth",   "admin",    "metrics",   "bounds", "failover", "routes", "guardrails",  NULL};
+        "server",      "database", "providers",  "models", "log",     "spool",
+        "rate_limits", "quotas",   "auth",       "admin",  "metrics", "bounds",
+        "failover",    "routes",   "guardrails", "cache",  NULL};
     tg_config_load_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
@@ -462,6 +503,7 @@ static int load_root(json_t *root, struct tg_config **out, struct tg_config_load
     tg_config_load_failover(ld, root, c);
     tg_config_load_routes(ld, root, c);
     tg_config_load_guard(ld, root, c);
+    load_cache(ld, root, c);
     load_log(ld, root, c);
     load_spool(ld, root, c);
     load_rate_limits(ld, root, c);

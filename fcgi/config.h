@@ -152,6 +152,21 @@ struct tg_config_route {
     const struct tg_model *http;  /* "http": passed as it is to this model's http provider */
 };
 
+/* cache: the response cache (response_cache.c); off unless the section says enabled. */
+enum tg_cache_scope {
+    TG_CACHE_SCOPE_KEY,
+    TG_CACHE_SCOPE_USER,
+    TG_CACHE_SCOPE_GROUP,
+    TG_CACHE_SCOPE_GLOBAL
+};
+struct tg_cache_config {
+    bool enabled;
+    enum tg_cache_scope scope; /* whose entries a request may see */
+    long ttl_ms;
+    size_t max_bytes;         /* the host's shared-memory segment */
+    bool nonzero_temperature; /* also cache chat requests without temperature 0 */
+};
+
 enum tg_estimator { TG_ESTIMATE_UPPER_BOUND, TG_ESTIMATE_APPROXIMATE };
 enum tg_db_down_policy { TG_DB_DOWN_DENY, TG_DB_DOWN_LOCAL_ONLY };
 
@@ -182,6 +197,7 @@ struct tg_config {
     struct tg_guard_rules *guard;   /* guardrails (guard.c); NULL: none */
     char **guard_http_paths;        /* guardrails.http_paths: an http route's fields looked at */
     size_t n_guard_http_paths;
+    struct tg_cache_config cache;
     size_t n_routes;
 
     struct tg_rate_limit *rate_limits;

@@ -32,6 +32,7 @@
 #include "price_check.h"
 #include "quota.h"
 #include "ratelimit.h"
+#include "response_cache.h"
 #include "settle.h"
 #include "request.h"
 #include "spool.h"
@@ -203,6 +204,8 @@ static int run(const struct tg_config *config, const char *config_path)
     if (tg_ratelimit_init(scope) != TG_OK)
         tg_log_warn(NULL, "could not map shared memory (%s): local rate limits are off",
                     strerror(errno));
+    if (tg_response_cache_init(config, scope) != TG_OK)
+        tg_log_warn(NULL, "could not map the response cache (%s): it is off", strerror(errno));
     if (tg_quota_init() != TG_OK || tg_upstream_global_init() != TG_OK ||
         tg_db_pool_init(config) != TG_OK || FCGX_Init() != 0) {
         tg_log_error(NULL, "could not initialise libraries");

@@ -11,7 +11,9 @@
 
 #include "balancer.h"
 #include "config.h"
+#include "cache.h"
 #include "guard.h"
+#include "response_cache.h"
 
 #define MAX_SHOWN 256 /* circuits listed at most (the table holds up to TG_SHM_CIRCUITS) */
 
@@ -72,6 +74,32 @@ static void put_guard_actions(struct out *o, struct tg_shm *shm, const struct tg
     }
 }
 
+/* The response cache's counters (response_cache.c), when it is on. */
+static void put_cache(struct out *o)
+{
+    struct tg_cache_stats st;
+    if (tg_response_cache_stats(&st) != TG_OK)
+        return;
+    const struct {
+        const char *name, *type, *help;
+        uint64_t value;
+    } rows[] = {
+        {"tollgate_cache_hits_total", "counter", "Requests answered from the response cache.",
+         st.hits},
+        {"tollgate_cache_misses_total", "counter", "Cacheable requests not found in it.",
+         st.misses},
+        {"tollgate_cache_evictions_total", "counter", "Live entries dropped to make room.",
+         st.evictions},
+        {"tollgate_cache_expirations_total", "counter", "Entries dropped at their TTL.",
+         st.expirations},
+        {"tollgate_cache_entries", "gauge", "Entries held now.", st.entries},
+        {"tollgate_cache_bytes", "gauge", "Reply bytes held now.", st.bytes},
+    };
+    for (size_t i = 0; i < TG_ARRAY_LEN(rows); i++)
+        put(o, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", rows[i].name, rows[i].help,
+            rows[i].name, rows[i].type, rows[i].name, rows[i].value);
+}
+
 char *tg_metrics_backends_text(struct tg_shm *shm, const struct tg_config *c, size_t *len)
 {
     static struct tg_balancer_circuit_view views[MAX_SHOWN]; /* large: not on a thread stack */
@@ -115,6 +143,7 @@ char *tg_metrics_backends_text(struct tg_shm *shm, const struct tg_config *c, si
     }
     pthread_mutex_unlock(&views_lock);
     put_guard_actions(&o, shm, c);
+    put_cache(&o);
     if (o.failed) {
         free(o.buf);
         return NULL;

@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "denials.h"
 #include "guardrail.h"
+#include "response_cache.h"
 #include "dialect.h"
 #include "exchange.h"
 #include "health.h"
@@ -76,6 +77,14 @@ static int llm_call(struct tg_request *r)
             tg_quota_release(r);
         return TG_ERROR;
     }
+    const char *cached, *cached_type;
+    size_t cached_len;
+    if (tg_response_cache_lookup(r, &cached, &cached_len, &cached_type) == TG_OK) {
+        r->status = 200;                            /* 6. cache: a hit answers, billed at 0 */
+        tg_settle_request(r);
+        tg_request_add_header(r, "x-tollgate-cost-usd", "0.000000");
+        return tg_request_respond(r, 200, cached_type, cached, cached_len);
+    }
     if (tg_journal_begin(r) != TG_OK) {             /*    on disk before it goes out */
         tg_quota_release(r);
         tg_request_fail(r, 503, "api_error", "the gateway cannot record requests right now",
@@ -90,6 +99,8 @@ static int llm_call(struct tg_request *r)
     tg_settle_request(r);                           /* 8. settle: usage + quotas, grouped */
     if (rc != TG_OK)
         return TG_ERROR;
+    if (!x->streaming && x->status == 200)          /*    a miss's reply, for the next */
+        tg_response_cache_store(r, x->reply, x->reply_len, x->content_type);
     if (!x->streaming && r->cost_micros >= 0 && x->status == 200) {
         char usd[32];
         tg_usage_format_usd(r->cost_micros, usd, sizeof(usd));

@@ -104,11 +104,13 @@ struct tg_request {
     const char *usage_source; /* NULL: the provider's own figures; "estimated", "reserved_bound" */
     int journal_slot;         /* the journal file holding this request's records; -1: none */
     int64_t upstream_ms;
-    int attempts;            /* backends tried (failover); the last one served */
-    int64_t t_first_byte_ms; /* streams: when the first upstream byte was relayed; 0: not yet */
-    int64_t cost_micros;     /* -1 until settled */
-    const char *outcome;     /* "ok", "upstream_error", ... for logs and usage */
-    const char *guard_rule;  /* the guardrail that blocked it, or NULL (borrowed: config) */
+    int attempts;                /* backends tried (failover); the last one served */
+    int64_t t_first_byte_ms;     /* streams: when the first upstream byte was relayed; 0: not yet */
+    int64_t cost_micros;         /* -1 until settled */
+    const char *outcome;         /* "ok", "upstream_error", ... for logs and usage */
+    const char *guard_rule;      /* the guardrail that blocked it, or NULL (borrowed: config) */
+    unsigned char cache_key[32]; /* response_cache.c: the request's key (SHA-256) */
+    bool cache_miss;             /* a cacheable miss: its reply is stored */
 
     int status;         /* the status sent (or to send) to the client */
     char *resp_headers; /* "Name: value\r\n" lines not yet sent */

@@ -1,0 +1,150 @@
+/*
+ * response_cache.c — the cache step of the pipeline: which requests are
+ * cacheable, their key, a hit's answer, a miss's reply stored.
+ */
+#include "response_cache.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache.h"
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+#include "request.h"
+#include "usage.h"
+
+/* What an entry carries besides the reply: its usage, its type, its scope (for purges). */
+struct meta {
+    struct tg_usage usage;
+    char content_type[64];
+    char scope[128];
+};
+
+_Static_assert(sizeof(struct meta) <= TG_CACHE_META_BYTES, "the entry's metadata must fit");
+
+static struct tg_cache *store;
+
+int tg_response_cache_init(const struct tg_config *c, const char *scope)
+{
+    if (!c->cache.enabled)
+        return TG_OK;
+    return tg_cache_attach(scope, c->cache.max_bytes, &store); /* its own segment name */
+}
+
+/* The scope a request's entries belong to: "key:7", "user:u", "group:g" or "". */
+static void scope_of(const struct tg_request *r, char *out, size_t size)
+{
+    const struct tg_identity *id = &r->identity;
+    switch (r->config->cache.scope) {
+    case TG_CACHE_SCOPE_KEY:
+        if (id->api_key_id != 0) {
+            snprintf(out, size, "key:%" PRId64, id->api_key_id);
+            break;
+        }
+        /* a JWT caller has no key: its user is the narrowest scope */
+        /* fall through */
+    case TG_CACHE_SCOPE_USER: snprintf(out, size, "user:%s", id->user_id ? id->user_id : ""); break;
+    case TG_CACHE_SCOPE_GROUP:
+        snprintf(out, size, "group:%s", id->group_id ? id->group_id : "");
+        break;
+    case TG_CACHE_SCOPE_GLOBAL: snprintf(out, size, "%s", ""); break;
+    }
+}
+
+/* Whether the answer to r can be reused: no stream; a chat request at temperature 0. */
+static bool cacheable(const struct tg_request *r)
+{
+    if (store == NULL || r->stream || r->doc == NULL)
+        return false;
+    if (r->endpoint == TG_EP_EMBEDDINGS)
+        return true;
+    if (r->endpoint != TG_EP_MESSAGES && r->endpoint != TG_EP_CHAT_COMPLETIONS)
+        return false;
+    if (r->config->cache.nonzero_temperature)
+        return true;
+    json_t *t = json_object_get(r->doc, "temperature");
+    return json_is_number(t) && json_number_value(t) == 0.0;
+}
+
+/* SHA-256 of the endpoint, the scope and the normalized body. TG_ERROR: out of memory. */
+static int key_of(struct tg_request *r, const char *scope, unsigned char key[TG_SHA256_LEN])
+{
+    json_t *norm = json_deep_copy(r->doc);
+    static const char *const ignored[] = {"stream", "stream_options", "metadata", "user"};
+    for (size_t i = 0; norm != NULL && i < TG_ARRAY_LEN(ignored); i++)
+        json_object_del(norm, ignored[i]);
+    if (norm == NULL || json_object_set_new(norm, "model", json_string(r->model->name)) != 0) {
+        json_decref(norm);
+        return TG_ERROR;
+    }
+    char *canon = json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(norm);
+    char *text = canon != NULL ? tg_arena_printf(r->arena, "tollgate-cache-v1\n%s\n%s\n%s",
+                                                 r->endpoint_path, scope, canon)
+                               : NULL;
+    free(canon);
+    if (text == NULL)
+        return TG_ERROR;
+    tg_crypto_sha256(text, strlen(text), key);
+    return TG_OK;
+}
+
+int tg_response_cache_lookup(struct tg_request *r, const char **body, size_t *len,
+                             const char **type)
+{
+    if (!cacheable(r))
+        return TG_DECLINED;
+    char scope[128];
+    scope_of(r, scope, sizeof(scope));
+    if (key_of(r, scope, r->cache_key) != TG_OK)
+        return TG_DECLINED;
+    size_t cap = r->config->max_response_bytes;
+    char *value = tg_arena_alloc(r->arena, cap + 1);
+    struct meta m;
+    size_t got = 0;
+    if (value == NULL ||
+        tg_cache_get(store, r->cache_key, tg_now_ms(), value, cap, &got, &m, sizeof(m)) != TG_OK) {
+        r->cache_miss = true;
+        tg_request_add_header(r, "x-tollgate-cache", "miss");
+        return TG_DECLINED;
+    }
+    value[got] = '\0';
+    m.content_type[sizeof(m.content_type) - 1] = '\0';
+    r->usage = m.usage;
+    r->outcome = "cache_hit";
+    r->cost_micros = 0;
+    tg_request_add_header(r, "x-tollgate-cache", "hit");
+    *body = value;
+    *len = got;
+    *type = tg_arena_strdup(r->arena, m.content_type[0] ? m.content_type : "application/json");
+    return *type != NULL ? TG_OK : TG_DECLINED;
+}
+
+void tg_response_cache_store(struct tg_request *r, const char *body, size_t len,
+                             const char *content_type)
+{
+    if (!r->cache_miss || store == NULL)
+        return;
+    struct meta m;
+    memset(&m, 0, sizeof(m));
+    m.usage = r->usage;
+    snprintf(m.content_type, sizeof(m.content_type), "%s",
+             content_type != NULL ? content_type : "application/json");
+    scope_of(r, m.scope, sizeof(m.scope));
+    if (tg_cache_put(store, r->cache_key, body, len, &m, sizeof(m), tg_now_ms(),
+                     r->config->cache.ttl_ms) == TG_ERROR)
+        tg_log_warn(r->request_id, "could not store a reply in the response cache");
+}
+
+int tg_response_cache_stats(struct tg_cache_stats *out)
+{
+    if (store == NULL)
+        return TG_DECLINED;
+    tg_cache_stats(store, out);
+    return TG_OK;
+}
