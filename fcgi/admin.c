@@ -6,6 +6,7 @@
  * SQL function returned. No SQL text is ever built from request data.
  */
 #include "admin.h"
+#include "admin_cache.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -801,6 +802,19 @@ static int put_price(struct tg_request *r, const struct call *call)
     " l.after - 'key_hash' - 'previous_key_hash' AS after"                                         \
     " FROM tollgate.audit_log l ORDER BY l.id DESC LIMIT $1::integer) a"
 
+/* /admin/cache: the response cache (admin_cache.c). */
+static int cache_show(struct tg_request *r, const struct call *call)
+{
+    (void)call;
+    return tg_admin_cache_show(r);
+}
+
+static int cache_purge(struct tg_request *r, const struct call *call)
+{
+    (void)call;
+    return tg_admin_cache_purge(r);
+}
+
 static const struct op ops[] = {
     {"keys", false, NULL, "GET", false, list, LIST("tollgate.key_list", "v.id"), NULL},
     {"keys", false, NULL, "POST", true, create_key, NULL, "key"},
@@ -826,6 +840,8 @@ static const struct op ops[] = {
      LIST("tollgate.price_list", "v.model, v.effective_from"), NULL},
     {"prices", false, NULL, "PUT", true, put_price, NULL, NULL},
     {"audit", false, NULL, "GET", false, list_audit, AUDIT_LIST, NULL},
+    {"cache", false, NULL, "GET", false, cache_show, NULL, NULL},
+    {"cache", false, NULL, "DELETE", false, cache_purge, NULL, NULL},
 };
 static const size_t n_ops = TG_ARRAY_LEN(ops);
 

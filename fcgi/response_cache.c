@@ -148,3 +148,16 @@ int tg_response_cache_stats(struct tg_cache_stats *out)
     tg_cache_stats(store, out);
     return TG_OK;
 }
+
+static bool scope_matches(void *ctx, const void *meta, size_t meta_len)
+{
+    const struct meta *m = meta;
+    return meta_len >= sizeof(*m) && strncmp(m->scope, ctx, sizeof(m->scope)) == 0;
+}
+
+int tg_response_cache_purge(const char *scope, size_t *purged)
+{
+    if (store == NULL)
+        return TG_DECLINED;
+    return tg_cache_purge(store, scope != NULL ? scope_matches : NULL, (void *)scope, purged);
+}

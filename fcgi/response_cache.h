@@ -37,6 +37,12 @@ struct tg_cache_stats;
 /* The host's cache counters into *out: TG_OK, or TG_DECLINED when the cache is off. */
 int tg_response_cache_stats(struct tg_cache_stats *out);
 
+/*
+ * Drops the entries of scope ("key:7", "user:u", "group:g", "" for global;
+ * NULL: every entry). TG_OK with *purged; TG_DECLINED when the cache is off.
+ */
+int tg_response_cache_purge(const char *scope, size_t *purged);
+
 /* Stores a cacheable miss's 200 reply (body as the client received it, its type). */
 void tg_response_cache_store(struct tg_request *r, const char *body, size_t len,
                              const char *content_type);

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import harness
 
+ADMIN_KEY = "tg-admin-cache-" + "x" * 24
 _env = None
 
 
@@ -20,7 +21,8 @@ def env():
     global _env
     if _env is None:
         st = harness.stack(tag="cache", extra_config={
-            "cache": {"enabled": True, "ttl_ms": 3000, "scope": "key"}})
+            "cache": {"enabled": True, "ttl_ms": 3000, "scope": "key"},
+            "admin": {"keys": [ADMIN_KEY]}})
         _env = (st, st.key(group="ca", user="ca-1"), st.key(group="ca", user="ca-2"))
     return _env
 
@@ -104,3 +106,29 @@ def test_cache_counters_on_metrics():
     post(st, key, body(prompt))
     assert value("tollgate_cache_hits_total") == hits + 1
     assert value("tollgate_cache_entries") >= 1
+
+
+def admin(st, method, path):
+    status, _, raw = st.request(method, path, headers={"authorization": "Bearer " + ADMIN_KEY})
+    return status, json.loads(raw)
+
+
+def test_admin_cache_shows_counters_and_purges_by_scope():
+    st, key, other = env()
+    prompt = "purge me " + str(time.time())
+    post(st, key, body(prompt))
+    post(st, other, body(prompt))
+    status, shown = admin(st, "GET", "/admin/cache")
+    assert status == 200 and shown["enabled"] is True and shown["entries"] >= 2, shown
+    assert {"hits", "misses", "evictions", "bytes"} <= set(shown), shown
+    key_id = st.psql("select id from tollgate.api_keys where prefix = '%s'" % key[:11])[0][0]
+    status, purged = admin(st, "DELETE", "/admin/cache?scope=key%%3A%s" % key_id)
+    assert status == 200 and purged["purged"] >= 1, purged
+    _, h, _ = post(st, key, body(prompt))
+    assert h.get("x-tollgate-cache") == "miss", "the purged scope still hit"
+    _, h, _ = post(st, other, body(prompt))
+    assert h.get("x-tollgate-cache") == "hit", "another scope was purged too"
+    status, purged = admin(st, "DELETE", "/admin/cache")
+    assert status == 200 and purged["purged"] >= 2, purged
+    status, _ = admin(st, "DELETE", "/admin/cache?scope=" + "k" * 200)
+    assert status == 400
