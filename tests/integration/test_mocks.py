@@ -60,7 +60,8 @@ def refused(mock, path, body, headers):
 # All mocks: READY, SIGTERM, health, recording, the Anthropic mock unchanged
 # --------------------------------------------------------------------------
 
-SCRIPTS = ("mock_provider.py", "mock_openai.py", "mock_bedrock.py", "mock_gemini.py")
+SCRIPTS = ("mock_provider.py", "mock_openai.py", "mock_bedrock.py", "mock_gemini.py",
+           "mock_agent.py")
 
 
 def test_mocks_ready_line_health_and_sigterm():
@@ -77,6 +78,21 @@ def test_mocks_ready_line_health_and_sigterm():
         out, err = m.proc.stdout.read().decode(), m.proc.stderr.read().decode()
         assert out == "", "%s printed more than the READY line: %r" % (script, out)
         assert marker not in err, "%s logged a request body: %r" % (script, err)
+
+
+def test_mocks_agent_echoes_what_it_received():
+    with Mock("mock_agent.py", "--require-key", "agent-key") as m:
+        status, _, body = m.post("/chat", {"message": "SSN <US_SSN> please"},
+                                 {"authorization": "Bearer agent-key"})
+        assert status == 200, body
+        doc = json.loads(body)
+        assert doc["echo"] == "SSN <US_SSN> please" and doc["answer"], doc
+        assert doc["usage"] == {"input_tokens": 4,
+                                "output_tokens": len(doc["answer"].split())}, doc
+        assert m.post("/chat", {"message": "x"})[0] == 401
+        assert m.post("/chat", {"message": 3}, {"authorization": "Bearer agent-key"})[0] == 400
+        assert m.post("/elsewhere", {}, {"authorization": "Bearer agent-key"})[0] == 404
+        assert [r["path"] for r in m.records()] == ["/chat", "/chat", "/chat", "/elsewhere"]
 
 
 def test_mocks_anthropic_mock_after_refactor():
