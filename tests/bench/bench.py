@@ -22,13 +22,23 @@ Runs, in order (each bounded by --duration, or --latency-duration for c=1):
   c=1            one connection: the upstream alone, then Tollgate (added latency)
   hot / spread   9 quota rows per request (key, user, group x usd, tokens,
                  requests): every request on one hot group, then 100 groups
-then the chargeback reports.  PostgreSQL runs durable (fsync, synchronous_commit
+  guardrails     a benign 2 KB and a benign 100 KB prompt (tests/bench/guard-bench
+                 -p), on this stack (guardrails off), then on a second stack alike
+                 but for "guardrails": {"rules_file": conf/guardrails.json} (at
+                 most GUARD_DURATION s per run): the shipped rules' added CPU
+then the chargeback reports.  Before any stack starts, tests/bench/guard-bench
+measures the guardrails engine alone: CPU per scan of those two prompts with the
+shipped rules, and each rule alone (then the whole set) against 1 MB adversarial
+prompts (the ReDoS bound).  PostgreSQL runs durable (fsync, synchronous_commit
 and full_page_writes on): commit flushes are part of what is measured.
 
 Prints requests/s, p50 and p99 and the CPU per request of each component per
 run, the issue 9 targets with "met"/"not met", the translation line
 (`translation: openai->anthropic / same-dialect requests/s ..., worker CPU +N us
-per request`), then `ceiling ratios: ...` and, as the last line, the ratio
+per request`), the guardrails lines (`guardrails: shipped rules, 2 KB prompt N
+us, 100 KB prompt M us per request (engine); ReDoS worst: RULE T ms on a 1 MB
+prompt ...` and `guardrail cost: +N us worker CPU per request (2 KB), +M us
+(100 KB); ...`), then `ceiling ratios: ...` and, as the last line, the ratio
 against the plain proxy.
 """
 
@@ -206,9 +216,10 @@ def post_once(port, body=BODY):
 
 # ---- load and measurement ---------------------------------------------------
 
-def wrk(url, keys, duration, connections, workdir, openai=False):
-    """wrk POSTing BODY (openai: CHAT_BODY, the key as "Authorization: Bearer");
-    each request uses a random key of keys (one key: always it)."""
+def wrk(url, keys, duration, connections, workdir, openai=False, body=None):
+    """wrk POSTing body (default BODY; openai: CHAT_BODY, the key as
+    "Authorization: Bearer"); each request uses a random key of keys (one key:
+    always it)."""
     if isinstance(keys, str):
         keys = [keys]
     if openai:
@@ -224,8 +235,8 @@ def wrk(url, keys, duration, connections, workdir, openai=False):
         '  local h = {["content-type"] = "application/json",\n'
         '             %s}\n'
         '  return wrk.format("POST", nil, h, body)\n'
-        'end\n' % (", ".join('"%s"' % k for k in keys), CHAT_BODY if openai else BODY,
-                    headers))
+        'end\n' % (", ".join('"%s"' % k for k in keys),
+                    body or (CHAT_BODY if openai else BODY), headers))
     out = subprocess.run(["wrk", "-t%d" % min(2, connections), "-c%d" % connections,
                           "-d%ds" % duration, "--timeout", "10s", "--latency", "-s", str(script),
                           url], capture_output=True, text=True, timeout=duration + 60).stdout
@@ -311,13 +322,14 @@ def top_statements(stack, requests):
         say("    %6s us/request  %7s calls  %6s us each  %s" % (per_request, calls, mean, query))
 
 
-def measure(name, url, keys, duration, connections, workdir, meter=None, openai=False):
+def measure(name, url, keys, duration, connections, workdir, meter=None, openai=False,
+            body=None):
     """One wrk run; prints its line and, with a meter, the CPU per request."""
     if meter:
         meter.start()
     if STATEMENTS_STACK is not None:
         STATEMENTS_STACK.psql("select pg_stat_statements_reset()")
-    r = wrk(url, keys, duration, connections, workdir, openai)
+    r = wrk(url, keys, duration, connections, workdir, openai, body)
     r["cpu"] = meter.per_request(r["requests"]) if meter else {}
     say("%-40s %9.0f req/s   p50 %7.2f ms   p99 %7.2f ms%s%s" % (
         name, r["rps"], r["p50"], r["p99"],
@@ -336,14 +348,16 @@ def parse_args():
     ap = argparse.ArgumentParser(
         prog="scripts/bench",
         description="wrk against /v1/messages through lighttpd -> Tollgate -> a static nginx "
-        "upstream (and against /v1/chat/completions, translated from OpenAI to Anthropic), "
+        "upstream (and against /v1/chat/completions, translated from OpenAI to Anthropic; and "
+        "with 2 KB and 100 KB prompts, the shipped guardrails off and on), "
         "against a plain nginx proxy of that upstream and against the FastCGI "
         "ceiling (lighttpd -> FastCGI -> a fixed reply), in one run on 127.0.0.1, with "
         "PostgreSQL durable (fsync and synchronous_commit on); then the chargeback reports. "
         "With the defaults it takes about 3 minutes.",
         epilog="The last line is the ratio against the plain proxy; the line before it, "
         "`ceiling ratios: ...`; a few lines above them, `translation: openai->anthropic / "
-        "same-dialect ...`.")
+        "same-dialect ...`, `guardrails: shipped rules ... (engine); ReDoS worst: ...` "
+        "(tests/bench/guard-bench, the engine alone) and `guardrail cost: ...` (the stack).")
     ap.add_argument("--build", default=str(REPO / "build" / "release"),
                     help="the build to run (default build/release; scripts/bench builds it)")
     ap.add_argument("--duration", type=int, metavar="S",
@@ -496,6 +510,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="tollgate-bench-")
     procs = []
     try:
+        engine = None if args.reports_only else guard_engine()
         upstream_port, proxy_port = harness.free_port(), harness.free_port()
         reply = REPLY.replace("'", "\\'")
         upstream = start_nginx(workdir, upstream_port,
@@ -529,13 +544,23 @@ def main():
             return 1
         print_targets(figures)
         say("bench took %.0f s" % (time.monotonic() - t_start))
-        tg, hot, spread, ceiling, plain, chat = ratios
+        tg, hot, spread, ceiling, plain, chat, guard = ratios
         say("enforcement: hot group / no quotas: requests/s %.2f; spread / no quotas %.2f; "
             "hot / spread %.2f" % (hot["rps"] / tg["rps"], spread["rps"] / tg["rps"],
                                    hot["rps"] / spread["rps"]))
         say("translation: openai->anthropic / same-dialect requests/s %.2f, worker CPU "
             "%+.0f us per request" % (chat["rps"] / tg["rps"],
                                       chat["cpu"]["worker"] - tg["cpu"]["worker"]))
+        say("guardrails: shipped rules, 2 KB prompt %.0f us, 100 KB prompt %.0f us per request "
+            "(engine); ReDoS worst: %s %.0f ms on a 1 MB prompt (all %d rules together %.0f ms)"
+            % (engine["us_2k"], engine["us_100k"], engine["worst_rule"], engine["worst_ms"],
+               engine["rules"], engine["set_ms"]))
+        cost = {label: on["cpu"]["worker"] - off["cpu"]["worker"]
+                for label, (off, on) in guard.items()}
+        speed = {label: on["rps"] / off["rps"] for label, (off, on) in guard.items()}
+        say("guardrail cost: %+.0f us worker CPU per request (2 KB), %+.0f us (100 KB); "
+            "requests/s on / off %.2f (2 KB), %.2f (100 KB) (stack: the shipped rules on vs off, "
+            "same prompts)" % (cost["2 KB"], cost["100 KB"], speed["2 KB"], speed["100 KB"]))
         say("forwarding ceiling / ceiling: %.2f (what forwarding alone leaves of the "
             "ceiling); tollgate no quotas / forwarding ceiling: %.2f" % (
                 figures["forwarding_ceiling"], figures["tg_forwarding"]))
@@ -561,7 +586,8 @@ def load_runs(stack, args, workdir, upstream, proxy, upstream_port, proxy_port):
     key = stack.key(group="bench", user="bench", name="bench")
     status, _, body = stack.messages(key)
     assert status == 200, (status, body[:200])
-    load = 4 * args.warmup + 7 * args.duration + 2 * args.latency_duration
+    load = (6 * args.warmup + 7 * args.duration + 4 * min(args.duration, GUARD_DURATION)
+            + 2 * args.latency_duration)
     say("wrk: %d connections, %d s per run (c=1 runs: %d s), %d worker processes x %d threads; "
         "about %d s of load in all; 2 cores shared by everything (and by any other work on "
         "the machine, so figures are noisy)" % (args.connections, args.duration,
@@ -584,6 +610,7 @@ def load_runs(stack, args, workdir, upstream, proxy, upstream_port, proxy_port):
     chat = translation_run(stack, key, args, workdir, meter)
     added, up1, tg1 = latency_runs(url_upstream, url_tg, key, args, workdir)
     hot, spread = enforced_runs(stack, url_tg, args, workdir, meter)
+    guard = guard_runs(stack, key, args, workdir, upstream, upstream_port)
     # requests still in flight when wrk stopped settle within moments: wait for them (bounded)
     deadline = time.time() + 15
     while time.time() < deadline and stack.psql(
@@ -594,7 +621,7 @@ def load_runs(stack, args, workdir, upstream, proxy, upstream_port, proxy_port):
     say("usage rows written: %s; quota rows %s, reserved after the runs: %s"
         % (rows, left[0], left[1]))
     bad = sum(r["non2xx"] for r in (plain, ceiling, forwarding, tg, chat, up1, tg1, hot,
-                                    spread))
+                                    spread) + sum(guard.values(), ()))
     if bad:
         say("non-2xx responses: %d" % bad)
         return 1, None, None
@@ -607,7 +634,7 @@ def load_runs(stack, args, workdir, upstream, proxy, upstream_port, proxy_port):
     for run, r in (("tg", tg), ("spread", spread), ("hot", hot)):
         figures["pg_" + run] = r["cpu"]["postgres"]
         figures["worker_" + run] = r["cpu"]["worker"]
-    return 0, figures, (tg, hot, spread, ceiling, plain, chat)
+    return 0, figures, (tg, hot, spread, ceiling, plain, chat, guard)
 
 
 def translation_run(stack, key, args, workdir, meter):
@@ -625,6 +652,100 @@ def translation_run(stack, key, args, workdir, meter):
     url = "http://127.0.0.1:%d/v1/chat/completions" % stack.port
     return measure("tollgate, OpenAI -> Anthropic translation (lighttpd -> fcgi)", url, key,
                    args.duration, args.connections, workdir, meter, openai=True)
+
+
+# ---- guardrails (issue 11) ----------------------------------------------------------
+
+GUARD_RULES = REPO / "conf" / "guardrails.json"  # the shipped rules
+GUARD_SIZES = ((2048, "2 KB"), (102400, "100 KB"))  # the benign prompts' sizes
+GUARD_DURATION = 5  # seconds per guardrail wrk run at most (there are four)
+
+
+def guard_bench_path():
+    return harness.build_dir() / "tests" / "bench" / "guard-bench"
+
+
+def guard_engine():
+    """tests/bench/guard-bench: the engine alone, one thread, no stack.  The shipped
+    rules' CPU per scan of the benign 2 KB and 100 KB prompts, and each rule alone
+    (then the whole set) against 1 MB adversarial prompts: the worst wall-clock
+    time.  Prints one line; returns the figures."""
+    p = subprocess.run([str(guard_bench_path()), str(GUARD_RULES)], capture_output=True,
+                       text=True, timeout=300, stdin=subprocess.DEVNULL)
+    out = p.stdout
+    scans = {int(size): (float(us), int(n)) for size, us, n in
+             re.findall(r"^scan (\d+) ([\d.]+) (\d+)$", out, re.M)}
+    worst = re.search(r'^redos-worst (\S+) ([\d.]+) "(.*)"$', out, re.M)
+    whole = re.search(r'^redos-set ([\d.]+) "(.*)"$', out, re.M)
+    rules = re.search(r"^rules (\d+)$", out, re.M)
+    if p.returncode != 0 or not worst or not whole or not rules or len(scans) != 2:
+        raise RuntimeError("guard-bench failed (%d):\n%s\n%s" % (p.returncode, out[-2000:],
+                                                                 p.stderr[-2000:]))
+    flagged = [size for size, (_, n) in scans.items() if n]
+    if flagged:
+        raise RuntimeError("guard-bench: the benign prompt of %s bytes has findings" % flagged)
+    limited = re.findall(r"^rule (\S+) .* limit$", out, re.M)
+    g = {"rules": int(rules.group(1)), "us_2k": scans[2048][0], "us_100k": scans[102400][0],
+         "worst_rule": worst.group(1), "worst_ms": float(worst.group(2)),
+         "worst_unit": worst.group(3), "set_ms": float(whole.group(1))}
+    say("guardrails engine (tests/bench/guard-bench: one thread, no stack): %d shipped rules at "
+        "level standard, CPU per scan: 2 KB prompt %.0f us, 100 KB prompt %.0f us; each rule "
+        "alone on 1 MB adversarial prompts: worst %s %.1f ms (a run of \"%s\"), all rules "
+        "together %.1f ms%s" % (g["rules"], g["us_2k"], g["us_100k"], g["worst_rule"],
+                                g["worst_ms"], g["worst_unit"], g["set_ms"],
+                                "; hit their match limit: " + ", ".join(limited) if limited
+                                else ""))
+    return g
+
+
+def prompt_body(size):
+    """A Messages body whose one user message is guard-bench's benign prompt of size
+    bytes (the text the engine figures scan)."""
+    text = subprocess.run([str(guard_bench_path()), "-p", str(size)], capture_output=True,
+                          text=True, check=True, timeout=30, stdin=subprocess.DEVNULL).stdout
+    assert len(text) == size and "]]" not in text
+    return json.dumps({"model": "claude-haiku-4-5", "max_tokens": 64,
+                       "messages": [{"role": "user", "content": text}]})
+
+
+def guard_runs(stack, key, args, workdir, upstream, upstream_port):
+    """The shipped rules' cost on the stack: the 2 KB and 100 KB benign prompts on
+    the main stack (guardrails off), then on a second stack, the same in every way
+    (its own durable PostgreSQL) but with "guardrails": {"rules_file":
+    conf/guardrails.json}.  The rules find nothing in these prompts: what differs
+    is the scan.  Returns {size label: (off run, on run)}."""
+    duration = min(args.duration, GUARD_DURATION)
+    bodies = [(label, prompt_body(size)) for size, label in GUARD_SIZES]
+
+    def runs(s, k, state):
+        url = "http://127.0.0.1:%d/v1/messages" % s.port
+        headers = {"content-type": "application/json", "anthropic-version": "2023-06-01",
+                   "x-api-key": k}
+        for _, body in bodies:
+            status, _, reply = s.request("POST", "/v1/messages", body, headers)
+            assert status == 200, (state, status, reply[:200])
+        meter = CpuMeter({"upstream nginx": [upstream.pid], "postgres": [s.db.proc.pid],
+                          "worker": s.worker_pids, "lighttpd": [s.frontend_proc.pid]})
+        wrk(url, k, args.warmup, args.connections, workdir, body=bodies[0][1])
+        return {label: measure("tollgate, %s prompt, guardrails %s" % (label, state), url, k,
+                               duration, args.connections, workdir, meter, body=body)
+                for label, body in bodies}
+
+    off = runs(stack, key, "off")
+    t0 = time.monotonic()
+    with harness.Stack(processes=args.processes, threads=args.threads,
+                       provider_url="http://127.0.0.1:%d" % upstream_port, tag="bench-guarded",
+                       extra_config={"guardrails": {"rules_file": str(GUARD_RULES)}}) as guarded:
+        gkey = guarded.key(group="bench", user="bench", name="bench")
+        status, _, reply = guarded.messages(gkey, prompt="my key AKIAIOSFODNN7EXAMPLE")
+        assert status == 400 and b"aws_access_key" in reply, (status, reply[:200])
+        say("guardrails on: a second stack with the shipped rules (%s) started in %.0f s; a "
+            "prompt holding an AWS access key is refused 400" % (
+                GUARD_RULES.relative_to(REPO), time.monotonic() - t0))
+        on = runs(guarded, gkey, "on (shipped rules)")
+    if guarded.sanitizer_findings:
+        raise RuntimeError("guarded stack: %s" % "\n".join(guarded.sanitizer_findings[:10]))
+    return {label: (off[label], on[label]) for _, label in GUARD_SIZES}
 
 
 # ---- the reports ------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """scripts/bench end to end (issue 9): `scripts/bench --help` documents its
 flags, and the bench driver's quick mode, on the build under test, runs every
 run (plain proxy, FastCGI ceiling, Tollgate, OpenAI -> Anthropic translation
-(issue 10), c=1, hot group, 100 groups, the reports) against a durable
+(issue 10), c=1, hot group, 100 groups, 2 KB and 100 KB prompts with the
+shipped guardrails off and on (issue 11), the reports) against a durable
 PostgreSQL and prints the durability line, the c=1 added latency, the targets,
-the translation line and, before the last line, the ceiling ratios.
+the translation line, the guardrails engine's figures (CPU per scan, the ReDoS
+worst) and their cost on the stack and, before the last line, the ceiling
+ratios.
 Timing values are not asserted: they flake."""
 
 import re
@@ -28,7 +31,7 @@ def test_bench_quick():
 
     # scripts/bench builds build/release first; the driver runs the build under test
     p = subprocess.run([sys.executable, BENCH, "--build", harness.build_dir(), "--quick"],
-                       capture_output=True, text=True, timeout=170, env=harness.base_env(),
+                       capture_output=True, text=True, timeout=240, env=harness.base_env(),
                        stdin=subprocess.DEVNULL)
     out = p.stdout
     assert p.returncode == 0, "bench --quick exited %d:\n%s\n%s" % (
@@ -38,12 +41,28 @@ def test_bench_quick():
     for run in ("plain proxy", "ceiling (lighttpd -> fcgi-fixed)",
                 "forwarding ceiling (lighttpd -> fcgi-fixed -u -> upstream)", "tollgate, no quotas",
                 "tollgate, OpenAI -> Anthropic translation (lighttpd -> fcgi)",
-                "c=1 upstream alone", "c=1 tollgate", "one hot group", "100 groups"):
+                "c=1 upstream alone", "c=1 tollgate", "one hot group", "100 groups",
+                "tollgate, 2 KB prompt, guardrails off", "tollgate, 100 KB prompt, guardrails off",
+                "tollgate, 2 KB prompt, guardrails on (shipped rules)",
+                "tollgate, 100 KB prompt, guardrails on (shipped rules)"):
         assert re.search(r"^.*%s.* req/s .*p50 .*p99 " % re.escape(run), out, re.M), (run, out)
     assert re.search(r"^forwarding ceiling / ceiling: %s .*; tollgate no quotas / forwarding "
                      r"ceiling: %s$" % (NUMBER, NUMBER), out, re.M), out
     assert re.search(r"^translation: openai->anthropic / same-dialect requests/s %s, worker CPU "
                      r"[+-]\d+ us per request$" % NUMBER, out, re.M), out
+    assert re.search(r"^guardrails engine \(tests/bench/guard-bench: .*\): \d+ shipped rules ",
+                     out, re.M), out
+    assert re.search(r"^guardrails on: a second stack with the shipped rules .* refused 400$", out,
+                     re.M), out
+    engine = re.search(r"^guardrails: shipped rules, 2 KB prompt (\d+) us, 100 KB prompt (\d+) us "
+                       r"per request \(engine\); ReDoS worst: (\w+) (\d+) ms on a 1 MB prompt "
+                       r"\(all \d+ rules together \d+ ms\)$", out, re.M)
+    assert engine, out
+    # the ReDoS bound (test_guard asserts it too): a 1 MB prompt never takes seconds
+    assert int(engine.group(4)) < 2000, engine.group(0)
+    assert re.search(r"^guardrail cost: [+-]\d+ us worker CPU per request \(2 KB\), [+-]\d+ us "
+                     r"\(100 KB\); requests/s on / off %s \(2 KB\), %s \(100 KB\) " % (NUMBER, NUMBER),
+                     out, re.M), out
     assert re.search(r"^c=1 added latency: p50 -?%s ms, p99 -?%s ms$" % (NUMBER, NUMBER), out,
                      re.M), out
     for label in ("no quotas / ceiling", "PostgreSQL CPU per request, no quotas",
