@@ -6,6 +6,7 @@
  * SQL function returned. No SQL text is ever built from request data.
  */
 #include "admin.h"
+#include "admin_body.h"
 #include "admin_cache.h"
 
 #include <jansson.h>
@@ -24,7 +25,6 @@
 #include "usage.h"
 
 #define ADMIN_PREFIX "/admin/"
-#define ADMIN_MAX_BODY (64 * 1024) /* admin bodies are small; anything bigger is a mistake */
 #define ADMIN_MAX_SEGMENT 256
 #define AUDIT_DEFAULT_LIMIT 100
 #define AUDIT_MAX_LIMIT 1000
@@ -112,39 +112,6 @@ static const char *authenticate(struct tg_request *r)
 
 /* ---- path and body --------------------------------------------------------------- */
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* One path segment with its %XX escapes decoded, in the arena; NULL when malformed. */
-static char *decode_segment(struct tg_arena *arena, const char *s, size_t len)
-{
-    char *out = tg_arena_alloc(arena, len + 1);
-    size_t n = 0;
-    for (size_t i = 0; out != NULL && i < len; i++) {
-        if (s[i] != '%') {
-            out[n++] = s[i];
-            continue;
-        }
-        int hi = i + 2 < len ? hex_digit(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
-        if (lo < 0 || hi * 16 + lo == 0)
-            return NULL;
-        out[n++] = (char)(hi * 16 + lo);
-        i += 2;
-    }
-    if (out != NULL)
-        out[n] = '\0';
-    return out;
-}
-
 /* The 1 to 3 segments after /admin/ (one trailing slash tolerated, as route.c does). */
 static bool split_path(struct tg_request *r, const char *segments[3], size_t *n)
 {
@@ -159,172 +126,12 @@ static bool split_path(struct tg_request *r, const char *segments[3], size_t *n)
             continue;
         if (i == start || *n == 3 || i - start > ADMIN_MAX_SEGMENT)
             return false;
-        segments[*n] = decode_segment(r->arena, p + start, i - start);
+        segments[*n] = tg_admin_body_decode(r->arena, p + start, i - start);
         if (segments[(*n)++] == NULL)
             return false;
         start = i + 1;
     }
     return *n > 0;
-}
-
-static void release_json(void *json)
-{
-    json_decref(json);
-}
-
-/* The body as a JSON object (an empty body is {}); NULL with r->error set. */
-static json_t *read_body(struct tg_request *r)
-{
-    if (tg_request_read_body(r) != TG_OK)
-        return NULL;
-    if (r->body_len > ADMIN_MAX_BODY) {
-        tg_request_fail(r, 413, "request_too_large", "request body is too large",
-                        "admin body over %d bytes", ADMIN_MAX_BODY);
-        return NULL;
-    }
-    json_error_t err;
-    json_t *body = r->body_len == 0
-                       ? json_object()
-                       : json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &err);
-    if (body == NULL) {
-        char message[128];
-        snprintf(message, sizeof(message), "request body is not valid JSON (line %d, column %d)",
-                 err.line, err.column);
-        tg_request_fail(r, 400, "invalid_request_error", message, NULL);
-        return NULL;
-    }
-    if (tg_arena_cleanup_add(r->arena, release_json, body) != TG_OK)
-        return NULL;
-    if (!json_is_object(body)) {
-        tg_request_fail(r, 400, "invalid_request_error", "request body must be a JSON object",
-                        NULL);
-        return NULL;
-    }
-    return body;
-}
-
-/* ---- body fields ------------------------------------------------------------------ */
-
-static int bad_field(struct tg_request *r, const char *field, const char *problem)
-{
-    char message[256];
-    snprintf(message, sizeof(message), "\"%s\": %s", field, problem);
-    tg_request_fail(r, 400, "invalid_request_error", message, NULL);
-    return TG_ERROR;
-}
-
-/* TG_ERROR naming the first field of body that known (NULL-terminated) lacks. */
-static int check_fields(struct tg_request *r, json_t *body, const char *const *known)
-{
-    for (void *it = json_object_iter(body); it != NULL; it = json_object_iter_next(body, it)) {
-        const char *name = json_object_iter_key(it);
-        size_t i = 0;
-        while (known[i] != NULL && strcmp(known[i], name) != 0)
-            i++;
-        if (known[i] == NULL)
-            return bad_field(r, name, "unknown field");
-    }
-    return TG_OK;
-}
-
-/* A string field into *out, NULL when absent or null. */
-static int get_string(struct tg_request *r, json_t *body, const char *name, bool required,
-                      const char **out)
-{
-    json_t *value = json_object_get(body, name);
-    *out = NULL;
-    if (value == NULL || json_is_null(value))
-        return required ? bad_field(r, name, "is required") : TG_OK;
-    if (!json_is_string(value))
-        return bad_field(r, name, "must be a string");
-    *out = json_string_value(value);
-    return TG_OK;
-}
-
-/* 001's identifier: a letter or digit, then up to 127 of letters, digits, ._@:- */
-static bool is_identifier(const char *s)
-{
-    size_t len = strlen(s);
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        if (!alnum && (i == 0 || strchr("._@:-", c) == NULL))
-            return false;
-    }
-    return len > 0 && len <= 128;
-}
-
-static int get_id(struct tg_request *r, json_t *body, const char *name, bool required,
-                  const char **out)
-{
-    if (get_string(r, body, name, required, out) != TG_OK)
-        return TG_ERROR;
-    if (*out != NULL && !is_identifier(*out))
-        return bad_field(r, name,
-                         "must be an identifier (letters, digits, '.', '_', '@', ':', '-'; "
-                         "at most 128)");
-    return TG_OK;
-}
-
-/* A required string that is one of choices (NULL-terminated); spelled says which. */
-static int get_choice(struct tg_request *r, json_t *body, const char *name,
-                      const char *const *choices, const char *spelled, const char **out)
-{
-    if (get_string(r, body, name, true, out) != TG_OK)
-        return TG_ERROR;
-    for (size_t i = 0; choices[i] != NULL; i++)
-        if (strcmp(choices[i], *out) == 0)
-            return TG_OK;
-    return bad_field(r, name, spelled);
-}
-
-/* An integer field in [min, max] into *out, left as is when absent and not required. */
-static int get_integer(struct tg_request *r, json_t *body, const char *name, bool required,
-                       int64_t min, int64_t max, int64_t *out)
-{
-    json_t *value = json_object_get(body, name);
-    if (value == NULL || json_is_null(value))
-        return required ? bad_field(r, name, "is required") : TG_OK;
-    json_int_t n = json_is_integer(value) ? json_integer_value(value) : 0;
-    if (!json_is_integer(value) || n < min || n > max) {
-        char problem[96];
-        snprintf(problem, sizeof(problem), "must be an integer from %lld to %lld", (long long)min,
-                 (long long)max);
-        return bad_field(r, name, problem);
-    }
-    *out = n;
-    return TG_OK;
-}
-
-/* json as compact text in the arena; NULL with r->error set. */
-static const char *dump(struct tg_request *r, const json_t *json)
-{
-    char *text = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
-    char *copy = text != NULL ? tg_arena_strdup(r->arena, text) : NULL;
-    free(text);
-    if (copy == NULL)
-        tg_request_fail(r, 500, "api_error", "internal error", "out of memory");
-    return copy;
-}
-
-/* An array of non-empty strings as JSON text for a ::jsonb parameter; NULL for null. */
-static int get_string_array(struct tg_request *r, json_t *body, const char *name,
-                            const char **json_text)
-{
-    json_t *value = json_object_get(body, name);
-    *json_text = NULL;
-    if (value == NULL || json_is_null(value))
-        return TG_OK;
-    size_t i;
-    json_t *entry;
-    bool ok = json_is_array(value);
-    json_array_foreach(value, i, entry) {
-        ok = ok && json_is_string(entry) && json_string_length(entry) > 0;
-    }
-    if (!ok)
-        return bad_field(r, name, "must be an array of non-empty strings or null");
-    *json_text = dump(r, value);
-    return *json_text != NULL ? TG_OK : TG_ERROR;
 }
 
 /* ---- database and responses ------------------------------------------------------- */
@@ -373,24 +180,6 @@ static int run(struct tg_request *r, const char *sql, int n_params, const char *
     return TG_OK;
 }
 
-static int respond_json(struct tg_request *r, int status, const char *json)
-{
-    tg_request_respond(r, status, "application/json", json, strlen(json));
-    return TG_OK;
-}
-
-/* Answers doc (a new reference, stolen) with status. */
-static int respond_doc(struct tg_request *r, int status, json_t *doc)
-{
-    const char *text = doc != NULL ? dump(r, doc) : NULL;
-    json_decref(doc);
-    if (text == NULL) {
-        tg_request_fail(r, 500, "api_error", "internal error", "could not build a response");
-        return TG_ERROR;
-    }
-    return respond_json(r, status, text);
-}
-
 static int not_found(struct tg_request *r, const char *noun, const char *id)
 {
     char message[256];
@@ -423,7 +212,7 @@ static int respond_new_key(struct tg_request *r, int status, const char *row,
     }
     if (status == 201)
         tg_request_add_headerf(r, "Location", "/admin/keys/%s", nk->prefix);
-    respond_json(r, status, text);
+    tg_admin_body_respond_json(r, status, text);
     wipe(text, strlen(text));
     free(text);
     return TG_OK;
@@ -439,7 +228,7 @@ static int list(struct tg_request *r, const struct call *call)
         return TG_ERROR;
     const char *doc =
         tg_arena_printf(r->arena, "{\"%s\":%s}", call->op->resource, rows != NULL ? rows : "[]");
-    return doc != NULL ? respond_json(r, 200, doc) : TG_ERROR;
+    return doc != NULL ? tg_admin_body_respond_json(r, 200, doc) : TG_ERROR;
 }
 
 /* The audit query's "limit" (1..AUDIT_MAX_LIMIT), AUDIT_DEFAULT_LIMIT when absent. */
@@ -458,7 +247,7 @@ static int audit_limit(struct tg_request *r, int64_t *limit)
                 n = n * 10 + (p[i] - '0');
             }
             if (!ok || n < 1 || n > AUDIT_MAX_LIMIT)
-                return bad_field(r, "limit", "must be an integer from 1 to 1000");
+                return tg_admin_body_bad_field(r, "limit", "must be an integer from 1 to 1000");
             *limit = n;
         }
         p = end != NULL ? end + 1 : NULL;
@@ -478,7 +267,7 @@ static int list_audit(struct tg_request *r, const struct call *call)
     if (run(r, call->op->sql, 1, params, &rows) != TG_OK)
         return TG_ERROR;
     const char *doc = tg_arena_printf(r->arena, "{\"audit\":%s}", rows != NULL ? rows : "[]");
-    return doc != NULL ? respond_json(r, 200, doc) : TG_ERROR;
+    return doc != NULL ? tg_admin_body_respond_json(r, 200, doc) : TG_ERROR;
 }
 
 /* The optional key fields key_update sets (key_create takes the others). */
@@ -493,9 +282,11 @@ static int create_key(struct tg_request *r, const struct call *call)
         NULL};
     json_t *body = call->body;
     const char *name, *user, *group, *role;
-    if (check_fields(r, body, fields) != TG_OK || get_string(r, body, "name", true, &name) ||
-        get_id(r, body, "user", true, &user) || get_id(r, body, "group", true, &group) ||
-        get_id(r, body, "role", false, &role))
+    if (tg_admin_body_check_fields(r, body, fields) != TG_OK ||
+        tg_admin_body_string(r, body, "name", true, &name) ||
+        tg_admin_body_id(r, body, "user", true, &user) ||
+        tg_admin_body_id(r, body, "group", true, &group) ||
+        tg_admin_body_id(r, body, "role", false, &role))
         return TG_ERROR;
     json_t *changes = json_object();
     for (size_t i = 0; changes != NULL && key_changes[i] != NULL; i++) {
@@ -503,7 +294,7 @@ static int create_key(struct tg_request *r, const struct call *call)
         if (value != NULL)
             json_object_set(changes, key_changes[i], value);
     }
-    const char *changes_text = changes != NULL ? dump(r, changes) : NULL;
+    const char *changes_text = changes != NULL ? tg_admin_body_dump(r, changes) : NULL;
     json_decref(changes);
     if (changes_text == NULL)
         return TG_ERROR;
@@ -537,14 +328,15 @@ static int create_key(struct tg_request *r, const struct call *call)
 /* PATCH /admin/keys/{prefix}: key_update checks the fields. */
 static int update_key(struct tg_request *r, const struct call *call)
 {
-    const char *changes = dump(r, call->body);
+    const char *changes = tg_admin_body_dump(r, call->body);
     if (changes == NULL)
         return TG_ERROR;
     const char *params[] = {call->id, changes, call->actor};
     const char *row;
     if (run(r, "SELECT tollgate.key_update($1, $2::jsonb, $3)::text", 3, params, &row) != TG_OK)
         return TG_ERROR;
-    return row != NULL ? respond_json(r, 200, row) : not_found(r, call->op->noun, call->id);
+    return row != NULL ? tg_admin_body_respond_json(r, 200, row)
+                       : not_found(r, call->op->noun, call->id);
 }
 
 /* POST /admin/keys/{prefix}/rotate */
@@ -552,8 +344,8 @@ static int rotate_key(struct tg_request *r, const struct call *call)
 {
     static const char *const fields[] = {"grace_s", NULL};
     int64_t grace_s = GRACE_DEFAULT_S;
-    if (check_fields(r, call->body, fields) != TG_OK ||
-        get_integer(r, call->body, "grace_s", false, 0, GRACE_MAX_S, &grace_s) != TG_OK)
+    if (tg_admin_body_check_fields(r, call->body, fields) != TG_OK ||
+        tg_admin_body_integer(r, call->body, "grace_s", false, 0, GRACE_MAX_S, &grace_s) != TG_OK)
         return TG_ERROR;
     struct tg_new_key nk;
     if (tg_auth_key_generate(&nk) != TG_OK) {
@@ -582,7 +374,8 @@ static int revoke_key(struct tg_request *r, const struct call *call)
         return TG_ERROR;
     if (done == NULL || strcmp(done, "true") != 0)
         return not_found(r, call->op->noun, call->id);
-    return respond_doc(r, 200, json_pack("{s:s, s:b}", "prefix", call->id, "revoked", 1));
+    return tg_admin_body_respond_doc(r, 200,
+                                     json_pack("{s:s, s:b}", "prefix", call->id, "revoked", 1));
 }
 
 /* PUT /admin/users/{id} */
@@ -590,14 +383,14 @@ static int put_user(struct tg_request *r, const struct call *call)
 {
     static const char *const fields[] = {"group", NULL};
     const char *group;
-    if (check_fields(r, call->body, fields) != TG_OK ||
-        get_id(r, call->body, "group", true, &group) != TG_OK)
+    if (tg_admin_body_check_fields(r, call->body, fields) != TG_OK ||
+        tg_admin_body_id(r, call->body, "group", true, &group) != TG_OK)
         return TG_ERROR;
     const char *params[] = {call->id, group, call->actor};
     const char *row;
     if (run(r, "SELECT tollgate.user_upsert($1, $2, $3)::text", 3, params, &row) != TG_OK)
         return TG_ERROR;
-    return respond_json(r, 200, row != NULL ? row : "null");
+    return tg_admin_body_respond_json(r, 200, row != NULL ? row : "null");
 }
 
 /* PUT /admin/groups/{id}, /admin/roles/{id}: the RBAC lists, replaced (absent = null). */
@@ -605,15 +398,15 @@ static int put_rbac(struct tg_request *r, const struct call *call)
 {
     static const char *const fields[] = {"allowed_models", "allowed_endpoints", NULL};
     const char *models, *endpoints;
-    if (check_fields(r, call->body, fields) != TG_OK ||
-        get_string_array(r, call->body, "allowed_models", &models) != TG_OK ||
-        get_string_array(r, call->body, "allowed_endpoints", &endpoints) != TG_OK)
+    if (tg_admin_body_check_fields(r, call->body, fields) != TG_OK ||
+        tg_admin_body_string_array(r, call->body, "allowed_models", &models) != TG_OK ||
+        tg_admin_body_string_array(r, call->body, "allowed_endpoints", &endpoints) != TG_OK)
         return TG_ERROR;
     const char *params[] = {call->id, models, endpoints, call->actor};
     const char *row;
     if (run(r, call->op->sql, 4, params, &row) != TG_OK)
         return TG_ERROR;
-    return respond_json(r, 200, row != NULL ? row : "null");
+    return tg_admin_body_respond_json(r, 200, row != NULL ? row : "null");
 }
 
 /* DELETE /admin/users/{id}, groups, roles: a boolean SQL function (false: none). */
@@ -625,7 +418,7 @@ static int delete_by_id(struct tg_request *r, const struct call *call)
         return TG_ERROR;
     if (done == NULL || strcmp(done, "true") != 0)
         return not_found(r, call->op->noun, call->id);
-    return respond_doc(r, 200, json_pack("{s:s, s:b}", "id", call->id, "deleted", 1));
+    return tg_admin_body_respond_doc(r, 200, json_pack("{s:s, s:b}", "id", call->id, "deleted", 1));
 }
 
 /* What names one quota. */
@@ -638,12 +431,14 @@ static int get_quota_key(struct tg_request *r, json_t *body, struct quota_key *q
     static const char *const kinds[] = {"key", "user", "group", NULL};
     static const char *const metrics[] = {"tokens", "requests", "usd", NULL};
     static const char *const windows[] = {"minute", "hour", "day", "month", "total", NULL};
-    if (get_choice(r, body, "kind", kinds, "must be \"key\", \"user\" or \"group\"", &q->kind) ||
-        get_string(r, body, "subject", true, &q->subject) ||
-        get_choice(r, body, "metric", metrics, "must be \"tokens\", \"requests\" or \"usd\"",
-                   &q->metric) ||
-        get_choice(r, body, "window", windows,
-                   "must be \"minute\", \"hour\", \"day\", \"month\" or \"total\"", &q->window))
+    if (tg_admin_body_choice(r, body, "kind", kinds, "must be \"key\", \"user\" or \"group\"",
+                             &q->kind) ||
+        tg_admin_body_string(r, body, "subject", true, &q->subject) ||
+        tg_admin_body_choice(r, body, "metric", metrics,
+                             "must be \"tokens\", \"requests\" or \"usd\"", &q->metric) ||
+        tg_admin_body_choice(r, body, "window", windows,
+                             "must be \"minute\", \"hour\", \"day\", \"month\" or \"total\"",
+                             &q->window))
         return TG_ERROR;
     return TG_OK;
 }
@@ -656,7 +451,7 @@ static int get_limit(struct tg_request *r, json_t *body, const char *metric, int
     char dollars[32] = "";
     const char *text = NULL;
     if (value == NULL || json_is_null(value))
-        return bad_field(r, "limit", "is required");
+        return tg_admin_body_bad_field(r, "limit", "is required");
     if (json_is_integer(value) && !usd)
         *limit = json_integer_value(value);
     else if (json_is_integer(value))
@@ -664,11 +459,12 @@ static int get_limit(struct tg_request *r, json_t *body, const char *metric, int
     else if (json_is_string(value) && usd)
         text = json_string_value(value);
     else
-        return bad_field(r, "limit",
-                         usd ? "must be an integer or a dollar string" : "must be an integer");
+        return tg_admin_body_bad_field(
+            r, "limit", usd ? "must be an integer or a dollar string" : "must be an integer");
     if (usd && tg_usage_parse_usd(text != NULL ? text : dollars, limit) != TG_OK)
-        return bad_field(r, "limit", "must be dollars such as \"500.00\" (at most 6 decimals)");
-    return *limit >= 0 ? TG_OK : bad_field(r, "limit", "must not be negative");
+        return tg_admin_body_bad_field(r, "limit",
+                                       "must be dollars such as \"500.00\" (at most 6 decimals)");
+    return *limit >= 0 ? TG_OK : tg_admin_body_bad_field(r, "limit", "must not be negative");
 }
 
 /* PUT /admin/quotas: quota_set, then the quota as quota_list shows it. */
@@ -678,9 +474,9 @@ static int put_quota(struct tg_request *r, const struct call *call)
                                          "limit", "warn_pct", NULL};
     struct quota_key q;
     int64_t limit = 0, warn_pct = -1;
-    if (check_fields(r, call->body, fields) != TG_OK || get_quota_key(r, call->body, &q) ||
-        get_limit(r, call->body, q.metric, &limit) ||
-        get_integer(r, call->body, "warn_pct", false, 1, 100, &warn_pct))
+    if (tg_admin_body_check_fields(r, call->body, fields) != TG_OK ||
+        get_quota_key(r, call->body, &q) || get_limit(r, call->body, q.metric, &limit) ||
+        tg_admin_body_integer(r, call->body, "warn_pct", false, 1, 100, &warn_pct))
         return TG_ERROR;
     char limit_text[24], warn_text[8];
     snprintf(limit_text, sizeof(limit_text), "%lld", (long long)limit);
@@ -707,9 +503,9 @@ static int put_quota(struct tg_request *r, const struct call *call)
         tg_db_call(r, "SELECT row_to_json(q)::text FROM tollgate.quota_list q WHERE q.id = $1", 1,
                    read_params, true, &rows, sqlstate, message, sizeof(message)) == TG_OK &&
         rows.n_rows == 1 && rows.cells[0] != NULL)
-        return respond_json(r, 200, rows.cells[0]);
+        return tg_admin_body_respond_json(r, 200, rows.cells[0]);
     const char *doc = tg_arena_printf(r->arena, "{\"id\":%s}", id != NULL ? id : "null");
-    return doc != NULL ? respond_json(r, 200, doc) : TG_ERROR;
+    return doc != NULL ? tg_admin_body_respond_json(r, 200, doc) : TG_ERROR;
 }
 
 /* DELETE /admin/quotas */
@@ -717,7 +513,8 @@ static int delete_quota(struct tg_request *r, const struct call *call)
 {
     static const char *const fields[] = {"kind", "subject", "metric", "window", NULL};
     struct quota_key q;
-    if (check_fields(r, call->body, fields) != TG_OK || get_quota_key(r, call->body, &q))
+    if (tg_admin_body_check_fields(r, call->body, fields) != TG_OK ||
+        get_quota_key(r, call->body, &q))
         return TG_ERROR;
     const char *params[] = {q.kind, q.subject, q.metric, q.window, call->actor};
     const char *done;
@@ -727,9 +524,10 @@ static int delete_quota(struct tg_request *r, const struct call *call)
         tg_request_fail(r, 404, "not_found_error", "no such quota", NULL);
         return TG_ERROR;
     }
-    return respond_doc(r, 200,
-                       json_pack("{s:s, s:s, s:s, s:s, s:b}", "kind", q.kind, "subject", q.subject,
-                                 "metric", q.metric, "window", q.window, "deleted", 1));
+    return tg_admin_body_respond_doc(r, 200,
+                                     json_pack("{s:s, s:s, s:s, s:s, s:b}", "kind", q.kind,
+                                               "subject", q.subject, "metric", q.metric, "window",
+                                               q.window, "deleted", 1));
 }
 
 /*
@@ -751,16 +549,17 @@ static int put_price(struct tg_request *r, const struct call *call)
     const char *model, *from;
     char rate_text[N_RATES][24];
     const char *params[N_RATES + 3] = {NULL};
-    if (check_fields(r, body, fields) != TG_OK || get_string(r, body, "model", true, &model) ||
-        get_string(r, body, "effective_from", false, &from))
+    if (tg_admin_body_check_fields(r, body, fields) != TG_OK ||
+        tg_admin_body_string(r, body, "model", true, &model) ||
+        tg_admin_body_string(r, body, "effective_from", false, &from))
         return TG_ERROR;
     if (model[0] == '\0')
-        return bad_field(r, "model", "must not be empty");
+        return tg_admin_body_bad_field(r, "model", "must not be empty");
     for (int i = 0; i < N_RATES; i++) {
         const char *name = fields[FIRST_RATE + i];
         int64_t rate = -1; /* stays -1 when an optional field is left out */
         int64_t min = strcmp(name, "long_context_threshold") == 0 ? 1 : 0;
-        if (get_integer(r, body, name, i < N_BASE, min, INT64_MAX, &rate) != TG_OK)
+        if (tg_admin_body_integer(r, body, name, i < N_BASE, min, INT64_MAX, &rate) != TG_OK)
             return TG_ERROR;
         snprintf(rate_text[i], sizeof(rate_text[i]), "%lld", (long long)rate);
         /* $3..$6 the base rates, $7 the actor, $8.. the optional ones */
@@ -778,7 +577,7 @@ static int put_price(struct tg_request *r, const struct call *call)
             " p_long_cache_write => $14::bigint, p_long_cache_write_1h => $15::bigint)::text",
             N_RATES + 3, params, &row) != TG_OK)
         return TG_ERROR;
-    return respond_json(r, 200, row != NULL ? row : "null");
+    return tg_admin_body_respond_json(r, 200, row != NULL ? row : "null");
 }
 
 /* ---- the table ------------------------------------------------------------------ */
@@ -890,7 +689,7 @@ int tg_admin_handle(struct tg_request *r)
     if (call.op == NULL)
         return TG_ERROR;
     call.id = n >= 2 ? segments[1] : NULL;
-    if (call.op->takes_body && (call.body = read_body(r)) == NULL)
+    if (call.op->takes_body && (call.body = tg_admin_body_read(r)) == NULL)
         return TG_ERROR;
     return call.op->handler(r, &call);
 }

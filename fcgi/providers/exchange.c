@@ -69,6 +69,17 @@ int tg_exchange_set_body(struct tg_exchange *x, json_t *body)
     return TG_OK;
 }
 
+int tg_exchange_set_translated_body(struct tg_exchange *x, int rc, json_t *body,
+                                    const char *message)
+{
+    if (rc != TG_OK) {
+        json_decref(body);
+        tg_request_fail(x->r, 400, "invalid_request_error", message, NULL);
+        return TG_DECLINED;
+    }
+    return tg_exchange_set_body(x, body);
+}
+
 int tg_exchange_add_common_headers(struct tg_exchange *x)
 {
     int rc = tg_exchange_add_header(x, "content-type: application/json");

@@ -106,6 +106,14 @@ int tg_exchange_emit(void *ctx, const char *event, struct json_t *data);
 /* The call's body: body (stolen) written compactly, owned by the request's arena. */
 int tg_exchange_set_body(struct tg_exchange *x, struct json_t *body);
 
+/*
+ * What a translator answered, as the call's body: rc TG_OK sets body (stolen);
+ * any other rc is the client's request the backend cannot take: 400 with the
+ * translator's message (client-safe), TG_DECLINED, body released.
+ */
+int tg_exchange_set_translated_body(struct tg_exchange *x, int rc, struct json_t *body,
+                                    const char *message);
+
 /* content-type JSON, traceparent, user-agent and no Expect: what every call sends. */
 int tg_exchange_add_common_headers(struct tg_exchange *x);
 

@@ -79,11 +79,7 @@ static int encode_body(struct tg_request *r, struct tg_exchange *x, json_t *pivo
     char message[256];
     json_t *body = NULL;
     int rc = tg_translate_bedrock_request(pivot, &body, message, sizeof(message));
-    if (rc != TG_OK) {
-        tg_request_fail(r, 400, "invalid_request_error", message, NULL);
-        return TG_DECLINED;
-    }
-    return tg_exchange_set_body(x, body);
+    return tg_exchange_set_translated_body(x, rc, body, message);
 }
 
 static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)

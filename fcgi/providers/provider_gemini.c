@@ -142,15 +142,7 @@ static int encode_body(struct tg_request *r, struct tg_exchange *x, json_t *pivo
     unsigned flags =
         strncmp(r->backend->upstream_model, "gemini-3", 8) == 0 ? TG_GEMINI_SIGNATURE_SENTINEL : 0;
     int rc = tg_gemini_request_from_pivot(pivot, flags, &body, message, sizeof(message));
-    if (rc == TG_DECLINED) {
-        tg_request_fail(r, 400, "invalid_request_error", message, NULL);
-        return TG_DECLINED;
-    }
-    if (rc != TG_OK) {
-        tg_request_fail(r, 400, "invalid_request_error", message, NULL);
-        return TG_DECLINED;
-    }
-    return tg_exchange_set_body(x, body);
+    return tg_exchange_set_translated_body(x, rc, body, message);
 }
 
 static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
