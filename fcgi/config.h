@@ -167,6 +167,24 @@ struct tg_cache_config {
     bool nonzero_temperature; /* also cache chat requests without temperature 0 */
 };
 
+/*
+ * guardrails.webhook and guardrails.moderation: a remote check of the request's
+ * texts after the local rules (guard_webhook.c). url NULL: not configured.
+ */
+enum tg_guard_hook_kind { TG_GUARD_HOOK_WEBHOOK, TG_GUARD_HOOK_MODERATION };
+struct tg_guard_hook {
+    enum tg_guard_hook_kind kind;
+    char *url; /* http(s), only ever from the config */
+    long timeout_ms;
+    long connect_timeout_ms;
+    bool fail_open; /* on_error "open": an unanswered check lets the request pass */
+    char **headers; /* "Name: value" lines sent with the call: secret, never logged */
+    size_t n_headers;
+    char *model;       /* moderation: the moderation model asked for */
+    char **categories; /* moderation: the categories that block; none: any flagged */
+    size_t n_categories;
+};
+
 enum tg_estimator { TG_ESTIMATE_UPPER_BOUND, TG_ESTIMATE_APPROXIMATE };
 enum tg_db_down_policy { TG_DB_DOWN_DENY, TG_DB_DOWN_LOCAL_ONLY };
 
@@ -197,6 +215,8 @@ struct tg_config {
     struct tg_guard_rules *guard;   /* guardrails (guard.c); NULL: none */
     char **guard_http_paths;        /* guardrails.http_paths: an http route's fields looked at */
     size_t n_guard_http_paths;
+    struct tg_guard_hook guard_webhook;    /* guardrails.webhook (url NULL: none) */
+    struct tg_guard_hook guard_moderation; /* guardrails.moderation (url NULL: none) */
     struct tg_cache_config cache;
     size_t n_routes;
 

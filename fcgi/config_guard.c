@@ -1,7 +1,8 @@
 /*
  * config_guard.c — the config's "guardrails": the rule set (inline, or a
  * rules_file such as conf/guardrails.json), compiled once at start by guard.c,
- * and the JSON fields of http routes' bodies it looks at.
+ * and the JSON fields of http routes' bodies it looks at. Its "webhook" and
+ * "moderation" members are config_guard_webhook.c's.
  *
  *   "guardrails": {"rules_file": "/etc/tollgate/guardrails.json",
  *                  "http_paths": ["message", "history[*].text"]}
@@ -55,6 +56,8 @@ static json_t *rules_section(struct tg_config_loader *ld, json_t *g)
         json_t *copy = json_deep_copy(g);
         json_object_del(copy, "http_paths");
         json_object_del(copy, "enabled");
+        json_object_del(copy, "webhook");
+        json_object_del(copy, "moderation");
         return copy;
     }
     if (!json_is_string(file) || json_object_get(g, "rules") != NULL) {
@@ -83,6 +86,12 @@ void tg_config_load_guard(struct tg_config_loader *ld, json_t *root, struct tg_c
     if (json_is_false(enabled))
         return;
     load_http_paths(ld, json_object_get(g, "http_paths"), c);
+    tg_config_load_guard_hooks(ld, g, c);
+    if (ld->failed)
+        return;
+    bool hooks = c->guard_webhook.url != NULL || c->guard_moderation.url != NULL;
+    if (hooks && json_object_get(g, "rules") == NULL && json_object_get(g, "rules_file") == NULL)
+        return; /* remote checks only: no local rule set */
     json_t *section = rules_section(ld, g);
     if (section == NULL)
         return;
@@ -101,4 +110,5 @@ void tg_config_guard_release(struct tg_config *c)
     free(c->guard_http_paths);
     c->guard = NULL;
     c->guard_http_paths = NULL;
+    tg_config_guard_hooks_release(c);
 }

@@ -51,6 +51,9 @@ void tg_config_load_models(struct tg_config_loader *ld, struct json_t *root, str
 void tg_config_providers_release(struct tg_config *c);
 void tg_config_load_guard(struct tg_config_loader *ld, struct json_t *root, struct tg_config *c);
 void tg_config_guard_release(struct tg_config *c);
+/* guardrails.webhook and .moderation of the guardrails object g (config_guard_webhook.c) */
+void tg_config_load_guard_hooks(struct tg_config_loader *ld, struct json_t *g, struct tg_config *c);
+void tg_config_guard_hooks_release(struct tg_config *c);
 void tg_config_load_routes(struct tg_config_loader *ld, struct json_t *root, struct tg_config *c);
 void tg_config_routes_release(struct tg_config *c);
 void tg_config_load_failover(struct tg_config_loader *ld, struct json_t *root, struct tg_config *c);

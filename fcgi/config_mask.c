@@ -95,6 +95,10 @@ int tg_config_mask(json_t *root)
     json_array_foreach(admin_keys, i, key)
         if (!env_reference(key))
             json_array_set_new(admin_keys, i, json_string(MASK));
+    json_t *hook_headers =
+        json_object_get(json_object_get(json_object_get(root, "guardrails"), "webhook"), "headers");
+    json_object_foreach(hook_headers, name, value)
+        mask_member(hook_headers, name);
     json_t *db = json_object_get(root, "database");
     json_t *url = json_object_get(db, "url");
     if (url != NULL && !env_reference(url)) {

@@ -1,5 +1,6 @@
 /*
- * guardrail.c — the guard step of the pipeline.
+ * guardrail.c — the guard step of the pipeline: the local rules, then the
+ * remote checks (webhook, moderation) over the texts as masked.
  */
 #include "guardrail.h"
 
@@ -11,6 +12,7 @@
 #include "config.h"
 #include "guard.h"
 #include "guard_texts.h"
+#include "guard_webhook.h"
 #include "log.h"
 #include "request.h"
 #include "shm.h"
@@ -119,20 +121,12 @@ static json_t *http_doc(struct tg_request *r)
     return doc;
 }
 
-int tg_guardrail_check(struct tg_request *r)
+/* The local rules: TG_OK (w->masked says whether a text changed), else r->error is set. */
+static int local_rules(struct tg_request *r, enum tg_guard_dialect dialect, bool *rewrite)
 {
     const struct tg_config *c = r->config;
-    if (c->guard == NULL)
-        return TG_OK;
-    if (r->endpoint == TG_EP_HTTP && r->doc == NULL) {
-        if (c->n_guard_http_paths == 0)
-            return TG_OK; /* nothing configured to look at */
-        r->doc = http_doc(r);
-        if (r->doc == NULL)
-            return TG_OK; /* not JSON: no configured field to look at */
-    }
     struct walk w = {.r = r, .level = tg_guard_level_for_role(c->guard, r->identity.role)};
-    int rc = tg_guard_texts_each(r->doc, dialect_of(r), (const char *const *)c->guard_http_paths,
+    int rc = tg_guard_texts_each(r->doc, dialect, (const char *const *)c->guard_http_paths,
                                  c->n_guard_http_paths, on_text, &w);
     if (w.block != NULL) {
         char message[200];
@@ -149,7 +143,151 @@ int tg_guardrail_check(struct tg_request *r)
                         "guardrail scan failed (invalid UTF-8, a cap, or memory)");
         return TG_ERROR;
     }
-    if (w.masked && rewrite_body(r) != TG_OK) {
+    *rewrite = w.masked;
+    return TG_OK;
+}
+
+/* The texts the remote checks are asked about, and their places (to replace them). */
+struct collected {
+    struct tg_request *r;
+    struct tg_guard_text *places; /* NULL: only count */
+    struct tg_guard_webhook_text *texts;
+    size_t n;
+    bool failed;
+};
+
+static int collect(void *ctx, const struct tg_guard_text *t)
+{
+    struct collected *k = ctx;
+    if (k->places != NULL) {
+        k->places[k->n] = *t;
+        k->places[k->n].where = NULL; /* the walk's, valid during the callback only */
+        k->texts[k->n].where = tg_arena_strdup(k->r->arena, t->where);
+        k->texts[k->n].text = t->text;
+        k->texts[k->n].len = t->len;
+        k->failed = k->failed || k->texts[k->n].where == NULL;
+    }
+    k->n++;
+    return TG_OK;
+}
+
+static int collect_texts(struct tg_request *r, enum tg_guard_dialect dialect, struct collected *k)
+{
+    const struct tg_config *c = r->config;
+    const char *const *paths = (const char *const *)c->guard_http_paths;
+    *k = (struct collected){.r = r};
+    if (tg_guard_texts_each(r->doc, dialect, paths, c->n_guard_http_paths, collect, k) != TG_OK)
+        return TG_ERROR;
+    size_t n = k->n;
+    k->n = 0;
+    k->places = tg_arena_calloc(r->arena, (n + 1) * sizeof(*k->places));
+    k->texts = tg_arena_calloc(r->arena, (n + 1) * sizeof(*k->texts));
+    if (k->places == NULL || k->texts == NULL)
+        return TG_ERROR;
+    int rc = tg_guard_texts_each(r->doc, dialect, paths, c->n_guard_http_paths, collect, k);
+    return rc == TG_OK && !k->failed && k->n == n ? TG_OK : TG_ERROR;
+}
+
+static const char *hook_name(const struct tg_guard_hook *hook)
+{
+    return hook->kind == TG_GUARD_HOOK_MODERATION ? "moderation" : "webhook";
+}
+
+/* A check that got no answer: refused (503) unless the hook fails open. */
+static int hook_unanswered(struct tg_request *r, const struct tg_guard_hook *hook, const char *why)
+{
+    if (hook->fail_open) {
+        tg_log_warn(r->request_id,
+                    "guardrail \"%s\" could not be asked, the request passes (on_error open): %s",
+                    hook_name(hook), why);
+        return TG_OK;
+    }
+    tg_request_fail(r, 503, "api_error", "the guardrail service is unavailable",
+                    "guardrail \"%s\" could not be asked: %s", hook_name(hook), why);
+    return TG_ERROR;
+}
+
+/* One remote check over k's texts: TG_OK (texts may have been replaced), else r->error. */
+static int ask_hook(struct tg_request *r, const struct tg_guard_hook *hook, struct collected *k,
+                    bool *rewrite)
+{
+    struct tg_guard_webhook_verdict v;
+    if (tg_guard_webhook_ask(r, hook, k->texts, k->n, &v) != TG_OK)
+        return hook_unanswered(r, hook, v.error);
+    if (v.action == TG_GUARD_WEBHOOK_DENY) {
+        char message[256];
+        if (hook->kind == TG_GUARD_HOOK_MODERATION)
+            snprintf(message, sizeof(message), "request blocked by guardrail \"moderation\" (%s)",
+                     v.reason);
+        else
+            snprintf(message, sizeof(message), "request blocked by guardrail \"webhook\": %s",
+                     v.reason);
+        tg_shm_count_guard_hook((int)hook->kind, TG_GUARD_BLOCK);
+        r->outcome = "blocked";
+        r->guard_rule = hook_name(hook);
+        tg_request_fail(r, 400, "invalid_request_error", message, "guardrail %s", hook_name(hook));
+        return TG_DECLINED;
+    }
+    if (v.action != TG_GUARD_WEBHOOK_REPLACE)
+        return TG_OK;
+    for (size_t i = 0; i < k->n; i++) {
+        if (tg_guard_texts_replace(&k->places[i], v.texts[i], v.lens[i]) != TG_OK) {
+            tg_request_fail(r, 500, "api_error", "the request could not be checked",
+                            "guardrail \"%s\": a replacement could not be made", hook_name(hook));
+            return TG_ERROR;
+        }
+        k->texts[i].text = v.texts[i]; /* what a later check is asked about */
+        k->texts[i].len = v.lens[i];
+    }
+    tg_shm_count_guard_hook((int)hook->kind, TG_GUARD_MASK);
+    *rewrite = true;
+    return TG_OK;
+}
+
+/* The webhook, then moderation over the texts as they will be sent. */
+static int remote_checks(struct tg_request *r, enum tg_guard_dialect dialect, bool *rewrite)
+{
+    const struct tg_config *c = r->config;
+    struct collected k;
+    if (collect_texts(r, dialect, &k) != TG_OK) {
+        tg_request_fail(r, 500, "api_error", "the request could not be checked",
+                        "guardrail texts could not be collected (a cap, or memory)");
+        return TG_ERROR;
+    }
+    if (k.n == 0)
+        return TG_OK; /* nothing to ask about */
+    const struct tg_guard_hook *hooks[] = {&c->guard_webhook, &c->guard_moderation};
+    for (size_t i = 0; i < TG_ARRAY_LEN(hooks); i++) {
+        if (hooks[i]->url == NULL)
+            continue;
+        int rc = ask_hook(r, hooks[i], &k, rewrite);
+        if (rc != TG_OK)
+            return rc;
+    }
+    return TG_OK;
+}
+
+int tg_guardrail_check(struct tg_request *r)
+{
+    const struct tg_config *c = r->config;
+    bool remote = c->guard_webhook.url != NULL || c->guard_moderation.url != NULL;
+    if (c->guard == NULL && !remote)
+        return TG_OK;
+    if (r->endpoint == TG_EP_HTTP && r->doc == NULL) {
+        if (c->n_guard_http_paths == 0)
+            return TG_OK; /* nothing configured to look at */
+        r->doc = http_doc(r);
+        if (r->doc == NULL)
+            return TG_OK; /* not JSON: no configured field to look at */
+    }
+    enum tg_guard_dialect dialect = dialect_of(r);
+    bool rewrite = false;
+    int rc = c->guard != NULL ? local_rules(r, dialect, &rewrite) : TG_OK;
+    if (rc == TG_OK && remote)
+        rc = remote_checks(r, dialect, &rewrite);
+    if (rc != TG_OK)
+        return rc;
+    if (rewrite && rewrite_body(r) != TG_OK) {
         tg_request_fail(r, 500, "api_error", "internal error", "out of memory masking");
         return TG_ERROR;
     }

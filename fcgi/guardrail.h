@@ -6,6 +6,12 @@
  * the matched spans in the body before it goes anywhere; a "warn" is a log line
  * with the rule and the caller. The matched text never reaches a log, a metric,
  * a table or an error.
+ *
+ * Then, when configured, the remote checks (guard_webhook.c) over the same
+ * texts as masked: the operator's webhook (allow; deny: 400 with its reason;
+ * replace: the texts rewritten), then the moderation endpoint (a flagged
+ * category that blocks: 400 naming it). A check that gets no answer refuses
+ * the request (503) unless its on_error is "open" (a warn line, and it passes).
  */
 #ifndef TG_GUARDRAIL_H
 #define TG_GUARDRAIL_H
@@ -17,9 +23,11 @@ struct tg_request;
 /*
  * Applies config->guard to r's body (r->doc for the dialect endpoints; the
  * config's http_paths of an http route's JSON body). TG_OK: forward (the body
- * may have been masked: r->body and r->doc say the same); TG_DECLINED: a rule
- * blocked it (r->error, r->outcome "blocked", r->guard_rule set); TG_ERROR:
- * the body could not be checked (500, refused: a guard fails closed).
+ * may have been masked or replaced: r->body and r->doc say the same);
+ * TG_DECLINED: a rule, the webhook or moderation blocked it (r->error,
+ * r->outcome "blocked", r->guard_rule set: the rule, "webhook" or
+ * "moderation"); TG_ERROR: the body could not be checked (500), or a remote
+ * check got no answer and fails closed (503): refused, r->error set.
  */
 int tg_guardrail_check(struct tg_request *r);
 

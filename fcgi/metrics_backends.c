@@ -57,11 +57,21 @@ static void escape(const char *in, char *out, size_t size)
 /* tollgate_guardrail_actions_total{rule,action}: every rule of the config, every action. */
 static void put_guard_actions(struct out *o, struct tg_shm *shm, const struct tg_config *c)
 {
-    if (c->guard == NULL)
+    const struct tg_guard_hook *hooks[TG_SHM_GUARD_HOOKS] = {&c->guard_webhook,
+                                                             &c->guard_moderation};
+    if (c->guard == NULL && hooks[0]->url == NULL && hooks[1]->url == NULL)
         return;
     put(o, "# HELP tollgate_guardrail_actions_total Guardrail findings acted on by this host, "
            "by rule and effective action.\n# TYPE tollgate_guardrail_actions_total counter\n");
-    size_t n = tg_guard_count(c->guard);
+    /* the remote checks, as pseudo-rules named after their kind */
+    static const char *const hook_names[TG_SHM_GUARD_HOOKS] = {"webhook", "moderation"};
+    for (int h = 0; h < TG_SHM_GUARD_HOOKS; h++)
+        for (int a = 0; hooks[h]->url != NULL && a < TG_SHM_GUARD_ACTIONS; a++)
+            put(o, "tollgate_guardrail_actions_total{rule=\"%s\",action=\"%s\"} %" PRIu64 "\n",
+                hook_names[h], tg_guard_action_name((enum tg_guard_action)a),
+                shm != NULL ? __atomic_load_n(&shm->guard_hook_actions[h][a], __ATOMIC_RELAXED)
+                            : 0);
+    size_t n = c->guard != NULL ? tg_guard_count(c->guard) : 0;
     for (size_t i = 0; i < n && i < TG_SHM_GUARD_RULES; i++) {
         char rule[2 * TG_SHM_CIRCUIT_ID];
         escape(tg_guard_rule_name(c->guard, i), rule, sizeof(rule));

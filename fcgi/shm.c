@@ -14,7 +14,7 @@
 
 #include "crypto.h"
 
-#define SHM_MAGIC 0x746f6c6c67617407ULL /* "tollgat" + layout version 7 (guardrail actions) */
+#define SHM_MAGIC 0x746f6c6c67617408ULL /* "tollgat" + layout version 8 (guardrail hooks) */
 
 static void segment_name(const char *scope, char *out, size_t size)
 {
@@ -81,6 +81,14 @@ void tg_shm_count_guard_action(size_t rule, int action)
         return;
     size_t slot = rule < TG_SHM_GUARD_RULES ? rule : TG_SHM_GUARD_RULES - 1;
     __atomic_add_fetch(&attached->guard_actions[slot][action], 1, __ATOMIC_RELAXED);
+}
+
+void tg_shm_count_guard_hook(int hook, int action)
+{
+    if (attached == NULL || hook < 0 || hook >= TG_SHM_GUARD_HOOKS || action < 0 ||
+        action >= TG_SHM_GUARD_ACTIONS)
+        return;
+    __atomic_add_fetch(&attached->guard_hook_actions[hook][action], 1, __ATOMIC_RELAXED);
 }
 
 void tg_shm_count_dead_letter(void)

@@ -118,6 +118,7 @@ struct tg_shm_circuits {
 /* Guardrail actions taken on this host, by rule index (the config's order) and action. */
 #define TG_SHM_GUARD_RULES 256 /* rules beyond this are counted in the last slot */
 #define TG_SHM_GUARD_ACTIONS 3 /* warn, mask, block (guard.h's order) */
+#define TG_SHM_GUARD_HOOKS 2   /* webhook, moderation (config.h's tg_guard_hook_kind order) */
 
 struct tg_shm {
     uint64_t magic; /* set last, once initialised */
@@ -128,7 +129,8 @@ struct tg_shm {
     struct tg_shm_bucket buckets[TG_SHM_BUCKETS];
     struct tg_shm_metrics metrics;
     struct tg_shm_circuits circuits;
-    uint64_t guard_actions[TG_SHM_GUARD_RULES][TG_SHM_GUARD_ACTIONS]; /* atomic */
+    uint64_t guard_actions[TG_SHM_GUARD_RULES][TG_SHM_GUARD_ACTIONS];      /* atomic */
+    uint64_t guard_hook_actions[TG_SHM_GUARD_HOOKS][TG_SHM_GUARD_ACTIONS]; /* atomic */
 };
 
 /*
@@ -149,6 +151,9 @@ void tg_shm_count_dead_letter(void);
 
 /* Counts one guardrail action (rule index, action index) on this host (no-op before attach). */
 void tg_shm_count_guard_action(size_t rule, int action);
+
+/* Counts one action of a remote guardrail check (hook kind, action index); no-op before attach. */
+void tg_shm_count_guard_hook(int hook, int action);
 
 /* Locks / unlocks the bucket table (recovering from a dead holder). */
 int tg_shm_lock(struct tg_shm *shm);

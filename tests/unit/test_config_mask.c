@@ -47,6 +47,23 @@ static void test_secret_fields(void **state)
     free(text);
 }
 
+/* The webhook's header values are credentials; its URL and moderation's key variable are not. */
+static void test_guardrail_webhook_headers(void **state)
+{
+    (void)state;
+    char *text = masked("{\"guardrails\": {\"webhook\": {\"url\": \"http://h/check\","
+                        "  \"headers\": {\"authorization\": \"Bearer wh-secret-4\","
+                        "               \"x-key\": \"$GUARD_KEY\"}},"
+                        " \"moderation\": {\"api_key_env\": \"OPENAI_API_KEY\"}}}");
+    if (strstr(text, "wh-secret-4") != NULL)
+        fail_msg("the webhook's header is in %s", text);
+    assert_non_null(strstr(text, "\"authorization\":\"********\""));
+    assert_non_null(strstr(text, "\"$GUARD_KEY\""));
+    assert_non_null(strstr(text, "\"http://h/check\""));
+    assert_non_null(strstr(text, "\"OPENAI_API_KEY\""));
+    free(text);
+}
+
 static void test_database_urls(void **state)
 {
     (void)state;
@@ -75,6 +92,7 @@ int main(void)
     static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_secret_fields),
         cmocka_unit_test(test_database_urls),
+        cmocka_unit_test(test_guardrail_webhook_headers),
     };
     return cmocka_run_group_tests_name("config_mask", tests, NULL, NULL);
 }
