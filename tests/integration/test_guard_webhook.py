@@ -42,10 +42,18 @@ def env():
     """The stack whose checks fail closed, its keys and the guard mock."""
     if "closed" not in _env:
         m = guard_mock()
+        agent = harness.Mock("mock_agent.py")
+        atexit.register(agent.stop)
         os.environ["TG_TEST_GUARD_AUTH"] = GUARD_AUTH
         os.environ["TG_TEST_MOD_KEY"] = MOD_KEY
-        config = {"guardrails": {
+        config = {
+            "providers": {"agent-svc": {"type": "http", "path": "/chat",
+                                        "base_url": "http://127.0.0.1:%d" % agent.port}},
+            "models": {"agent": {"provider": "agent-svc"}},
+            "routes": [{"match": {"path": "/agent/chat"}, "http": "agent"}],
+            "guardrails": {
             "rules_file": str(harness.REPO / "conf" / "guardrails.json"),
+            "http_paths": ["message"],
             "webhook": {"url": "http://127.0.0.1:%d/check" % m.port, "timeout_ms": 500,
                         "on_error": "closed",
                         "headers": {"authorization": "$TG_TEST_GUARD_AUTH"}},
@@ -53,6 +61,7 @@ def env():
                            "api_key_env": "TG_TEST_MOD_KEY", "model": "omni-moderation-latest",
                            "categories": ["violence", "self-harm"], "timeout_ms": 1000}}}
         st = harness.stack(tag="guard_webhook", extra_config=config)
+        st.ctl("price", "set", "agent", "--input", "0", "--output", "0")
         st.ctl("role", "set", "gw-analyst")
         _env["closed"] = (st, st.key(group="gw-team", user="gw-alice", role="gw-analyst"))
     return _env["closed"]
@@ -150,6 +159,18 @@ def test_replace_rewrites_what_the_provider_receives():
     # moderation is asked about the texts as they will be sent
     assert calls("/v1/moderations")[0]["body"]["input"] == [
         "[codename] is secret.", "Summarise [codename] for me."]
+
+
+def test_an_http_routes_configured_field_is_asked_about_and_replaced():
+    st, key = env()
+    script(webhook={"action": "replace", "old": "Nightjar", "new": "[codename]"})
+    status, _, raw = st.request("POST", "/agent/chat", {"message": "About Nightjar?", "other": "x"},
+                                {"authorization": "Bearer " + key})
+    assert status == 200, raw[:300]
+    assert json.loads(raw)["echo"] == "About [codename]?", raw[:300]
+    hook = calls()
+    assert [t["text"] for t in hook[0]["body"]["texts"]] == ["About Nightjar?"], hook
+    assert hook[0]["body"]["texts"][0]["where"] == "message", hook
 
 
 def test_no_answer_in_time_fails_closed_with_a_503_and_nothing_is_sent():
