@@ -19,7 +19,8 @@ struct tg_request;
  * config's http_paths of an http route's JSON body). TG_OK: forward (the body
  * may have been masked: r->body and r->doc say the same); TG_DECLINED: a rule
  * blocked it (r->error, r->outcome "blocked", r->guard_rule set); TG_ERROR:
- * the body could not be checked (500, refused: a guard fails closed).
+ * the body could not be checked (500, refused: a guard fails closed), or an
+ * http route's JSON body has a duplicate key (400).
  */
 int tg_guardrail_check(struct tg_request *r);
 
