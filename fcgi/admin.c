@@ -21,6 +21,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
+#include "netaddr.h"
 #include "request.h"
 #include "usage.h"
 
@@ -75,6 +76,15 @@ static const char *jwt_actor(struct tg_request *r, const char *token)
                           reason, sizeof(reason)) != TG_OK) {
         tg_request_fail(r, 401, "authentication_error", "invalid admin credential",
                         "admin bearer token refused: %s", reason);
+        return NULL;
+    }
+    bool trusted = false;
+    for (size_t i = 0; i < c->n_admin_jwt_issuers; i++)
+        trusted = trusted || strcmp(tg_jwt_issuer_name(issuer), c->admin_jwt_issuers[i]) == 0;
+    if (!trusted) {
+        tg_request_fail(r, 403, "permission_error",
+                        "the token's issuer does not give access to the admin API",
+                        "issuer \"%s\" is not in admin.jwt_issuers", tg_jwt_issuer_name(issuer));
         return NULL;
     }
     if (strcmp(who.role, c->admin_jwt_role) != 0) {
@@ -675,6 +685,12 @@ int tg_admin_handle(struct tg_request *r)
     struct call call = {0};
     const char *segments[3];
     size_t n;
+    const char *client = tg_request_param(r, "REMOTE_ADDR");
+    if (!tg_netaddr_allowed(r->config->admin_allow, r->config->n_admin_allow, client)) {
+        tg_request_fail(r, 403, "permission_error", "the admin API is not open to this address",
+                        "client \"%s\" is not in admin.allow", client != NULL ? client : "?");
+        return TG_ERROR;
+    }
     call.actor = authenticate(r); /* first: without it, not even a 404 */
     if (call.actor == NULL)
         return TG_ERROR;

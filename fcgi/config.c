@@ -306,6 +306,41 @@ static void load_auth(struct tg_config_loader *ld, json_t *root, struct tg_confi
     load_attribution(ld, auth, c);
 }
 
+/*
+ * SECTION.allow: an array of "ADDRESS" or "ADDRESS/PREFIX" (IPv4 or IPv6) into
+ * *list (owned); absent: loopback only.
+ */
+static void load_allow_list(struct tg_config_loader *ld, json_t *section, const char *name,
+                            struct tg_netaddr **list, size_t *n_list)
+{
+    static const char *const loopback[] = {"127.0.0.1", "::1"};
+    char field[64];
+    snprintf(field, sizeof(field), "%s.allow", name);
+    json_t *allow = json_object_get(section, "allow");
+    if (allow != NULL && !json_is_array(allow)) {
+        tg_config_load_fail(ld, field, "must be an array of addresses");
+        return;
+    }
+    size_t n = allow != NULL ? json_array_size(allow) : TG_ARRAY_LEN(loopback);
+    *list = calloc(n + 1, sizeof(**list));
+    if (*list == NULL) {
+        tg_config_load_fail(ld, field, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n && !ld->failed; i++) {
+        snprintf(field, sizeof(field), "%s.allow[%zu]", name, i);
+        json_t *v = allow != NULL ? json_array_get(allow, i) : NULL;
+        const char *text = allow != NULL ? json_string_value(v) : loopback[i];
+        if (text == NULL)
+            tg_config_load_fail(ld, field, "must be a string");
+        else if (tg_netaddr_parse(text, &(*list)[*n_list]) != TG_OK)
+            tg_config_load_fail(ld, field,
+                                "\"%s\" is not an IP address or network (\"10.0.0.0/8\")", text);
+        else
+            ++*n_list;
+    }
+}
+
 /* admin: its own credentials, kept only as SHA-256 hashes. */
 static void load_admin_keys(struct tg_config_loader *ld, json_t *keys, struct tg_config *c)
 {
@@ -343,12 +378,47 @@ static void load_admin_keys(struct tg_config_loader *ld, json_t *keys, struct tg
     }
 }
 
+/*
+ * admin.jwt_issuers: the "iss" of the issuers whose tokens may carry the admin
+ * role; any other issuer's token is a consumer's, whatever its role claim says.
+ */
+static void load_admin_issuers(struct tg_config_loader *ld, json_t *names, struct tg_config *c)
+{
+    if (!json_is_array(names) || json_array_size(names) == 0) {
+        tg_config_load_fail(ld, "admin.jwt_issuers",
+                            "must list the auth.jwt issuers (their \"issuer\") that may grant "
+                            "the admin role");
+        return;
+    }
+    c->admin_jwt_issuers = calloc(json_array_size(names), sizeof(char *));
+    if (c->admin_jwt_issuers == NULL) {
+        tg_config_load_fail(ld, "admin.jwt_issuers", "out of memory");
+        return;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(names, i, v) {
+        char field[64];
+        snprintf(field, sizeof(field), "admin.jwt_issuers[%zu]", i);
+        const char *name = json_string_value(v);
+        bool known = false;
+        for (size_t j = 0; name != NULL && j < c->n_jwt_issuers; j++)
+            known = known || strcmp(tg_jwt_issuer_name(c->jwt_issuers[j]), name) == 0;
+        if (!known) {
+            tg_config_load_fail(ld, field, "must be the \"issuer\" of an entry of auth.jwt");
+            return;
+        }
+        c->admin_jwt_issuers[c->n_admin_jwt_issuers++] = tg_config_load_strdup(ld, name);
+    }
+}
+
 static void load_admin(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *admin = tg_config_load_object(ld, root, "admin", "", false);
-    static const char *const known[] = {"keys", "jwt_role", NULL};
+    static const char *const known[] = {"keys", "jwt_role", "jwt_issuers", "allow", NULL};
     if (admin == NULL || ld->failed)
         return;
+    load_allow_list(ld, admin, "admin", &c->admin_allow, &c->n_admin_allow);
     tg_config_load_keys(ld, admin, "admin", known);
     json_t *keys = json_object_get(admin, "keys");
     if (keys != NULL)
@@ -358,75 +428,23 @@ static void load_admin(struct tg_config_loader *ld, json_t *root, struct tg_conf
         tg_config_load_fail(ld, "admin", "needs \"keys\" or a \"jwt_role\"");
     if (!ld->failed && c->admin_jwt_role != NULL && c->n_jwt_issuers == 0)
         tg_config_load_fail(ld, "admin.jwt_role", "needs an issuer in auth.jwt");
+    if (!ld->failed && c->admin_jwt_role != NULL)
+        load_admin_issuers(ld, json_object_get(admin, "jwt_issuers"), c);
+    else if (!ld->failed && json_object_get(admin, "jwt_issuers") != NULL)
+        tg_config_load_fail(ld, "admin.jwt_issuers", "only means something with a \"jwt_role\"");
     c->admin_enabled = !ld->failed;
-}
-
-/* metrics.allow[i]: "ADDRESS" or "ADDRESS/PREFIX", IPv4 or IPv6. */
-static void load_metrics_allow_entry(struct tg_config_loader *ld, const char *text,
-                                     const char *field, struct tg_metrics_allow *a)
-{
-    char addr[INET6_ADDRSTRLEN];
-    const char *slash = strchr(text, '/');
-    size_t len = slash != NULL ? (size_t)(slash - text) : strlen(text);
-    unsigned int max = 0;
-    if (len > 0 && len < sizeof(addr)) {
-        memcpy(addr, text, len);
-        addr[len] = '\0';
-        if (inet_pton(AF_INET, addr, a->addr) == 1) {
-            a->family = AF_INET;
-            max = 32;
-        } else if (inet_pton(AF_INET6, addr, a->addr) == 1) {
-            a->family = AF_INET6;
-            max = 128;
-        }
-    }
-    a->prefix_len = max;
-    if (max != 0 && slash != NULL) {
-        const char *digits = slash + 1;
-        size_t n = strspn(digits, "0123456789");
-        a->prefix_len = 0;
-        for (size_t i = 0; i < n && i < 3; i++)
-            a->prefix_len = a->prefix_len * 10 + (unsigned int)(digits[i] - '0');
-        if (n == 0 || n > 3 || digits[n] != '\0' || a->prefix_len > max)
-            max = 0;
-    }
-    if (max == 0)
-        tg_config_load_fail(ld, field, "\"%s\" is not an IP address or network (\"10.0.0.0/8\")",
-                            text);
 }
 
 /* metrics: label cardinality and who may read GET /metrics. */
 static void load_metrics(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
     static const char *const known[] = {"max_series", "allow", "token", NULL};
-    static const char *const loopback[] = {"127.0.0.1", "::1"};
     json_t *metrics = tg_config_load_object(ld, root, "metrics", "", false);
     if (metrics != NULL)
         tg_config_load_keys(ld, metrics, "metrics", known);
     c->metrics_max_series = (size_t)tg_config_load_integer(ld, metrics, "max_series", "metrics",
                                                            2000, 1, TG_SHM_SERIES);
-    json_t *allow = json_object_get(metrics, "allow");
-    if (allow != NULL && !json_is_array(allow)) {
-        tg_config_load_fail(ld, "metrics.allow", "must be an array of addresses");
-        return;
-    }
-    size_t n = allow != NULL ? json_array_size(allow) : TG_ARRAY_LEN(loopback);
-    c->metrics_allow = calloc(n + 1, sizeof(*c->metrics_allow));
-    if (c->metrics_allow == NULL) {
-        tg_config_load_fail(ld, "metrics.allow", "out of memory");
-        return;
-    }
-    for (size_t i = 0; i < n && !ld->failed; i++) {
-        char field[64];
-        snprintf(field, sizeof(field), "metrics.allow[%zu]", i);
-        json_t *v = allow != NULL ? json_array_get(allow, i) : NULL;
-        if (allow != NULL && !json_is_string(v)) {
-            tg_config_load_fail(ld, field, "must be a string");
-            break;
-        }
-        load_metrics_allow_entry(ld, allow != NULL ? json_string_value(v) : loopback[i], field,
-                                 &c->metrics_allow[c->n_metrics_allow++]);
-    }
+    load_allow_list(ld, metrics, "metrics", &c->metrics_allow, &c->n_metrics_allow);
     const char *token = tg_config_load_string(ld, metrics, "token", "metrics", NULL, false);
     if (token != NULL && strlen(token) >= 16) {
         tg_crypto_sha256(token, strlen(token), c->metrics_token_hash);
@@ -582,6 +600,10 @@ void tg_config_free(struct tg_config *c)
     free(c->admin_key_hashes);
     free(c->metrics_allow);
     free((char *)c->admin_jwt_role);
+    for (size_t i = 0; i < c->n_admin_jwt_issuers; i++)
+        free((char *)c->admin_jwt_issuers[i]);
+    free(c->admin_jwt_issuers);
+    free(c->admin_allow);
     tg_bound_config_release(&c->bounds);
     free(c);
 }

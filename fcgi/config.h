@@ -12,6 +12,7 @@
 
 #include "bound_config.h"
 #include "common.h"
+#include "netaddr.h"
 
 struct json_t; /* jansson's json_t */
 struct tg_guard_rules;
@@ -94,13 +95,6 @@ struct tg_rate_limit {
 struct tg_jwt_issuer; /* auth_jwt.h */
 
 #define TG_ADMIN_KEY_HASH_LEN 32 /* SHA-256 */
-
-/* metrics.allow: an address ("127.0.0.1", "::1") or a network ("10.0.0.0/8") */
-struct tg_metrics_allow {
-    int family;              /* AF_INET or AF_INET6 */
-    unsigned char addr[16];  /* network byte order; the first 4 bytes for AF_INET */
-    unsigned int prefix_len; /* 32 / 128 for a single address */
-};
 
 #define TG_METRICS_TOKEN_HASH_LEN 32 /* SHA-256 */
 
@@ -235,10 +229,14 @@ struct tg_config {
     unsigned char (*admin_key_hashes)[TG_ADMIN_KEY_HASH_LEN]; /* SHA-256 of each admin key */
     size_t n_admin_keys;
     const char *admin_jwt_role; /* a JWT carrying this role is an admin; NULL: none */
+    const char **admin_jwt_issuers; /* the "iss" values that may grant it; owned */
+    size_t n_admin_jwt_issuers;
+    struct tg_netaddr *admin_allow; /* who may reach /admin/ (REMOTE_ADDR); owned */
+    size_t n_admin_allow;
 
     /* metrics: who may read GET /metrics, and how many label sets it keeps */
     size_t metrics_max_series;
-    struct tg_metrics_allow *metrics_allow; /* addresses and networks; owned */
+    struct tg_netaddr *metrics_allow; /* addresses and networks; owned */
     size_t n_metrics_allow;
     bool metrics_token_set;
     unsigned char metrics_token_hash[TG_METRICS_TOKEN_HASH_LEN]; /* SHA-256 of the token */

@@ -111,7 +111,7 @@ int tg_db_settle_batch(const char *log_id, const char *rows_json, size_t n, int6
  */
 const char *tg_db_settle_refusal(void);
 
-/* The holders ("host:pid") of reservations made on host. Caller frees each and the array. */
+/* The holders of reservations made in domain (holder.h). Caller frees each and the array. */
 int tg_db_reservation_holders(const char *host, char ***holders, size_t *n);
 
 /* Releases expired reservations and those of dead_holders (may be empty). */

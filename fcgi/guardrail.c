@@ -110,10 +110,21 @@ static void free_json(void *doc)
     json_decref(doc);
 }
 
-/* An http route's body, parsed for its configured fields; NULL when it is not JSON. */
-static json_t *http_doc(struct tg_request *r)
+/*
+ * An http route's body, parsed for its configured fields; NULL when it is not
+ * JSON. One with a duplicate key is refused (*refused): the guard would see
+ * one value and the backend, which gets the body verbatim, perhaps the other.
+ */
+static json_t *http_doc(struct tg_request *r, bool *refused)
 {
-    json_t *doc = json_loadb(r->body, r->body_len, 0, NULL);
+    json_error_t jerr;
+    json_t *doc = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL && json_error_code(&jerr) == json_error_duplicate_key) {
+        *refused = true;
+        tg_request_fail(r, 400, "invalid_request_error",
+                        "request body is not valid JSON: duplicate object key", NULL);
+        return NULL;
+    }
     if (doc != NULL && tg_arena_cleanup_add(r->arena, free_json, doc) != TG_OK) {
         json_decref(doc);
         return NULL;
@@ -276,7 +287,10 @@ int tg_guardrail_check(struct tg_request *r)
     if (r->endpoint == TG_EP_HTTP && r->doc == NULL) {
         if (c->n_guard_http_paths == 0)
             return TG_OK; /* nothing configured to look at */
-        r->doc = http_doc(r);
+        bool refused = false;
+        r->doc = http_doc(r, &refused);
+        if (refused)
+            return TG_ERROR;
         if (r->doc == NULL)
             return TG_OK; /* not JSON: no configured field to look at */
     }

@@ -27,7 +27,8 @@ struct tg_request;
  * TG_DECLINED: a rule, the webhook or moderation blocked it (r->error,
  * r->outcome "blocked", r->guard_rule set: the rule, "webhook" or
  * "moderation"); TG_ERROR: the body could not be checked (500), or a remote
- * check got no answer and fails closed (503): refused, r->error set.
+ * check got no answer and fails closed (503), or an http route's JSON body
+ * has a duplicate key (400): refused, r->error set.
  */
 int tg_guardrail_check(struct tg_request *r);
 

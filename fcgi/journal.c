@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "frame.h"
+#include "holder.h"
 #include "log.h"
 #include "quota.h"
 #include "request.h"
@@ -84,7 +85,7 @@ static int open_slot(void)
     char tmp[4096];
     for (int attempt = 0; attempt < 100; attempt++) {
         unsigned seq = j.next_seq++;
-        snprintf(s->path, sizeof(s->path), "%s/" PREFIX "%s-%ld-%u" SUFFIX, j.dir, tg_quota_host(),
+        snprintf(s->path, sizeof(s->path), "%s/" PREFIX "%s-%ld-%u" SUFFIX, j.dir, tg_holder_host(),
                  (long)getpid(), seq);
         snprintf(tmp, sizeof(tmp), "%s.new", s->path);
         if (access(s->path, F_OK) == 0)
@@ -485,7 +486,7 @@ int tg_journal_recover(tg_journal_settle_fn settle)
     if (dir == NULL)
         return TG_ERROR;
     char host_prefix[256];
-    snprintf(host_prefix, sizeof(host_prefix), PREFIX "%s-", tg_quota_host());
+    snprintf(host_prefix, sizeof(host_prefix), PREFIX "%s-", tg_holder_host());
     int settled = 0;
     int rc = TG_OK;
     struct dirent *de;

@@ -37,7 +37,7 @@ struct tg_usage_record;
 
 /*
  * Creates this process's journal in config->spool_dir and locks it. Call once
- * per process, after tg_quota_init (the file is named after host and pid).
+ * per process, after tg_quota_init (the file is named after host and pid: holder.h).
  */
 int tg_journal_open(const struct tg_config *config);
 

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "db.h"
 #include "denials.h"
+#include "holder.h"
 #include "journal.h"
 #include "log.h"
 #include "pipeline.h"
@@ -107,16 +108,13 @@ static void sweep_once(void)
 {
     char **holders = NULL;
     size_t n = 0;
-    if (tg_db_reservation_holders(tg_quota_host(), &holders, &n) != TG_OK)
+    if (tg_db_reservation_holders(tg_holder_domain(), &holders, &n) != TG_OK)
         return;
     const char **dead = calloc(n + 1, sizeof(char *));
     size_t n_dead = 0;
-    for (size_t i = 0; dead != NULL && i < n; i++) {
-        const char *colon = strrchr(holders[i], ':');
-        long pid = colon != NULL ? strtol(colon + 1, NULL, 10) : 0;
-        if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+    for (size_t i = 0; dead != NULL && i < n; i++)
+        if (tg_holder_is_dead(holders[i]))
             dead[n_dead++] = holders[i];
-    }
     int64_t released = 0;
     if (dead != NULL && tg_db_sweep(dead, n_dead, &released) == TG_OK && released > 0)
         tg_log_info(NULL, "sweeper released %lld reservations", (long long)released);

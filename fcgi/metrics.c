@@ -13,18 +13,17 @@
 #include "metrics.h"
 #include "metrics_backends.h"
 
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
+#include "netaddr.h"
 #include "request.h"
 #include "usage.h"
 
@@ -496,34 +495,9 @@ void tg_metrics_record(struct tg_request *r)
         tg_log_error(r->request_id, "could not lock the metrics table: request not counted");
 }
 
-static bool in_network(const unsigned char *addr, const struct tg_metrics_allow *a)
-{
-    unsigned int whole = a->prefix_len / 8, bits = a->prefix_len % 8;
-    if (memcmp(addr, a->addr, whole) != 0)
-        return false;
-    unsigned char mask = (unsigned char)(0xff << (8 - bits));
-    return bits == 0 || (addr[whole] & mask) == (a->addr[whole] & mask);
-}
-
 bool tg_metrics_address_allowed(const struct tg_config *c, const char *text)
 {
-    static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    unsigned char addr[16];
-    int family = AF_INET;
-    if (text == NULL)
-        return false;
-    if (inet_pton(AF_INET, text, addr) != 1) {
-        if (inet_pton(AF_INET6, text, addr) != 1)
-            return false;
-        if (memcmp(addr, v4_mapped, sizeof(v4_mapped)) == 0)
-            memmove(addr, addr + 12, 4);
-        else
-            family = AF_INET6;
-    }
-    for (size_t i = 0; i < c->n_metrics_allow; i++)
-        if (c->metrics_allow[i].family == family && in_network(addr, &c->metrics_allow[i]))
-            return true;
-    return false;
+    return tg_netaddr_allowed(c->metrics_allow, c->n_metrics_allow, text);
 }
 
 /* "Authorization: Bearer <metrics.token>", compared by hash in constant time. */

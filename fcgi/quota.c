@@ -13,15 +13,13 @@
 #include "auth.h"
 #include "crypto.h"
 #include "db.h"
+#include "holder.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "request.h"
 #include "shm.h"
 #include "usage.h"
-
-static char host[128];
-static char holder[160];
 
 /*
  * Identities of keys that reserved successfully, for quotas.on_database_down =
@@ -39,21 +37,7 @@ static pthread_mutex_t known_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int tg_quota_init(void)
 {
-    if (gethostname(host, sizeof(host)) != 0)
-        snprintf(host, sizeof(host), "localhost");
-    host[sizeof(host) - 1] = '\0';
-    snprintf(holder, sizeof(holder), "%s:%ld", host, (long)getpid());
-    return TG_OK;
-}
-
-const char *tg_quota_holder(void)
-{
-    return holder;
-}
-
-const char *tg_quota_host(void)
-{
-    return host;
+    return tg_holder_init();
 }
 
 int64_t tg_quota_estimate_input(const struct tg_request *r)
@@ -237,7 +221,7 @@ int tg_quota_reserve(struct tg_request *r)
     const struct tg_credential *c = r->credential;
     struct tg_db_who who;
     tg_auth_who(r, r->model->name, &who);
-    int rc = tg_db_reserve(r, &who, tg_quota_estimate_input(r), r->max_tokens, holder,
+    int rc = tg_db_reserve(r, &who, tg_quota_estimate_input(r), r->max_tokens, tg_holder_name(),
                            r->config->reservation_ttl_ms, tg_ratelimit_global_json(r),
                            r->max_web_searches, q);
     if (rc == TG_DECLINED) { /* the database answered: an error, not an outage */

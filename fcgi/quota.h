@@ -20,14 +20,8 @@
 struct tg_request;
 struct tg_config;
 
-/* Per-process set-up: the reservation holder name ("host:pid"). */
+/* Per-process set-up: the reservation holder's name (holder.h). */
 int tg_quota_init(void);
-
-/* "host:pid" of this process, as reservations record it. */
-const char *tg_quota_holder(void);
-
-/* This host's name, as in holders. */
-const char *tg_quota_host(void);
 
 /*
  * The request's input tokens as quotas count them before the call. In

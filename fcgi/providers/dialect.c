@@ -36,15 +36,32 @@ static void free_json(void *doc)
     json_decref(doc);
 }
 
-int tg_dialect_load_body(struct tg_request *r)
+/*
+ * Duplicate keys are refused: the body goes to the provider verbatim, and a
+ * provider that kept the first "model" would run one that RBAC and prices
+ * never saw. jansson's error text quotes the input, so only the position and
+ * the kind of error are kept (a log never holds prompt bytes).
+ */
+json_t *tg_dialect_load_json(struct tg_request *r, const char *text, size_t len)
 {
     json_error_t jerr;
-    json_t *doc = json_loadb(r->body, r->body_len, 0, &jerr);
-    if (doc == NULL) {
-        tg_request_fail(r, 400, "invalid_request_error", "request body is not valid JSON",
-                        "json: line %d: %s", jerr.line, jerr.text);
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (doc != NULL)
+        return doc;
+    char message[160];
+    bool duplicate = json_error_code(&jerr) == json_error_duplicate_key;
+    snprintf(message, sizeof(message), "request body is not valid JSON: %s at line %d, column %d",
+             duplicate ? "duplicate object key" : "syntax error", jerr.line, jerr.column);
+    tg_request_fail(r, 400, "invalid_request_error", message, "json error %d at byte %d",
+                    (int)json_error_code(&jerr), jerr.position);
+    return NULL;
+}
+
+int tg_dialect_load_body(struct tg_request *r)
+{
+    json_t *doc = tg_dialect_load_json(r, r->body, r->body_len);
+    if (doc == NULL)
         return TG_ERROR;
-    }
     if (tg_arena_cleanup_add(r->arena, free_json, doc) != TG_OK) {
         json_decref(doc);
         tg_request_fail(r, 500, "api_error", "internal error", "out of memory");

@@ -45,6 +45,13 @@ int tg_dialect_http_parse(struct tg_request *r);
 /* Fails r with 400 invalid_request_error and message; returns TG_ERROR. */
 int tg_dialect_invalid(struct tg_request *r, const char *message);
 
+/*
+ * text as JSON with duplicate keys refused; the caller owns the result. NULL:
+ * r->error is a 400 naming the kind of error and its line and column, never
+ * the input's bytes.
+ */
+struct json_t *tg_dialect_load_json(struct tg_request *r, const char *text, size_t len);
+
 /* r->body as a JSON object into r->doc (borrowed: the arena owns it). TG_ERROR: 400 set. */
 int tg_dialect_load_body(struct tg_request *r);
 

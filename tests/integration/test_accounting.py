@@ -177,7 +177,7 @@ def test_worker_killed_mid_stream_is_settled_from_its_journal():
                 break
     holder = s.psql("select holder from tollgate.reservations where request_id = '%s'" % rid)
     assert len(holder) == 1, holder
-    victim = int(holder[0][0].rsplit(":", 1)[1])
+    victim = int(holder[0][0].split(":")[1])  # "HOST/BOOT/PIDNS:PID:START"
     assert victim in s.worker_pids, (victim, s.worker_pids)
     os.kill(victim, signal.SIGKILL)
     t_killed = time.time()

@@ -23,10 +23,14 @@ ADMIN_KEY = "tg-admin-" + secrets.token_urlsafe(30)
 ACTOR = "admin-key:" + hashlib.sha256(ADMIN_KEY.encode()).hexdigest()[:8]
 JWT_SECRET = secrets.token_urlsafe(48)
 ISS, AUD, ADMIN_ROLE = "https://idp.admin.test", "tollgate-admin-it", "tollgate-admin"
+# a second issuer, the consumers' IdP: its tokens never make an admin
+CONSUMER_ISS, CONSUMER_SECRET = "https://idp.consumers.test", secrets.token_urlsafe(48)
 ADMIN_CONFIG = {
-    "admin": {"keys": ["$TOLLGATE_ADMIN_KEY"], "jwt_role": ADMIN_ROLE},
+    "admin": {"keys": ["$TOLLGATE_ADMIN_KEY"], "jwt_role": ADMIN_ROLE, "jwt_issuers": [ISS]},
     "auth": {"jwt": [{"issuer": ISS, "audience": AUD,
-                      "keys": [{"kid": "k1", "alg": "HS256", "secret": JWT_SECRET}]}]},
+                      "keys": [{"kid": "k1", "alg": "HS256", "secret": JWT_SECRET}]},
+                     {"issuer": CONSUMER_ISS, "audience": AUD,
+                      "keys": [{"kid": "k1", "alg": "HS256", "secret": CONSUMER_SECRET}]}]},
 }
 
 # every key secret the admin API handed out, and its hash in hex: neither may
@@ -116,10 +120,10 @@ def b64u(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def mint(role, sub="ops-alice", secret=JWT_SECRET):
+def mint(role, sub="ops-alice", secret=JWT_SECRET, iss=ISS):
     now = int(time.time())
     head = b64u(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode())
-    body = b64u(json.dumps({"iss": ISS, "aud": AUD, "sub": sub, "group_id": "ops",
+    body = b64u(json.dumps({"iss": iss, "aud": AUD, "sub": sub, "group_id": "ops",
                             "role": role, "iat": now, "exp": now + 600}).encode())
     sig = hmac.new(secret.encode(), ("%s.%s" % (head, body)).encode(), hashlib.sha256).digest()
     token = "%s.%s.%s" % (head, body, b64u(sig))
@@ -171,6 +175,31 @@ def test_admin_jwt_with_the_admin_role_passes_and_without_gets_403():
                       bearer=True), 401, "authentication_error", "invalid admin credential")
     # a token in x-api-key is not a bearer token: just an unknown key
     expect_error(call(s, "GET", "/admin/users", key=token), 401, "authentication_error")
+
+
+def test_admin_role_counts_only_from_the_pinned_issuers():
+    """A valid token from another configured issuer (the consumers' IdP) whose
+    role claim says admin is refused: only admin.jwt_issuers grant the role."""
+    s = admin_stack()
+    token = mint(ADMIN_ROLE, sub="mallory", secret=CONSUMER_SECRET, iss=CONSUMER_ISS)
+    # the token is good: the consumers' issuer accepts it for /v1/ calls
+    assert s.messages(token, bearer=True)[0] != 401
+    expect_error(call(s, "GET", "/admin/users", key=token, bearer=True), 403,
+                 "permission_error", "issuer does not give access")
+
+
+def test_admin_api_only_answers_addresses_in_admin_allow():
+    """admin.allow (default: loopback) is checked before any credential."""
+    config = json.loads(json.dumps(ADMIN_CONFIG))
+    config["admin"]["allow"] = ["10.9.9.9", "fd00::/8"]
+    s = stack(tag="admin-allow", extra_config=config)
+    for key in (ADMIN_KEY, None):
+        expect_error(call(s, "GET", "/admin/keys", key=key), 403, "permission_error",
+                     "not open to this address")
+    assert "127.0.0.1" in s.logs() and "admin.allow" in s.logs()
+    assert ADMIN_KEY not in s.logs()
+    # consumers are not affected
+    assert s.messages(s.default_key())[0] == 200
 
 
 # ---- keys ---------------------------------------------------------------------------

@@ -33,6 +33,16 @@ BAD_INPUT = {
     "revoked_key": (dict(key=revoked_key), 401, "authentication_error"),
     "malformed_json": (dict(body=lambda s, m: '{"model": "claude-haiku-4-5", "messages": ['
                             + m), 400, "invalid_request_error"),
+    "malformed_json_in_string": (dict(body=lambda s, m: '{"model": "claude-haiku-4-5", '
+                                      '"max_tokens": 5, "messages": [{"role": "user", '
+                                      '"content": "' + m), 400, "invalid_request_error"),
+    # a provider keeping the first "model" would run one RBAC and prices never saw
+    "duplicate_model": (dict(body=lambda s, m: '{"model": "claude-haiku-4-5", "max_tokens": 5, '
+                             '"messages": [{"role": "user", "content": "%s"}], '
+                             '"model": "claude-opus-4-1"}' % m), 400, "invalid_request_error"),
+    "duplicate_nested": (dict(body=lambda s, m: '{"model": "claude-haiku-4-5", "max_tokens": 5, '
+                              '"messages": [{"role": "user", "content": "%s", '
+                              '"role": "assistant"}]}' % m), 400, "invalid_request_error"),
     "body_not_object": (dict(body=lambda s, m: json.dumps([m])), 400, "invalid_request_error"),
     "missing_model": (dict(body=body_without("model")), 400, "invalid_request_error"),
     "missing_messages": (dict(body=body_without("messages")), 400, "invalid_request_error"),
@@ -64,6 +74,8 @@ def make_bad_input_test(overrides, want_status, want_type):
         if status == 405:
             assert "POST" in headers.get("allow", ""), "405 without Allow: POST: %s" % headers
         assert not s.mock_requests(marker), "a rejected request reached the provider"
+        assert marker not in s.logs(), "the prompt's bytes reached the log"
+        assert marker.encode() not in resp, "the error quotes the prompt"
     return test
 
 
@@ -146,3 +158,20 @@ def test_provider_timeout_504():
     assert status == 504, (status, resp[:300])
     assert error_body(resp)[0] == "api_error", resp
     assert elapsed < MAIN["timeout_ms"] / 1000 + 2, "504 after %.1fs" % elapsed
+
+
+def test_duplicate_key_openai_dialect():
+    """Chat Completions with two "model" members: 400 in OpenAI's error shape,
+    naming the duplicate and where it is, never the bytes."""
+    s = main_stack()
+    marker = "dup-" + secrets.token_hex(6)
+    body = ('{"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "%s"}],\n'
+            ' "model": "gpt-4o"}' % marker)
+    status, headers, resp = s.request("POST", "/v1/chat/completions", body,
+                                      s.auth(s.default_key()))
+    assert status == 400, (status, resp[:300])
+    err = json.loads(resp)["error"]
+    assert err["type"] == "invalid_request_error", err
+    assert "duplicate object key" in err["message"] and "line 2" in err["message"], err
+    assert marker not in resp.decode(), resp
+    assert not s.mock_requests(marker), "a rejected request reached the provider"

@@ -576,6 +576,42 @@ def kill_stack():
                  extra_config={"quotas": {"sweep_interval_ms": 500}})
 
 
+def holder_domain():
+    """This host's reservation-holder domain, as fcgi/holder.c computes it."""
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        boot = f.read().strip()
+    host = socket.gethostname().split(":")[0].split("/")[0]
+    return "%s/%s/%d" % (host, boot, os.stat("/proc/self/ns/pid").st_ino)
+
+
+def test_sweeper_judges_only_holders_of_its_own_host():
+    """Another host with the same host name (or a container in another PID
+    namespace) holds reservations under a name the sweeper cannot confuse with
+    its own workers': they stay. One of this host's, whose pid is gone or was
+    reused by a process started later, is released."""
+    s = kill_stack()
+    host = socket.gethostname()
+    dead_pid = 4194303  # above any pid_max: no such process here
+    own_pid = s.worker_pids[0]
+    foreign = ["%s:%d" % (host, dead_pid),                      # the old "host:pid" form
+               "%s/%s/%d:%d:1" % (host, uuid.uuid4(), 4026531836, dead_pid),  # another boot
+               "%s/%s:%d:1" % (holder_domain().rsplit("/", 1)[0], "1", dead_pid)]  # other PID ns
+    ours = ["%s:%d:1" % (holder_domain(), dead_pid),
+            "%s:%d:1" % (holder_domain(), own_pid)]             # a live pid, another start time
+    for h in foreign + ours:
+        s.psql("insert into tollgate.reservations (request_id, expires_at, holder) "
+               "values ('%s', now() + interval '1 hour', '%s')" % (uuid.uuid4(), h))
+    names = "'" + "', '".join(foreign + ours) + "'"
+    wait_for(lambda: s.psql("select count(*) from tollgate.reservations where holder in (%s)"
+                            % names) == [[str(len(foreign))]], 10,
+             "the sweeper to release this host's dead holders")
+    time.sleep(1.2)  # two more sweeps: the foreign ones stay
+    left = sorted(r[0] for r in s.psql(
+        "select holder from tollgate.reservations where holder in (%s)" % names))
+    assert left == sorted(foreign), left
+    s.psql("delete from tollgate.reservations where holder in (%s)" % names)
+
+
 def test_kill_9_worker_mid_request_is_settled_from_its_journal():
     s = kill_stack()
     assert len(s.worker_pids) == 2 and not s.dead_workers(), s.worker_pids
@@ -609,11 +645,11 @@ def test_kill_9_worker_mid_request_is_settled_from_its_journal():
                 "select holder, count(*) from tollgate.reservations where group_id = '%s' "
                 "group by holder order by holder" % group)),
             10, "8 reservations held by both workers")
-        host = socket.gethostname()
-        pids = [int(h.rsplit(":", 1)[1]) for h, _ in holders]
-        assert all(h.startswith(host + ":") for h, _ in holders), holders
+        # holder names: "HOST/BOOT/PIDNS:PID:START" (fcgi/holder.h)
+        pids = [int(h.split(":")[1]) for h, _ in holders]
+        assert all(h.startswith(holder_domain() + ":") for h, _ in holders), holders
         assert sorted(pids) == sorted(s.worker_pids), (pids, s.worker_pids)
-        victim = pids[0]
+        victim, victim_holder = pids[0], holders[0][0]
         os.kill(victim, signal.SIGKILL)
         # gone for good: reaped (we are the workers' subreaper), not a zombie
         # that kill(pid, 0) in the sweeper would still find
@@ -624,7 +660,7 @@ def test_kill_9_worker_mid_request_is_settled_from_its_journal():
         # journal (they went upstream: the provider may have served them), which gives their
         # reservations back
         wait_for(lambda: s.psql("select count(*) from tollgate.reservations where holder = "
-                                "'%s:%d'" % (host, victim)) == [["0"]],
+                                "'%s'" % victim_holder) == [["0"]],
                  10, "the sweeper to settle the dead worker's reservations")
         try:   # logged just after the settle commits
             wait_for(lambda: "settled 4 requests from dead workers' journals" in s.logs(), 5,
