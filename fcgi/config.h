@@ -197,6 +197,8 @@ struct tg_config {
     struct tg_guard_rules *guard;   /* guardrails (guard.c); NULL: none */
     char **guard_http_paths;        /* guardrails.http_paths: an http route's fields looked at */
     size_t n_guard_http_paths;
+    bool guard_responses;               /* guardrails.responses: replies are masked too */
+    size_t guard_response_window_bytes; /* guardrails.response_window_bytes: a stream's carry */
     struct tg_cache_config cache;
     size_t n_routes;
 

@@ -6,11 +6,17 @@
  * the matched spans in the body before it goes anywhere; a "warn" is a log line
  * with the rule and the caller. The matched text never reaches a log, a metric,
  * a table or an error.
+ *
+ * With guardrails.responses, replies too (guard_reply.c, guard_stream.c): every
+ * finding of a mask or block rule is masked — the reply is already paid for
+ * and a stream may be half sent, so it cannot be refused — and a warn is a log
+ * line; every action is counted as for requests.
  */
 #ifndef TG_GUARDRAIL_H
 #define TG_GUARDRAIL_H
 
 #include "common.h"
+#include "guard_stream.h"
 
 struct tg_request;
 
@@ -22,5 +28,25 @@ struct tg_request;
  * the body could not be checked (500, refused: a guard fails closed).
  */
 int tg_guardrail_check(struct tg_request *r);
+
+/* Are r's replies guarded (guardrails.responses, a Messages or Chat Completions call)? */
+bool tg_guardrail_replies(const struct tg_request *r);
+
+/*
+ * Masks a non-stream 200 reply in r's dialect: *reply / *len are replaced by
+ * the masked body (owned by r->arena) when something was masked. TG_OK;
+ * TG_ERROR with r->error set (502) when it could not be checked: it must not
+ * be sent.
+ */
+int tg_guardrail_reply(struct tg_request *r, char **reply, size_t *len);
+
+/*
+ * A stream masker for r's reply (freed with r->arena), at the caller's level
+ * and the configured window; pivot: the events are the pivot's (Anthropic
+ * shape) whatever r's dialect. emit and ctx as for tg_guard_stream_new; the
+ * findings are counted and logged. NULL when memory ran out.
+ */
+struct tg_guard_stream *tg_guardrail_stream(struct tg_request *r, bool pivot,
+                                            tg_guard_stream_emit_fn emit, void *ctx);
 
 #endif
