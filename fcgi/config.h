@@ -211,6 +211,8 @@ struct tg_config {
     size_t n_guard_http_paths;
     struct tg_guard_hook guard_webhook;    /* guardrails.webhook (url NULL: none) */
     struct tg_guard_hook guard_moderation; /* guardrails.moderation (url NULL: none) */
+    bool guard_responses;               /* guardrails.responses: replies are masked too */
+    size_t guard_response_window_bytes; /* guardrails.response_window_bytes: a stream's carry */
     struct tg_cache_config cache;
     size_t n_routes;
 

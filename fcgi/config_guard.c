@@ -1,11 +1,13 @@
 /*
  * config_guard.c — the config's "guardrails": the rule set (inline, or a
  * rules_file such as conf/guardrails.json), compiled once at start by guard.c,
- * and the JSON fields of http routes' bodies it looks at. Its "webhook" and
- * "moderation" members are config_guard_webhook.c's.
+ * the JSON fields of http routes' bodies it looks at, and whether replies are
+ * guarded too (masked; a stream with a carry of response_window_bytes). Its
+ * "webhook" and "moderation" members are config_guard_webhook.c's.
  *
  *   "guardrails": {"rules_file": "/etc/tollgate/guardrails.json",
- *                  "http_paths": ["message", "history[*].text"]}
+ *                  "http_paths": ["message", "history[*].text"],
+ *                  "responses": true, "response_window_bytes": 256}
  */
 #include "config_load.h"
 
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "guard.h"
+#include "guard_stream.h"
 #include "guard_texts.h"
 
 #define MAX_HTTP_PATHS 32
@@ -48,6 +51,27 @@ static void load_http_paths(struct tg_config_loader *ld, json_t *paths, struct t
     }
 }
 
+static void load_responses(struct tg_config_loader *ld, json_t *g, struct tg_config *c)
+{
+    json_t *responses = json_object_get(g, "responses");
+    json_t *window = json_object_get(g, "response_window_bytes");
+    if (responses != NULL && !json_is_boolean(responses)) {
+        tg_config_load_fail(ld, "guardrails.responses", "must be true or false");
+        return;
+    }
+    c->guard_responses = json_is_true(responses);
+    c->guard_response_window_bytes = TG_GUARD_STREAM_WINDOW_DEFAULT;
+    if (window == NULL)
+        return;
+    if (!json_is_integer(window) || json_integer_value(window) < 16 ||
+        json_integer_value(window) > TG_GUARD_STREAM_WINDOW_MAX) {
+        tg_config_load_fail(ld, "guardrails.response_window_bytes",
+                            "must be an integer from 16 to %d", TG_GUARD_STREAM_WINDOW_MAX);
+        return;
+    }
+    c->guard_response_window_bytes = (size_t)json_integer_value(window);
+}
+
 /* The rule set's own section: the file's, or the inline one without this file's keys. */
 static json_t *rules_section(struct tg_config_loader *ld, json_t *g)
 {
@@ -58,6 +82,8 @@ static json_t *rules_section(struct tg_config_loader *ld, json_t *g)
         json_object_del(copy, "enabled");
         json_object_del(copy, "webhook");
         json_object_del(copy, "moderation");
+        json_object_del(copy, "responses");
+        json_object_del(copy, "response_window_bytes");
         return copy;
     }
     if (!json_is_string(file) || json_object_get(g, "rules") != NULL) {
@@ -86,6 +112,7 @@ void tg_config_load_guard(struct tg_config_loader *ld, json_t *root, struct tg_c
     if (json_is_false(enabled))
         return;
     load_http_paths(ld, json_object_get(g, "http_paths"), c);
+    load_responses(ld, g, c);
     tg_config_load_guard_hooks(ld, g, c);
     if (ld->failed)
         return;

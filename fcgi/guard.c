@@ -632,19 +632,29 @@ int tg_guard_scan(const struct tg_guard_rules *set, enum tg_guard_level level, c
 
 struct span {
     size_t from, to;
-    const struct rule *rule;
+    const struct rule *rule; /* the mask; NULL for a finding kept only to be reported */
+    struct tg_guard_finding finding;
 };
 
 struct span_list {
     const struct tg_guard_rules *set;
     struct span *spans;
     size_t n, cap;
+    bool mask_blocks; /* "block" findings are masked too (a reply cannot be refused) */
+    bool report;      /* keep findings that do not mask, to report them */
+    bool limit;       /* a blocking rule hit its match limit */
 };
 
 static int emit_mask_span(void *ctx, const struct tg_guard_finding *finding)
 {
     struct span_list *sl = ctx;
-    if (finding->action != TG_GUARD_MASK || finding->length == 0)
+    if (finding->limit) {
+        sl->limit = true;
+        return TG_OK;
+    }
+    bool masks =
+        finding->action == TG_GUARD_MASK || (sl->mask_blocks && finding->action == TG_GUARD_BLOCK);
+    if ((!masks && !sl->report) || finding->length == 0)
         return TG_OK;
     if (sl->n == sl->cap) {
         if (sl->cap >= TG_GUARD_MAX_FINDINGS)
@@ -657,7 +667,7 @@ static int emit_mask_span(void *ctx, const struct tg_guard_finding *finding)
         sl->cap = cap;
     }
     sl->spans[sl->n++] = (struct span){finding->offset, finding->offset + finding->length,
-                                       &sl->set->rules[finding->rule]};
+                                       masks ? &sl->set->rules[finding->rule] : NULL, *finding};
     return TG_OK;
 }
 
@@ -667,13 +677,64 @@ static int span_cmp(const void *a, const void *b)
     if (x->from != y->from)
         return x->from < y->from ? -1 : 1;
     /* the same start: the rule listed first masks (rules are ordered by the operator) */
-    return x->rule < y->rule ? -1 : x->rule > y->rule;
+    return x->finding.rule < y->finding.rule ? -1 : x->finding.rule > y->finding.rule;
+}
+
+/* The masking spans sorted and merged in place (each keeps its first rule's mask): how many. */
+static size_t merge_spans(struct span_list *sl)
+{
+    size_t merged = 0;
+    for (size_t i = 0; i < sl->n; i++) {
+        if (sl->spans[i].rule == NULL)
+            continue;
+        if (merged > 0 && sl->spans[i].from < sl->spans[merged - 1].to) {
+            if (sl->spans[i].to > sl->spans[merged - 1].to)
+                sl->spans[merged - 1].to = sl->spans[i].to;
+        } else {
+            sl->spans[merged++] = sl->spans[i];
+        }
+    }
+    return merged;
+}
+
+/* text[from..to) with the merged spans' parts inside it replaced by their masks. */
+static char *write_masked(const struct span *spans, size_t n, const char *text, size_t from,
+                          size_t to, size_t *out_len)
+{
+    /* spans never exceed the text and masks are at most MAX_MASK bytes: no overflow below */
+    size_t size = to - from;
+    for (size_t i = 0; i < n; i++) {
+        size_t a = spans[i].from > from ? spans[i].from : from;
+        size_t b = spans[i].to < to ? spans[i].to : to;
+        if (a < b)
+            size = size - (b - a) + spans[i].rule->mask_len;
+    }
+    char *masked = malloc(size + 1);
+    if (masked == NULL)
+        return NULL;
+    size_t at = from, used = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t a = spans[i].from > from ? spans[i].from : from;
+        size_t b = spans[i].to < to ? spans[i].to : to;
+        if (a >= b)
+            continue;
+        memcpy(masked + used, text + at, a - at);
+        used += a - at;
+        memcpy(masked + used, spans[i].rule->mask, spans[i].rule->mask_len);
+        used += spans[i].rule->mask_len;
+        at = b;
+    }
+    memcpy(masked + used, text + at, to - at);
+    used += to - at;
+    masked[used] = '\0';
+    *out_len = used;
+    return masked;
 }
 
 char *tg_guard_mask(const struct tg_guard_rules *set, enum tg_guard_level level, const char *text,
                     size_t len, size_t *out_len)
 {
-    struct span_list sl = {set, NULL, 0, 0};
+    struct span_list sl = {.set = set};
     if (len > SIZE_MAX / (MAX_MASK + 1) - 1)
         return NULL;
     if (scan_all(set, level, text, len, emit_mask_span, &sl) != TG_OK) {
@@ -682,37 +743,44 @@ char *tg_guard_mask(const struct tg_guard_rules *set, enum tg_guard_level level,
     }
     if (sl.n > 0)
         qsort(sl.spans, sl.n, sizeof(*sl.spans), span_cmp);
-    /* merge overlaps in place; each merged span keeps its first rule's mask */
-    size_t merged = 0;
-    for (size_t i = 0; i < sl.n; i++) {
-        if (merged > 0 && sl.spans[i].from < sl.spans[merged - 1].to) {
-            if (sl.spans[i].to > sl.spans[merged - 1].to)
-                sl.spans[merged - 1].to = sl.spans[i].to;
-        } else {
-            sl.spans[merged++] = sl.spans[i];
-        }
-    }
-    /* spans never exceed the text and masks are at most MAX_MASK bytes: no overflow below */
-    size_t size = len;
-    for (size_t i = 0; i < merged; i++)
-        size = size - (sl.spans[i].to - sl.spans[i].from) + sl.spans[i].rule->mask_len;
-    char *masked = malloc(size + 1);
-    if (masked == NULL) {
-        free(sl.spans);
+    size_t merged = merge_spans(&sl);
+    char *masked = write_masked(sl.spans, merged, text, 0, len, out_len);
+    free(sl.spans);
+    return masked;
+}
+
+char *tg_guard_mask_range(const struct tg_guard_rules *set, enum tg_guard_level level,
+                          const char *text, size_t len, size_t from, size_t *to,
+                          tg_guard_finding_fn on_finding, void *ctx, size_t *out_len)
+{
+    struct span_list sl = {.set = set, .mask_blocks = true, .report = on_finding != NULL};
+    if (len > SIZE_MAX / (MAX_MASK + 1) - 1 || from > *to || *to > len)
+        return NULL;
+    if (scan_all(set, level, text, len, emit_mask_span, &sl) != TG_OK || sl.limit) {
+        free(sl.spans); /* a blocking rule that could not finish: withhold the text */
         return NULL;
     }
-    size_t at = 0, used = 0;
-    for (size_t i = 0; i < merged; i++) {
-        memcpy(masked + used, text + at, sl.spans[i].from - at);
-        used += sl.spans[i].from - at;
-        memcpy(masked + used, sl.spans[i].rule->mask, sl.spans[i].rule->mask_len);
-        used += sl.spans[i].rule->mask_len;
-        at = sl.spans[i].to;
+    if (sl.n > 0)
+        qsort(sl.spans, sl.n, sizeof(*sl.spans), span_cmp);
+    /* a match crossing the cut may grow with what comes next: hold it back (overlapping
+     * spans may cross the lowered cut in turn, hence until nothing moves) */
+    size_t tail = len - *to; /* a match at from no longer than what is held back waits too */
+    for (bool moved = true; moved;) {
+        moved = false;
+        for (size_t i = 0; i < sl.n; i++) {
+            const struct span *s = &sl.spans[i];
+            if (s->rule != NULL && s->from < *to && s->to > *to &&
+                (s->from > from || (s->from == from && s->to - s->from <= tail))) {
+                *to = s->from;
+                moved = true;
+            }
+        }
     }
-    memcpy(masked + used, text + at, len - at);
-    used += len - at;
-    masked[used] = '\0';
+    for (size_t i = 0; on_finding != NULL && i < sl.n; i++)
+        if (sl.spans[i].from >= from && sl.spans[i].from < *to)
+            on_finding(ctx, &sl.spans[i].finding);
+    size_t merged = merge_spans(&sl);
+    char *masked = write_masked(sl.spans, merged, text, from, *to, out_len);
     free(sl.spans);
-    *out_len = used;
     return masked;
 }

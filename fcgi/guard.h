@@ -107,6 +107,30 @@ char *tg_guard_mask(const struct tg_guard_rules *rules, enum tg_guard_level leve
 
 #define TG_GUARD_MAX_FINDINGS 65536
 
+/* A finding reported by tg_guard_mask_range (borrowed for the call). */
+typedef void (*tg_guard_finding_fn)(void *ctx, const struct tg_guard_finding *finding);
+
+/*
+ * Masking for replies, which cannot be refused: the span of every finding whose
+ * effective action is mask or block is masked (as tg_guard_mask does for mask).
+ * text[0..len) is what the caller holds of one text: text[0..from) went out
+ * already and is only context for the rules (look-behinds), text[from..*to) is to
+ * go out now, text[*to..len) is held back. *to is lowered to the start of a
+ * masked span that crosses it (the match may grow with what comes next) when that
+ * start is past from, or at from and the span no longer than what is held back
+ * (*to may then become from: nothing goes out yet); any other span crossing *to,
+ * or one that began before from, is masked in the part inside [from, *to).
+ * on_finding (NULL: none) gets each finding of any action that starts in
+ * [from, *to) (after lowering), so a finding is reported once over successive
+ * windows. Returns text[from..*to) masked: new, NUL-terminated, malloc'd (the
+ * caller frees), *out_len its length; NULL when text is not valid UTF-8, memory
+ * ran out, a cap was hit, or a blocking rule hit its match limit (the caller must
+ * withhold the text: a guard fails closed).
+ */
+char *tg_guard_mask_range(const struct tg_guard_rules *rules, enum tg_guard_level level,
+                          const char *text, size_t len, size_t from, size_t *to,
+                          tg_guard_finding_fn on_finding, void *ctx, size_t *out_len);
+
 /* The level a role maps to under "levels" (the default when role is NULL or unmapped). */
 enum tg_guard_level tg_guard_level_for_role(const struct tg_guard_rules *rules, const char *role);
 

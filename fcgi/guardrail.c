@@ -1,6 +1,7 @@
 /*
- * guardrail.c — the guard step of the pipeline: the local rules, then the
- * remote checks (webhook, moderation) over the texts as masked.
+ * guardrail.c — the guard step of the pipeline (the local rules, then the
+ * remote checks — webhook, moderation — over the texts as masked), and the
+ * guard of replies.
  */
 #include "guardrail.h"
 
@@ -11,6 +12,7 @@
 
 #include "config.h"
 #include "guard.h"
+#include "guard_reply.h"
 #include "guard_texts.h"
 #include "guard_webhook.h"
 #include "log.h"
@@ -306,4 +308,91 @@ int tg_guardrail_check(struct tg_request *r)
         return TG_ERROR;
     }
     return TG_OK;
+}
+
+/* ---- replies ---- */
+
+struct reply_guard {
+    struct tg_request *r;
+    enum tg_guard_level level;
+    tg_guard_stream_emit_fn emit;
+    void *ctx;
+};
+
+/* A finding in a reply: counted as what was done (a block rule masks), a warn logged. */
+static void on_reply_finding(void *ctx, const struct tg_guard_finding *f)
+{
+    struct reply_guard *g = ctx;
+    struct tg_request *r = g->r;
+    bool warned = f->action == TG_GUARD_WARN;
+    tg_shm_count_guard_action(f->rule, warned ? TG_GUARD_WARN : TG_GUARD_MASK);
+    if (warned)
+        tg_log_warn(
+            r->request_id,
+            "guardrail \"%s\" (%s, %s) matched the reply to key %s user \"%s\" at level %s",
+            f->name, tg_guard_category_name(f->category), tg_guard_severity_name(f->severity),
+            r->identity.key_prefix != NULL ? r->identity.key_prefix : "-",
+            r->identity.user_id != NULL ? r->identity.user_id : "-", tg_guard_level_name(g->level));
+}
+
+bool tg_guardrail_replies(const struct tg_request *r)
+{
+    return r->config->guard != NULL && r->config->guard_responses &&
+           (r->endpoint == TG_EP_MESSAGES || r->endpoint == TG_EP_CHAT_COMPLETIONS);
+}
+
+int tg_guardrail_reply(struct tg_request *r, char **reply, size_t *len)
+{
+    struct reply_guard g = {r, tg_guard_level_for_role(r->config->guard, r->identity.role), NULL,
+                            NULL};
+    char *masked = NULL;
+    size_t masked_len = 0;
+    int rc = tg_guard_reply_mask(
+        r->config->guard, g.level,
+        r->dialect == TG_DIALECT_OPENAI ? TG_GUARD_STREAM_OPENAI : TG_GUARD_STREAM_ANTHROPIC,
+        *reply != NULL ? *reply : "", *len, on_reply_finding, &g, &masked, &masked_len);
+    if (rc == TG_DECLINED)
+        return TG_OK;
+    if (rc != TG_OK || tg_arena_cleanup_add(r->arena, free_text, masked) != TG_OK) {
+        free(masked);
+        r->outcome = "upstream_error";
+        tg_request_fail(r, 502, "api_error", "the provider's reply could not be checked",
+                        "reply guardrail failed (not JSON, invalid UTF-8, a cap, or memory)");
+        return TG_ERROR;
+    }
+    *reply = masked;
+    *len = masked_len;
+    return TG_OK;
+}
+
+static int forward_emit(void *ctx, const char *event, const char *data, size_t len, json_t *doc)
+{
+    struct reply_guard *g = ctx;
+    return g->emit(g->ctx, event, data, len, doc);
+}
+
+static void free_stream(void *s)
+{
+    tg_guard_stream_free(s);
+}
+
+struct tg_guard_stream *tg_guardrail_stream(struct tg_request *r, bool pivot,
+                                            tg_guard_stream_emit_fn emit, void *ctx)
+{
+    struct reply_guard *g = tg_arena_calloc(r->arena, sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    *g = (struct reply_guard){r, tg_guard_level_for_role(r->config->guard, r->identity.role), emit,
+                              ctx};
+    enum tg_guard_stream_dialect dialect = !pivot && r->dialect == TG_DIALECT_OPENAI
+                                               ? TG_GUARD_STREAM_OPENAI
+                                               : TG_GUARD_STREAM_ANTHROPIC;
+    struct tg_guard_stream *s = tg_guard_stream_new(r->config->guard, g->level, dialect,
+                                                    r->config->guard_response_window_bytes,
+                                                    forward_emit, on_reply_finding, g);
+    if (s != NULL && tg_arena_cleanup_add(r->arena, free_stream, s) != TG_OK) {
+        tg_guard_stream_free(s);
+        return NULL;
+    }
+    return s;
 }

@@ -12,11 +12,16 @@
  * replace: the texts rewritten), then the moderation endpoint (a flagged
  * category that blocks: 400 naming it). A check that gets no answer refuses
  * the request (503) unless its on_error is "open" (a warn line, and it passes).
+ * With guardrails.responses, replies too (guard_reply.c, guard_stream.c): every
+ * finding of a mask or block rule is masked — the reply is already paid for
+ * and a stream may be half sent, so it cannot be refused — and a warn is a log
+ * line; every action is counted as for requests.
  */
 #ifndef TG_GUARDRAIL_H
 #define TG_GUARDRAIL_H
 
 #include "common.h"
+#include "guard_stream.h"
 
 struct tg_request;
 
@@ -31,5 +36,25 @@ struct tg_request;
  * has a duplicate key (400): refused, r->error set.
  */
 int tg_guardrail_check(struct tg_request *r);
+
+/* Are r's replies guarded (guardrails.responses, a Messages or Chat Completions call)? */
+bool tg_guardrail_replies(const struct tg_request *r);
+
+/*
+ * Masks a non-stream 200 reply in r's dialect: *reply / *len are replaced by
+ * the masked body (owned by r->arena) when something was masked. TG_OK;
+ * TG_ERROR with r->error set (502) when it could not be checked: it must not
+ * be sent.
+ */
+int tg_guardrail_reply(struct tg_request *r, char **reply, size_t *len);
+
+/*
+ * A stream masker for r's reply (freed with r->arena), at the caller's level
+ * and the configured window; pivot: the events are the pivot's (Anthropic
+ * shape) whatever r's dialect. emit and ctx as for tg_guard_stream_new; the
+ * findings are counted and logged. NULL when memory ran out.
+ */
+struct tg_guard_stream *tg_guardrail_stream(struct tg_request *r, bool pivot,
+                                            tg_guard_stream_emit_fn emit, void *ctx);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "balancer.h"
 #include "crypto.h"
+#include "guardrail.h"
 #include "journal.h"
 #include "log.h"
 #include "provider.h"
@@ -148,7 +149,9 @@ static int on_sse_event(void *ctx, const char *event, const char *data, size_t l
     if (x->relay_mode != TG_RELAY_EVENTS || x->abort_at_ms != 0 || keep != TG_OK)
         return TG_OK;
     journal_ahead(x);
-    if (write_event(x, event, data, len) != TG_OK)
+    int sent = x->guard != NULL ? tg_guard_stream_feed(x->guard, event, data, len)
+                                : write_event(x, event, data, len);
+    if (sent != TG_OK)
         client_left(x);
     return TG_OK;
 }
@@ -223,9 +226,40 @@ int tg_exchange_emit(void *ctx, const char *event, json_t *data)
     if (x->abort_at_ms != 0)
         return TG_OK; /* the client left: decoding goes on for the usage */
     journal_ahead(x);
-    if (write_pivot_event(x, event, data) != TG_OK)
+    int sent = x->guard != NULL ? tg_guard_stream_feed_json(x->guard, event, data)
+                                : write_pivot_event(x, event, data);
+    if (sent != TG_OK)
         client_left(x);
     return TG_OK;
+}
+
+/* What the reply's guard lets through (guard_stream.h): as it came, or its text masked. */
+static int guarded_emit(void *ctx, const char *event, const char *data, size_t len, json_t *doc)
+{
+    struct tg_exchange *x = ctx;
+    if (x->abort_at_ms != 0)
+        return TG_OK; /* the client left: what is held is never sent */
+    if (x->translated)
+        return doc != NULL ? write_pivot_event(x, event, doc) : TG_ERROR;
+    if (data != NULL)
+        return write_event(x, event, data, len);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    int rc = text != NULL ? write_event(x, event, text, strlen(text)) : TG_ERROR;
+    free(text);
+    return rc;
+}
+
+/* The end of a guarded stream: what each block holds goes out, masked. */
+static void guard_finish(struct tg_exchange *x)
+{
+    if (x->guard == NULL)
+        return;
+    if (x->abort_at_ms == 0 &&
+        (tg_guard_stream_finish(x->guard) != TG_OK || tg_request_flush(x->r) != TG_OK))
+        client_left(x);
+    if (tg_guard_stream_failed(x->guard))
+        tg_log_warn(x->r->request_id,
+                    "text of the reply withheld: the guardrails could not check it");
 }
 
 /* While the provider is silent: its deadlines, and has the client gone? (every 200 ms) */
@@ -503,6 +537,11 @@ static enum tg_upstream_result attempt(struct tg_request *r, struct tg_exchange 
     int built = tg_arena_cleanup_add(r->arena, release_sse, &x->sse);
     if (built == TG_OK)
         built = x->translated ? x->ops->encode(r, x, pivot) : x->ops->prepare(r, x);
+    if (built == TG_OK && r->stream && tg_guardrail_replies(r)) { /* event by event, masked */
+        x->guard = tg_guardrail_stream(r, x->translated, guarded_emit, x);
+        x->relay_mode = TG_RELAY_EVENTS;
+        built = x->guard != NULL ? TG_OK : TG_ERROR;
+    }
     if (built == TG_DECLINED) {
         x->refused = true; /* the backend cannot express it: r->error says what */
         return TG_UPSTREAM_FAILED;
@@ -538,6 +577,7 @@ static enum tg_upstream_result attempt(struct tg_request *r, struct tg_exchange 
             tg_sse_feed(&x->sse, "\n\n", 2); /* dispatch an unterminated last event */
         if (x->translated && result == TG_UPSTREAM_OK)
             x->ops->decode_end(x); /* what closes the client's stream */
+        guard_finish(x);
         settle_stream_usage(r, x);
     }
     return result;
@@ -660,13 +700,16 @@ int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
             r->outcome = "upstream_error";
         return TG_OK;
     }
-    if (x->status != 200)
+    if (x->status != 200) {
         r->outcome = "upstream_error";
-    else if (!x->translated)
+        return TG_OK;
+    }
+    if (!x->translated)
         x->ops->read_usage(r, x->reply, x->reply_len); /* same dialect: it has one */
-    else
-        return translate_reply(r, x);
-    return TG_OK;
+    else if (translate_reply(r, x) != TG_OK)
+        return TG_ERROR;
+    /* the reply as the client will get it (and the cache keep it), its usage read already */
+    return tg_guardrail_replies(r) ? tg_guardrail_reply(r, &x->reply, &x->reply_len) : TG_OK;
 }
 
 int tg_exchange_respond(struct tg_request *r, struct tg_exchange *x)

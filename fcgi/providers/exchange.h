@@ -20,6 +20,7 @@
 
 struct tg_request;
 struct tg_provider_ops;
+struct tg_guard_stream;
 struct json_t;
 
 /* How a stream reaches the client. */
@@ -44,6 +45,7 @@ struct tg_exchange {
     bool refused;        /* the backend cannot express the request: r->error says why (400) */
     void *decoder;       /* the provider's stream decoder (translated), in r->arena */
     void *writer;        /* the client dialect's stream writer (translated), in r->arena */
+    struct tg_guard_stream *guard; /* guardrails.responses: the stream's masker, or NULL */
 
     /* the reply */
     long status;

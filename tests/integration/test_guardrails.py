@@ -163,3 +163,160 @@ def test_guardrail_actions_are_counted_on_metrics():
     st.messages(keys["standard"], prompt="ssn " + SSN)
     assert count("aws_access_key", "block") == blocked + 1
     assert count("us_ssn", "mask") == masked + 1
+
+
+# ---- replies (guardrails.responses) ----------------------------------------
+
+MASKED_SSN = "<US_SSN>"
+
+
+def hidden(directive):
+    """ MOCK{...} with every '-' and '@' written as a JSON escape: the request's own
+    guard sees no SSN or e-mail in it, the mock's reply has them."""
+    return " MOCK" + json.dumps(directive).replace("-", "\\u002d").replace("@", "\\u0040")
+
+
+_reply_env = None
+
+
+def reply_env():
+    """A second stack with guardrails.responses on (and the cache), an OpenAI mock beside
+    the Anthropic one; a small window so the carry is cut mid-stream too."""
+    global _reply_env
+    if _reply_env is None:
+        openai = harness.Mock("mock_openai.py")
+        harness.atexit.register(openai.stop)
+        config = {
+            "guardrails": {"rules_file": str(harness.REPO / "conf" / "guardrails.json"),
+                           "responses": True, "response_window_bytes": 32},
+            "cache": {"enabled": True},
+            "providers": {"openai": {"type": "openai",
+                                     "base_url": "http://127.0.0.1:%d" % openai.port,
+                                     "api_key": "sk-openai-PROVIDERKEY"}},
+            "models": {"gpt-4o": {"provider": "openai", "max_output_tokens": 4096}},
+        }
+        st = harness.stack(tag="guard-replies", extra_config=config)
+        st.ctl("price", "set", "gpt-4o", "--input", "2500000", "--output", "10000000")
+        st.ctl("role", "set", "consumer")
+        _reply_env = (st, st.key(group="grr", user="grr-std", role="consumer"))
+    return _reply_env
+
+
+def anthropic_text(stream):
+    """The text a Messages stream's client reassembles; every event's data must be JSON."""
+    text = []
+    for event, data, _ in stream:
+        doc = json.loads(data)
+        if event == "content_block_delta" and doc["delta"]["type"] == "text_delta":
+            text.append(doc["delta"]["text"])
+    return "".join(text)
+
+
+def openai_text(stream):
+    text = []
+    for _, data, _ in stream:
+        if data == "[DONE]":
+            continue
+        for choice in json.loads(data).get("choices", []):
+            text.append(choice.get("delta", {}).get("content") or "")
+    return "".join(text)
+
+
+def test_reply_guard_masks_a_non_stream_reply_usage_untouched():
+    st, key = reply_env()
+    st.clear_mock()
+    reply = "Your SSN is %s, keep it safe." % SSN
+    status, headers, raw = st.request("POST", "/v1/messages", {
+        "model": "claude-haiku-4-5", "max_tokens": 64, "messages": [{"role": "user", "content":
+            "Tell me." + hidden({"text": reply, "usage": {"output_tokens": 7}})}]},
+        st.auth(key))
+    assert status == 200, raw[:300]
+    assert SSN in st.mock_requests()[-1]["response_body"], "the mock did not answer the SSN"
+    body = json.loads(raw)
+    assert body["content"][0]["text"] == reply.replace(SSN, MASKED_SSN), body
+    assert body["usage"]["output_tokens"] == 7 and SSN not in raw.decode()
+    outcome, _, code, _ = row_of(st, headers["x-request-id"])
+    assert (outcome, code) == ("ok", "200")
+    # the OpenAI dialect, same dialect at the backend: choices[].message.content
+    status, _, raw = st.request("POST", "/v1/chat/completions", {
+        "model": "gpt-4o", "messages": [{"role": "user", "content": "Hi." + hidden(
+            {"text": "Mail jane.doe@example.com or SSN %s." % SSN})}]},
+        {"authorization": "Bearer " + key})
+    assert status == 200, raw[:300]
+    content = json.loads(raw)["choices"][0]["message"]["content"]
+    assert content == "Mail <EMAIL> or SSN <US_SSN>.", content
+
+
+def test_reply_guard_a_cached_reply_is_stored_masked():
+    st, key = reply_env()
+    body = {"model": "claude-haiku-4-5", "max_tokens": 64, "temperature": 0,
+            "messages": [{"role": "user", "content": "Cache me." + hidden(
+                {"text": "SSN %s here" % SSN})}]}
+    first = st.request("POST", "/v1/messages", body, st.auth(key))
+    second = st.request("POST", "/v1/messages", body, st.auth(key))
+    assert first[1].get("x-tollgate-cache") == "miss", first[1]
+    assert second[1].get("x-tollgate-cache") == "hit", second[1]
+    for status, _, raw in (first, second):
+        assert status == 200 and SSN not in raw.decode(), raw[:300]
+        assert json.loads(raw)["content"][0]["text"] == "SSN <US_SSN> here"
+
+
+def test_reply_guard_masks_an_ssn_split_across_two_deltas():
+    st, key = reply_env()
+    pieces = ["Sure. Your number on file is 078-0", "5-1120; anything else? Ünïcødé ☕ ok"]
+    expected = "".join(pieces).replace(SSN, MASKED_SSN)
+    st.clear_mock()
+    s = st.stream({"model": "claude-haiku-4-5", "max_tokens": 64, "stream": True,
+                   "messages": [{"role": "user", "content": "Go." + hidden({"pieces": pieces})}]},
+                  st.auth(key))
+    assert s.status == 200
+    assert anthropic_text(s) == expected
+    sent = st.mock_requests()[-1]["response_body"]
+    assert "078-0" in sent and "5-1120" in sent, "the mock did not split the SSN"
+    # an OpenAI client, same dialect at the backend (chunks) and translated from Claude (pivot)
+    for model in ("gpt-4o", "claude-haiku-4-5"):
+        s = st.stream({"model": model, "stream": True, "messages": [
+            {"role": "user", "content": "Go." + hidden({"pieces": pieces})}]},
+            {"authorization": "Bearer " + key}, path="/v1/chat/completions")
+        assert s.status == 200
+        assert openai_text(s) == expected, model
+
+
+def test_reply_guard_off_leaves_the_reply_untouched():
+    st, keys = env()[0], env()[2]
+    reply = "Your SSN is %s." % SSN
+    status, _, raw = st.request("POST", "/v1/messages", {
+        "model": "claude-haiku-4-5", "max_tokens": 64, "messages": [{"role": "user", "content":
+            "Tell me." + hidden({"text": reply})}]}, st.auth(keys["standard"]))
+    assert status == 200 and json.loads(raw)["content"][0]["text"] == reply, raw[:300]
+    pieces = ["Number 078-0", "5-1120."]
+    s = st.stream({"model": "claude-haiku-4-5", "max_tokens": 64, "stream": True,
+                   "messages": [{"role": "user", "content": "Go." + hidden({"pieces": pieces})}]},
+                  st.auth(keys["standard"]))
+    assert s.status == 200 and anthropic_text(s) == "".join(pieces)
+
+
+def metric(st, rule, action):
+    status, _, raw = st.request("GET", "/metrics")
+    assert status == 200
+    want = 'tollgate_guardrail_actions_total{rule="%s",action="%s"} ' % (rule, action)
+    line = [l for l in raw.decode().splitlines() if l.startswith(want)]
+    return int(line[0].split()[-1]) if line else 0
+
+
+def test_reply_guard_counts_actions_and_logs_warns_without_the_text():
+    st, key = reply_env()
+    masked = metric(st, "us_ssn", "mask")
+    warned = metric(st, "competitor_intelligence", "warn")
+    reply = "SSN %s. Our competitors' roadmap for next year is secret." % SSN
+    status, headers, raw = st.request("POST", "/v1/messages", {
+        "model": "claude-haiku-4-5", "max_tokens": 64, "messages": [{"role": "user", "content":
+            "Tell me." + hidden({"text": reply})}]}, st.auth(key))
+    assert status == 200, raw[:300]
+    assert metric(st, "us_ssn", "mask") == masked + 1
+    # the directive's text is in the request too: one warn for it, one for the reply
+    assert metric(st, "competitor_intelligence", "warn") == warned + 2
+    lines = [l for l in st.logs().splitlines() if headers["x-request-id"] in l
+             and "competitor_intelligence" in l and "matched the reply" in l]
+    assert len(lines) == 1 and "grr-std" in lines[0], lines
+    assert "roadmap" not in st.logs() and SSN not in st.logs()

@@ -141,6 +141,26 @@ def check_directive(d, objects=("usage",), lists=(), strings=("text",)):
     for key in lists:
         if key in d and not isinstance(d[key], list):
             raise MockError(400, "mock: %s must be a list" % key)
+    pieces = d.get("pieces", [])
+    if not isinstance(pieces, list) or not all(isinstance(p, str) for p in pieces):
+        raise MockError(400, "mock: pieces must be a list of strings")
+
+
+def reply_text(d, default):
+    """The reply's text: the directive's "text", else its "pieces" joined, else default."""
+    if "text" in d:
+        return d["text"]
+    if "pieces" in d:
+        return "".join(d["pieces"])
+    return default
+
+
+def text_pieces(d, text, n):
+    """A stream's text deltas: the directive's "pieces" exactly as given (when they
+    make up text), else text split into n (split_text)."""
+    if "pieces" in d and "".join(d["pieces"]) == text:
+        return list(d["pieces"])
+    return split_text(text, n)
 
 
 def tool_calls(d, args_keys=("arguments", "input", "args")):

@@ -28,7 +28,7 @@ from urllib.parse import unquote
 from mock_common import (DEFAULT_TEXT, BaseHandler, MockError, args_string,
                          check_directive, count_tokens, count_words, default_chunks,
                          dumps, find_directive, is_number, parser, pause_ms, serve,
-                         split_even, split_text, tool_calls)
+                         reply_text, split_even, text_pieces, tool_calls)
 
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini", "o3-mini", "text-embedding-3-small")
 DEFAULT_DIMENSIONS = 8
@@ -251,7 +251,7 @@ class Handler(BaseHandler):
         if not self.directed_prelude(directive):
             return
         calls = tool_calls(directive)
-        text = directive.get("text", "" if calls else DEFAULT_TEXT)
+        text = reply_text(directive, "" if calls else DEFAULT_TEXT)
         usage = chat_usage(req, directive, text, calls)
         model = directive.get("model") or req.get("model") or self.deployment
         finish = directive.get("finish_reason", "tool_calls" if calls else "stop")
@@ -332,8 +332,9 @@ class Handler(BaseHandler):
                                                       "content_filter_results":
                                                           self.filter_results()}]})
         chunks.append(chunk({"role": "assistant", "content": "", "refusal": None}))
-        n = int(directive.get("chunks", default_chunks(text) if text else 0))
-        for piece in split_text(text, n):
+        n = int(directive.get("chunks", len(directive["pieces"]) if "pieces" in directive
+                              else default_chunks(text) if text else 0))
+        for piece in text_pieces(directive, text, n):
             chunks.append(chunk({"content": piece}))
         pieces = int(directive.get("chunks", ARG_PIECES))
         for i, (name, args) in enumerate(calls):

@@ -16,7 +16,7 @@ import sys
 
 from mock_common import (DEFAULT_TEXT, BaseHandler, MockError, check_directive,
                          default_chunks, dumps, find_directive, parser, pause_ms,
-                         serve, split_text)
+                         reply_text, serve, text_pieces)
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -110,7 +110,7 @@ def tool_use_events(index, tool, chunks):
     return events
 
 
-def stream_events(msg_id, model, text, usage, chunks, tool=None):
+def stream_events(msg_id, model, text, usage, chunks, tool=None, directive=None):
     """The (event name, payload) list of a complete SSE response."""
     start_usage = {k: usage[k] for k in ("input_tokens",
                                          "cache_creation_input_tokens",
@@ -130,7 +130,7 @@ def stream_events(msg_id, model, text, usage, chunks, tool=None):
                                  "content_block": {"type": "text", "text": ""}}),
         ("ping", {"type": "ping"}),
     ]
-    for piece in split_text(text, chunks):
+    for piece in text_pieces(directive or {}, text, chunks):
         events.append(("content_block_delta", {
             "type": "content_block_delta", "index": 0,
             "delta": {"type": "text_delta", "text": piece}}))
@@ -201,7 +201,7 @@ class Handler(BaseHandler):
             self.send_directed_error(status, directive, drop)
             return
 
-        text = directive.get("text", DEFAULT_TEXT)
+        text = reply_text(directive, DEFAULT_TEXT)
         usage = build_usage(req, directive, text)
         model = req.get("model")
         if req.get("stream") is True:
@@ -229,9 +229,10 @@ class Handler(BaseHandler):
                        half=(drop == "mid_stream"))
 
     def send_stream(self, directive, model, text, usage):
-        chunks = int(directive.get("chunks", default_chunks(text)))
+        chunks = int(directive.get("chunks", len(directive["pieces"]) if "pieces" in directive
+                                   else default_chunks(text)))
         events = stream_events("msg_mock_%d" % self.req_n, model, text,
-                               usage, chunks, directive.get("tool_use"))
+                               usage, chunks, directive.get("tool_use"), directive)
         encoded = []
         for name, payload in events:
             data = "event: %s\ndata: %s\n\n" % (name, dumps(payload))
