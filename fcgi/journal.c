@@ -158,6 +158,20 @@ static int append(int i, const char *payload, size_t len)
     return TG_OK;
 }
 
+/* The file new requests go to, a fresh one once it passed ROTATE_BYTES. j.mu held, j.ready. */
+static int current_locked(void)
+{
+    if (j.slots[j.current].bytes > ROTATE_BYTES) {
+        int fresh = open_slot();
+        if (fresh >= 0) {
+            int old = j.current;
+            j.current = fresh;
+            retire_if_done(old);
+        }
+    }
+    return j.current;
+}
+
 int tg_journal_begin(struct tg_request *r)
 {
     json_t *o = json_pack(
@@ -175,15 +189,7 @@ int tg_journal_begin(struct tg_request *r)
     pthread_mutex_lock(&j.mu);
     int rc = TG_ERROR;
     if (j.ready) {
-        if (j.slots[j.current].bytes > ROTATE_BYTES) {
-            int fresh = open_slot();
-            if (fresh >= 0) {
-                int old = j.current;
-                j.current = fresh;
-                retire_if_done(old);
-            }
-        }
-        rc = append(j.current, buf, len);
+        rc = append(current_locked(), buf, len);
         if (rc == TG_OK) {
             r->journal_slot = j.current;
             j.slots[j.current].open++;
@@ -214,8 +220,6 @@ void tg_journal_progress(struct tg_request *r, int64_t output_tokens)
 
 void tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec)
 {
-    if (r->journal_slot < 0)
-        return;
     json_t *o = json_object();
     json_object_set_new(o, "k", json_string("E"));
     json_object_set_new(o, "id", json_string(r->request_id));
@@ -225,13 +229,23 @@ void tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec)
     if (text == NULL)
         return;
     pthread_mutex_lock(&j.mu);
-    struct slot *s = &j.slots[r->journal_slot];
-    int rc = s->fd >= 0 ? append(r->journal_slot, text, strlen(text)) : TG_ERROR;
-    s->unsynced = s->unsynced || rc == TG_OK;
-    j.written_seq += rc == TG_OK;
+    int rc = TG_ERROR;
+    bool own_begin = r->journal_slot >= 0;
+    if (own_begin || j.ready) {
+        /* no B (a block, a cache hit: never upstream): its E, its only record, opens it here */
+        int slot = own_begin ? r->journal_slot : current_locked();
+        struct slot *s = &j.slots[slot];
+        rc = s->fd >= 0 ? append(slot, text, strlen(text)) : TG_ERROR;
+        s->unsynced = s->unsynced || rc == TG_OK;
+        j.written_seq += rc == TG_OK;
+        if (rc == TG_OK && !own_begin) {
+            r->journal_slot = slot;
+            s->open++;
+        }
+    }
     pthread_mutex_unlock(&j.mu);
     free(text);
-    if (rc != TG_OK)
+    if (rc != TG_OK && (own_begin || j.ready))
         tg_log_warn(r->request_id, "could not journal the usage: %s", strerror(errno));
 }
 
@@ -362,6 +376,7 @@ static void record_from_end(json_t *e, struct tg_usage_record *rec)
         .stream = json_is_true(json_object_get(o, "stream")),
         .outcome = str(o, "outcome"),
         .usage_source = str(o, "usage_source"),
+        .guard_rule = str(o, "guard_rule"), /* absent in earlier versions' records: NULL */
     };
 }
 

@@ -10,7 +10,8 @@
  *   P  progress  during a stream, before the client receives content: the
  *                output streamed so far (never less than the client has seen);
  *   E  end       the usage record as it will be settled (fdatasync'd first when
- *                spool.journal_fsync is on);
+ *                spool.journal_fsync is on); the only record of a request
+ *                settled without going upstream (a block, a cache hit);
  *   S  settled   after the group commit, the spool or the dead letter took it.
  * A file whose lock can be taken belongs to a dead process: the sweeper of any
  * live worker of the host (and every worker when it starts) settles the
@@ -54,7 +55,12 @@ int tg_journal_begin(struct tg_request *r);
 /* Writes a P record: r's stream has delivered about output_tokens so far. */
 void tg_journal_progress(struct tg_request *r, int64_t output_tokens);
 
-/* Writes r's E record holding rec, not synced (see tg_journal_sync). */
+/*
+ * Writes r's E record holding rec, not synced (see tg_journal_sync). A request
+ * settled without going upstream (a guardrail's block, a cache hit) has no B
+ * record: its E goes to the current file, and r->journal_slot is set, so that
+ * its settle writes the S as for any other.
+ */
 void tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec);
 
 /*

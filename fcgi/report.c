@@ -261,13 +261,13 @@ static const char export_sql[] =
     "SELECT request_id, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ts,"
     "       api_key_id, user_id, group_id, provider, model, input_tokens, output_tokens,"
     "       cache_read_tokens, cache_write_tokens, cost_micros, http_status, latency_ms,"
-    "       upstream_ms, stream, outcome"
+    "       upstream_ms, stream, outcome, guard_rule"
     "  FROM tollgate.usage"
     " WHERE ts >= $1::date::timestamp AT TIME ZONE tollgate.quota_timezone()"
     "   AND ts < ($2::date + 1)::timestamp AT TIME ZONE tollgate.quota_timezone()"
     " ORDER BY ts, request_id";
 
-#define EXPORT_COLS 17
+#define EXPORT_COLS 18
 
 /* Columns written as JSON numbers / booleans rather than strings. */
 static const char *const export_numbers =

@@ -29,7 +29,7 @@ struct item {
     struct tg_usage_record rec; /* strings: copies owned by the item */
     char request_id[37];
     char ts[40];
-    char *strings[6];
+    char *strings[7];
     int journal_slot;
     bool done;
     bool waiter_gone; /* nobody waits: whoever completes the item frees it */
@@ -84,10 +84,11 @@ static struct item *item_new(const struct tg_usage_record *rec, int journal_slot
     snprintf(it->ts, sizeof(it->ts), "%s", rec->ts != NULL ? rec->ts : "");
     it->rec.request_id = it->request_id;
     it->rec.ts = rec->ts != NULL ? it->ts : NULL;
-    const char *const in[] = {rec->user_id, rec->group_id, rec->provider,
-                              rec->model,   rec->outcome,  rec->usage_source};
-    const char **out[] = {&it->rec.user_id, &it->rec.group_id, &it->rec.provider,
-                          &it->rec.model,   &it->rec.outcome,  &it->rec.usage_source};
+    const char *const in[] = {rec->user_id, rec->group_id,     rec->provider,  rec->model,
+                              rec->outcome, rec->usage_source, rec->guard_rule};
+    const char **out[] = {&it->rec.user_id,   &it->rec.group_id, &it->rec.provider,
+                          &it->rec.model,     &it->rec.outcome,  &it->rec.usage_source,
+                          &it->rec.guard_rule};
     for (size_t i = 0; i < TG_ARRAY_LEN(in); i++) {
         *out[i] = own(it, i, in[i]);
         if (in[i] != NULL && *out[i] == NULL) {
@@ -326,6 +327,7 @@ static void record_of(struct tg_request *r, struct tg_usage_record *rec)
         .stream = r->stream,
         .outcome = r->outcome,
         .usage_source = r->usage_source != NULL ? r->usage_source : "provider",
+        .guard_rule = r->guard_rule,
     };
 }
 

@@ -118,6 +118,7 @@ static int decode(const void *payload, size_t len, struct tg_usage_record *rec, 
     rec->stream = json_is_true(json_object_get(o, "stream"));
     rec->outcome = string_or_null(o, "outcome");
     rec->usage_source = string_or_null(o, "usage_source");
+    rec->guard_rule = string_or_null(o, "guard_rule"); /* absent in earlier versions' records */
     return TG_OK;
 }
 

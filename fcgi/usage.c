@@ -99,6 +99,11 @@ json_t *tg_usage_record_json(const struct tg_usage_record *rec, size_t max)
     };
     for (size_t i = 0; i < TG_ARRAY_LEN(numbers); i++)
         failed |= json_object_set_new(o, numbers[i].key, json_integer(numbers[i].value)) != 0;
+    if (rec->guard_rule != NULL) { /* absent otherwise: the earlier versions' records */
+        json_t *j = max != SIZE_MAX ? tg_usage_json_string(rec->guard_rule, max)
+                                    : json_string(rec->guard_rule);
+        failed |= json_object_set_new(o, "guard_rule", j) != 0;
+    }
     failed |= json_object_set_new(o, "stream", json_boolean(rec->stream)) != 0;
     /* no key (a JWT caller): null, so the usage row's api_key_id is null too */
     failed |= json_object_set_new(o, "api_key_id",
@@ -293,6 +298,11 @@ int tg_usage_record_check(const struct tg_usage_record *rec, char *why, size_t w
         snprintf(why, why_size, "usage_source is not provider, estimated or reserved_bound");
         return TG_DECLINED;
     }
+    size_t rule_len = rec->guard_rule != NULL ? strlen(rec->guard_rule) : 1;
+    if (rule_len == 0 || rule_len > TG_USAGE_GUARD_RULE_MAX) {
+        snprintf(why, why_size, "guard_rule is not of 1 to %d bytes", TG_USAGE_GUARD_RULE_MAX);
+        return TG_DECLINED;
+    }
     const struct {
         const char *name;
         const char *value;
@@ -303,6 +313,7 @@ int tg_usage_record_check(const struct tg_usage_record *rec, char *why, size_t w
         {"provider", rec->provider},
         {"model", rec->model},
         {"outcome", rec->outcome},
+        {"guard_rule", rec->guard_rule},
     };
     for (size_t i = 0; i < TG_ARRAY_LEN(strings); i++) {
         if (strings[i].value != NULL && !utf8_within(strings[i].value, TG_USAGE_STRING_MAX)) {

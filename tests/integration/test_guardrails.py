@@ -3,7 +3,8 @@
 dialect and on an http route's configured fields, at the strictness of the
 caller's role. A block is a 400 in the client's dialect naming the rule and
 its category — never the matched text — settled as a zero-cost usage row with
-outcome "blocked", and nothing reaches the provider; a mask rewrites only the
+outcome "blocked" naming the rule in guard_rule (null on every other row, in
+tollgatectl export usage too), and nothing reaches the provider; a mask rewrites only the
 matched spans of what the provider receives; a warn is a log line with the
 rule and the caller. The matched text is in no log, table or response.
 """
@@ -81,6 +82,14 @@ def row_of(st, request_id):
     return rows[0]
 
 
+def guard_rule_of(st, request_id):
+    """The row's guard_rule; None when null."""
+    rows = harness.wait_for(lambda: st.psql(
+        "select coalesce(guard_rule, '<null>') from tollgate.usage "
+        "where request_id = '%s'" % request_id), 10, "the usage row")
+    return None if rows[0][0] == "<null>" else rows[0][0]
+
+
 def test_a_block_is_a_400_naming_the_rule_settled_at_zero_and_never_sent():
     st, _, keys = env()
     st.clear_mock()
@@ -92,6 +101,7 @@ def test_a_block_is_a_400_naming_the_rule_settled_at_zero_and_never_sent():
     assert st.mock_requests() == [], "a blocked request reached the provider"
     outcome, cost, code, _ = row_of(st, headers["x-request-id"])
     assert (outcome, cost, code) == ("blocked", "0", "400"), (outcome, cost, code)
+    assert guard_rule_of(st, headers["x-request-id"]) == "aws_access_key"
     # the OpenAI dialect: OpenAI's error shape
     status, _, raw = st.request("POST", "/v1/chat/completions", {
         "model": "claude-haiku-4-5", "messages": [{"role": "user", "content": INJECTION}]},
@@ -101,15 +111,47 @@ def test_a_block_is_a_400_naming_the_rule_settled_at_zero_and_never_sent():
     assert err["type"] == "invalid_request_error" and "injection" in err["message"], err
 
 
+def test_the_rule_of_a_block_is_on_its_row_in_every_dialect_and_in_the_export():
+    st, _, keys = env()
+    ids = {}
+    _, headers, _ = st.request("POST", "/v1/chat/completions", {
+        "model": "claude-haiku-4-5", "messages": [{"role": "user", "content": INJECTION}]},
+        {"authorization": "Bearer " + keys["standard"]})
+    ids[headers["x-request-id"]] = "instruction_override"
+    _, headers, _ = st.request("POST", "/agent/chat", {"message": INJECTION},
+                               {"authorization": "Bearer " + keys["standard"]})
+    ids[headers["x-request-id"]] = "instruction_override"
+    status, headers, _ = st.messages(keys["admin"], prompt=INJECTION)  # only a warn: no rule
+    assert status == 200
+    ids[headers["x-request-id"]] = None
+    status, headers, _ = st.messages(keys["standard"], prompt="Hello there")
+    assert status == 200
+    ids[headers["x-request-id"]] = None
+    for rid, rule in ids.items():
+        assert guard_rule_of(st, rid) == rule, (rid, rule)
+    today = st.psql("select (now() at time zone 'UTC')::date")[0][0]
+    exported = json.loads(st.ctl("export", "usage", "--from", today, "--to", today,
+                                 "--format", "json"))
+    by_id = {r["request_id"]: r for r in exported}
+    for rid, rule in ids.items():
+        assert by_id[rid]["guard_rule"] == rule, by_id[rid]
+    csv_head = st.ctl("export", "usage", "--from", today, "--to", today,
+                      "--format", "csv").splitlines()[0]
+    assert csv_head.endswith(",outcome,guard_rule"), csv_head
+
+
 def test_a_mask_rewrites_only_the_matched_span_of_what_the_provider_receives():
     st, _, keys = env()
     st.clear_mock()
     prompt = "Please file the form for SSN %s today." % SSN
-    status, _, raw = st.messages(keys["standard"], prompt=prompt)
+    status, headers, raw = st.messages(keys["standard"], prompt=prompt)
     assert status == 200, raw[:300]
     sent = json.loads(st.mock_requests()[-1]["body"])
     text = sent["messages"][0]["content"]
     assert SSN not in text and text == "Please file the form for SSN <US_SSN> today.", text
+    # a mask is no block: an ordinary row, no rule on it
+    rid = headers["x-request-id"]
+    assert row_of(st, rid)[0] == "ok" and guard_rule_of(st, rid) is None
 
 
 def test_roles_decide_strictness_and_a_warn_is_logged_without_the_text():

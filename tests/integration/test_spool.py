@@ -2,7 +2,10 @@
 while PostgreSQL is down is spooled to disk (framed, fsync'd) and replayed,
 exactly once, when it is back — by the sweeper, with no further request; a
 record PostgreSQL refuses goes to the dead letter (counted on /metrics) and
-the records after it are replayed; a torn record loses only itself."""
+the records after it are replayed; a torn record loses only itself. A
+request a guardrail blocked, settled while the database cannot take it, keeps
+its rule (usage.guard_rule) through the spool; a spooled record of the
+previous version (no guard_rule) is replayed with none."""
 
 import json
 import re
@@ -12,7 +15,7 @@ import threading
 import time
 import uuid
 
-from harness import stack, wait_for
+from harness import REPO, stack, wait_for
 
 SWEEP_MS = 1000
 MAGIC = 0x4754FEFF
@@ -31,6 +34,20 @@ UNPOISON_SQL = ("drop trigger if exists test_poison on tollgate.usage;"
 def spool_stack():
     return stack(tag="spool", processes=1,
                  extra_config={"quotas": {"sweep_interval_ms": SWEEP_MS}})
+
+
+# A block is settled microseconds after its reservation, so the outage is made
+# for usage rows of blocked requests only: PostgreSQL answers their insert as a
+# read-only standby does after a failover (SQLSTATE 25006), which the worker
+# treats as the database being unavailable, as it does a stopped server.
+UNAVAILABLE_FOR_BLOCKS_SQL = (
+    "create or replace function tollgate.test_read_only() returns trigger language plpgsql"
+    " as $$ begin raise exception 'test: read-only for blocked rows'"
+    " using errcode = 'read_only_sql_transaction'; end $$;"
+    " create trigger test_read_only before insert on tollgate.usage for each row"
+    " when (new.outcome = 'blocked') execute function tollgate.test_read_only();")
+AVAILABLE_SQL = ("drop trigger if exists test_read_only on tollgate.usage;"
+                 " drop function if exists tollgate.test_read_only()")
 
 
 # ---- framed files (fcgi/frame.h), for reading the dead letter and writing a spool --------
@@ -243,6 +260,35 @@ def test_refused_at_settle_goes_to_dead_letter():
         rid.encode() not in (s.dir / "spool" / "usage.pending").read_bytes()
 
 
+def test_a_block_spooled_while_the_database_is_unavailable_keeps_its_rule():
+    s = stack(tag="spool-guard", processes=1, extra_config={
+        "quotas": {"sweep_interval_ms": SWEEP_MS},
+        "guardrails": {"rules_file": str(REPO / "conf" / "guardrails.json")}})
+    key = s.default_key()
+    assert s.messages(key)[0] == 200
+    s.psql(UNAVAILABLE_FOR_BLOCKS_SQL)
+    try:
+        status, headers, body = s.messages(key, prompt="my key is AKIAQ3EXAMPLE7ZZYYXX")
+        assert status == 400 and b"aws_access_key" in body, (status, body[:300])
+        rid = headers["x-request-id"]
+        wait_for(lambda: rid in s.logs() and "usage spooled" in s.logs(), 5, "the block spooled")
+        spool = s.dir / "spool"  # a sweep may have moved it into usage.replay
+        waiting = read_frames(spool / "usage.pending") + read_frames(spool / "usage.replay")
+        mine = [r for r in waiting if r["request_id"] == rid]
+        assert len(mine) == 1 and mine[0]["guard_rule"] == "aws_access_key", mine
+        assert mine[0]["outcome"] == "blocked", mine
+        # sweeps while it is still unavailable keep it
+        time.sleep(2 * SWEEP_MS / 1000)
+        assert s.psql("select count(*) from tollgate.usage where request_id = '%s'"
+                      % rid)[0][0] == "0"
+    finally:
+        s.psql(AVAILABLE_SQL)
+    row = wait_for(lambda: s.psql(
+        "select outcome, cost_micros, http_status, guard_rule from tollgate.usage"
+        " where request_id = '%s'" % rid), SWEEP_MS / 1000 + 10, "the block replayed")
+    assert row == [["blocked", "0", "400", "aws_access_key"]], row
+
+
 def test_torn_record_in_the_middle_is_skipped():
     """A spool file with a torn record between good ones (a crash mid-write,
     then more appends): only the torn record is lost."""
@@ -269,5 +315,8 @@ def test_torn_record_in_the_middle_is_skipped():
                     SWEEP_MS / 1000 + 10, "the intact records replayed")
     assert sorted(rows.values()) == [("40", "2"), ("42", "2"), ("43", "2")], rows
     assert usage_rows(s, [ids[1]]) == {}
+    # records of the previous version (no guard_rule field): replayed with none
+    assert s.psql("select count(*) from tollgate.usage where request_id in (%s)"
+                  " and guard_rule is null" % ", ".join("'%s'" % i for i in good)) == [["3"]]
     wait_for(lambda: "skipped 1 damaged records (40 bytes)" in s.logs(), 5,
              "the damaged record logged")

@@ -2,7 +2,10 @@
  * test_journal.c — journal.c: a dead worker's journal is settled whole (each
  * request from its E record, or as worker_lost at what it streamed, or at its
  * reserved bound) and then deleted; settled requests are left alone; a live
- * worker's journal is never touched; files rotate and retire once settled.
+ * worker's journal is never touched; files rotate and retire once settled. A
+ * request settled without going upstream (a guardrail's block) has only an E
+ * record, recovered with its guard_rule; an E record of the previous version
+ * (no guard_rule field) is recovered with none.
  *
  * The dead worker is a forked child that writes its records and exits without
  * settling them (its flock goes with it, as with kill -9). Recovery settles
@@ -16,6 +19,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +27,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "frame.h"
 #include "journal.h"
 #include "quota.h"
 #include "request.h"
@@ -35,6 +40,7 @@ static struct settled {
     char request_id[37];
     char outcome[32];
     char source[32];
+    char guard_rule[72]; /* "(null)" for none */
     int64_t input, output;
     int status;
 } settled[MAX_SETTLED];
@@ -48,6 +54,8 @@ static int record_settled(const char *log_id, const struct tg_usage_record *rec)
     snprintf(s->request_id, sizeof(s->request_id), "%s", rec->request_id);
     snprintf(s->outcome, sizeof(s->outcome), "%s", rec->outcome ? rec->outcome : "");
     snprintf(s->source, sizeof(s->source), "%s", rec->usage_source ? rec->usage_source : "");
+    snprintf(s->guard_rule, sizeof(s->guard_rule), "%s",
+             rec->guard_rule ? rec->guard_rule : "(null)");
     s->input = rec->usage.input_tokens;
     s->output = rec->usage.output_tokens;
     s->status = rec->http_status;
@@ -117,6 +125,18 @@ static int count_journals(void)
 #define ENDED "00000000-0000-4000-8000-000000000002"
 #define SETTLED "00000000-0000-4000-8000-000000000003"
 #define BEGUN "00000000-0000-4000-8000-000000000004"
+#define BLOCKED "00000000-0000-4000-8000-000000000005"
+#define BLOCKED_SETTLED "00000000-0000-4000-8000-000000000006"
+#define PREVIOUS "00000000-0000-4000-8000-000000000007"
+
+/* A blocked request's record: settled at zero, naming the rule; never upstream, so no B. */
+static void blocked_record(struct tg_request *r, struct tg_usage_record *rec)
+{
+    record_of(r, rec, 0, 0);
+    rec->http_status = 400;
+    rec->outcome = "blocked";
+    rec->guard_rule = "aws_access_key";
+}
 
 /* The dead worker: four requests in flight, one of them settled, then gone. */
 static void dead_worker(void)
@@ -141,6 +161,17 @@ static void dead_worker(void)
     const char *ids[] = {SETTLED};
     int slots[] = {r.journal_slot};
     tg_journal_settled(ids, slots, 1);
+    fake_request(&r, BLOCKED, false); /* blocked: its E record is its only one */
+    blocked_record(&r, &rec);
+    tg_journal_end(&r, &rec);
+    if (r.journal_slot < 0)
+        _exit(3);
+    fake_request(&r, BLOCKED_SETTLED, false);
+    blocked_record(&r, &rec);
+    tg_journal_end(&r, &rec);
+    const char *blocked_ids[] = {BLOCKED_SETTLED};
+    int blocked_slots[] = {r.journal_slot};
+    tg_journal_settled(blocked_ids, blocked_slots, 1);
     fake_request(&r, BEGUN, false); /* sent upstream, nothing known */
     tg_journal_begin(&r);
     _exit(0); /* no cleanup: as a kill -9 */
@@ -179,8 +210,8 @@ static void test_dead_worker_settled_from_its_journal(void **state)
     assert_int_equal(count_journals(), 1);
 
     assert_int_equal(tg_journal_open(&config), TG_OK); /* this process's own journal */
-    assert_int_equal(tg_journal_recover(record_settled), 3);
-    assert_int_equal(n_settled, 3);
+    assert_int_equal(tg_journal_recover(record_settled), 4);
+    assert_int_equal(n_settled, 4);
 
     const struct settled *s = find(STREAMED);
     assert_non_null(s);
@@ -196,6 +227,15 @@ static void test_dead_worker_settled_from_its_journal(void **state)
     assert_string_equal(s->source, "provider");
     assert_int_equal(s->input, 11);
     assert_int_equal(s->output, 22);
+    assert_string_equal(s->guard_rule, "(null)");
+
+    s = find(BLOCKED);
+    assert_non_null(s);
+    assert_string_equal(s->outcome, "blocked");
+    assert_string_equal(s->guard_rule, "aws_access_key");
+    assert_int_equal(s->status, 400);
+    assert_int_equal(s->input + s->output, 0);
+    assert_null(find(BLOCKED_SETTLED));
 
     s = find(BEGUN);
     assert_non_null(s);
@@ -212,6 +252,60 @@ static void test_dead_worker_settled_from_its_journal(void **state)
     assert_int_equal(n_settled, 0);
     tg_journal_close();
     assert_int_equal(count_journals(), 0); /* nothing open: a clean exit leaves nothing */
+}
+
+/* A dead journal written by the previous version: its E record has no guard_rule. */
+static void test_previous_version_end_record(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/journal-%s-1-0.tgj", dir, tg_quota_host());
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
+    assert_true(fd >= 0);
+    const char *records[] = {
+        "{\"k\":\"B\",\"id\":\"" PREVIOUS "\",\"ts\":\"2026-11-29T12:00:00.000000Z\","
+        "\"key\":7,\"u\":\"ann\",\"g\":\"a\",\"p\":\"anthropic\",\"m\":\"m\",\"s\":false,"
+        "\"in\":1200,\"out\":500}",
+        "{\"k\":\"E\",\"id\":\"" PREVIOUS "\",\"rec\":{\"request_id\":\"" PREVIOUS "\","
+        "\"ts\":\"2026-11-29T12:00:00.000000Z\",\"user_id\":\"ann\",\"group_id\":\"a\","
+        "\"provider\":\"anthropic\",\"model\":\"m\",\"outcome\":\"ok\","
+        "\"usage_source\":\"provider\",\"input_tokens\":31,\"output_tokens\":4,"
+        "\"cache_read_tokens\":0,\"cache_write_tokens\":0,\"cache_write_1h_tokens\":0,"
+        "\"web_search_requests\":0,\"http_status\":200,\"latency_ms\":9,\"upstream_ms\":8,"
+        "\"stream\":false,\"api_key_id\":7}}",
+    };
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(tg_frame_write(fd, records[i], strlen(records[i])), TG_OK);
+    close(fd);
+    assert_int_equal(tg_journal_open(&config), TG_OK);
+    assert_int_equal(tg_journal_recover(record_settled), 1);
+    const struct settled *s = find(PREVIOUS);
+    assert_non_null(s);
+    assert_string_equal(s->outcome, "ok");
+    assert_int_equal(s->input, 31);
+    assert_int_equal(s->output, 4);
+    assert_string_equal(s->guard_rule, "(null)");
+    tg_journal_close();
+    assert_int_equal(count_journals(), 0);
+}
+
+/* A block's lone E record holds its file open until its S, like any request. */
+static void test_blocked_request_journaled_and_retired(void **state)
+{
+    (void)state;
+    assert_int_equal(tg_journal_open(&config), TG_OK);
+    struct tg_request r;
+    struct tg_usage_record rec;
+    fake_request(&r, BLOCKED, false);
+    blocked_record(&r, &rec);
+    tg_journal_end(&r, &rec);
+    assert_true(r.journal_slot >= 0);
+    tg_journal_close(); /* still open: the file stays for recovery */
+    assert_int_equal(count_journals(), 1);
+    const char *ids[] = {BLOCKED};
+    int slots[] = {r.journal_slot};
+    tg_journal_settled(ids, slots, 1);
+    assert_int_equal(count_journals(), 0); /* retired once its S was written */
 }
 
 static void test_files_rotate_and_retire_once_settled(void **state)
@@ -249,6 +343,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dead_worker_settled_from_its_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_files_rotate_and_retire_once_settled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_previous_version_end_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blocked_request_journaled_and_retired, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

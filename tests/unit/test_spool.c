@@ -3,8 +3,9 @@
  * usage fields included), the database down (everything kept) or going down
  * mid-replay (the settled part gone, the rest replayed once later), records
  * refused or failing the C checks sent to the dead letter without stopping
- * the others, an unreadable payload and a torn record, the earlier versions'
- * JSON-lines spool, an appender racing a replay's rename, the appenders' lock
+ * the others, a blocked request's guard_rule kept (and NULL for a record of
+ * the previous version, which has no such field), an unreadable payload and a torn record, the
+ * earlier versions' JSON-lines spool, an appender racing a replay's rename, the appenders' lock
  * deadline, and one replay at a time.
  *
  * The database is replaced by __wrap_tg_usage_settle_record (the test links
@@ -39,7 +40,7 @@
 #define MAX_SETTLED 64
 static char settled_ids[MAX_SETTLED][40];
 static struct tg_usage_record settled_first; /* the first record, strings copied below */
-static char first_strings[8][64];
+static char first_strings[9][64];
 static int n_settled;
 static int answers[MAX_SETTLED]; /* what the i-th call answers (0: TG_OK) */
 
@@ -55,11 +56,11 @@ int __wrap_tg_usage_settle_record(const char *log_id, const struct tg_usage_reco
         snprintf(settled_ids[n_settled], sizeof(settled_ids[0]), "%s", rec->request_id);
         if (n_settled == 0) {
             settled_first = *rec;
-            const char **fields[] = {&settled_first.request_id, &settled_first.ts,
-                                     &settled_first.user_id,    &settled_first.group_id,
-                                     &settled_first.provider,   &settled_first.model,
-                                     &settled_first.outcome,    &settled_first.usage_source};
-            for (size_t i = 0; i < 8; i++) {
+            const char **fields[] = {
+                &settled_first.request_id, &settled_first.ts,           &settled_first.user_id,
+                &settled_first.group_id,   &settled_first.provider,     &settled_first.model,
+                &settled_first.outcome,    &settled_first.usage_source, &settled_first.guard_rule};
+            for (size_t i = 0; i < 9; i++) {
                 if (*fields[i] != NULL) {
                     snprintf(first_strings[i], sizeof(first_strings[i]), "%s", *fields[i]);
                     *fields[i] = first_strings[i];
@@ -210,6 +211,7 @@ static void test_append_replay(void **state)
     assert_true(got->stream);
     assert_string_equal(got->outcome, "ok");
     assert_string_equal(got->usage_source, "estimated");
+    assert_null(got->guard_rule);
     assert_false(tg_spool_pending());
     assert_false(exists("usage.replay"));
     assert_int_equal(tg_spool_replay("test"), 0);
@@ -228,6 +230,60 @@ static void test_null_strings_survive(void **state)
     assert_null(settled_first.group_id);
     assert_null(settled_first.usage_source);
     assert_int_equal(settled_first.api_key_id, 0);
+}
+
+/* A blocked request's record: its rule goes through the spool, and to the dead letter. */
+static void test_guard_rule_survives(void **state)
+{
+    (void)state;
+    struct tg_usage_record rec = record(0);
+    rec.outcome = "blocked";
+    rec.guard_rule = "aws_access_key";
+    rec.usage = (struct tg_usage){0};
+    rec.http_status = 400;
+    assert_int_equal(tg_spool_append(&rec), TG_OK);
+    rec = record(1);
+    rec.outcome = "blocked";
+    rec.guard_rule = "instruction_override";
+    assert_int_equal(tg_spool_append(&rec), TG_OK);
+    answers[1] = TG_DECLINED;
+    assert_int_equal(tg_spool_replay("test"), 1); /* one settled, one dead-lettered */
+    assert_string_equal(settled_ids[0], ids[0]);
+    assert_string_equal(settled_first.outcome, "blocked");
+    assert_string_equal(settled_first.guard_rule, "aws_access_key");
+    assert_int_equal(settled_first.http_status, 400);
+    json_t *dl[2];
+    assert_int_equal(dead_letters(dl, 2), 1);
+    assert_string_equal(json_string_value(json_object_get(dl[0], "guard_rule")),
+                        "instruction_override");
+    json_decref(dl[0]);
+}
+
+/* A framed record of the previous version (no guard_rule field) replays with NULL. */
+static void test_previous_version_record(void **state)
+{
+    (void)state;
+    char p[300];
+    path_of(p, sizeof(p), "usage.pending");
+    int fd = open(p, O_WRONLY | O_APPEND | O_CREAT, 0640);
+    assert_true(fd >= 0);
+    const char *old =
+        "{\"request_id\":\"00000000-0000-4000-8000-000000000007\",\"ts\":"
+        "\"2026-03-15T10:00:00.123456Z\",\"user_id\":\"alice\",\"group_id\":\"eng\","
+        "\"provider\":\"anthropic\",\"model\":\"claude-haiku-4-5\",\"outcome\":\"blocked\","
+        "\"usage_source\":\"provider\",\"input_tokens\":0,\"output_tokens\":0,"
+        "\"cache_read_tokens\":0,\"cache_write_tokens\":0,\"cache_write_1h_tokens\":0,"
+        "\"web_search_requests\":0,\"http_status\":400,\"latency_ms\":3,\"upstream_ms\":0,"
+        "\"stream\":false,\"api_key_id\":42}";
+    assert_int_equal(tg_frame_write(fd, old, strlen(old)), TG_OK);
+    close(fd);
+    assert_true(tg_spool_pending());
+    assert_int_equal(tg_spool_replay("test"), 1);
+    assert_string_equal(settled_ids[0], "00000000-0000-4000-8000-000000000007");
+    assert_string_equal(settled_first.outcome, "blocked");
+    assert_int_equal(settled_first.http_status, 400);
+    assert_int_equal(settled_first.api_key_id, 42);
+    assert_null(settled_first.guard_rule);
 }
 
 static void test_database_down(void **state)
@@ -488,6 +544,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null_strings_survive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guard_rule_survives, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_previous_version_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_mid_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_goes_to_dead_letter, setup, teardown),

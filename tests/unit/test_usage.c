@@ -1,6 +1,7 @@
 /*
  * test_usage.c — the pure parts of usage.c: totals, micro-dollar formatting and
- * the record check done before a row is sent or spooled (tg_usage_record_check).
+ * the record check done before a row is sent or spooled (tg_usage_record_check),
+ * the record's JSON (guard_rule only when a guardrail blocked the request).
  * tg_settle_request needs the database and the spool: the integration suite
  * covers it.
  */
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <string.h>
 
 #include "usage.h"
@@ -127,6 +129,14 @@ static void test_record_check(void **state)
     assert_int_equal(tg_usage_record_check(&rec, why, sizeof(why)), TG_OK);
     rec.user_id = "\xc3\xa9l\xc3\xa8ve \xe2\x82\xac \xf0\x9f\x98\x80"; /* UTF-8 of 2, 3, 4 bytes */
     assert_int_equal(tg_usage_record_check(&rec, why, sizeof(why)), TG_OK);
+    /* a blocked request's rule: 1 to 64 bytes */
+    rec.guard_rule = "a";
+    assert_int_equal(tg_usage_record_check(&rec, why, sizeof(why)), TG_OK);
+    char rule[TG_USAGE_GUARD_RULE_MAX + 1];
+    memset(rule, 'r', TG_USAGE_GUARD_RULE_MAX);
+    rule[TG_USAGE_GUARD_RULE_MAX] = '\0';
+    rec.guard_rule = rule;
+    assert_int_equal(tg_usage_record_check(&rec, why, sizeof(why)), TG_OK);
 }
 
 static void test_record_check_refusals(void **state)
@@ -179,7 +189,38 @@ static void test_record_check_refusals(void **state)
     REFUSED(rec.outcome = "\xed\xa0\x80", "outcome is not UTF-8 of at most 1024 bytes");
     REFUSED(rec.model = "\xf4\x90\x80\x80", "model is not UTF-8 of at most 1024 bytes");
     REFUSED(rec.ts = "2026-03-15T\xff", "ts is not UTF-8 of at most 1024 bytes");
+    REFUSED(rec.guard_rule = "", "guard_rule is not of 1 to 64 bytes");
+    char long_rule[TG_USAGE_GUARD_RULE_MAX + 2];
+    memset(long_rule, 'r', TG_USAGE_GUARD_RULE_MAX + 1);
+    long_rule[TG_USAGE_GUARD_RULE_MAX + 1] = '\0';
+    REFUSED(rec.guard_rule = long_rule, "guard_rule is not of 1 to 64 bytes");
+    REFUSED(rec.guard_rule = "rule\xff", "guard_rule is not UTF-8 of at most 1024 bytes");
 #undef REFUSED
+}
+
+/* The record's JSON: "guard_rule" only when there is one, so the others read as before. */
+static void test_record_json_guard_rule(void **state)
+{
+    (void)state;
+    struct tg_usage_record rec = good_record();
+    json_t *o = tg_usage_record_json(&rec, SIZE_MAX);
+    assert_non_null(o);
+    assert_null(json_object_get(o, "guard_rule"));
+    assert_string_equal(json_string_value(json_object_get(o, "outcome")), "ok");
+    json_decref(o);
+    rec.outcome = "blocked";
+    rec.guard_rule = "aws_access_key";
+    o = tg_usage_record_json(&rec, SIZE_MAX);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "guard_rule")), "aws_access_key");
+    json_decref(o);
+    /* cut like the other strings for the dead letter; a whole one that is not UTF-8 fails */
+    rec.guard_rule = "rule_\xff_name";
+    o = tg_usage_record_json(&rec, 8);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "guard_rule")), "rule_\\xFF_n");
+    json_decref(o);
+    assert_null(tg_usage_record_json(&rec, SIZE_MAX));
 }
 
 int main(void)
@@ -192,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_total),
         cmocka_unit_test(test_record_check),
         cmocka_unit_test(test_record_check_refusals),
+        cmocka_unit_test(test_record_json_guard_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
