@@ -28,6 +28,7 @@
 
 #include "config.h"
 #include "frame.h"
+#include "holder.h"
 #include "journal.h"
 #include "quota.h"
 #include "request.h"
@@ -259,7 +260,7 @@ static void test_previous_version_end_record(void **state)
 {
     (void)state;
     char path[256];
-    snprintf(path, sizeof(path), "%s/journal-%s-1-0.tgj", dir, tg_quota_host());
+    snprintf(path, sizeof(path), "%s/journal-%s-1-0.tgj", dir, tg_holder_host());
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
     assert_true(fd >= 0);
     const char *records[] = {
