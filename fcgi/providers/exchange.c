@@ -13,6 +13,7 @@
 
 #include "balancer.h"
 #include "crypto.h"
+#include "enrich.h"
 #include "journal.h"
 #include "log.h"
 #include "provider.h"
@@ -25,7 +26,7 @@
 #include "upstream.h"
 
 #define MAX_SSE_EVENT_BYTES (1024 * 1024)
-#define MAX_CALL_HEADERS 16
+#define MAX_CALL_HEADERS 32 /* the provider's own (at most 12) and enrich's 16 */
 
 int tg_exchange_add_header(struct tg_exchange *x, const char *fmt, ...)
 {
@@ -503,6 +504,8 @@ static enum tg_upstream_result attempt(struct tg_request *r, struct tg_exchange 
     int built = tg_arena_cleanup_add(r->arena, release_sse, &x->sse);
     if (built == TG_OK)
         built = x->translated ? x->ops->encode(r, x, pivot) : x->ops->prepare(r, x);
+    if (built == TG_OK && r->n_enrich > 0 && x->headers != NULL) /* the operator's headers */
+        built = tg_enrich_call_headers(r, x->headers, &x->n_headers, MAX_CALL_HEADERS);
     if (built == TG_DECLINED) {
         x->refused = true; /* the backend cannot express it: r->error says what */
         return TG_UPSTREAM_FAILED;
