@@ -220,6 +220,29 @@ static void load_bounds(struct tg_config_loader *ld, json_t *root, struct tg_con
     }
 }
 
+/* enrich: config_enrich.c reads the section; a route it names must be one of routes. */
+static void load_enrich(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
+{
+    if (ld->failed)
+        return;
+    if (tg_config_enrich_load(json_object_get(root, "enrich"), &c->enrich, ld->err, ld->err_size) !=
+        TG_OK) {
+        ld->failed = true; /* the message is already in ld->err */
+        return;
+    }
+    for (size_t i = 0; i < c->enrich.n_entries; i++) {
+        const char *route = c->enrich.entries[i].route;
+        bool found = route == NULL;
+        for (size_t j = 0; !found && j < c->n_routes; j++)
+            found = c->routes[j].name != NULL && strcmp(c->routes[j].name, route) == 0;
+        if (!found) {
+            char field[64];
+            snprintf(field, sizeof(field), "enrich[%zu].match.route", i);
+            tg_config_load_fail(ld, field, "no rule of routes is named \"%.100s\"", route);
+        }
+    }
+}
+
 static void load_spool(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *spool = tg_config_load_object(ld, root, "spool", "", false);
@@ -512,7 +535,7 @@ static int load_root(json_t *root, struct tg_config **out, struct tg_config_load
     static const char *const known[] = {
         "server",      "database", "providers",  "models", "log",     "spool",
         "rate_limits", "quotas",   "auth",       "admin",  "metrics", "bounds",
-        "failover",    "routes",   "guardrails", "cache",  NULL};
+        "failover",    "routes",   "guardrails", "cache",  "enrich",  NULL};
     tg_config_load_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
@@ -527,6 +550,7 @@ static int load_root(json_t *root, struct tg_config **out, struct tg_config_load
     load_rate_limits(ld, root, c);
     load_quotas(ld, root, c);
     load_bounds(ld, root, c);
+    load_enrich(ld, root, c);
     load_auth(ld, root, c);
     load_admin(ld, root, c);
     load_metrics(ld, root, c);
@@ -605,6 +629,7 @@ void tg_config_free(struct tg_config *c)
     free(c->admin_jwt_issuers);
     free(c->admin_allow);
     tg_bound_config_release(&c->bounds);
+    tg_config_enrich_release(&c->enrich);
     free(c);
 }
 

@@ -13,6 +13,7 @@
 #include "bound_config.h"
 #include "common.h"
 #include "netaddr.h"
+#include "config_enrich.h"
 
 struct json_t; /* jansson's json_t */
 struct tg_guard_rules;
@@ -215,6 +216,7 @@ struct tg_config {
     size_t guard_response_window_bytes; /* guardrails.response_window_bytes: a stream's carry */
     struct tg_cache_config cache;
     size_t n_routes;
+    struct tg_enrich_config enrich; /* enrich (config_enrich.c; enrich.c applies it) */
 
     struct tg_rate_limit *rate_limits;
     size_t n_rate_limits;

@@ -10,6 +10,7 @@
 #include "admin.h"
 #include "auth.h"
 #include "denials.h"
+#include "enrich.h"
 #include "guardrail.h"
 #include "response_cache.h"
 #include "dialect.h"
@@ -75,6 +76,10 @@ static int llm_call(struct tg_request *r)
             tg_settle_request(r);                   /*    a block is settled: zero cost, audited */
         else
             tg_quota_release(r);
+        return TG_ERROR;
+    }
+    if (tg_enrich_apply(r) != TG_OK) {              /*    enrich: the operator's system text, headers */
+        tg_quota_release(r);
         return TG_ERROR;
     }
     const char *cached, *cached_type;

@@ -311,6 +311,11 @@ int tg_request_send_headers(struct tg_request *r)
 {
     if (r->headers_sent)
         return r->client_gone ? TG_ERROR : TG_OK;
+    if (r->before_headers != NULL) {
+        void (*hook)(struct tg_request *) = r->before_headers;
+        r->before_headers = NULL; /* once, whatever it does */
+        hook(r);
+    }
     r->headers_sent = true;
     if (r->status == 0)
         r->status = 200;

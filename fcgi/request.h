@@ -111,12 +111,16 @@ struct tg_request {
     const char *guard_rule;      /* the guardrail that blocked it, or NULL (borrowed: config) */
     unsigned char cache_key[32]; /* response_cache.c: the request's key (SHA-256) */
     bool cache_miss;             /* a cacheable miss: its reply is stored */
+    const struct tg_enrich_entry **enrich; /* the config's enrich entries that apply (enrich.c) */
+    size_t n_enrich;
 
     int status;         /* the status sent (or to send) to the client */
     char *resp_headers; /* "Name: value\r\n" lines not yet sent */
     size_t resp_headers_len;
     bool headers_sent;
     bool client_gone;
+    /* called once just before the headers go (enrich.c's response headers), or NULL */
+    void (*before_headers)(struct tg_request *r);
 
     struct tg_error error;
 };

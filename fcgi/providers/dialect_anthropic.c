@@ -8,6 +8,7 @@
 #include "bound.h"
 #include "config.h"
 #include "dialect.h"
+#include "enrich.h"
 #include "request.h"
 
 /* The checks and the upper bound that the reservation needs (bound.c). */
@@ -15,7 +16,9 @@ static int bound_request(struct tg_request *r)
 {
     struct tg_bound bound;
     char message[256];
-    int rc = tg_bound_request(r->config, r->model, r->doc, r->body_len, r->max_tokens,
+    /* the operator's system text (enrich.c) is part of what the provider reads */
+    size_t bytes = r->body_len + (size_t)tg_enrich_bound_bytes(r);
+    int rc = tg_bound_request(r->config, r->model, r->doc, bytes, r->max_tokens,
                               tg_request_header(r, "anthropic-beta"), r->arena, &bound, message,
                               sizeof(message));
     if (rc == TG_DECLINED)

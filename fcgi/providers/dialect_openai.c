@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "dialect.h"
+#include "enrich.h"
 #include "request.h"
 
 #define MAX_CHOICES 128
@@ -103,7 +104,8 @@ int tg_dialect_openai_parse_chat(struct tg_request *r)
     if (output_bound(r, &per_choice) != TG_OK)
         return TG_ERROR;
     r->max_tokens = per_choice * choices;
-    r->input_bound_tokens = (int64_t)r->body_len + attachment_tokens(r, messages);
+    r->input_bound_tokens = (int64_t)r->body_len + attachment_tokens(r, messages) +
+                            tg_enrich_bound_bytes(r); /* the operator's system text */
     return TG_OK;
 }
 

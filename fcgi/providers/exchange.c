@@ -14,6 +14,7 @@
 #include "balancer.h"
 #include "crypto.h"
 #include "guardrail.h"
+#include "enrich.h"
 #include "journal.h"
 #include "log.h"
 #include "provider.h"
@@ -26,7 +27,7 @@
 #include "upstream.h"
 
 #define MAX_SSE_EVENT_BYTES (1024 * 1024)
-#define MAX_CALL_HEADERS 16
+#define MAX_CALL_HEADERS 32 /* the provider's own (at most 12) and enrich's 16 */
 
 int tg_exchange_add_header(struct tg_exchange *x, const char *fmt, ...)
 {
@@ -542,6 +543,8 @@ static enum tg_upstream_result attempt(struct tg_request *r, struct tg_exchange 
         x->relay_mode = TG_RELAY_EVENTS;
         built = x->guard != NULL ? TG_OK : TG_ERROR;
     }
+    if (built == TG_OK && r->n_enrich > 0 && x->headers != NULL) /* the operator's headers */
+        built = tg_enrich_call_headers(r, x->headers, &x->n_headers, MAX_CALL_HEADERS);
     if (built == TG_DECLINED) {
         x->refused = true; /* the backend cannot express it: r->error says what */
         return TG_UPSTREAM_FAILED;
