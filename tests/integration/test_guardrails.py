@@ -180,14 +180,49 @@ def test_an_http_routes_configured_field_is_guarded():
     assert json.loads(agent.received[-1]) == {"message": "SSN <US_SSN>"}, agent.received[-1]
 
 
+def test_an_http_route_body_with_a_duplicate_key_is_refused():
+    """The guard would see the last "message", a backend keeping the first
+    would get the other: a duplicate key is a 400 and the backend sees nothing."""
+    st, agent, keys = env()
+    before = len(agent.received)
+    body = '{"message": "%s", "message": "hello"}' % INJECTION
+    status, _, raw = st.request("POST", "/agent/chat", body,
+                                {"authorization": "Bearer " + keys["standard"]})
+    assert status == 400 and b"duplicate object key" in raw, raw[:300]
+    assert len(agent.received) == before
+
+
 def test_planted_secrets_stay_out_of_logs_tables_and_responses():
+    """The canary: an SSN, a card number and an API key planted in prompts
+    (masked, blocked, streamed, in both dialects, and in a malformed body) reach
+    no log line, no row of any table, no metric and no response."""
     st, _, keys = env()
+    planted = (SSN, "4111 1111 1111 1111", AWS_KEY)
+    seen = []
     for prompt in ("SSN " + SSN, "card 4111 1111 1111 1111 please", "key " + AWS_KEY):
-        st.messages(keys["standard"], prompt=prompt)
+        for role in ("standard", "admin"):
+            seen.append(st.messages(keys[role], prompt=prompt))
+        seen.append(st.request("POST", "/v1/chat/completions",
+                               {"model": "claude-haiku-4-5", "max_tokens": 16,
+                                "messages": [{"role": "user", "content": prompt}]},
+                               st.auth(keys["standard"])))
+        stream = st.stream(st.body(prompt=prompt, stream=True), st.auth(keys["standard"]))
+        seen.append((stream.status, stream.headers, stream.read()))
+        seen.append(st.request("POST", "/v1/messages",
+                               '{"model": "claude-haiku-4-5", "messages": "' + prompt,
+                               st.auth(keys["standard"])))
     logs = st.logs()
-    rows = json.dumps(st.psql("select * from tollgate.usage"))
-    for secret in (SSN, "4111 1111 1111 1111", AWS_KEY):
-        assert secret not in logs and secret not in rows, secret
+    tables = [t for (t,) in st.psql("select table_name from information_schema.tables "
+                                    "where table_schema = 'tollgate' and table_type = 'BASE TABLE'")]
+    assert "usage" in tables and "audit_log" in tables, tables
+    rows = "".join(json.dumps(st.psql("select t::text from tollgate.%s t" % t)) for t in tables)
+    metrics = st.request("GET", "/metrics")[2].decode()
+    answers = "".join(repr(headers) + body.decode(errors="replace")
+                      for _, headers, body in seen)
+    for secret in planted:
+        for where, text in (("log", logs), ("table", rows), ("metrics", metrics),
+                            ("response", answers)):
+            assert secret not in text, "%s found in a %s" % (secret, where)
 
 
 def test_guardrail_actions_are_counted_on_metrics():
