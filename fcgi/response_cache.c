@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "cache_stream.h"
 #include "config.h"
 #include "crypto.h"
 #include "log.h"
@@ -56,13 +57,17 @@ static void scope_of(const struct tg_request *r, char *out, size_t size)
     }
 }
 
-/* Whether the answer to r can be reused: no stream; a chat request at temperature 0. */
+/*
+ * Whether the answer to r can be reused: embeddings; a chat request at
+ * temperature 0. A stream request is looked up too (its key ignores stream):
+ * a hit is replayed as a stream (cache_stream.c).
+ */
 static bool cacheable(const struct tg_request *r)
 {
-    if (store == NULL || r->stream || r->doc == NULL)
+    if (store == NULL || r->doc == NULL)
         return false;
     if (r->endpoint == TG_EP_EMBEDDINGS)
-        return true;
+        return !r->stream;
     if (r->endpoint != TG_EP_MESSAGES && r->endpoint != TG_EP_CHAT_COMPLETIONS)
         return false;
     if (r->config->cache.nonzero_temperature)
@@ -94,6 +99,57 @@ static int key_of(struct tg_request *r, const char *scope, unsigned char key[TG_
     return TG_OK;
 }
 
+/* The synthesized stream's bytes, growing up to cap. */
+struct replay {
+    char *buf;
+    size_t len, size, cap;
+};
+
+static int replay_write(void *ctx, const char *bytes, size_t len)
+{
+    struct replay *out = ctx;
+    if (out->len + len > out->cap)
+        return TG_ERROR;
+    if (out->len + len > out->size) {
+        size_t size = out->size == 0 ? 16384 : out->size;
+        while (size < out->len + len)
+            size *= 2;
+        char *grown = realloc(out->buf, size);
+        if (grown == NULL)
+            return TG_ERROR;
+        out->buf = grown;
+        out->size = size;
+    }
+    memcpy(out->buf + out->len, bytes, len);
+    out->len += len;
+    return TG_OK;
+}
+
+/*
+ * A hit's stored reply (*value, *len) replaced by the stream the client asked
+ * for, in r->arena. The stream is larger than the reply (frames, escaped tool
+ * input): capped at twice max_response_bytes and 64 KiB. TG_OK, or not.
+ */
+static int replay_as_stream(struct tg_request *r, char **value, size_t *len)
+{
+    struct tg_cache_stream_opts opts = {
+        .openai = r->dialect == TG_DIALECT_OPENAI,
+        .include_usage = json_is_true(
+            json_object_get(json_object_get(r->doc, "stream_options"), "include_usage")),
+    };
+    struct replay out = {.cap = 2 * r->config->max_response_bytes + 65536};
+    int rc = tg_cache_stream_write(*value, *len, &opts, replay_write, &out);
+    char *copy = rc == TG_OK ? tg_arena_alloc(r->arena, out.len + 1) : NULL;
+    if (copy != NULL) {
+        memcpy(copy, out.buf, out.len);
+        copy[out.len] = '\0';
+        *value = copy;
+        *len = out.len;
+    }
+    free(out.buf);
+    return copy != NULL ? TG_OK : TG_ERROR;
+}
+
 int tg_response_cache_lookup(struct tg_request *r, const char **body, size_t *len,
                              const char **type)
 {
@@ -115,6 +171,16 @@ int tg_response_cache_lookup(struct tg_request *r, const char **body, size_t *le
     }
     value[got] = '\0';
     m.content_type[sizeof(m.content_type) - 1] = '\0';
+    if (r->stream) {
+        if (replay_as_stream(r, &value, &got) != TG_OK) {
+            tg_log_warn(r->request_id, "could not replay a cached reply as a stream");
+            r->cache_miss = true; /* forwarded; a stream's reply is not stored */
+            tg_request_add_header(r, "x-tollgate-cache", "miss");
+            return TG_DECLINED;
+        }
+        snprintf(m.content_type, sizeof(m.content_type), "%s", "text/event-stream; charset=utf-8");
+        tg_request_add_header(r, "Cache-Control", "no-cache");
+    }
     r->usage = m.usage;
     r->outcome = "cache_hit";
     r->cost_micros = 0;
@@ -128,8 +194,8 @@ int tg_response_cache_lookup(struct tg_request *r, const char **body, size_t *le
 void tg_response_cache_store(struct tg_request *r, const char *body, size_t len,
                              const char *content_type)
 {
-    if (!r->cache_miss || store == NULL)
-        return;
+    if (!r->cache_miss || store == NULL || r->stream)
+        return; /* entries come from non-stream replies only */
     struct meta m;
     memset(&m, 0, sizeof(m));
     m.usage = r->usage;

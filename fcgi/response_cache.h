@@ -11,6 +11,11 @@
  * requests only with temperature 0, unless cache.nonzero_temperature. A hit
  * answers without calling the provider (x-tollgate-cache: hit), billed as a
  * usage row with outcome cache_hit, the original tokens and zero cost.
+ *
+ * Entries come from non-stream replies only. A stream request with the same
+ * key hits them all the same: its answer is the stored reply replayed as
+ * text/event-stream in the client's dialect (cache_stream.h); a stream miss is
+ * forwarded and its reply not stored.
  */
 #ifndef TG_RESPONSE_CACHE_H
 #define TG_RESPONSE_CACHE_H
@@ -25,9 +30,9 @@ int tg_response_cache_init(const struct tg_config *config, const char *scope);
 
 /*
  * Looks r up. TG_OK: a hit — *body (r->arena), *len and *type are the reply
- * to send; r->usage, r->outcome ("cache_hit"), r->cost_micros (0) and the
- * x-tollgate-cache header are set. TG_DECLINED: a miss, or not cacheable (then
- * forward as usual; a cacheable miss is remembered for tg_response_cache_store).
+ * to send (for a stream request, the stored reply as a stream); r->usage, r->outcome ("cache_hit"),
+ * r->cost_micros (0) and the x-tollgate-cache header are set. TG_DECLINED: a miss, or not cacheable
+ * (then forward as usual; a cacheable miss is remembered for tg_response_cache_store).
  */
 int tg_response_cache_lookup(struct tg_request *r, const char **body, size_t *len,
                              const char **type);
@@ -43,7 +48,10 @@ int tg_response_cache_stats(struct tg_cache_stats *out);
  */
 int tg_response_cache_purge(const char *scope, size_t *purged);
 
-/* Stores a cacheable miss's 200 reply (body as the client received it, its type). */
+/*
+ * Stores a cacheable non-stream miss's 200 reply (body as the client received
+ * it, its type); nothing for a stream request.
+ */
 void tg_response_cache_store(struct tg_request *r, const char *body, size_t len,
                              const char *content_type);
 

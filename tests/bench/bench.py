@@ -26,7 +26,10 @@ Runs, in order (each bounded by --duration, or --latency-duration for c=1):
                  -p), on this stack (guardrails off), then on a second stack alike
                  but for "guardrails": {"rules_file": conf/guardrails.json} (at
                  most GUARD_DURATION s per run): the shipped rules' added CPU
-then the chargeback reports.  Before any stack starts, tests/bench/guard-bench
+then the chargeback reports.  Before the load, tests/bench/cache-bench measures the
+response cache's store, the host's shared memory (fcgi/cache.h) against an
+UNLOGGED table on the stack's (durable) PostgreSQL: store and hit latency, 2 KB
+and 32 KB entries, 1 and 4 threads.  Before any stack starts, tests/bench/guard-bench
 measures the guardrails engine alone: CPU per scan of those two prompts with the
 shipped rules, and each rule alone (then the whole set) against 1 MB adversarial
 prompts (the ReDoS bound).  PostgreSQL runs durable (fsync, synchronous_commit
@@ -38,7 +41,8 @@ run, the issue 9 targets with "met"/"not met", the translation line
 per request`), the guardrails lines (`guardrails: shipped rules, 2 KB prompt N
 us, 100 KB prompt M us per request (engine); ReDoS worst: RULE T ms on a 1 MB
 prompt ...` and `guardrail cost: +N us worker CPU per request (2 KB), +M us
-(100 KB); ...`), then `ceiling ratios: ...` and, as the last line, the ratio
+(100 KB); ...`), the response cache line (`response cache: shared memory hit X
+us, store Y us; unlogged table hit X us, store Y us (2 KB)`), then `ceiling ratios: ...` and, as the last line, the ratio
 against the plain proxy.
 """
 
@@ -533,6 +537,7 @@ def main():
                 STATEMENTS_STACK = stack
             if args.reports_only:
                 return report_runs(stack, args.report_rows)
+            cache = cache_store_bench(stack, args)
             rc, figures, ratios = load_runs(stack, args, workdir, upstream, proxy,
                                             upstream_port, proxy_port)
             if rc != 0:
@@ -561,6 +566,11 @@ def main():
         say("guardrail cost: %+.0f us worker CPU per request (2 KB), %+.0f us (100 KB); "
             "requests/s on / off %.2f (2 KB), %.2f (100 KB) (stack: the shipped rules on vs off, "
             "same prompts)" % (cost["2 KB"], cost["100 KB"], speed["2 KB"], speed["100 KB"]))
+        say("response cache: shared memory hit %.1f us, store %.1f us; unlogged table hit %.1f "
+            "us, store %.1f us (2 KB)" % (cache[("shm", "hit", 2048, 1)]["mean"],
+                                          cache[("shm", "store", 2048, 1)]["mean"],
+                                          cache[("table", "hit", 2048, 1)]["mean"],
+                                          cache[("table", "store", 2048, 1)]["mean"]))
         say("forwarding ceiling / ceiling: %.2f (what forwarding alone leaves of the "
             "ceiling); tollgate no quotas / forwarding ceiling: %.2f" % (
                 figures["forwarding_ceiling"], figures["tg_forwarding"]))
@@ -656,9 +666,45 @@ def translation_run(stack, key, args, workdir, meter):
 
 # ---- guardrails (issue 11) ----------------------------------------------------------
 
+CACHE_THREADS = 4  # cache-bench's concurrent run: threads sharing the store
 GUARD_RULES = REPO / "conf" / "guardrails.json"  # the shipped rules
 GUARD_SIZES = ((2048, "2 KB"), (102400, "100 KB"))  # the benign prompts' sizes
 GUARD_DURATION = 5  # seconds per guardrail wrk run at most (there are four)
+
+
+def cache_store_bench(stack, args):
+    """tests/bench/cache-bench: the response cache's store alone, shared memory
+    (fcgi/cache.h) vs an UNLOGGED table on the stack's PostgreSQL (prepared
+    statements; a hit also touches last_used, the LRU's order), 2 KB and 32 KB
+    entries, 1 and CACHE_THREADS threads.  Prints one line per entry size;
+    returns {(store, op, bytes, threads): {mean, p50, p99, ops}}."""
+    seconds = 0.3 if args.quick else 2.0
+    path = harness.build_dir() / "tests" / "bench" / "cache-bench"
+    p = subprocess.run([str(path), "-c", stack.db.url(), "-d", str(seconds), "-t",
+                        str(CACHE_THREADS)], capture_output=True, text=True, timeout=300,
+                       stdin=subprocess.DEVNULL)
+    figures = {}
+    for store, op, size, threads, mean, p50, p99, ops in re.findall(
+            r"^result (\w+) (\w+) (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+)$", p.stdout, re.M):
+        figures[(store, op, int(size), int(threads))] = {
+            "mean": float(mean), "p50": float(p50), "p99": float(p99), "ops": int(ops)}
+    if p.returncode != 0 or len(figures) != 16:
+        raise RuntimeError("cache-bench failed (%d):\n%s\n%s" % (p.returncode, p.stdout[-2000:],
+                                                                 p.stderr[-2000:]))
+    for size, label in ((2048, "2 KB"), (32768, "32 KB")):
+        f = {k[:2] + k[3:]: v for k, v in figures.items() if k[2] == size}
+        say("response cache store (tests/bench/cache-bench, %s entries, mean / p99 us): "
+            "shared memory hit %.1f / %.1f, store %.1f / %.1f; unlogged table hit %.0f / %.0f, "
+            "store %.0f / %.0f; %d threads, ops/s: shared memory hit %d, store %d; table hit "
+            "%d, store %d" % (
+                label, f[("shm", "hit", 1)]["mean"], f[("shm", "hit", 1)]["p99"],
+                f[("shm", "store", 1)]["mean"], f[("shm", "store", 1)]["p99"],
+                f[("table", "hit", 1)]["mean"], f[("table", "hit", 1)]["p99"],
+                f[("table", "store", 1)]["mean"], f[("table", "store", 1)]["p99"], CACHE_THREADS,
+                f[("shm", "hit", CACHE_THREADS)]["ops"], f[("shm", "store", CACHE_THREADS)]["ops"],
+                f[("table", "hit", CACHE_THREADS)]["ops"],
+                f[("table", "store", CACHE_THREADS)]["ops"]))
+    return figures
 
 
 def guard_bench_path():

@@ -5,8 +5,9 @@ run (plain proxy, FastCGI ceiling, Tollgate, OpenAI -> Anthropic translation
 shipped guardrails off and on (issue 11), the reports) against a durable
 PostgreSQL and prints the durability line, the c=1 added latency, the targets,
 the translation line, the guardrails engine's figures (CPU per scan, the ReDoS
-worst) and their cost on the stack and, before the last line, the ceiling
-ratios.
+worst) and their cost on the stack, the response cache's store (shared memory vs
+an unlogged table, tests/bench/cache-bench) and, before the last line, the
+ceiling ratios.
 Timing values are not asserted: they flake."""
 
 import re
@@ -63,6 +64,15 @@ def test_bench_quick():
     assert re.search(r"^guardrail cost: [+-]\d+ us worker CPU per request \(2 KB\), [+-]\d+ us "
                      r"\(100 KB\); requests/s on / off %s \(2 KB\), %s \(100 KB\) " % (NUMBER, NUMBER),
                      out, re.M), out
+    for size in ("2 KB", "32 KB"):
+        assert re.search(r"^response cache store \(tests/bench/cache-bench, %s entries, mean / "
+                         r"p99 us\): shared memory hit [\d.]+ / [\d.]+, store .*; unlogged table "
+                         r"hit \d+ / \d+, store \d+ / \d+; 4 threads, ops/s: .*$" % size, out,
+                         re.M), (size, out)
+    cache = re.search(r"^response cache: shared memory hit %s us, store %s us; unlogged table hit "
+                      r"%s us, store %s us \(2 KB\)$" % ((r"(\d+\.\d)",) * 4), out, re.M)
+    assert cache, out
+    assert float(cache.group(3)) > 0 and float(cache.group(4)) > 0, cache.group(0)  # round trips
     assert re.search(r"^c=1 added latency: p50 -?%s ms, p99 -?%s ms$" % (NUMBER, NUMBER), out,
                      re.M), out
     for label in ("no quotas / ceiling", "PostgreSQL CPU per request, no quotas",
