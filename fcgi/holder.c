@@ -65,7 +65,8 @@ int tg_holder_init(void)
     char boot[64];
     read_boot_id(boot, sizeof(boot));
     struct stat ns;
-    unsigned long long pidns = stat("/proc/self/ns/pid", &ns) == 0 ? (unsigned long long)ns.st_ino : 0;
+    unsigned long long pidns =
+        stat("/proc/self/ns/pid", &ns) == 0 ? (unsigned long long)ns.st_ino : 0;
     snprintf(domain, sizeof(domain), "%s/%s/%llu", host, boot, pidns);
     long pid = (long)getpid();
     snprintf(name, sizeof(name), "%s:%ld:%lld", domain, pid, start_time(pid));
