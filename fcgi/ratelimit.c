@@ -39,6 +39,12 @@ static bool matches(const struct tg_rate_limit *rl, const struct tg_identity *id
     return true;
 }
 
+/* The route a per-route bucket counts: the endpoint's canonical path (route.c). */
+static const char *route_of(const struct tg_request *r)
+{
+    return r->endpoint_path != NULL ? r->endpoint_path : r->path;
+}
+
 /* The bucket's subject for r, or NULL when the identity lacks it. */
 static const char *subject(const struct tg_rate_limit *rl, struct tg_request *r)
 {
@@ -46,7 +52,8 @@ static const char *subject(const struct tg_rate_limit *rl, struct tg_request *r)
     case TG_RL_PER_KEY: return r->identity.key_prefix;
     case TG_RL_PER_USER: return r->identity.user_id;
     case TG_RL_PER_GROUP: return r->identity.group_id;
-    case TG_RL_PER_ROUTE: return r->path;
+    /* the endpoint resolved, never the path as spelled: "/v1/messages/" is "/v1/messages" */
+    case TG_RL_PER_ROUTE: return route_of(r);
     }
     return NULL;
 }
@@ -235,7 +242,7 @@ const char *tg_ratelimit_global_json(struct tg_request *r)
             list = json_array();
         json_t *b = json_pack(
             "{s:s, s:s, s:s, s:I, s:I, s:I}", "bucket", rl->name, "per", pers[rl->per], "route",
-            r->path, "max_tokens", (json_int_t)rl->max_tokens, "tokens_per_fill",
+            route_of(r), "max_tokens", (json_int_t)rl->max_tokens, "tokens_per_fill",
             (json_int_t)rl->tokens_per_fill, "fill_interval_ms", (json_int_t)rl->fill_interval_ms);
         if (rl->match_key != NULL)
             json_object_set_new(b, "match_key", json_string(rl->match_key));
