@@ -22,10 +22,22 @@ struct tg_shm_bucket;
 int tg_ratelimit_init(const char *scope);
 
 /*
+ * For tests: takes buckets from table (borrowed; its lock initialised with
+ * tg_shm_mutex_init) instead of the host's segment; NULL turns local buckets off.
+ */
+void tg_ratelimit_use(struct tg_shm *table);
+
+/*
  * Takes a token from every local bucket that applies to r (identity known).
- * TG_OK: admitted (or no local rule applies). TG_DECLINED: a bucket is empty;
- * r->error is set (429 rate_limit_error naming the rule) with retry-after.
- * TG_ERROR: shared memory unusable (logged; the request is admitted).
+ * TG_OK: admitted (or no local rule applies). TG_DECLINED: a bucket is empty,
+ * or the host's table (TG_SHM_BUCKETS slots) has no slot for it — a rule is
+ * never skipped; r->error is set (429 rate_limit_error) with retry-after and
+ * r->outcome is "rate_limited". TG_ERROR: shared memory unusable (logged; the
+ * request is admitted).
+ *
+ * The table never empties a slot: a bucket that is full again (it carries
+ * nothing: a new bucket starts full) or whose rule is no longer configured is
+ * given to the next new key whose probe path passes it.
  */
 int tg_ratelimit_take_local(struct tg_request *r);
 

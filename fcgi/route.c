@@ -3,6 +3,7 @@
  */
 #include "route.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
@@ -28,6 +29,68 @@ static const struct route routes[] = {
 };
 
 #define ADMIN_PREFIX "/admin/"
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * path as most servers would read it (RFC 3986: unreserved characters
+ * percent-decoded, "." and ".." segments removed, empty segments and a trailing
+ * slash dropped) into out. Only to tell a client which spelling is served: a
+ * path is routed as sent. false when it does not fit.
+ */
+static bool canonical_path(const char *path, char *out, size_t size)
+{
+    char decoded[128];
+    size_t n = 0;
+    for (const char *p = path; *p != '\0'; p++) {
+        char c = *p;
+        int hi = c == '%' ? hex_value(p[1]) : -1, lo = hi >= 0 ? hex_value(p[2]) : -1;
+        if (lo >= 0) {
+            char d = (char)(hi * 16 + lo);
+            if (strchr("-._~", d) != NULL || (d >= '0' && d <= '9') || (d >= 'a' && d <= 'z') ||
+                (d >= 'A' && d <= 'Z')) {
+                c = d;
+                p += 2;
+            }
+        }
+        if (n + 1 >= sizeof(decoded))
+            return false;
+        decoded[n++] = c;
+    }
+    decoded[n] = '\0';
+    size_t len = 0;
+    for (const char *seg = decoded; *seg != '\0';) {
+        size_t seg_len = strcspn(seg, "/");
+        if (seg_len == 2 && strncmp(seg, "..", 2) == 0) {
+            while (len > 0 && out[len - 1] != '/')
+                len--;
+            if (len > 0)
+                len--;
+        } else if (seg_len > 0 && !(seg_len == 1 && seg[0] == '.')) {
+            if (len + 1 + seg_len + 1 > size)
+                return false;
+            out[len++] = '/';
+            memcpy(out + len, seg, seg_len);
+            len += seg_len;
+        }
+        seg += seg_len;
+        if (*seg == '/')
+            seg++;
+    }
+    if (len == 0 && size > 1)
+        out[len++] = '/';
+    out[len] = '\0';
+    return true;
+}
 
 int tg_route_resolve(struct tg_request *r)
 {
@@ -68,6 +131,19 @@ int tg_route_resolve(struct tg_request *r)
         r->endpoint_path = route->path;
         return TG_OK;
     }
+    /* another spelling of an endpoint is not served, but answered in its dialect */
+    char canonical[128];
+    if (canonical_path(r->path, canonical, sizeof(canonical)))
+        for (size_t i = 0; i < TG_ARRAY_LEN(routes); i++) {
+            if (strcmp(routes[i].path, canonical) != 0)
+                continue;
+            r->dialect = routes[i].dialect;
+            char message[200];
+            snprintf(message, sizeof(message), "not found: the path of this endpoint is \"%s\"",
+                     routes[i].path);
+            tg_request_fail(r, 404, "not_found_error", message, "path spelled otherwise");
+            return TG_ERROR;
+        }
     tg_request_fail(r, 404, "not_found_error", "not found", NULL);
     return TG_ERROR;
 }

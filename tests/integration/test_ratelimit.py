@@ -161,6 +161,55 @@ def test_local_limits_survive_a_stale_shared_memory_segment():
         "after a restart over an old segment: statuses %s, log: %s" % (got, off[:1])
 
 
+ROUTE_LOCAL, ROUTE_GLOBAL = "bucket-route-local", "bucket-route-global"
+
+# Spellings of POST /v1/messages that are not served (lighttpd passes
+# REQUEST_URI as sent): a 404 in the endpoint's dialect that names the path,
+# never another endpoint and never a bucket of their own.
+NOT_SERVED = ["/v1/./messages", "//v1/messages", "/v1//messages", "/v1/x/../messages",
+              "/v1/%6dessages", "/v1/messages/.", "/v1/messages//", "/v1/%2e/messages",
+              "/./v1/messages"]
+
+
+def route_stack():
+    return stack(tag="buckets-route", processes=2, threads=2, extra_config={"rate_limits": [
+        bucket("route-local", "local", per="route", max_tokens=3, match={"group": ROUTE_LOCAL}),
+        bucket("route-global", "global", per="route", max_tokens=3,
+               match={"group": ROUTE_GLOBAL})]})
+
+
+def one_bucket_per_route(s, group):
+    key = s.key(group=group, user=uniq("route-user"))
+    for path in NOT_SERVED:
+        status, _, raw = s.request("POST", path, s.body(), s.auth(key))
+        etype, message = error_body(raw)
+        assert (status, etype) == (404, "not_found_error"), (path, status, raw[:200])
+        assert '"/v1/messages"' in message, (path, message)
+    # an OpenAI path spelled otherwise is answered in OpenAI's shape
+    status, _, raw = s.request("POST", "/v1/chat/completions/./", {"model": "x"},
+                               {"authorization": "Bearer " + key})
+    doc = json.loads(raw)
+    assert status == 404 and "type" not in doc and doc["error"]["code"] == "not_found" \
+        and '"/v1/chat/completions"' in doc["error"]["message"], raw[:300]
+    # the served spellings share one bucket of 3, whatever the order
+    served = ["/v1/messages", "/v1/messages/", "/v1/messages", "/v1/messages/",
+              "/v1/messages"]
+    got = [s.request("POST", path, s.body(), s.auth(key))[0] for path in served]
+    assert got == [200, 200, 200, 429, 429], "statuses %s for %s (one bucket of 3)" % (
+        got, served)
+
+
+def test_local_route_bucket_is_one_per_endpoint_whatever_the_spelling():
+    one_bucket_per_route(route_stack(), ROUTE_LOCAL)
+
+
+def test_global_route_bucket_is_one_per_endpoint_whatever_the_spelling():
+    s = route_stack()
+    one_bucket_per_route(s, ROUTE_GLOBAL)
+    rows = s.psql("select bucket from tollgate.rate_buckets where bucket like 'route-global:%'")
+    assert rows == [["route-global:/v1/messages"]], rows
+
+
 def test_bad_rate_limit_and_quota_config_refused():
     s = local_stack()
     base = json.loads(s.config.read_text())
