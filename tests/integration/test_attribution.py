@@ -2,8 +2,10 @@
 
 A key flagged trusted_attribution may name the end user and team it acts for
 (x-tollgate-user / x-tollgate-group, or the names auth.attribution gives):
-usage, quotas and RBAC then go by that user and group, while the key's own
-key-level quota still covers everything sent through it.  An untrusted key's
+usage, quotas and RBAC then go by that user and group, while the quotas of
+the key itself, of its owner and of the owner's group still cover everything
+sent through it (an attributed request is held to all five; invented end
+users and groups are no way around the owner's budgets).  An untrusted key's
 headers are ignored, with a warning in the worker log; a trusted key naming
 something that is not an identifier gets 400 invalid_request_error.
 """
@@ -136,6 +138,58 @@ def test_end_group_quota_and_rbac_follow_the_end_group():
         "permission_error",
         'model "claude-haiku-4-5-20251001" is not allowed for group "%s"' % locked), body
     assert send(s, key, uniq("u5"), locked, model="claude-sonnet-4-5")[0] == 200
+
+
+def test_owner_group_quota_binds_requests_attributed_to_invented_ids():
+    """The owner's group quota counts every attributed request, whatever end
+    user and group it names (ids that exist nowhere, without quotas): it stops
+    them at its limit, and its usd row is charged what they cost."""
+    s = attr_stack()
+    key, key_id, owner, team = new_key(s, trusted=True)
+    n = 3
+    s.ctl("quota", "set", "--group", team, "--metric", "requests", "--window", "total",
+          "--limit", str(n))
+    s.ctl("quota", "set", "--group", team, "--metric", "usd", "--window", "total",
+          "--limit", "1000.00")
+    s.ctl("quota", "set", "--user", owner, "--metric", "tokens", "--window", "total",
+          "--limit", "100000000")
+    got, ids = [], []
+    for i in range(n + 2):
+        end_user, end_group = uniq("ghost"), uniq("ghost-team")
+        status, headers, body = send(s, key, end_user, end_group)
+        got.append((status, error_body(body)[1] if status != 200 else None))
+        if status == 200:
+            ids.append(headers["x-request-id"])
+            assert usage_of(s, (status, headers, body)) == (key_id, end_user, end_group)
+    denied = 'quota exceeded: group "%s" requests in total (limit %d requests)' % (team, n)
+    assert got == [(200, None)] * n + [(429, denied)] * 2, got
+    rows = s.psql("select count(*), sum(cost_micros), sum(input_tokens + output_tokens"
+                  " + cache_read_tokens + cache_write_tokens) from tollgate.usage"
+                  " where api_key_id = %s" % key_id)
+    count, cost, tokens = (int(v) for v in rows[0])
+    assert count == n and cost > 0, rows
+    used = {(r[0], r[1]): (int(r[2]), int(r[3])) for r in s.psql(
+        "select subject_kind, metric, used, reserved from tollgate.quota_list"
+        " where (subject_kind, subject) in (('group', '%s'), ('user', '%s'))" % (team, owner))}
+    assert used == {("group", "requests"): (n, 0), ("group", "usd"): (cost, 0),
+                    ("user", "tokens"): (tokens, 0)}, (used, cost, tokens)
+
+
+def test_owner_named_as_end_user_is_counted_once():
+    s = attr_stack()
+    key, key_id, owner, team = new_key(s, trusted=True)
+    s.ctl("quota", "set", "--group", team, "--metric", "requests", "--window", "total",
+          "--limit", "2")
+    s.ctl("quota", "set", "--user", owner, "--metric", "requests", "--window", "total",
+          "--limit", "2")
+    assert usage_of(s, send(s, key, owner, team)) == (key_id, owner, team)
+    assert usage_of(s, send(s, key, owner)) == (key_id, owner, team)
+    status, _, body = send(s, key, owner, team)
+    assert status == 429, (status, body)
+    used = s.psql("select subject_kind, used from tollgate.quota_list"
+                  " where (subject_kind, subject) in (('group', '%s'), ('user', '%s'))"
+                  " order by 1" % (team, owner))
+    assert used == [["group", "2"], ["user", "2"]], used
 
 
 def test_untrusted_key_headers_are_ignored_with_a_warning():

@@ -71,9 +71,10 @@ select cost_micros from tollgate.settle('00000000-0000-4000-8000-000000050003', 
                               100, 100, 0, 0, 200, 10, 9, false, 'ok');
 select * from shown;
 
--- The usage row names another user and no group (the key moved): the rows
--- the reservation held are released all the same; used is added only to
--- the rows that apply to the usage row (the key's).
+-- The usage row names another user and no group (an end user the key
+-- attributed it to): the rows the reservation held are released all the
+-- same; used is added to the rows that apply to the usage row: the key's,
+-- and (016) its owner's and the owner's group's, whoever the row names.
 select cost_micros from tollgate.settle('00000000-0000-4000-8000-000000050004', null,
                               :ka, 'st-other', null, 'anthropic', 'claude-sonnet-4-5',
                               100, 100, 0, 0, 200, 10, 9, false, 'ok');

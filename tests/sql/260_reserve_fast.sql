@@ -70,8 +70,8 @@ create temp table quota_path as
 select p.name, p.status, p.requests_limit, p.tokens_limit, rv.quota_ids = array[p.qid] as reserved_that_row
   from quota_path p left join tollgate.reservations rv on rv.request_id = p.rid
  order by p.rid;
--- An attributed end user's row applies (and the key's own user's, none
--- here, would not): the quota path again.
+-- An attributed end user's row applies (as the key's own user's and
+-- group's would: none here; see 310): the quota path again.
 select status, user_id, group_id, attribution, requests_limit, requests_remaining
   from tollgate.reserve('00000000-0000-4000-8000-00000f000014', sha256('rf-attr'::bytea),
                         'claude-haiku-4-5', 1000, 1000, 'h:1', 60000, null, null, null, null,
