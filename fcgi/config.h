@@ -189,6 +189,7 @@ struct tg_config {
     size_t max_response_bytes;
     long drain_timeout_ms;  /* server.drain_timeout_ms: reading on after the client left */
     size_t drain_max_bytes; /* server.drain_max_bytes: at most this much of it */
+    long queue_deadline_ms; /* server.queue_deadline_ms: older requests are not forwarded; 0: off */
 
     const char *db_url; /* secret-bearing: never logged */
     int db_pool_size;
@@ -212,8 +213,8 @@ struct tg_config {
     size_t n_guard_http_paths;
     struct tg_guard_hook guard_webhook;    /* guardrails.webhook (url NULL: none) */
     struct tg_guard_hook guard_moderation; /* guardrails.moderation (url NULL: none) */
-    bool guard_responses;               /* guardrails.responses: replies are masked too */
-    size_t guard_response_window_bytes; /* guardrails.response_window_bytes: a stream's carry */
+    bool guard_responses;                  /* guardrails.responses: replies are masked too */
+    size_t guard_response_window_bytes;    /* guardrails.response_window_bytes: a stream's carry */
     struct tg_cache_config cache;
     size_t n_routes;
     struct tg_enrich_config enrich; /* enrich (config_enrich.c; enrich.c applies it) */
@@ -232,7 +233,7 @@ struct tg_config {
     bool admin_enabled;
     unsigned char (*admin_key_hashes)[TG_ADMIN_KEY_HASH_LEN]; /* SHA-256 of each admin key */
     size_t n_admin_keys;
-    const char *admin_jwt_role; /* a JWT carrying this role is an admin; NULL: none */
+    const char *admin_jwt_role;     /* a JWT carrying this role is an admin; NULL: none */
     const char **admin_jwt_issuers; /* the "iss" values that may grant it; owned */
     size_t n_admin_jwt_issuers;
     struct tg_netaddr *admin_allow; /* who may reach /admin/ (REMOTE_ADDR); owned */
