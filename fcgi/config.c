@@ -26,8 +26,13 @@
 static void load_server(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *server = tg_config_load_object(ld, root, "server", "", false);
-    static const char *const known[] = {"threads",          "max_body_bytes",  "max_response_bytes",
-                                        "drain_timeout_ms", "drain_max_bytes", NULL};
+    static const char *const known[] = {"threads",
+                                        "max_body_bytes",
+                                        "max_response_bytes",
+                                        "drain_timeout_ms",
+                                        "drain_max_bytes",
+                                        "queue_deadline_ms",
+                                        NULL};
     if (server != NULL)
         tg_config_load_keys(ld, server, "server", known);
     c->threads = (int)tg_config_load_integer(ld, server, "threads", "server", 4, 1, 256);
@@ -40,6 +45,9 @@ static void load_server(struct tg_config_loader *ld, json_t *root, struct tg_con
         tg_config_load_integer(ld, server, "drain_timeout_ms", "server", 30000, 0, 3600000L);
     c->drain_max_bytes = (size_t)tg_config_load_integer(ld, server, "drain_max_bytes", "server",
                                                         8L << 20, 0, 1L << 30);
+    /* a request that waited this long for a thread is not worth a provider's call any more */
+    c->queue_deadline_ms =
+        tg_config_load_integer(ld, server, "queue_deadline_ms", "server", 30000, 0, 3600000L);
 }
 
 static void load_database(struct tg_config_loader *ld, json_t *root, struct tg_config *c)

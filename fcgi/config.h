@@ -189,6 +189,7 @@ struct tg_config {
     size_t max_response_bytes;
     long drain_timeout_ms;  /* server.drain_timeout_ms: reading on after the client left */
     size_t drain_max_bytes; /* server.drain_max_bytes: at most this much of it */
+    long queue_deadline_ms; /* server.queue_deadline_ms: older requests are not forwarded; 0: off */
 
     const char *db_url; /* secret-bearing: never logged */
     int db_pool_size;

@@ -19,6 +19,7 @@
 #include "journal.h"
 #include "metrics.h"
 #include "models.h"
+#include "queue.h"
 #include "quota.h"
 #include "ratelimit.h"
 #include "settle.h"
@@ -55,6 +56,8 @@ static int llm_call(struct tg_request *r)
         return TG_ERROR;
     if (tg_request_read_body(r) != TG_OK)           /* 1. read (bounded) */
         return TG_ERROR;
+    if (tg_queue_check(r) != TG_OK)                 /*    still wanted after its wait? */
+        return TG_ERROR;
     if (tg_auth_read(r) != TG_OK)                   /* 3. identify: key hash, or JWT verified */
         return TG_ERROR;
     int parsed = tg_dialect_parse(r);               /*    the dialect: model, bounds */
@@ -89,6 +92,10 @@ static int llm_call(struct tg_request *r)
         tg_settle_request(r);
         tg_request_add_header(r, "x-tollgate-cost-usd", "0.000000");
         return tg_request_respond(r, 200, cached_type, cached, cached_len);
+    }
+    if (tg_queue_check(r) != TG_OK) {               /*    still wanted? never forwarded, never billed */
+        tg_quota_release(r);
+        return TG_ERROR;
     }
     if (tg_journal_begin(r) != TG_OK) {             /*    on disk before it goes out */
         tg_quota_release(r);
