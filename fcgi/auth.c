@@ -11,6 +11,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "preauth.h"
 #include "request.h"
 
 bool tg_auth_is_jwt(const char *token)
@@ -77,11 +78,18 @@ int tg_auth_read(struct tg_request *r)
     const char *x_api_key = tg_request_header(r, "x-api-key");
     const char *token = tg_auth_key_presented(x_api_key, tg_request_header(r, "authorization"));
     bool bearer = x_api_key == NULL || x_api_key[0] == '\0';
+    /* no credential that could be good: an address over its failure budget gets 429 */
     if (token != NULL && bearer && tg_auth_is_jwt(token)) {
-        if (read_jwt(r, c, token) != TG_OK)
+        if (read_jwt(r, c, token) != TG_OK) {
+            tg_preauth_gate(r, NULL);
             return TG_ERROR;
+        }
     } else {
-        if (tg_auth_key_hash(r, c->key_hash) != TG_OK)
+        if (tg_auth_key_hash(r, c->key_hash) != TG_OK) {
+            tg_preauth_gate(r, NULL);
+            return TG_ERROR;
+        }
+        if (tg_preauth_gate(r, c->key_hash) != TG_OK) /* before any database work */
             return TG_ERROR;
         c->kind = TG_CRED_KEY;
         c->end_user = attribution_header(r, r->config->attribution_user_header);
@@ -89,6 +97,12 @@ int tg_auth_read(struct tg_request *r)
     }
     r->credential = c;
     return TG_OK;
+}
+
+const unsigned char *tg_auth_key_hash_of(const struct tg_request *r)
+{
+    const struct tg_credential *c = r->credential;
+    return c != NULL && c->kind == TG_CRED_KEY ? c->key_hash : NULL;
 }
 
 static const char *or_null(const char *s)
@@ -146,9 +160,11 @@ int tg_auth_identify_model(struct tg_request *r, const char *model)
 
 static void refuse_key(struct tg_request *r, const char *status)
 {
-    if (strcmp(status, "unknown_key") == 0)
+    if (strcmp(status, "unknown_key") == 0) {
+        if (r->credential != NULL && r->credential->kind == TG_CRED_KEY)
+            tg_preauth_note_unknown(r, r->credential->key_hash); /* only "no such key" */
         tg_request_fail(r, 401, "authentication_error", "invalid x-api-key", "unknown key");
-    else
+    } else
         tg_request_fail(r, 401, "authentication_error",
                         strcmp(status, "expired") == 0 ? "API key has expired"
                                                        : "API key has been revoked",

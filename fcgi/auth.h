@@ -42,6 +42,9 @@ bool tg_auth_is_jwt(const char *token);
  */
 int tg_auth_read(struct tg_request *r);
 
+/* The SHA-256 of the key r presented (borrowed from r), or NULL: none read, or a JWT. */
+const unsigned char *tg_auth_key_hash_of(const struct tg_request *r);
+
 /* The identify parameters for r's credential (borrowed from r), model may be NULL. */
 void tg_auth_who(const struct tg_request *r, const char *model, struct tg_db_who *who);
 

@@ -325,16 +325,45 @@ static void load_attribution(struct tg_config_loader *ld, json_t *auth, struct t
     c->attribution_group_header = get_header_name(ld, attr, "group_header", "x-tollgate-group");
 }
 
+/*
+ * auth.failure_limit ({"max", "per_ms"}, or false: off) and
+ * auth.unknown_key_cache_ms (0: off): pre-authentication (preauth.h).
+ */
+static void load_preauth(struct tg_config_loader *ld, json_t *auth, struct tg_config *c)
+{
+    json_t *limit = auth != NULL ? json_object_get(auth, "failure_limit") : NULL;
+    c->auth_failure_max = 20;
+    c->auth_failure_per_ms = 60000;
+    if (json_is_false(limit)) {
+        c->auth_failure_max = 0;
+    } else if (limit != NULL) {
+        static const char *const known[] = {"max", "per_ms", NULL};
+        if (!json_is_object(limit)) {
+            tg_config_load_fail(ld, "auth.failure_limit", "must be an object or false");
+            return;
+        }
+        tg_config_load_keys(ld, limit, "auth.failure_limit", known);
+        c->auth_failure_max =
+            tg_config_load_integer(ld, limit, "max", "auth.failure_limit", 20, 1, 1000000);
+        c->auth_failure_per_ms = tg_config_load_integer(ld, limit, "per_ms", "auth.failure_limit",
+                                                        60000, 1000, 86400000);
+    }
+    c->auth_unknown_key_ttl_ms =
+        tg_config_load_integer(ld, auth, "unknown_key_cache_ms", "auth", 3000, 0, 60000);
+}
+
 static void load_auth(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *auth = tg_config_load_object(ld, root, "auth", "", false);
-    static const char *const known[] = {"jwt", "attribution", NULL};
+    static const char *const known[] = {"jwt", "attribution", "failure_limit",
+                                        "unknown_key_cache_ms", NULL};
     if (auth != NULL)
         tg_config_load_keys(ld, auth, "auth", known);
     if (ld->failed)
         return;
     load_jwt(ld, auth, c);
     load_attribution(ld, auth, c);
+    load_preauth(ld, auth, c);
 }
 
 /*

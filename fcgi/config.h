@@ -229,6 +229,11 @@ struct tg_config {
     const char *attribution_user_header;  /* "x-tollgate-user" by default */
     const char *attribution_group_header; /* "x-tollgate-group" by default */
 
+    /* auth.failure_limit and auth.unknown_key_cache_ms: pre-authentication (preauth.h) */
+    long auth_failure_max;        /* failed authentications per address per period; 0 = off */
+    long auth_failure_per_ms;     /* the period */
+    long auth_unknown_key_ttl_ms; /* how long "no such key" is remembered; 0 = off */
+
     /* admin: the /admin/ API, off unless the section is present */
     bool admin_enabled;
     unsigned char (*admin_key_hashes)[TG_ADMIN_KEY_HASH_LEN]; /* SHA-256 of each admin key */

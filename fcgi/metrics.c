@@ -24,6 +24,7 @@
 #include "db.h"
 #include "log.h"
 #include "netaddr.h"
+#include "preauth.h"
 #include "request.h"
 #include "usage.h"
 
@@ -583,6 +584,9 @@ int tg_metrics_handle(struct tg_request *r)
                    "(refused by PostgreSQL or failing validation).");
         put(&quota, "tollgate_usage_dead_letters_total %" PRIu64 "\n",
             __atomic_load_n(&shm->usage_dead_letters_total, __ATOMIC_RELAXED));
+        char preauth[1024];
+        tg_preauth_metrics_text(preauth, sizeof(preauth));
+        put(&quota, "%s", preauth);
         put_quota_ratios(r, &quota);
         size_t backends_len = 0;
         char *backends = tg_metrics_backends_text(shm, r->config, &backends_len);

@@ -19,6 +19,7 @@
 #include "journal.h"
 #include "metrics.h"
 #include "models.h"
+#include "preauth.h"
 #include "queue.h"
 #include "quota.h"
 #include "ratelimit.h"
@@ -173,4 +174,6 @@ void tg_pipeline_run(struct tg_request *r)
     tg_access_log_write(r); /* 9. report */
     tg_metrics_record(r);   /*    and count it for /metrics */
     tg_denials_record(r);   /*    a refusal: counted for tollgate.denials */
+    /* a failed authentication: counted for its address (preauth.h) */
+    tg_preauth_record(r, tg_auth_key_hash_of(r));
 }

@@ -1,8 +1,9 @@
 /*
  * shm.h — the per-host shared memory segment that every worker process of one
  * deployment maps: local rate-limit buckets, the metrics that GET /metrics
- * reports and the backends' circuit breakers. Nothing in it must be seen by
- * other hosts; what must be global lives in PostgreSQL.
+ * reports, the backends' circuit breakers and the pre-authentication tables.
+ * Nothing in it must be seen by other hosts; what must be global lives in
+ * PostgreSQL.
  *
  * The segment is named after the FastCGI listening socket (every process that
  * spawn-fcgi started shares it, and two deployments on one host do not), created
@@ -120,6 +121,40 @@ struct tg_shm_circuits {
 #define TG_SHM_GUARD_ACTIONS 3 /* warn, mask, block (guard.h's order) */
 #define TG_SHM_GUARD_HOOKS 2   /* webhook, moderation (config.h's tg_guard_hook_kind order) */
 
+/*
+ * Pre-authentication (preauth.c reads and writes it; the layout is here so that
+ * the segment's version covers it): failed authentications per client address
+ * (a token bucket each), key hashes PostgreSQL said are unknown (until an
+ * expiry), key hashes recently valid (a last-seen time). Each table is
+ * set-associative, TG_SHM_PREAUTH_WAYS entries per set: bounded, and a full set
+ * gives up its least useful entry. A stamp of 0 is a free entry.
+ */
+#define TG_SHM_PREAUTH_ADDRS 4096 /* addresses tracked (a multiple of the ways) */
+#define TG_SHM_PREAUTH_HASHES 4096
+#define TG_SHM_PREAUTH_WAYS 8
+#define TG_SHM_PREAUTH_ADDR 17 /* the family (4 or 6), then the address or its /64 */
+#define TG_SHM_PREAUTH_HASH 16 /* the first 16 bytes of a key's SHA-256 */
+
+struct tg_shm_preauth_addr {
+    unsigned char addr[TG_SHM_PREAUTH_ADDR];
+    int64_t credit;   /* the bucket: failures left times the limit's per_ms (exact) */
+    int64_t stamp_ms; /* its last refill (CLOCK_MONOTONIC); 0 = free */
+};
+
+struct tg_shm_preauth_hash {
+    unsigned char hash[TG_SHM_PREAUTH_HASH];
+    int64_t stamp_ms; /* unknown: when it expires; valid: when last seen; 0 = free */
+};
+
+struct tg_shm_preauth {
+    pthread_mutex_t lock; /* robust, process-shared: guards the tables */
+    struct tg_shm_preauth_addr addrs[TG_SHM_PREAUTH_ADDRS];
+    struct tg_shm_preauth_hash unknown[TG_SHM_PREAUTH_HASHES];
+    struct tg_shm_preauth_hash valid[TG_SHM_PREAUTH_HASHES];
+    uint64_t refusals_total;     /* 429s before any lookup (atomic) */
+    uint64_t unknown_hits_total; /* 401s answered by the unknown-key cache (atomic) */
+};
+
 struct tg_shm {
     uint64_t magic; /* set last, once initialised */
     uint64_t size;
@@ -131,6 +166,7 @@ struct tg_shm {
     struct tg_shm_circuits circuits;
     uint64_t guard_actions[TG_SHM_GUARD_RULES][TG_SHM_GUARD_ACTIONS];      /* atomic */
     uint64_t guard_hook_actions[TG_SHM_GUARD_HOOKS][TG_SHM_GUARD_ACTIONS]; /* atomic */
+    struct tg_shm_preauth preauth;
 };
 
 /*

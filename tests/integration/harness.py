@@ -240,6 +240,9 @@ def write_config(path, db_url, provider_url, log_file, threads=4, max_body_bytes
         "models": MODELS,
         "log": {"file": str(log_file)},
         "spool": {"dir": str(Path(log_file).parent / "spool")},
+        # every test client is 127.0.0.1: the per-address failure limit would
+        # let one test's bad keys refuse the next test's; test_preauth turns it on
+        "auth": {"failure_limit": False},
     }
     config = merge_config(config, extra_config)
     (Path(log_file).parent / "spool").mkdir(exist_ok=True)

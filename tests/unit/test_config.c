@@ -249,6 +249,9 @@ static void test_defaults(void **state)
     assert_int_equal(c->models[0].n_aliases, 0);
     assert_string_equal(c->attribution_user_header, "x-tollgate-user");
     assert_string_equal(c->attribution_group_header, "x-tollgate-group");
+    assert_int_equal(c->auth_failure_max, 20); /* pre-authentication is on by default */
+    assert_int_equal(c->auth_failure_per_ms, 60000);
+    assert_int_equal(c->auth_unknown_key_ttl_ms, 3000);
     assert_false(c->admin_enabled); /* no admin section: /admin/ is not routed */
 }
 
