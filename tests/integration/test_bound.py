@@ -295,3 +295,37 @@ def test_usage_over_the_bound_is_recorded_logged_and_counted():
         assert "reported 1000000 input tokens (bound %d)" % len(json.dumps(body)) in warned[0]
     assert exceeded_total(s) == before + 2
     assert marker not in s.logs(), "the prompt reached the log"
+
+
+def test_huge_or_malformed_output_bounds_are_a_400_in_every_dialect():
+    """max_tokens / max_completion_tokens of 2e18, 2^63-1, 1e30 (a real, as
+    jansson parses it), 2^64, negative or zero, and n times a large per-choice
+    bound: a 400 in the client's dialect, never a 500 (once `bigint out of
+    range` inside reserve), and nothing reaches the provider or a quota."""
+    s = bound_stack()
+    group, marker = uniq("bound-huge"), uniq("bound-huge")
+    key = s.key(group=group, user=uniq("bound-huge-user"))
+    s.ctl("quota", "set", "--group", group, "--metric", "usd", "--window", "total",
+          "--limit", "1000.000000")
+    huge = ("2000000000000000000", "9223372036854775807", "1e30", "18446744073709551616",
+            "-1", "0", "1.5", "\"100\"", "null")
+    msgs = '[{"role": "user", "content": "%s"}]' % marker
+    for value in huge:
+        body = '{"model": "%s", "max_tokens": %s, "messages": %s}' % (HAIKU, value, msgs)
+        status, _, resp = s.request("POST", "/v1/messages", body, s.auth(key))
+        assert status == 400, (value, status, resp[:300])
+        assert error_body(resp)[0] == "invalid_request_error", (value, resp[:300])
+        for name in ("max_completion_tokens", "max_tokens"):
+            if value == "null":
+                continue  # null: the model's maximum applies (OpenAI's meaning)
+            body = '{"model": "%s", "%s": %s, "messages": %s}' % (HAIKU, name, value, msgs)
+            status, _, resp = s.request("POST", "/v1/chat/completions", body, s.auth(key))
+            assert status == 400, (name, value, status, resp[:300])
+            assert json.loads(resp)["error"]["type"] == "invalid_request_error", resp[:300]
+    # n x the model's maximum: a true bound, still an integer the database holds
+    for n in ("129", "1e3", "-1", "0", "9223372036854775807"):
+        body = '{"model": "%s", "n": %s, "max_completion_tokens": %d, "messages": %s}' % (
+            HAIKU, n, MODEL_MAX_OUTPUT, msgs)
+        status, _, resp = s.request("POST", "/v1/chat/completions", body, s.auth(key))
+        assert status == 400, (n, status, resp[:300])
+    assert_nothing_reached(s, group, marker, "huge output bounds")
