@@ -9,18 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "request.h"
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* One path segment with its %XX escapes decoded, in the arena; NULL when malformed. */
 char *tg_admin_body_decode(struct tg_arena *arena, const char *s, size_t len)
@@ -32,8 +22,8 @@ char *tg_admin_body_decode(struct tg_arena *arena, const char *s, size_t len)
             out[n++] = s[i];
             continue;
         }
-        int hi = i + 2 < len ? hex_digit(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+        int hi = i + 2 < len ? tg_crypto_hex_value(s[i + 1]) : -1;
+        int lo = hi >= 0 ? tg_crypto_hex_value(s[i + 2]) : -1;
         if (lo < 0 || hi * 16 + lo == 0)
             return NULL;
         out[n++] = (char)(hi * 16 + lo);

@@ -135,6 +135,17 @@ int tg_crypto_base64url(const unsigned char *in, size_t len, char *out, size_t o
     return (int)o;
 }
 
+int tg_crypto_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 static int base64url_value(unsigned char c)
 {
     if (c >= 'A' && c <= 'Z')

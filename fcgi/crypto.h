@@ -56,6 +56,9 @@ long tg_crypto_base64url_decode(const char *in, size_t len, unsigned char *out);
 /* The same into a malloc'd buffer (caller frees); NULL when not base64url. */
 unsigned char *tg_crypto_base64url_decode_alloc(const char *in, size_t len, size_t *out_len);
 
+/* The value of one hex digit (either case), or -1 when c is not one. */
+int tg_crypto_hex_value(char c);
+
 /* Lower-case hex of in into out (2*len+1 bytes). */
 void tg_crypto_hex(const unsigned char *in, size_t len, char *out);
 

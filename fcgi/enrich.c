@@ -159,11 +159,6 @@ static int openai_system(json_t *doc, const char *pre, const char *post)
     return TG_OK;
 }
 
-static void free_text(void *text)
-{
-    free(text);
-}
-
 static int system_text(struct tg_request *r)
 {
     if (!gets_system_text(r) || r->doc == NULL)
@@ -176,15 +171,7 @@ static int system_text(struct tg_request *r)
                                            : openai_system(r->doc, pre, post);
     if (rc != TG_OK)
         return TG_ERROR;
-    /* what is forwarded byte for byte, and what the cache keys, say the same as r->doc */
-    char *text = json_dumps(r->doc, JSON_COMPACT);
-    if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
-        free(text);
-        return TG_ERROR;
-    }
-    r->body = text;
-    r->body_len = strlen(text);
-    return TG_OK;
+    return tg_request_body_from_doc(r);
 }
 
 /* ---- headers ---- */

@@ -94,19 +94,6 @@ static void free_text(void *text)
     free(text);
 }
 
-/* The masked body, written again from r->doc, becomes what is forwarded. */
-static int rewrite_body(struct tg_request *r)
-{
-    char *text = json_dumps(r->doc, JSON_COMPACT);
-    if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
-        free(text);
-        return TG_ERROR;
-    }
-    r->body = text;
-    r->body_len = strlen(text);
-    return TG_OK;
-}
-
 static void free_json(void *doc)
 {
     json_decref(doc);
@@ -303,7 +290,7 @@ int tg_guardrail_check(struct tg_request *r)
         rc = remote_checks(r, dialect, &rewrite);
     if (rc != TG_OK)
         return rc;
-    if (rewrite && rewrite_body(r) != TG_OK) {
+    if (rewrite && tg_request_body_from_doc(r) != TG_OK) {
         tg_request_fail(r, 500, "api_error", "internal error", "out of memory masking");
         return TG_ERROR;
     }

@@ -140,6 +140,23 @@ static size_t read_some(FCGX_Request *req, char *buf, size_t want)
     return n > 0 ? (size_t)n : 0;
 }
 
+static void free_text(void *text)
+{
+    free(text);
+}
+
+int tg_request_body_from_doc(struct tg_request *r)
+{
+    char *text = json_dumps(r->doc, JSON_COMPACT);
+    if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
+        free(text);
+        return TG_ERROR;
+    }
+    r->body = text;
+    r->body_len = strlen(text);
+    return TG_OK;
+}
+
 int tg_request_read_body(struct tg_request *r)
 {
     FCGX_Request *req = r->fcgx;

@@ -144,6 +144,14 @@ void tg_request_finish(struct tg_request *r);
  */
 int tg_request_read_body(struct tg_request *r);
 
+/*
+ * r->body becomes r->doc written again as compact JSON (the arena owns it), so
+ * that what is forwarded byte for byte and what the cache keys say the same as
+ * r->doc after a step changed it (a mask, an enrichment). TG_OK, or TG_ERROR
+ * (out of memory; r->body is unchanged).
+ */
+int tg_request_body_from_doc(struct tg_request *r);
+
 /* The value of request header name (lower case, e.g. "x-api-key"), or NULL. */
 const char *tg_request_header(struct tg_request *r, const char *name);
 

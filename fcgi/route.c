@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "request.h"
 #include "routes.h"
 
@@ -30,17 +31,6 @@ static const struct route routes[] = {
 
 #define ADMIN_PREFIX "/admin/"
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * path as most servers would read it (RFC 3986: unreserved characters
  * percent-decoded, "." and ".." segments removed, empty segments and a trailing
@@ -53,7 +43,8 @@ static bool canonical_path(const char *path, char *out, size_t size)
     size_t n = 0;
     for (const char *p = path; *p != '\0'; p++) {
         char c = *p;
-        int hi = c == '%' ? hex_value(p[1]) : -1, lo = hi >= 0 ? hex_value(p[2]) : -1;
+        int hi = c == '%' ? tg_crypto_hex_value(p[1]) : -1,
+            lo = hi >= 0 ? tg_crypto_hex_value(p[2]) : -1;
         if (lo >= 0) {
             char d = (char)(hi * 16 + lo);
             if (strchr("-._~", d) != NULL || (d >= '0' && d <= '9') || (d >= 'a' && d <= 'z') ||

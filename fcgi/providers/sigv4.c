@@ -155,25 +155,15 @@ static void canonical_uri(struct sbuf *b, const char *path)
     free(lens);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..n) and encodes it strictly into b ('%' not before two hex digits is kept).
  */
 static void sb_reencode(struct sbuf *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (c == '%' && i + 2 < n && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-            c = (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+        if (c == '%' && i + 2 < n && tg_crypto_hex_value(s[i + 1]) >= 0 &&
+            tg_crypto_hex_value(s[i + 2]) >= 0) {
+            c = (char)(tg_crypto_hex_value(s[i + 1]) * 16 + tg_crypto_hex_value(s[i + 2]));
             i += 2;
         }
         sb_encode(b, &c, 1, false);
