@@ -166,6 +166,14 @@ def error_body(body):
     return err["type"], err["message"]
 
 
+def frontend_body_caps(max_body_bytes):
+    """The web server's request body caps for a Tollgate max_body_bytes, as
+    conf/lighttpd.conf (KiB) and conf/apache-tollgate.conf (bytes) want them:
+    64 KiB above Tollgate's own, which answers anything close to its cap."""
+    return {"MAX_BODY_KIB": max_body_bytes // 1024 + 64,
+            "MAX_BODY_BYTES": max_body_bytes + 65536}
+
+
 class Postgres:
     """A throwaway cluster in DIR/pg, listening only on a socket in DIR."""
 
@@ -415,7 +423,8 @@ class Stack:
                                 "DOCROOT": self.dir / "docroot",
                                 "ERRORLOG": self.frontend_log,
                                 "PIDFILE": self.dir / "frontend.pid",
-                                "TMPDIR": self.dir / "upload"}.items():
+                                "TMPDIR": self.dir / "upload", "CONFDIR": REPO / "conf",
+                                **frontend_body_caps(self.max_body_bytes)}.items():
                 conf = conf.replace("@%s@" % name, str(value))
             assert str(self.socket) in conf, "%s does not use @SOCKET@" % template
             path = self.dir / template.name
@@ -442,11 +451,13 @@ class Stack:
         mods = "/usr/lib/apache2/modules"
         lines = ["LoadModule %s_module %s/mod_%s.so" % (m, mods, m)
                  for m in ("mpm_event", "authz_core", "proxy", "proxy_fcgi", "headers",
-                           "setenvif", "reqtimeout", "env")]
+                           "setenvif", "reqtimeout", "env", "rewrite")]
         lines += ["ServerName localhost", "Listen 127.0.0.1:%d" % self.port,
                   "PidFile %s" % (self.dir / "frontend.pid"),
                   "DefaultRuntimeDir %s" % (self.dir / "apache-run"),
-                  "ErrorLog %s" % self.frontend_log, "Include %s" % site]
+                  "ErrorLog %s" % self.frontend_log,
+                  # the server-wide limits conf/apache-tollgate.conf asks for
+                  "MaxRequestWorkers 400", "Timeout 60", "Include %s" % site]
         path = self.dir / "apache-server.conf"
         path.write_text("\n".join(lines) + "\n")
         return path
