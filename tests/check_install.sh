@@ -19,6 +19,8 @@ need /etc/tollgate/apache-tollgate.conf
 need /etc/tollgate/tollgate-fcgi.service
 need /usr/share/tollgate/spawn-fcgi.sh
 need /etc/cron.d/tollgate
+need /etc/tollgate/lighttpd-peraddr.lua
+for f in "$src"/conf/errors/*.html; do need "/etc/tollgate/errors/$(basename "$f")"; done
 for f in "$src"/sql/[0-9]*.sql; do need "/usr/share/tollgate/sql/$(basename "$f")"; done
 for f in "$src"/sql/reports/*.sql; do need "/usr/share/tollgate/sql/reports/$(basename "$f")"; done
 [ -x "$dest/usr/share/tollgate/spawn-fcgi.sh" ] || { echo "spawn-fcgi.sh not executable"; fail=1; }
