@@ -28,10 +28,16 @@ static inline struct tg_config *fuzz_config(const char *text)
     return config;
 }
 
-/* The directory of this checkout's tests/ (from where this header was compiled). */
+/*
+ * The directory of this checkout's tests/: $SRCDIR/tests when SRCDIR is set (the
+ * test runner sets it), else found from where this header was compiled.
+ */
 static inline const char *fuzz_tests_dir(void)
 {
     static char dir[4096];
+    const char *srcdir = getenv("SRCDIR");
+    if (dir[0] == '\0' && srcdir != NULL && srcdir[0] != '\0')
+        snprintf(dir, sizeof(dir), "%s/tests", srcdir);
     if (dir[0] == '\0') {
         snprintf(dir, sizeof(dir), "%s", __FILE__);
         char *slash = dir + sizeof("") - 1;

@@ -41,8 +41,7 @@ static int emit(void *ctx, const char *event, json_t *data)
 static int on_event(void *ctx, const char *event, const char *data, size_t data_len)
 {
     struct run *run = ctx;
-    if (run->mode == 1)
-    {
+    if (run->mode == 1) {
         tg_gemini_stream_feed(&run->gemini, data, data_len); /* a bad chunk: the next one */
         return TG_OK;
     }
