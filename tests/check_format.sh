@@ -8,7 +8,7 @@ if ! command -v clang-format >/dev/null 2>&1; then
     exit 1
 fi
 bad=""
-for f in "$src"/fcgi/*.c "$src"/fcgi/*.h "$src"/fcgi/providers/*.c "$src"/fcgi/providers/*.h "$src"/fcgi/ctl/*.c "$src"/fcgi/ctl/*.h "$src"/tests/unit/*.c "$src"/tests/unit/*.h "$src"/tests/bench/*.c; do
+for f in "$src"/fcgi/*.c "$src"/fcgi/*.h "$src"/fcgi/providers/*.c "$src"/fcgi/providers/*.h "$src"/fcgi/ctl/*.c "$src"/fcgi/ctl/*.h "$src"/tests/unit/*.c "$src"/tests/unit/*.h "$src"/tests/bench/*.c "$src"/tests/fuzz/*.c "$src"/tests/fuzz/*.h; do
     [ -e "$f" ] || continue # a folder with no file of that kind
     clang-format --style=file --dry-run -Werror "$f" >/dev/null 2>&1 || bad="$bad $f"
 done

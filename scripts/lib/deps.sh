@@ -6,7 +6,7 @@ TG_PACKAGES=(build-essential autoconf automake libtool pkg-config
     libfcgi-dev libfcgi-bin spawn-fcgi lighttpd lighttpd-modules-lua apache2 wrk nginx-light
     slowhttptest
     libcmocka-dev libjansson-dev libcurl4-openssl-dev libpcre2-dev libssl-dev
-    libpq-dev postgresql curl prometheus clang-format nodejs npm)
+    libpq-dev postgresql curl prometheus clang-format nodejs npm clang libclang-rt-14-dev)
 # A package listed here counts as installed when its command is on PATH:
 # Node.js from another source (NodeSource's nodejs bundles npm and conflicts
 # with Debian's npm package, which apt would otherwise swap it for).
