@@ -14,7 +14,7 @@
 
 #include "crypto.h"
 
-#define SHM_MAGIC 0x746f6c6c67617408ULL /* "tollgat" + layout version 8 (guardrail hooks) */
+#define SHM_MAGIC 0x746f6c6c67617409ULL /* "tollgat" + layout version 9 (worker slots) */
 
 static void segment_name(const char *scope, char *out, size_t size)
 {
@@ -39,7 +39,8 @@ int tg_shm_mutex_init(pthread_mutex_t *mutex)
 static int init_segment(struct tg_shm *shm)
 {
     if (tg_shm_mutex_init(&shm->lock) != TG_OK || tg_shm_mutex_init(&shm->metrics.lock) != TG_OK ||
-        tg_shm_mutex_init(&shm->circuits.lock) != TG_OK)
+        tg_shm_mutex_init(&shm->circuits.lock) != TG_OK ||
+        tg_shm_mutex_init(&shm->workers.lock) != TG_OK)
         return TG_ERROR;
     shm->size = sizeof(*shm);
     atomic_thread_fence(memory_order_release);

@@ -1,7 +1,7 @@
 /*
  * shm.h — the per-host shared memory segment that every worker process of one
  * deployment maps: local rate-limit buckets, the metrics that GET /metrics
- * reports and the backends' circuit breakers. Nothing in it must be seen by
+ * reports, the backends' circuit breakers and the worker processes' slots. Nothing in it must be seen by
  * other hosts; what must be global lives in PostgreSQL.
  *
  * The segment is named after the FastCGI listening socket (every process that
@@ -120,6 +120,29 @@ struct tg_shm_circuits {
 #define TG_SHM_GUARD_ACTIONS 3 /* warn, mask, block (guard.h's order) */
 #define TG_SHM_GUARD_HOOKS 2   /* webhook, moderation (config.h's tg_guard_hook_kind order) */
 
+/*
+ * Worker processes (supervise.c writes the slots, capacity.c reads and counts in
+ * them). The master fills a slot's pid when it forks the worker and clears the
+ * slot when it reaps it; the worker sets threads once its threads run.
+ */
+#define TG_SHM_WORKERS 64 /* server.processes' cap */
+
+struct tg_shm_worker {
+    int32_t pid;       /* 0: no process in this slot */
+    int32_t threads;   /* request threads once the worker is up (0: starting) */
+    int32_t busy;      /* threads serving any request now (atomic) */
+    int32_t admitted;  /* threads serving an admitted request now (atomic) */
+};
+
+struct tg_shm_workers {
+    pthread_mutex_t lock;     /* robust, process-shared: admission and the slots' pid/threads */
+    int32_t master_pid;       /* the supervising process; 0: none */
+    int32_t configured;       /* server.processes */
+    uint64_t refused_total;   /* 503s for want of a free thread (atomic) */
+    uint64_t respawned_total; /* workers replaced (atomic) */
+    struct tg_shm_worker slots[TG_SHM_WORKERS];
+};
+
 struct tg_shm {
     uint64_t magic; /* set last, once initialised */
     uint64_t size;
@@ -131,6 +154,7 @@ struct tg_shm {
     struct tg_shm_circuits circuits;
     uint64_t guard_actions[TG_SHM_GUARD_RULES][TG_SHM_GUARD_ACTIONS];      /* atomic */
     uint64_t guard_hook_actions[TG_SHM_GUARD_HOOKS][TG_SHM_GUARD_ACTIONS]; /* atomic */
+    struct tg_shm_workers workers;
 };
 
 /*
