@@ -5,6 +5,7 @@
 #include "capacity.h"
 
 #include <stdio.h>
+#include <time.h>
 
 #include "request.h"
 #include "shm.h"
@@ -68,8 +69,6 @@ int tg_capacity_admit_slot(struct tg_shm_workers *w, int slot)
     if (room)
         __atomic_add_fetch(&w->slots[slot].admitted, 1, __ATOMIC_RELAXED);
     tg_shm_mutex_unlock(&w->lock);
-    if (!room)
-        __atomic_add_fetch(&w->refused_total, 1, __ATOMIC_RELAXED);
     return room ? TG_OK : TG_DECLINED;
 }
 
@@ -84,6 +83,14 @@ int tg_capacity_admit(struct tg_request *r)
     struct tg_shm_workers *w;
     if (own(&w) == NULL || tg_capacity_admit_slot(w, own_slot) == TG_OK)
         return TG_OK;
+    /* server.queue_timeout_ms: wait for a slot (holding this thread), then refuse */
+    for (int64_t until = tg_now_ms() + r->config->queue_timeout_ms; tg_now_ms() < until;) {
+        struct timespec tick = {.tv_sec = 0, .tv_nsec = 5 * 1000 * 1000};
+        nanosleep(&tick, NULL);
+        if (tg_capacity_admit_slot(w, own_slot) == TG_OK)
+            return TG_OK;
+    }
+    __atomic_add_fetch(&w->refused_total, 1, __ATOMIC_RELAXED);
     char retry[16];
     snprintf(retry, sizeof(retry), "%d", TG_CAPACITY_RETRY_AFTER_S);
     tg_request_add_header(r, "retry-after", retry);

@@ -9,7 +9,9 @@
  * in shared memory, under one lock): whatever the load, the spare threads stay
  * free for what is quick — GET /health and GET /metrics are answered without
  * admission, and a request beyond capacity gets a quick 503 in the client's
- * dialect, with retry-after, instead of waiting for a thread.
+ * dialect, with retry-after, instead of waiting for a thread — or, with
+ * server.queue_timeout_ms > 0, after waiting that long for a slot (the waiting
+ * request holds its thread, a spare perhaps: /health may then wait as long).
  *
  * The slots themselves (one per worker process) are written by supervise.c.
  * Without the shared segment, everything is admitted and nothing is counted.
@@ -29,14 +31,14 @@ struct tg_shm_workers;
 
 /* What the slots say, summed over the worker processes that are up. */
 struct tg_capacity_counts {
-    int configured;      /* server.processes; 0: no master (unsupervised) */
-    int alive;           /* workers up (forked, threads running) */
-    int threads_total;   /* their threads, the spares included */
-    int threads_busy;    /* of which serving a request now */
-    int capacity;        /* requests admitted at most at once (their server.threads) */
-    int admitted;        /* requests admitted now */
-    uint64_t refused;    /* 503s for want of a free thread, since the segment was made */
-    uint64_t respawned;  /* workers replaced since then */
+    int configured;     /* server.processes; 0: no master (unsupervised) */
+    int alive;          /* workers up (forked, threads running) */
+    int threads_total;  /* their threads, the spares included */
+    int threads_busy;   /* of which serving a request now */
+    int capacity;       /* requests admitted at most at once (their server.threads) */
+    int admitted;       /* requests admitted now */
+    uint64_t refused;   /* 503s for want of a free thread, since the segment was made */
+    uint64_t respawned; /* workers replaced since then */
 };
 
 /* This process serves in slot (given by the master after fork); -1: no slot. */
@@ -51,7 +53,8 @@ void tg_capacity_busy(int delta);
 /*
  * Admits r, which is not quick (not /health, not /metrics): TG_OK, and
  * tg_capacity_leave() is owed when it ends; or TG_DECLINED with r->error set
- * (503, "overloaded_error", retry-after) when the host serves its capacity.
+ * (503, "overloaded_error", retry-after) when the host serves its capacity
+ * (and still did after server.queue_timeout_ms).
  */
 int tg_capacity_admit(struct tg_request *r);
 void tg_capacity_leave(void);

@@ -21,8 +21,8 @@ int tg_health_handle(struct tg_request *r)
     int len = snprintf(body, sizeof(body),
                        "{\"status\":\"%s\",\"database\":\"%s\",\"workers\":{\"alive\":%d,"
                        "\"configured\":%d},\"threads\":{\"busy\":%d,\"total\":%d}}",
-                       status, db_ok ? "ok" : "unavailable", c.alive, c.configured,
-                       c.threads_busy, c.threads_total);
+                       status, db_ok ? "ok" : "unavailable", c.alive, c.configured, c.threads_busy,
+                       c.threads_total);
     if (!db_ok)
         r->outcome = "database_unavailable";
     else if (degraded)

@@ -564,7 +564,7 @@ static void put_workers(struct text *t)
     } families[] = {
         {"tollgate_workers_configured", "gauge", "Worker processes the master keeps running."},
         {"tollgate_workers_alive", "gauge", "Worker processes up (forked, threads running)."},
-        {"tollgate_worker_threads_total", "gauge",
+        {"tollgate_worker_threads", "gauge",
          "Threads of the live workers: server.threads each, plus one spare."},
         {"tollgate_worker_threads_busy", "gauge", "Threads serving a request now."},
         {"tollgate_requests_admitted", "gauge",
@@ -574,9 +574,14 @@ static void put_workers(struct text *t)
          "Requests answered 503 because every request thread of the host was busy."},
         {"tollgate_workers_respawned_total", "counter", "Worker processes the master replaced."},
     };
-    uint64_t values[] = {(uint64_t)c.configured,  (uint64_t)c.alive,    (uint64_t)c.threads_total,
-                         (uint64_t)c.threads_busy, (uint64_t)c.admitted, (uint64_t)c.capacity,
-                         c.refused,                c.respawned};
+    uint64_t values[] = {(uint64_t)c.configured,
+                         (uint64_t)c.alive,
+                         (uint64_t)c.threads_total,
+                         (uint64_t)c.threads_busy,
+                         (uint64_t)c.admitted,
+                         (uint64_t)c.capacity,
+                         c.refused,
+                         c.respawned};
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         put_family(t, families[i].name, families[i].type, families[i].help);
         put(t, "%s %" PRIu64 "\n", families[i].name, values[i]);

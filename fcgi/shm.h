@@ -1,8 +1,8 @@
 /*
  * shm.h — the per-host shared memory segment that every worker process of one
  * deployment maps: local rate-limit buckets, the metrics that GET /metrics
- * reports, the backends' circuit breakers and the worker processes' slots. Nothing in it must be seen by
- * other hosts; what must be global lives in PostgreSQL.
+ * reports, the backends' circuit breakers and the worker processes' slots. Nothing in it must be
+ * seen by other hosts; what must be global lives in PostgreSQL.
  *
  * The segment is named after the FastCGI listening socket (every process that
  * spawn-fcgi started shares it, and two deployments on one host do not), created
@@ -128,10 +128,10 @@ struct tg_shm_circuits {
 #define TG_SHM_WORKERS 64 /* server.processes' cap */
 
 struct tg_shm_worker {
-    int32_t pid;       /* 0: no process in this slot */
-    int32_t threads;   /* request threads once the worker is up (0: starting) */
-    int32_t busy;      /* threads serving any request now (atomic) */
-    int32_t admitted;  /* threads serving an admitted request now (atomic) */
+    int32_t pid;      /* 0: no process in this slot */
+    int32_t threads;  /* request threads once the worker is up (0: starting) */
+    int32_t busy;     /* threads serving any request now (atomic) */
+    int32_t admitted; /* threads serving an admitted request now (atomic) */
 };
 
 struct tg_shm_workers {

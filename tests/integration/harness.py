@@ -245,7 +245,10 @@ def merge_config(base, extra):
 def write_config(path, db_url, provider_url, log_file, threads=4, max_body_bytes=1 << 20,
                  timeout_ms=10000, connect_timeout_ms=2000, extra_config=None, processes=2):
     config = {
-        "server": {"processes": processes, "threads": threads, "max_body_bytes": max_body_bytes,
+        # beyond capacity, a request waits for a thread as it did before workers were
+        # supervised (test_capacity sets 0: the shipped default, a 503 at once)
+        "server": {"processes": processes, "threads": threads, "queue_timeout_ms": 60000,
+                   "max_body_bytes": max_body_bytes,
                    "max_response_bytes": 16 << 20},
         "database": {"url": db_url, "pool_size": 4, "connect_timeout_ms": 2000,
                      "statement_timeout_ms": 5000},

@@ -81,7 +81,7 @@ def test_killed_worker_is_replaced_and_health_is_degraded_meanwhile():
 
 def test_saturated_host_answers_health_and_metrics_and_refuses_quickly():
     s = stack(tag="capacity-saturated", processes=1, threads=3,
-              extra_config={"server": {"drain_timeout_ms": 0}})
+              extra_config={"server": {"drain_timeout_ms": 0, "queue_timeout_ms": 0}})
     key = s.default_key()
     directive = {"event_delay_ms": 500, "chunks": 40}   # about 20 s each
     streams = []
@@ -98,7 +98,7 @@ def test_saturated_host_answers_health_and_metrics_and_refuses_quickly():
         t0 = time.monotonic()
         g = gauges(s)
         assert time.monotonic() - t0 < 1
-        assert g["tollgate_worker_threads_busy"] == g["tollgate_worker_threads_total"] == 4, g
+        assert g["tollgate_worker_threads_busy"] == g["tollgate_worker_threads"] == 4, g
         assert g["tollgate_requests_admitted"] == g["tollgate_requests_capacity"] == 3, g
         assert g["tollgate_workers_alive"] == g["tollgate_workers_configured"] == 1, g
 
@@ -175,7 +175,7 @@ def rss_kib(pid):
 
 def test_shipped_sizing_holds_a_thousand_open_streams():
     s = stack(tag="capacity-1000", processes=4, threads=256,
-              extra_config={"server": {"drain_timeout_ms": 0}})
+              extra_config={"server": {"drain_timeout_ms": 0, "queue_timeout_ms": 0}})
     key = s.default_key()
     t0 = time.monotonic()
     sel, socks, statuses = open_streams(s, key, STREAMS, {"event_delay_ms": 2000, "chunks": 20})
@@ -195,7 +195,7 @@ def test_shipped_sizing_holds_a_thousand_open_streams():
         print("# %d streams open in %.1f s; /health %.3f s, a short request %.3f s; "
               "threads busy %d of %d; worker RSS %.0f MiB in all (%s); build %s" % (
                   STREAMS, opened, t_health, t_short, g["tollgate_worker_threads_busy"],
-                  g["tollgate_worker_threads_total"], total_mib,
+                  g["tollgate_worker_threads"], total_mib,
                   ", ".join("%d MiB" % (v // 1024) for v in rss.values()),
                   harness.build_dir().name), flush=True)
         assert total_mib < 1024, rss
