@@ -188,9 +188,9 @@ struct tg_config {
     int threads;   /* server.threads: request threads per worker (plus one spare) */
     long thread_stack_kib;
     long queue_timeout_ms;
-        /* server.queue_timeout_ms: a request beyond capacity waits so long */ /* server.thread_stack_kib:
-                                                                                  each worker
-                                                                                  thread's stack */
+    /* server.queue_timeout_ms: a request beyond capacity waits so long */ /* server.thread_stack_kib:
+                                                                              each worker
+                                                                              thread's stack */
     size_t max_body_bytes;
     size_t max_response_bytes;
     long drain_timeout_ms;  /* server.drain_timeout_ms: reading on after the client left */
