@@ -26,16 +26,20 @@
 static void load_server(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *server = tg_config_load_object(ld, root, "server", "", false);
-    static const char *const known[] = {"threads",
-                                        "max_body_bytes",
-                                        "max_response_bytes",
-                                        "drain_timeout_ms",
-                                        "drain_max_bytes",
-                                        "queue_deadline_ms",
-                                        NULL};
+    static const char *const known[] = {"processes",         "threads",
+                                        "thread_stack_kib",  "queue_timeout_ms",
+                                        "max_body_bytes",    "max_response_bytes",
+                                        "drain_timeout_ms",  "drain_max_bytes",
+                                        "queue_deadline_ms", NULL};
     if (server != NULL)
         tg_config_load_keys(ld, server, "server", known);
-    c->threads = (int)tg_config_load_integer(ld, server, "threads", "server", 4, 1, 256);
+    /* sized for hundreds of streams per host: a stream holds a thread while it lasts */
+    c->processes = (int)tg_config_load_integer(ld, server, "processes", "server", 4, 1, 64);
+    c->threads = (int)tg_config_load_integer(ld, server, "threads", "server", 256, 1, 1024);
+    c->queue_timeout_ms =
+        tg_config_load_integer(ld, server, "queue_timeout_ms", "server", 0, 0, 600000);
+    c->thread_stack_kib =
+        tg_config_load_integer(ld, server, "thread_stack_kib", "server", 1024, 256, 65536);
     c->max_body_bytes = (size_t)tg_config_load_integer(ld, server, "max_body_bytes", "server",
                                                        1 << 20, 1024, 64L << 20);
     c->max_response_bytes = (size_t)tg_config_load_integer(ld, server, "max_response_bytes",

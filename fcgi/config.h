@@ -184,7 +184,13 @@ enum tg_estimator { TG_ESTIMATE_UPPER_BOUND, TG_ESTIMATE_APPROXIMATE };
 enum tg_db_down_policy { TG_DB_DOWN_DENY, TG_DB_DOWN_LOCAL_ONLY };
 
 struct tg_config {
-    int threads;
+    int processes; /* server.processes: worker processes the master keeps running */
+    int threads;   /* server.threads: request threads per worker (plus one spare) */
+    long thread_stack_kib;
+    long queue_timeout_ms;
+    /* server.queue_timeout_ms: a request beyond capacity waits so long */ /* server.thread_stack_kib:
+                                                                              each worker
+                                                                              thread's stack */
     size_t max_body_bytes;
     size_t max_response_bytes;
     long drain_timeout_ms;  /* server.drain_timeout_ms: reading on after the client left */

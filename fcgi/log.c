@@ -16,12 +16,18 @@
 #include <unistd.h>
 
 /* getpid(2) is a system call each time: the process keeps its pid, so ask once */
+static _Thread_local long pid;
+
 long tg_log_pid(void)
 {
-    static _Thread_local long pid;
     if (pid == 0)
         pid = (long)getpid();
     return pid;
+}
+
+void tg_log_forked(void)
+{
+    pid = 0;
 }
 
 static int log_fd = STDERR_FILENO;

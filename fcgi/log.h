@@ -33,6 +33,9 @@ void tg_log_timestamp(char out[TG_LOG_TS_SIZE]);
 /* This process's id, every line's "pid" (asked of the kernel once per thread). */
 long tg_log_pid(void);
 
+/* In a child after fork(): the pid it logs is its own, not the parent's. */
+void tg_log_forked(void);
+
 /*
  * Writes line (len bytes, borrowed: a whole JSON line ending in '\n') to the log
  * with one write(2), so that it does not interleave with others. A failed write

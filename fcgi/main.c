@@ -1,9 +1,13 @@
 /*
- * main.c — tollgate-fcgi, the FastCGI worker process.
+ * main.c — tollgate-fcgi, the FastCGI master and its worker processes.
  *
- * spawn-fcgi starts P of these on one listening socket (fd 0). Each runs
- * server.threads threads; every thread owns a request struct (with its arena) and
- * a libcurl handle, and shares the process's PostgreSQL pool.
+ * spawn-fcgi starts one of these on the listening socket (fd 0): the master
+ * (supervise.c), which forks server.processes workers that inherit the socket
+ * and replaces any that dies. Each worker runs server.threads request threads
+ * and one spare (capacity.h: the spare keeps /health, /metrics and quick 503s
+ * answered when every request thread is busy); every thread owns a request
+ * struct (with its arena) and a libcurl handle, and shares the process's
+ * PostgreSQL pool.
  *
  * Shutdown: SIGTERM or SIGINT stops accepting. Threads that are idle in accept()
  * are woken with SIGUSR1 (the request was set up with FCGI_FAIL_ACCEPT_ON_INTR);
@@ -22,6 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "capacity.h"
 #include "config.h"
 #include "db.h"
 #include "denials.h"
@@ -37,6 +42,7 @@
 #include "settle.h"
 #include "request.h"
 #include "spool.h"
+#include "supervise.h"
 #include "upstream.h"
 
 /* spawn-fcgi hands the listening socket over as fd 0 (FastCGI spec) */
@@ -80,6 +86,8 @@ static void *worker_main(void *arg)
             break;
         int rc = tg_request_accept(&r);
         atomic_store(&self->idle, false);
+        if (rc == TG_OK)
+            tg_capacity_busy(1);
         if (rc != TG_OK) {
             if (atomic_load(&shutting_down))
                 break;
@@ -93,6 +101,7 @@ static void *worker_main(void *arg)
         }
         tg_pipeline_run(&r);
         tg_request_finish(&r);
+        tg_capacity_busy(-1);
     }
     tg_upstream_free(r.upstream);
     r.upstream = NULL;
@@ -186,19 +195,14 @@ static int usage(const char *argv0)
     return 2;
 }
 
-static int run(const struct tg_config *config, const char *config_path)
+/* A worker process: its threads serve requests until SIGTERM. */
+static int run(const struct tg_config *config, const char *scope)
 {
-    if (tg_log_open(config->log_file) != TG_OK) {
-        fprintf(stderr, "could not open log file \"%s\": %s\n", config->log_file, strerror(errno));
-        return 1;
-    }
     if (tg_spool_init(config->spool_dir) != TG_OK) {
         tg_log_error(NULL, "could not use spool directory \"%s\": %s", config->spool_dir,
                      strerror(errno));
         return 1;
     }
-    char scope[256];
-    deployment_scope(config_path, scope, sizeof(scope));
     if (tg_ratelimit_init(scope) != TG_OK)
         tg_log_warn(NULL, "could not map shared memory (%s): local rate limits are off",
                     strerror(errno));
@@ -230,17 +234,32 @@ static int run(const struct tg_config *config, const char *config_path)
     sigaddset(&blocked, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &blocked, NULL); /* threads inherit; only sigwait takes them */
 
-    struct worker_thread *threads = calloc((size_t)config->threads, sizeof(*threads));
+    int n_threads = config->threads + 1; /* the spare: see capacity.h */
+    struct worker_thread *threads = calloc((size_t)n_threads, sizeof(*threads));
     if (threads == NULL)
         return 1;
-    int started = 0;
-    atomic_store(&live_threads, config->threads);
-    for (int i = 0; i < config->threads; i++) {
+    /* small explicit stacks: hundreds of threads per worker, whatever ulimit -s says */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, (size_t)config->thread_stack_kib * 1024);
+    int started = 0, create_rc = 0;
+    atomic_store(&live_threads, n_threads);
+    for (int i = 0; i < n_threads; i++) {
         threads[i].config = config;
-        if (pthread_create(&threads[i].id, NULL, worker_main, &threads[i]) != 0)
+        create_rc = pthread_create(&threads[i].id, &attr, worker_main, &threads[i]);
+        if (create_rc != 0)
             break;
         started++;
     }
+    pthread_attr_destroy(&attr);
+    if (started < n_threads) {
+        tg_log_error(NULL, "could not start worker thread %d of %d: %s", started + 1, n_threads,
+                     strerror(create_rc));
+        atomic_fetch_sub(&live_threads, n_threads - started);
+        if (started == 0)
+            kill(getpid(), SIGTERM); /* nothing to serve with: exit, the master retries */
+    }
+    tg_capacity_ready(started > 1 ? started - 1 : 0);
     pthread_t sweeper;
     bool sweeping = pthread_create(&sweeper, NULL, sweeper_main, (void *)config) == 0;
     tg_log_info(NULL, "worker started with %d threads", started);
@@ -263,6 +282,25 @@ static int run(const struct tg_config *config, const char *config_path)
     return 0;
 }
 
+/* The master, then in each forked worker run(). */
+static int serve(const struct tg_config *config, const char *config_path)
+{
+    if (tg_log_open(config->log_file) != TG_OK) {
+        fprintf(stderr, "could not open log file \"%s\": %s\n", config->log_file, strerror(errno));
+        return 1;
+    }
+    char scope[256];
+    deployment_scope(config_path, scope, sizeof(scope));
+    int slot = -1;
+    int rc = tg_supervise_run(config, scope, &slot);
+    if (rc == TG_OK)
+        return 0;
+    if (rc == TG_ERROR)
+        return 1;
+    tg_capacity_set_slot(slot);
+    return run(config, scope);
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = getenv("TOLLGATE_CONFIG");
@@ -283,7 +321,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    int status = check_only ? 0 : run(config, config_path);
+    int status = 0;
+    if (!check_only)
+        status = serve(config, config_path);
     tg_config_free(config);
     return status;
 }

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "capacity.h"
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
@@ -554,6 +555,40 @@ static void put_quota_ratios(struct tg_request *r, struct text *t)
     }
 }
 
+/* The worker processes and their threads, from the slots in shared memory (capacity.h). */
+static void put_workers(struct text *t)
+{
+    struct tg_capacity_counts c;
+    tg_capacity_count(NULL, &c);
+    static const struct {
+        const char *name, *type, *help;
+    } families[] = {
+        {"tollgate_workers_configured", "gauge", "Worker processes the master keeps running."},
+        {"tollgate_workers_alive", "gauge", "Worker processes up (forked, threads running)."},
+        {"tollgate_worker_threads", "gauge",
+         "Threads of the live workers: server.threads each, plus one spare."},
+        {"tollgate_worker_threads_busy", "gauge", "Threads serving a request now."},
+        {"tollgate_requests_admitted", "gauge",
+         "Requests admitted now (all but /health and /metrics)."},
+        {"tollgate_requests_capacity", "gauge", "Requests the host admits at most at once."},
+        {"tollgate_overload_rejections_total", "counter",
+         "Requests answered 503 because every request thread of the host was busy."},
+        {"tollgate_workers_respawned_total", "counter", "Worker processes the master replaced."},
+    };
+    uint64_t values[] = {(uint64_t)c.configured,
+                         (uint64_t)c.alive,
+                         (uint64_t)c.threads_total,
+                         (uint64_t)c.threads_busy,
+                         (uint64_t)c.admitted,
+                         (uint64_t)c.capacity,
+                         c.refused,
+                         c.respawned};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        put_family(t, families[i].name, families[i].type, families[i].help);
+        put(t, "%s %" PRIu64 "\n", families[i].name, values[i]);
+    }
+}
+
 int tg_metrics_handle(struct tg_request *r)
 {
     const char *client = tg_request_param(r, "REMOTE_ADDR");
@@ -588,6 +623,7 @@ int tg_metrics_handle(struct tg_request *r)
         tg_preauth_metrics_text(preauth, sizeof(preauth));
         put(&quota, "%s", preauth);
         put_quota_ratios(r, &quota);
+        put_workers(&quota);
         size_t backends_len = 0;
         char *backends = tg_metrics_backends_text(shm, r->config, &backends_len);
         if (backends == NULL)

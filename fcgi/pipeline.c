@@ -9,6 +9,7 @@
 #include "access_log.h"
 #include "admin.h"
 #include "auth.h"
+#include "capacity.h"
 #include "denials.h"
 #include "enrich.h"
 #include "guardrail.h"
@@ -144,6 +145,13 @@ void tg_pipeline_run(struct tg_request *r)
     const char *traceparent = tg_request_header(r, "traceparent");
     tg_trace_begin(&r->trace, traceparent); /*    trace context, for logs and provider */
     int rc = tg_route_resolve(r);           /* 2. route */
+    /* a thread is left for what is quick: beyond the host's capacity, a 503 now */
+    bool quick = r->endpoint == TG_EP_HEALTH || r->endpoint == TG_EP_METRICS;
+    bool admitted = false;
+    if (rc == TG_OK && !quick) {
+        rc = tg_capacity_admit(r) == TG_OK ? TG_OK : TG_ERROR;
+        admitted = rc == TG_OK;
+    }
     if (rc == TG_OK) {
         switch (r->endpoint) {
         case TG_EP_MESSAGES:
@@ -171,6 +179,8 @@ void tg_pipeline_run(struct tg_request *r)
         tg_quota_add_headers(r); /* a 429 tells the client where it stands too */
         tg_request_send_error(r);
     }
+    if (admitted)
+        tg_capacity_leave();
     tg_access_log_write(r); /* 9. report */
     tg_metrics_record(r);   /*    and count it for /metrics */
     tg_denials_record(r);   /*    a refusal: counted for tollgate.denials */

@@ -1,9 +1,9 @@
 /*
  * shm.h — the per-host shared memory segment that every worker process of one
  * deployment maps: local rate-limit buckets, the metrics that GET /metrics
- * reports, the backends' circuit breakers and the pre-authentication tables.
- * Nothing in it must be seen by other hosts; what must be global lives in
- * PostgreSQL.
+ * reports, the backends' circuit breakers, the pre-authentication tables and
+ * the worker processes' slots. Nothing in it must be seen by other hosts; what
+ * must be global lives in PostgreSQL.
  *
  * The segment is named after the FastCGI listening socket (every process that
  * spawn-fcgi started shares it, and two deployments on one host do not), created
@@ -155,6 +155,29 @@ struct tg_shm_preauth {
     uint64_t unknown_hits_total; /* 401s answered by the unknown-key cache (atomic) */
 };
 
+/*
+ * Worker processes (supervise.c writes the slots, capacity.c reads and counts in
+ * them). The master fills a slot's pid when it forks the worker and clears the
+ * slot when it reaps it; the worker sets threads once its threads run.
+ */
+#define TG_SHM_WORKERS 64 /* server.processes' cap */
+
+struct tg_shm_worker {
+    int32_t pid;      /* 0: no process in this slot */
+    int32_t threads;  /* request threads once the worker is up (0: starting) */
+    int32_t busy;     /* threads serving any request now (atomic) */
+    int32_t admitted; /* threads serving an admitted request now (atomic) */
+};
+
+struct tg_shm_workers {
+    pthread_mutex_t lock;     /* robust, process-shared: admission and the slots' pid/threads */
+    int32_t master_pid;       /* the supervising process; 0: none */
+    int32_t configured;       /* server.processes */
+    uint64_t refused_total;   /* 503s for want of a free thread (atomic) */
+    uint64_t respawned_total; /* workers replaced (atomic) */
+    struct tg_shm_worker slots[TG_SHM_WORKERS];
+};
+
 struct tg_shm {
     uint64_t magic; /* set last, once initialised */
     uint64_t size;
@@ -167,6 +190,7 @@ struct tg_shm {
     uint64_t guard_actions[TG_SHM_GUARD_RULES][TG_SHM_GUARD_ACTIONS];      /* atomic */
     uint64_t guard_hook_actions[TG_SHM_GUARD_HOOKS][TG_SHM_GUARD_ACTIONS]; /* atomic */
     struct tg_shm_preauth preauth;
+    struct tg_shm_workers workers;
 };
 
 /*

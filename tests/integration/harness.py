@@ -5,7 +5,8 @@
         status, headers, body = s.messages(key, prompt="hello")
 
 Stack = a throwaway PostgreSQL cluster (unix socket only) + migrations, the
-mock provider (tests/mock), a generated config, spawn-fcgi workers from the
+mock provider (tests/mock), a generated config, the tollgate-fcgi master
+(started by spawn-fcgi -F 1; it forks server.processes workers) from the
 build under test ($TOLLGATE_BUILD, default build/debug) and lighttpd from
 conf/lighttpd.conf (or Apache from conf/*apache*.conf) on a free port.
 Every wait has a deadline; close() stops everything it started, and is safe
@@ -127,6 +128,21 @@ def pid_gone(pid):
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
+def children(pid):
+    """The live child processes of pid, oldest first."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path("/proc/%s/stat" % entry).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            found.append((int(fields[19]), int(entry)))   # starttime, pid
+    return [p for _, p in sorted(found)]
+
+
 def stop_pids(pids, sig=signal.SIGTERM, timeout=10):
     """Signals pids, waits for them, SIGKILLs the stragglers."""
     for pid in pids:
@@ -235,9 +251,12 @@ def merge_config(base, extra):
 
 
 def write_config(path, db_url, provider_url, log_file, threads=4, max_body_bytes=1 << 20,
-                 timeout_ms=10000, connect_timeout_ms=2000, extra_config=None):
+                 timeout_ms=10000, connect_timeout_ms=2000, extra_config=None, processes=2):
     config = {
-        "server": {"threads": threads, "max_body_bytes": max_body_bytes,
+        # beyond capacity, a request waits for a thread as it did before workers were
+        # supervised (test_capacity sets 0: the shipped default, a 503 at once)
+        "server": {"processes": processes, "threads": threads, "queue_timeout_ms": 60000,
+                   "max_body_bytes": max_body_bytes,
                    "max_response_bytes": 16 << 20},
         "database": {"url": db_url, "pool_size": 4, "connect_timeout_ms": 2000,
                      "statement_timeout_ms": 5000},
@@ -327,7 +346,8 @@ class Stack:
         self.extra_config = extra_config
         self.provider_key = "sk-ant-test-PROVIDERKEY-" + secrets.token_hex(12)
         self.dir = self.db = self.mock = self.frontend_proc = None
-        self.worker_pids = []
+        self.worker_pids = []   # the workers as started (a replaced one is not added)
+        self.master_pid = None
         self.sanitizer_findings = []
         self._key = None
 
@@ -362,7 +382,8 @@ class Stack:
             self.provider_url = "http://127.0.0.1:%d" % self.mock_port
         write_config(self.config, self.db.url(), self.provider_url, self.log_file,
                      threads=self.threads, max_body_bytes=self.max_body_bytes,
-                     timeout_ms=self.timeout_ms, connect_timeout_ms=self.connect_timeout_ms,
+                     processes=self.processes, timeout_ms=self.timeout_ms,
+                     connect_timeout_ms=self.connect_timeout_ms,
                      extra_config=self.extra_config)
         ctl(self.config, "migrate", "--sql-dir", sql_dir())
         self._start_workers()
@@ -397,13 +418,25 @@ class Stack:
         env = base_env(ANTHROPIC_API_KEY=self.provider_key)
         with open(self.dir / "spawn-fcgi.out", "wb") as f:
             p = subprocess.run([str(c) for c in ["spawn-fcgi", "-s", self.socket,
-                                                 "-F", str(self.processes), "-P", pidfile,
+                                                 "-F", "1", "-P", pidfile,
                                                  "--", *wrapper, *worker]],
                                stdin=subprocess.DEVNULL, stdout=f, stderr=f, env=env, timeout=30)
         if pidfile.exists():
-            self.worker_pids = [int(x) for x in pidfile.read_text().split()]
-        if p.returncode != 0 or len(self.worker_pids) != self.processes:
+            self.master_pid = int(pidfile.read_text().split()[0])
+        if p.returncode != 0 or self.master_pid is None:
             raise RuntimeError("spawn-fcgi failed: %s" % tail(self.dir / "spawn-fcgi.out"))
+
+        def forked():
+            if pid_gone(self.master_pid):
+                raise RuntimeError("the master exited: %s %s" % (tail(self.stderr_file),
+                                                                  tail(self.log_file)))
+            pids = children(self.master_pid)
+            return len(pids) == self.processes and pids
+        self.worker_pids = wait_for(forked, 15, "%d workers" % self.processes)
+
+    def workers(self):
+        """The master's workers now, oldest first (replacements included)."""
+        return children(self.master_pid) if self.master_pid else []
 
     def _start_frontend(self):
         """lighttpd from conf/lighttpd.conf, or Apache from conf/*apache*.conf
@@ -466,12 +499,16 @@ class Stack:
         return [p for p in self.worker_pids if pid_gone(p)]
 
     def stop_workers(self):
-        if self.worker_pids:
-            stop_pids(self.worker_pids, timeout=15)
+        """SIGTERM to the master, which stops its workers (they finish their requests)."""
+        if self.master_pid:
+            workers = self.workers()
+            stop_pids([self.master_pid], timeout=15)
+            stop_pids(workers, timeout=5)   # gone with the master (or by its death signal)
+            self.master_pid = None
             self.worker_pids = []
 
     def restart_workers(self):
-        """Stops the workers and spawns new ones on the same socket."""
+        """Stops the master and its workers and starts new ones on the same socket."""
         self.stop_workers()
         self._start_workers()
         wait_for(lambda: self._health_status() == 200, 30, "GET /health = 200 after a restart")

@@ -10,6 +10,7 @@ hangs) and the command line.  See tests/mock/README.md.
 import argparse
 import json
 import re
+import resource
 import select
 import signal
 import socket
@@ -505,7 +506,7 @@ class BaseHandler(BaseHTTPRequestHandler):
 class MockServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False     # do not wait for streaming threads on exit
-    request_queue_size = 128   # tests open ~50 connections at once
+    request_queue_size = 1024  # test_capacity opens 1,000 streams at once
 
     def __init__(self, addr, handler, args):
         super().__init__(addr, handler)
@@ -537,6 +538,9 @@ def _stop(signum, frame):
 
 def serve(args, handler, server_class=MockServer):
     """Listen, print the READY line, serve until SIGTERM/SIGINT; returns 0."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:   # a connection per open stream: test_capacity holds 1,000
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     server = server_class((args.host, args.port), handler, args)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

@@ -236,7 +236,10 @@ static void test_defaults(void **state)
                                    " \"models\": {\"m\": {\"provider\": \"p\"}},"
                                    " \"log\": {\"file\": \"-\"}}");
     *state = c;
-    assert_int_equal(c->threads, 4);
+    assert_int_equal(c->processes, 4); /* sized for hundreds of streams per host */
+    assert_int_equal(c->threads, 256);
+    assert_int_equal(c->thread_stack_kib, 1024);
+    assert_int_equal(c->queue_timeout_ms, 0); /* beyond capacity: a 503 at once */
     assert_int_equal(c->max_body_bytes, 1 << 20);
     assert_int_equal(c->max_response_bytes, 16 << 20);
     assert_int_equal(c->db_pool_size, 4);
@@ -455,7 +458,7 @@ static void test_load_validation_error_from_file(void **state)
     int rc = tg_config_load(t.path, &c, err, sizeof(err));
     unlink(t.path);
     assert_int_equal(rc, TG_ERROR);
-    assert_string_equal(err, "config: server.threads: must be between 1 and 256");
+    assert_string_equal(err, "config: server.threads: must be between 1 and 1024");
 }
 
 /* ---- tg_config_load_db_url ---- */
