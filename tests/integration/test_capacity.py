@@ -145,8 +145,11 @@ def open_streams(s, key, n, directive):
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 1024), hard))
     sel = selectors.DefaultSelector()
     socks, got = [], {}
-    for _ in range(n):
-        c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    for i in range(n):
+        # many clients, as in real use: lighttpd caps connections per address
+        # (conf/lighttpd-peraddr.lua, 256), so 200 per loopback address
+        source = ("127.0.1.%d" % (1 + i // 200), 0)
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=10, source_address=source)
         c.sendall(head + body)
         c.setblocking(False)
         sel.register(c, selectors.EVENT_READ, b"")

@@ -649,22 +649,25 @@ def test_kill_9_worker_mid_request_is_settled_from_its_journal():
         pids = [int(h.split(":")[1]) for h, _ in holders]
         assert all(h.startswith(holder_domain() + ":") for h, _ in holders), holders
         assert sorted(pids) == sorted(s.worker_pids), (pids, s.worker_pids)
-        victim, victim_holder = pids[0], holders[0][0]
+        # a worker has a spare thread (capacity.c): the split need not be 4/4
+        victim, victim_holder, held = pids[0], holders[0][0], int(holders[0][1])
         os.kill(victim, signal.SIGKILL)
         # gone for good: reaped (we are the workers' subreaper), not a zombie
         # that kill(pid, 0) in the sweeper would still find
         wait_for(lambda: pid_gone(victim) and not os.path.exists("/proc/%d" % victim), 10,
                  "the killed worker to be reaped")
         s.worker_pids.remove(victim)
-        # the survivor's sweeper (every 500 ms) settles the dead worker's requests from its
+        # the survivor's sweeper (or the replacement worker, at its start) (every 500 ms) settles the dead worker's requests from its
         # journal (they went upstream: the provider may have served them), which gives their
         # reservations back
         wait_for(lambda: s.psql("select count(*) from tollgate.reservations where holder = "
                                 "'%s'" % victim_holder) == [["0"]],
                  10, "the sweeper to settle the dead worker's reservations")
-        try:   # logged just after the settle commits
-            wait_for(lambda: "settled 4 requests from dead workers' journals" in s.logs(), 5,
-                     "the sweeper's log line")
+        def recovered():   # logged just after each settle commits; maybe by two workers
+            return sum(int(n) for n in re.findall(
+                r"settled (\d+) requests? from dead workers' journals", s.logs()))
+        try:
+            wait_for(lambda: recovered() == held, 5, "the recovery log lines")
         except TimeoutError:
             raise AssertionError("no recovery log line: %s" % [
                 m for m in log_messages(s) if "journal" in m or "sweep" in m])
@@ -672,15 +675,16 @@ def test_kill_9_worker_mid_request_is_settled_from_its_journal():
         for t in threads:
             t.join(90)
     got = Counter(r[0] for r in results)
-    assert got[200] == 4 and sum(got.values()) == 8, "statuses %s" % dict(got)
+    assert got[200] == 8 - held and sum(got.values()) == 8, "statuses %s" % dict(got)
     wait_for(lambda: reservations(s, group) == 0, 10, "every reservation to be released")
     rows, spent, tokens = group_usage(s, group)
-    assert rows == 3 + 4 + 4, "%d usage rows, want 11 (3 before, 4 survivors, 4 lost)" % rows
+    assert rows == 3 + 8, "%d usage rows, want 11 (3 before, %d survivors, %d lost)" % (
+        rows, 8 - held, held)
     lost = s.psql("select outcome, usage_source, input_tokens >= 100, output_tokens "
                   "from tollgate.usage where group_id = '%s' and outcome = 'worker_lost'" % group)
     # non-stream calls killed mid-flight: nothing streamed, so billed at the reserved bound
     # (the body's bytes for input, max_tokens for output)
-    assert lost == [["worker_lost", "reserved_bound", "t", "64"]] * 4, lost
+    assert lost == [["worker_lost", "reserved_bound", "t", "64"]] * held, lost
     want = {("usd", "total"): spent, ("tokens", "day"): tokens, ("requests", "day"): rows}
     for (metric, window), used in want.items():
         q = quota_row(s, "group", group, metric, window)
