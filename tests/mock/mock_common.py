@@ -14,6 +14,7 @@ import resource
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -22,9 +23,9 @@ from urllib.parse import parse_qs
 
 DEFAULT_TEXT = "Hello from the mock provider."
 MAX_DEFAULT_CHUNKS = 20
-DROP_MODES = ("before_headers", "mid_stream")
+DROP_MODES = ("before_headers", "mid_stream", "reset")
 NUMBER_KEYS = ("status", "delay_ms", "event_delay_ms", "chunks", "hang_after", "hang_ms",
-               "stream_error")
+               "stream_error", "malformed_after", "truncate_after", "pad_bytes")
 
 
 def dumps(obj):
@@ -411,7 +412,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         no terminating chunk; stream_error keeps drop_keep events, sends
         error_event and ends the body; hang_after N sends N events, then
         stays silent until hang_ms passes or the peer closes."""
-        drop = directive.get("drop") == "mid_stream"
+        drop = directive.get("drop") in ("mid_stream", "reset")
         if drop:
             events = events[:drop_keep]
         elif error_event is not None:
@@ -431,9 +432,18 @@ class BaseHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif drop:
             self.close_connection = True  # no terminating chunk
+            if directive.get("drop") == "reset":
+                self.reset_connection()
         else:
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+
+    def reset_connection(self):
+        """Ends the connection with a TCP RST instead of a FIN, once the
+        handler is done (SO_LINGER 0, closed without a shutdown): a provider
+        whose connection is torn down, not closed."""
+        self.close_connection = True
+        self.server.to_reset.add(self.connection)
 
     def hang(self, ms):
         """Waits ms, or until the peer closes the connection (a gateway's abort)."""
@@ -515,6 +525,18 @@ class MockServer(ThreadingHTTPServer):
         self.require_key = args.require_key
         self.quiet = args.quiet
         self.lock = threading.Lock()
+        self.to_reset = set()   # sockets to end with an RST (reset_connection)
+
+    def shutdown_request(self, request):
+        if request in self.to_reset:
+            self.to_reset.discard(request)
+            try:
+                request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            request.close()   # no shutdown(SHUT_WR) first: that would send a FIN
+            return
+        super().shutdown_request(request)
 
     def handle_error(self, request, client_address):
         # Client disconnects and idle timeouts are normal; stay silent.

@@ -202,6 +202,8 @@ class Handler(BaseHandler):
             return
 
         text = reply_text(directive, DEFAULT_TEXT)
+        if directive.get("pad_bytes"):   # a reply of about this many more bytes
+            text += " " + "x" * int(directive["pad_bytes"])
         usage = build_usage(req, directive, text)
         model = req.get("model")
         if req.get("stream") is True:
@@ -215,7 +217,9 @@ class Handler(BaseHandler):
         if "retry_after" in directive:
             headers.append(("retry-after", str(directive["retry_after"])))
         self.send_json(status, error_obj(etype, "mock error %d" % status),
-                       headers, half=(drop == "mid_stream"))
+                       headers, half=(drop in ("mid_stream", "reset")))
+        if drop == "reset":
+            self.reset_connection()
 
     def send_message(self, model, text, usage, drop, tool=None):
         content = [{"type": "text", "text": text}]
@@ -226,7 +230,9 @@ class Handler(BaseHandler):
                "stop_reason": "tool_use" if tool is not None else "end_turn",
                "stop_sequence": None, "usage": usage}
         self.send_json(200, msg, self.api_headers(),
-                       half=(drop == "mid_stream"))
+                       half=(drop in ("mid_stream", "reset")))
+        if drop == "reset":
+            self.reset_connection()
 
     def send_stream(self, directive, model, text, usage):
         chunks = int(directive.get("chunks", len(directive["pieces"]) if "pieces" in directive
@@ -237,6 +243,12 @@ class Handler(BaseHandler):
         for name, payload in events:
             data = "event: %s\ndata: %s\n\n" % (name, dumps(payload))
             encoded.append((data.encode("utf-8"), data))
+        if "malformed_after" in directive:   # an event whose data is not JSON
+            bad = ('event: content_block_delta\ndata: {"type":"content_block_delta",'
+                   '"index":0,"delta":{"type":"text_delta","text":"cut\n\n')
+            encoded.insert(int(directive["malformed_after"]), (bad.encode("utf-8"), bad))
+        if "truncate_after" in directive:    # the body ends cleanly, the message does not
+            encoded = encoded[:int(directive["truncate_after"])]
         error_event = None
         if "stream_error" in directive:  # an error event in place of the rest
             status = int(directive["stream_error"])
