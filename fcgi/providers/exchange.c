@@ -402,11 +402,27 @@ static void release_sse(void *parser)
     tg_sse_parser_release(parser);
 }
 
+/*
+ * A 200 whose body never arrived whole (over server.max_response_bytes, cut,
+ * reset): the provider served it and may bill it, but its usage is not in
+ * what came, so the caller pays the reservation's bound, as for a worker lost
+ * mid-call — never nothing.
+ */
+static void settle_reserved_bound(struct tg_request *r)
+{
+    r->usage = (struct tg_usage){0};
+    r->usage.input_tokens = tg_quota_estimate_input(r);
+    r->usage.output_tokens = r->max_tokens;
+    r->usage_source = "reserved_bound";
+}
+
 static int fail_transport(struct tg_request *r, enum tg_upstream_result result,
                           const struct tg_upstream_call *call, const struct tg_exchange *x)
 {
     const char *provider = r->backend->provider->name;
     char message[160];
+    if (x->status == 200 && !x->streaming)
+        settle_reserved_bound(r);
     if (x->abort_at_ms != 0 && !x->timed_out) {
         r->outcome = "client_disconnected";
         return TG_ERROR; /* nobody is left to answer */

@@ -317,9 +317,11 @@ def usage_of(s, rid):
 # name: (stream, directive, client status, usage row (outcome, source) or None)
 FAULTS = {
     "slow": (False, {"delay_ms": TIMEOUT_MS + 1500}, 504, ("upstream_timeout", None)),
-    "reset": (False, {"drop": "reset", "usage": USAGE}, 502, ("upstream_error", None)),
+    # a 200 whose body did not arrive whole: the provider may bill it, so the
+    # caller pays the reserved bound (never nothing)
+    "reset": (False, {"drop": "reset", "usage": USAGE}, 502, ("upstream_error", "reserved_bound")),
     "oversize": (False, {"pad_bytes": MAX_RESPONSE + 1000, "usage": USAGE}, 502,
-                 ("upstream_error", None)),
+                 ("upstream_error", "reserved_bound")),
     "reset_stream": (True, {"drop": "reset", "chunks": 4, "usage": USAGE}, 200,
                      (None, "estimated")),
     "truncated_stream": (True, {"truncate_after": 5, "chunks": 4, "usage": USAGE}, 200,
@@ -346,6 +348,8 @@ def make_fault_test(dialect, stream, directive, want_status, want_row):
             assert row["outcome"] == want_outcome, row
         if want_source:
             assert row["source"] == want_source, row
+        if want_source == "reserved_bound":   # max_tokens 64, the input's bound at least 37
+            assert row["output"] == 64 and row["input"] >= USAGE["input_tokens"], row
         assert row["status"] == status, row
         if stream:
             # the provider began serving: it said 37 input tokens in message_start
