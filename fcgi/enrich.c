@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "jsafe.h"
 #include "request.h"
 
 /* ---- which entries ---- */
@@ -177,7 +178,7 @@ static int system_text(struct tg_request *r)
     if (rc != TG_OK)
         return TG_ERROR;
     /* what is forwarded byte for byte, and what the cache keys, say the same as r->doc */
-    char *text = json_dumps(r->doc, JSON_COMPACT);
+    char *text = tg_jsafe_dumps(r->doc, JSON_COMPACT);
     if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
         free(text);
         return TG_ERROR;

@@ -15,6 +15,7 @@
 #include "guard_reply.h"
 #include "guard_texts.h"
 #include "guard_webhook.h"
+#include "jsafe.h"
 #include "log.h"
 #include "request.h"
 #include "shm.h"
@@ -97,7 +98,7 @@ static void free_text(void *text)
 /* The masked body, written again from r->doc, becomes what is forwarded. */
 static int rewrite_body(struct tg_request *r)
 {
-    char *text = json_dumps(r->doc, JSON_COMPACT);
+    char *text = tg_jsafe_dumps(r->doc, JSON_COMPACT);
     if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
         free(text);
         return TG_ERROR;
