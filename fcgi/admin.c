@@ -21,6 +21,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
+#include "jsafe.h"
 #include "netaddr.h"
 #include "request.h"
 #include "usage.h"
@@ -213,7 +214,7 @@ static int respond_new_key(struct tg_request *r, int status, const char *row,
     json_t *doc = json_pack("{s:s}", "key", nk->key);
     char *text = NULL;
     if (json_is_object(key_row) && doc != NULL && json_object_update(doc, key_row) == 0)
-        text = json_dumps(doc, JSON_COMPACT);
+        text = tg_jsafe_dumps(doc, JSON_COMPACT);
     json_decref(key_row);
     json_decref(doc);
     if (text == NULL) {

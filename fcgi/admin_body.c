@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "jsafe.h"
 #include "request.h"
 
 /* One path segment with its %XX escapes decoded, in the arena; NULL when malformed. */
@@ -167,7 +168,7 @@ int tg_admin_body_integer(struct tg_request *r, json_t *body, const char *name, 
 /* json as compact text in the arena; NULL with r->error set. */
 const char *tg_admin_body_dump(struct tg_request *r, const json_t *json)
 {
-    char *text = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = tg_jsafe_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
     char *copy = text != NULL ? tg_arena_strdup(r->arena, text) : NULL;
     free(text);
     if (copy == NULL)

@@ -13,6 +13,7 @@
 
 #include "crypto.h"
 #include "db.h"
+#include "jsafe.h"
 #include "log.h"
 #include "request.h"
 
@@ -142,7 +143,7 @@ char *tg_denials_table_json(const struct tg_denials_table *t)
         if (c->requests > 0)
             failed = json_array_append_new(rows, counter_json(c)) != 0;
     }
-    char *text = failed ? NULL : json_dumps(rows, JSON_COMPACT);
+    char *text = failed ? NULL : tg_jsafe_dumps(rows, JSON_COMPACT);
     json_decref(rows);
     return text;
 }

@@ -2,6 +2,7 @@
  * guard_reply.c — masking a non-stream reply's texts (see guard_reply.h).
  */
 #include "guard_reply.h"
+#include "jsafe.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -73,7 +74,7 @@ int tg_guard_reply_mask(const struct tg_guard_rules *rules, enum tg_guard_level 
     int rc =
         dialect == TG_GUARD_STREAM_OPENAI ? openai_texts(&w, reply) : anthropic_texts(&w, reply);
     if (rc == TG_OK && w.masked) {
-        *out = json_dumps(reply, JSON_COMPACT);
+        *out = tg_jsafe_dumps(reply, JSON_COMPACT);
         rc = *out != NULL ? TG_OK : TG_ERROR;
         if (*out != NULL)
             *out_len = strlen(*out);

@@ -10,6 +10,7 @@
 
 #include "arena.h"
 #include "config.h"
+#include "jsafe.h"
 #include "request.h"
 #include "upstream.h"
 
@@ -62,7 +63,7 @@ char *tg_guard_webhook_body(const struct tg_request *r, const struct tg_guard_ho
 {
     json_t *doc = hook->kind == TG_GUARD_HOOK_MODERATION ? moderation_body(hook, texts, n)
                                                          : webhook_body(r, texts, n);
-    char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+    char *text = doc != NULL ? tg_jsafe_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (text != NULL)
         *len = strlen(text);

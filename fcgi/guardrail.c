@@ -15,6 +15,7 @@
 #include "guard_reply.h"
 #include "guard_texts.h"
 #include "guard_webhook.h"
+#include "jsafe.h"
 #include "log.h"
 #include "request.h"
 #include "shm.h"

@@ -27,6 +27,7 @@
 #include "config.h"
 #include "frame.h"
 #include "holder.h"
+#include "jsafe.h"
 #include "log.h"
 #include "quota.h"
 #include "request.h"
@@ -221,10 +222,11 @@ void tg_journal_progress(struct tg_request *r, int64_t output_tokens)
 void tg_journal_end(struct tg_request *r, const struct tg_usage_record *rec)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "k", json_string("E"));
-    json_object_set_new(o, "id", json_string(r->request_id));
-    json_object_set_new(o, "rec", tg_usage_record_json(rec, SIZE_MAX));
-    char *text = json_dumps(o, JSON_COMPACT);
+    /* out of memory: no E record rather than one without its usage */
+    bool complete = o != NULL && json_object_set_new(o, "k", json_string("E")) == 0 &&
+                    json_object_set_new(o, "id", json_string(r->request_id)) == 0 &&
+                    json_object_set_new(o, "rec", tg_usage_record_json(rec, SIZE_MAX)) == 0;
+    char *text = complete ? tg_jsafe_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (text == NULL)
         return;

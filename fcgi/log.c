@@ -3,6 +3,7 @@
  * parts (timestamp, pid, one write(2) per line) of access_log.c's access line.
  */
 #include "log.h"
+#include "jsafe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +60,7 @@ static void emit(json_t *line)
 {
     if (line == NULL)
         return;
-    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = tg_jsafe_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(line);
     if (text == NULL)
         return;

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "jsafe.h"
 #include "request.h"
 #include "usage.h"
 
@@ -32,7 +33,7 @@ static char *config_models(const struct tg_config *c)
         for (size_t a = 0; a < m->n_aliases; a++)
             json_array_append_new(pairs, json_pack("[s,s]", m->aliases[a], m->name));
     }
-    char *text = pairs != NULL ? json_dumps(pairs, JSON_COMPACT) : NULL;
+    char *text = pairs != NULL ? tg_jsafe_dumps(pairs, JSON_COMPACT) : NULL;
     json_decref(pairs);
     return text;
 }
@@ -104,7 +105,7 @@ int tg_models_handle(struct tg_request *r)
     for (int i = 0; data != NULL && i < rows.n_rows; i++)
         json_array_append_new(data, entry(anthropic, &rows.cells[i * rows.n_cols]));
     json_t *doc = data != NULL ? listing(anthropic, data) : NULL;
-    char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+    char *text = doc != NULL ? tg_jsafe_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (text == NULL) {
         tg_request_fail(r, 500, "api_error", "internal error", "could not build model list");

@@ -13,6 +13,7 @@
 #include "arena.h"
 #include "config.h"
 #include "db.h"
+#include "jsafe.h"
 #include "log.h"
 #include "request.h"
 
@@ -24,7 +25,7 @@ const char tg_price_check_sql[] =
 /* names (a JSON array, stolen) as compact text; NULL when out of memory. */
 static char *dump_names(json_t *names)
 {
-    char *text = names != NULL ? json_dumps(names, JSON_COMPACT) : NULL;
+    char *text = names != NULL ? tg_jsafe_dumps(names, JSON_COMPACT) : NULL;
     json_decref(names);
     return text;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsafe.h"
 #include "log.h"
 #include "request.h"
 #include "shm.h"
@@ -254,7 +255,7 @@ const char *tg_ratelimit_global_json(struct tg_request *r)
     }
     if (list == NULL)
         return NULL;
-    char *text = json_dumps(list, JSON_COMPACT);
+    char *text = tg_jsafe_dumps(list, JSON_COMPACT);
     json_decref(list);
     const char *copy = text != NULL ? tg_arena_strdup(r->arena, text) : NULL;
     free(text);

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "crypto.h"
+#include "jsafe.h"
 
 #define REQUEST_ARENA_BLOCK (64 * 1024)
 #define RESP_HEADERS_CAP (8 * 1024)
@@ -147,7 +148,7 @@ static void free_text(void *text)
 
 int tg_request_body_from_doc(struct tg_request *r)
 {
-    char *text = json_dumps(r->doc, JSON_COMPACT);
+    char *text = tg_jsafe_dumps(r->doc, JSON_COMPACT);
     if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
         free(text);
         return TG_ERROR;
@@ -435,7 +436,7 @@ static char *error_json(const struct tg_request *r)
     }
     if (doc == NULL)
         return NULL;
-    char *text = json_dumps(doc, JSON_COMPACT);
+    char *text = tg_jsafe_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     return text;
 }
@@ -445,7 +446,11 @@ void tg_request_send_error(struct tg_request *r)
     if (r->error.status == 0)
         return;
     char *text = error_json(r);
+    /* out of memory: still an error the client's SDK can read */
+    bool openai = r->dialect == TG_DIALECT_OPENAI || r->dialect == TG_DIALECT_HTTP;
     const char *body = text != NULL ? text
+                       : openai     ? "{\"error\":{\"message\":\"internal error\",\"type\":"
+                                      "\"server_error\",\"param\":null,\"code\":null}}"
                                     : "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
                                       "\"message\":\"internal error\"}}";
     if (!r->headers_sent) {

@@ -15,6 +15,7 @@
 #include "cache_stream.h"
 #include "config.h"
 #include "crypto.h"
+#include "jsafe.h"
 #include "log.h"
 #include "request.h"
 #include "usage.h"
@@ -87,7 +88,7 @@ static int key_of(struct tg_request *r, const char *scope, unsigned char key[TG_
         json_decref(norm);
         return TG_ERROR;
     }
-    char *canon = json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
+    char *canon = tg_jsafe_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(norm);
     char *text = canon != NULL ? tg_arena_printf(r->arena, "tollgate-cache-v1\n%s\n%s\n%s",
                                                  r->endpoint_path, scope, canon)

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "jsafe.h"
 #include "journal.h"
 #include "log.h"
 #include "price.h"
@@ -102,12 +103,14 @@ static struct item *item_new(const struct tg_usage_record *rec, int journal_slot
 
 /* ---- one batch ---- */
 
+/* NULL when out of memory: a batch short of a row would dead-letter the rest */
 static char *encode_batch(struct item **items, size_t n)
 {
     json_t *rows = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(rows, tg_usage_record_json(&items[i]->rec, SIZE_MAX));
-    char *text = json_dumps(rows, JSON_COMPACT);
+    bool failed = rows == NULL;
+    for (size_t i = 0; i < n && !failed; i++)
+        failed = json_array_append_new(rows, tg_usage_record_json(&items[i]->rec, SIZE_MAX)) != 0;
+    char *text = failed ? NULL : tg_jsafe_dumps(rows, JSON_COMPACT);
     json_decref(rows);
     return text;
 }

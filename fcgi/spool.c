@@ -24,6 +24,7 @@
 
 #include "db.h"
 #include "frame.h"
+#include "jsafe.h"
 #include "log.h"
 #include "shm.h"
 #include "usage.h"
@@ -79,7 +80,7 @@ char *tg_spool_encode(const struct tg_usage_record *rec)
     json_t *o = tg_usage_record_json(rec, SIZE_MAX);
     if (o == NULL)
         return NULL;
-    char *text = json_dumps(o, JSON_COMPACT);
+    char *text = tg_jsafe_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;
 }
@@ -261,7 +262,7 @@ static int dead_letter_json(json_t *o, const char *why)
         errno = ENOMEM;
         return TG_ERROR;
     }
-    char *text = json_dumps(o, JSON_COMPACT);
+    char *text = tg_jsafe_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (text == NULL) {
         errno = ENOMEM;

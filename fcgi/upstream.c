@@ -11,6 +11,16 @@
 
 struct tg_upstream {
     CURL *easy;
+    /*
+     * A call's options could not all be set or cleared (curl_easy_setopt
+     * failed: the handle may hold the previous call's URL, headers, or
+     * pointers into freed memory), or libcurl ran out of memory inside a
+     * transfer: a new handle replaces this one before the next call. Not
+     * curl_easy_reset: after one, and a transfer that ran out of memory,
+     * curl 7.88 answered every later transfer of the process "Empty reply
+     * from server" (tests/integration/test_chaos.py found both).
+     */
+    bool stale;
 };
 
 static size_t header_cb(char *buf, size_t size, size_t n, void *userdata);
@@ -28,30 +38,65 @@ void tg_upstream_global_cleanup(void)
     curl_global_cleanup();
 }
 
+/* The options every call shares, set once: no curl_easy_reset per call. */
+static int set_shared_options(CURL *easy)
+{
+    CURLcode rc = CURLE_OK;
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, progress_cb);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+    if (rc == CURLE_OK) /* bodies pass through as sent */
+        rc = curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, NULL);
+    return rc == CURLE_OK ? TG_OK : TG_ERROR;
+}
+
 struct tg_upstream *tg_upstream_new(void)
 {
     struct tg_upstream *u = calloc(1, sizeof(*u));
     if (u == NULL)
         return NULL;
     u->easy = curl_easy_init();
-    if (u->easy == NULL) {
+    if (u->easy == NULL || set_shared_options(u->easy) != TG_OK) {
+        if (u->easy != NULL)
+            curl_easy_cleanup(u->easy);
         free(u);
         return NULL;
     }
-    /* the options every call shares, set once: no curl_easy_reset per call */
-    CURL *easy = u->easy;
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, progress_cb);
-    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, NULL); /* bodies pass through as sent */
     return u;
+}
+
+/* Before a call: a stale handle is replaced (its connections go with it). */
+static int make_clean(struct tg_upstream *u)
+{
+    if (!u->stale)
+        return TG_OK;
+    CURL *fresh = curl_easy_init();
+    if (fresh == NULL || set_shared_options(fresh) != TG_OK) {
+        if (fresh != NULL)
+            curl_easy_cleanup(fresh);
+        return TG_ERROR;
+    }
+    curl_easy_cleanup(u->easy);
+    u->easy = fresh;
+    u->stale = false;
+    return TG_OK;
 }
 
 void tg_upstream_free(struct tg_upstream *u)
@@ -138,6 +183,10 @@ static enum tg_upstream_result classify(CURLcode code)
 
 enum tg_upstream_result tg_upstream_perform(struct tg_upstream *u, struct tg_upstream_call *call)
 {
+    if (make_clean(u) != TG_OK) {
+        snprintf(call->error, sizeof(call->error), "could not set up the call: out of memory");
+        return TG_UPSTREAM_FAILED;
+    }
     CURL *easy = u->easy;
     struct curl_slist *list = NULL;
     for (size_t i = 0; i < call->n_headers; i++) {
@@ -153,22 +202,46 @@ enum tg_upstream_result tg_upstream_perform(struct tg_upstream *u, struct tg_ups
     struct write_ctx w = {call, easy};
     int64_t started = tg_now_ms();
 
-    curl_easy_setopt(easy, CURLOPT_URL, call->url);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->body);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, call->connect_timeout_ms);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, call->timeout_ms);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, call);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &w);
-    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &w);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+    /* every option of the call, or none: a failed one must not leave the
+     * previous call's URL (another provider) or its freed body in place */
+    CURLcode set = curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+    if (set == CURLE_OK)
+        set = curl_easy_setopt(easy, CURLOPT_URL, call->url);
+    if (set == CURLE_OK)
+        set = curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->body);
+    if (set == CURLE_OK)
+        set = curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
+    if (set == CURLE_OK)
+        set = curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
+    if (set == CURLE_OK)
+        set = curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, call->connect_timeout_ms);
+    if (set == CURLE_OK)
+        set = curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, call->timeout_ms);
+    if (set == CURLE_OK)
+        set = curl_easy_setopt(easy, CURLOPT_HEADERDATA, call);
+    if (set == CURLE_OK)
+        set = curl_easy_setopt(easy, CURLOPT_WRITEDATA, &w);
+    if (set == CURLE_OK)
+        set = curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &w);
+    if (set != CURLE_OK) {
+        u->stale = true; /* it may point at errbuf and list: never used again */
+        curl_slist_free_all(list);
+        snprintf(call->error, sizeof(call->error), "could not set up the call: %s",
+                 curl_easy_strerror(set));
+        return TG_UPSTREAM_FAILED;
+    }
 
     CURLcode code = curl_easy_perform(easy);
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &call->status);
+    if (curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &call->status) != CURLE_OK)
+        call->status = 0;
     call->elapsed_ms = tg_now_ms() - started;
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL); /* errbuf is this frame's */
+    /* the list and errbuf die with this call; the body with the request */
+    if (curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL) != CURLE_OK ||
+        curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL) != CURLE_OK ||
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL) != CURLE_OK)
+        u->stale = true;
+    if (code == CURLE_OUT_OF_MEMORY || code == CURLE_GOT_NOTHING)
+        u->stale = true;
     curl_slist_free_all(list);
     if (code != CURLE_OK)
         snprintf(call->error, sizeof(call->error), "%s",

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "jsafe.h"
 #include "log.h"
 #include "shm.h"
 
@@ -174,8 +175,11 @@ int tg_usage_settle_record(const char *log_id, const struct tg_usage_record *rec
     char *alerts = NULL;
     char why[320];
     json_t *rows = json_array();
-    json_array_append_new(rows, tg_usage_record_json(rec, SIZE_MAX));
-    char *text = json_dumps(rows, JSON_COMPACT);
+    /* out of memory is an error, never an empty batch (refused, dead-lettered) */
+    char *text =
+        rows != NULL && json_array_append_new(rows, tg_usage_record_json(rec, SIZE_MAX)) == 0
+            ? tg_jsafe_dumps(rows, JSON_COMPACT)
+            : NULL;
     json_decref(rows);
     if (text == NULL)
         return TG_ERROR;

@@ -13,6 +13,7 @@
 #include "auth_key.h"
 #include "ctl.h"
 #include "db.h"
+#include "jsafe.h"
 
 #define GRACE_MAX_S 2592000 /* 30 days, the admin API's limit too (admin.c) */
 
@@ -89,7 +90,7 @@ static int key_changes(struct tg_ctl *ctl, int argc, char **argv, bool identity,
     if (rc == 0 && trusted != NULL)
         rc = set_change(changes, "trusted_attribution", json_boolean(strcmp(trusted, "on") == 0));
     if (rc == 0 && json_object_size(changes) > 0) {
-        char *dump = json_dumps(changes, JSON_COMPACT);
+        char *dump = tg_jsafe_dumps(changes, JSON_COMPACT);
         *text = dump != NULL ? tg_arena_strdup(ctl->arena, dump) : NULL;
         free(dump);
         rc = *text != NULL ? 0 : tg_ctl_die("%s", "out of memory");

@@ -15,6 +15,7 @@
 #include "crypto.h"
 #include "guardrail.h"
 #include "enrich.h"
+#include "jsafe.h"
 #include "journal.h"
 #include "log.h"
 #include "provider.h"
@@ -60,7 +61,7 @@ static void free_text(void *text)
 
 int tg_exchange_set_body(struct tg_exchange *x, json_t *body)
 {
-    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body != NULL ? tg_jsafe_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (text == NULL || tg_arena_cleanup_add(x->r->arena, free_text, text) != TG_OK) {
         free(text);
@@ -128,6 +129,25 @@ static void client_left(struct tg_exchange *x)
                                                                     : 1); /* 0: no drain */
 }
 
+/*
+ * An event could not be encoded for the client (out of memory): the stream
+ * cannot go on whole, so it ends with an error event in the client's dialect
+ * (the pipeline sends it: r->error), and the provider's stream is drained
+ * for its usage as when the client leaves.
+ */
+static void relay_failed(struct tg_exchange *x)
+{
+    struct tg_request *r = x->r;
+    if (x->abort_at_ms != 0)
+        return;
+    x->relay_failed = true;
+    r->outcome = "upstream_error";
+    tg_request_fail(r, 502, "api_error", "the provider's stream could not be relayed",
+                    "an event could not be encoded for the client");
+    x->abort_at_ms = tg_now_ms() + (r->config->drain_timeout_ms > 0 ? r->config->drain_timeout_ms
+                                                                    : 1); /* 0: no drain */
+}
+
 /* What the client is about to receive is on record before it does (worker_lost). */
 static void journal_ahead(struct tg_exchange *x)
 {
@@ -142,8 +162,10 @@ static int on_sse_event(void *ctx, const char *event, const char *data, size_t l
 {
     struct tg_exchange *x = ctx;
     if (x->translated) { /* the decoder emits pivot events: tg_exchange_emit */
-        if (x->ops->decode_event(x, event, data, len) != TG_OK)
+        if (x->ops->decode_event(x, event, data, len) != TG_OK) {
             tg_log_warn(x->r->request_id, "could not translate an event of the provider's stream");
+            relay_failed(x); /* a stream short of an event is not the provider's */
+        }
         return TG_OK;
     }
     int keep = x->ops->observe != NULL ? x->ops->observe(x, event, data, len) : TG_OK;
@@ -152,7 +174,9 @@ static int on_sse_event(void *ctx, const char *event, const char *data, size_t l
     journal_ahead(x);
     int sent = x->guard != NULL ? tg_guard_stream_feed(x->guard, event, data, len)
                                 : write_event(x, event, data, len);
-    if (sent != TG_OK)
+    if (sent != TG_OK && !x->r->client_gone)
+        relay_failed(x);
+    else if (sent != TG_OK)
         client_left(x);
     return TG_OK;
 }
@@ -212,7 +236,7 @@ static int write_pivot_event(struct tg_exchange *x, const char *event, json_t *d
         struct tg_translate_openai_writer *w = openai_writer(x);
         return w != NULL ? tg_translate_openai_writer_feed(w, event, data) : TG_ERROR;
     }
-    char *text = json_dumps(data, JSON_COMPACT);
+    char *text = tg_jsafe_dumps(data, JSON_COMPACT);
     if (text == NULL)
         return TG_ERROR;
     int rc = write_event(x, event, text, strlen(text));
@@ -229,7 +253,9 @@ int tg_exchange_emit(void *ctx, const char *event, json_t *data)
     journal_ahead(x);
     int sent = x->guard != NULL ? tg_guard_stream_feed_json(x->guard, event, data)
                                 : write_pivot_event(x, event, data);
-    if (sent != TG_OK)
+    if (sent != TG_OK && !x->r->client_gone)
+        relay_failed(x);
+    else if (sent != TG_OK)
         client_left(x);
     return TG_OK;
 }
@@ -244,7 +270,7 @@ static int guarded_emit(void *ctx, const char *event, const char *data, size_t l
         return doc != NULL ? write_pivot_event(x, event, doc) : TG_ERROR;
     if (data != NULL)
         return write_event(x, event, data, len);
-    char *text = json_dumps(doc, JSON_COMPACT);
+    char *text = tg_jsafe_dumps(doc, JSON_COMPACT);
     int rc = text != NULL ? write_event(x, event, text, strlen(text)) : TG_ERROR;
     free(text);
     return rc;
@@ -403,17 +429,25 @@ static void release_sse(void *parser)
 }
 
 /*
- * A 200 whose body never arrived whole (over server.max_response_bytes, cut,
- * reset): the provider served it and may bill it, but its usage is not in
- * what came, so the caller pays the reservation's bound, as for a worker lost
- * mid-call — never nothing.
+ * A 200 reply whose usage was not read (memory ran out parsing it; the body
+ * over server.max_response_bytes, cut or reset after the status line): the
+ * provider bills it all the same,
+ * so the usage row gets the bound that was reserved, as a dead worker's
+ * request does (journal.c), never zero.
  */
-static void settle_reserved_bound(struct tg_request *r)
+static void bound_unread_usage(struct tg_request *r, const struct tg_exchange *x)
 {
-    r->usage = (struct tg_usage){0};
+    const struct tg_usage *u = &r->usage;
+    if (x->streaming || x->status != 200 || u->input_tokens > 0 || u->output_tokens > 0 ||
+        u->cache_read_tokens > 0 || u->cache_write_tokens > 0)
+        return;
     r->usage.input_tokens = tg_quota_estimate_input(r);
     r->usage.output_tokens = r->max_tokens;
     r->usage_source = "reserved_bound";
+    tg_log_warn(r->request_id,
+                "the usage of provider \"%s\" could not be read: billed at the "
+                "reserved bound",
+                r->backend->provider->name);
 }
 
 static int fail_transport(struct tg_request *r, enum tg_upstream_result result,
@@ -421,8 +455,11 @@ static int fail_transport(struct tg_request *r, enum tg_upstream_result result,
 {
     const char *provider = r->backend->provider->name;
     char message[160];
-    if (x->status == 200 && !x->streaming)
-        settle_reserved_bound(r);
+    bound_unread_usage(r, x);
+    if (x->relay_failed) {
+        r->outcome = "upstream_error";
+        return TG_ERROR; /* the error event is r->error's */
+    }
     if (x->abort_at_ms != 0 && !x->timed_out) {
         r->outcome = "client_disconnected";
         return TG_ERROR; /* nobody is left to answer */
@@ -505,6 +542,7 @@ static int translate_reply(struct tg_request *r, struct tg_exchange *x)
 {
     json_t *reply = NULL;
     if (x->ops->decode_reply(x, &reply) != TG_OK) {
+        bound_unread_usage(r, x);
         r->outcome = "upstream_error";
         tg_request_fail(r, 502, "api_error", "the provider's reply could not be read",
                         "provider \"%s\": reply not understood", r->backend->provider->name);
@@ -519,7 +557,7 @@ static int translate_reply(struct tg_request *r, struct tg_exchange *x)
         json_decref(reply);
         reply = rc == TG_OK ? chat : NULL;
     }
-    char *text = reply != NULL ? json_dumps(reply, JSON_COMPACT) : NULL;
+    char *text = reply != NULL ? tg_jsafe_dumps(reply, JSON_COMPACT) : NULL;
     json_decref(reply);
     if (text == NULL || tg_arena_cleanup_add(r->arena, free, text) != TG_OK) {
         free(text);
@@ -712,8 +750,10 @@ int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
         tg_log_warn(r->request_id, "backend \"%s\" failed (%s), trying another", r->backend->id,
                     result == TG_UPSTREAM_OK ? "an error status" : call.error);
     }
-    if (result != TG_UPSTREAM_OK)
+    if (result != TG_UPSTREAM_OK) {
+        bound_unread_usage(r, x);
         return fail_transport(r, result, &call, x);
+    }
     if (x->streaming) {
         if (x->meter.stream_error && x->abort_at_ms == 0)
             r->outcome = "upstream_error";
@@ -727,6 +767,7 @@ int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
         x->ops->read_usage(r, x->reply, x->reply_len); /* same dialect: it has one */
     else if (translate_reply(r, x) != TG_OK)
         return TG_ERROR;
+    bound_unread_usage(r, x);
     /* the reply as the client will get it (and the cache keep it), its usage read already */
     return tg_guardrail_replies(r) ? tg_guardrail_reply(r, &x->reply, &x->reply_len) : TG_OK;
 }

@@ -65,6 +65,7 @@ struct tg_exchange {
     int64_t started_ms;
     int64_t last_data_ms;
     bool timed_out;
+    bool relay_failed; /* an event could not be encoded for the client: an error ended it */
 
     /* the client and the drain */
     bool too_big;

@@ -2,6 +2,7 @@
  * provider.c — what every provider shares: the same-dialect body.
  */
 #include "provider.h"
+#include "jsafe.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@ const char *tg_provider_same_dialect_body(struct tg_request *r, size_t *len)
     /* an alias the backend does not know: the one documented rewrite of the body */
     if (json_object_set_new(r->doc, "model", json_string(upstream_model)) != 0)
         return NULL;
-    char *text = json_dumps(r->doc, JSON_COMPACT);
+    char *text = tg_jsafe_dumps(r->doc, JSON_COMPACT);
     if (text == NULL || tg_arena_cleanup_add(r->arena, free_text, text) != TG_OK) {
         free(text);
         return NULL;

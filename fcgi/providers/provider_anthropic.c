@@ -10,6 +10,7 @@
 #include "exchange.h"
 #include "pivot.h"
 #include "jscan.h"
+#include "jsafe.h"
 #include "trace.h"
 #include "usage.h"
 
@@ -88,7 +89,7 @@ static int prepare(struct tg_request *r, struct tg_exchange *x)
 /* The translated path: the pivot is a Messages request already; only its model changes. */
 static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
 {
-    json_t *body = json_copy(pivot);
+    json_t *body = tg_jsafe_copy(pivot);
     if (body == NULL ||
         json_object_set_new(body, "model", json_string(r->backend->upstream_model)) != 0) {
         json_decref(body);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "jsafe.h"
 
 #define MAX_SCHEMA_DEPTH 32 /* nesting, $ref hops included: a cycle stops here */
 
@@ -173,7 +174,7 @@ static int schema_enum(json_t *in, json_t *out)
             if (!json_is_string(v))
                 return TG_OK; /* Gemini's enum holds strings only: drop the constraint */
         }
-        kept = json_copy(values);
+        kept = tg_jsafe_copy(values);
     } else if (json_is_string(constant)) {
         kept = json_pack("[O]", constant);
     }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jsafe.h"
 #include "translate_gemini.h"
 
 /* Emits data (stolen) as event name; NULL data is out of memory. */
@@ -101,7 +102,7 @@ static int tool_use(struct tg_gemini_stream *s, json_t *part)
                         tg_gemini_tool_use_id(part, s->base, s->calls++), "name", name, "input"));
     if (rc != TG_OK)
         return rc;
-    char *partial = json_is_object(args) ? json_dumps(args, JSON_COMPACT) : NULL;
+    char *partial = json_is_object(args) ? tg_jsafe_dumps(args, JSON_COMPACT) : NULL;
     rc = emit(s, "content_block_delta",
               json_pack("{s:s,s:I,s:{s:s,s:s}}", "type", "content_block_delta", "index",
                         (json_int_t)index, "delta", "type", "input_json_delta", "partial_json",
