@@ -175,6 +175,7 @@ def run_scenario(dialect, stream):
     last_site = None
     for kind in ("alloc", "call"):
         n = 0
+        short = 0
         while True:
             n += 1
             st["ctl"].write_text("%s %d\n" % (kind, n))
@@ -201,7 +202,14 @@ def run_scenario(dialect, stream):
                     kind, n, rep["site"], status)))
             if not rep["injected"]:
                 if status == 200:
-                    break
+                    # requests differ a little in length (a batch they lead,
+                    # a connection made again): end after three in a row that
+                    # did not reach their index
+                    short += 1
+                    if short >= 3:
+                        n -= 2
+                        break
+                    continue
                 # not reached, but refused: a state an earlier failure left
                 # (a database connection being made again): this index again
                 held += 1
@@ -212,6 +220,7 @@ def run_scenario(dialect, stream):
                 n -= 1
                 time.sleep(0.1)
                 continue
+            short = 0
             last_site = rep["site"]
             if kind == "alloc":
                 sites.add(rep["site"])
@@ -253,7 +262,8 @@ def run_scenario(dialect, stream):
     print("# " + line, flush=True)
     # every index a clean request reaches was failed once (a failure can make
     # a request longer: a retry, a new connection)
-    assert counted["alloc"] >= clean["allocs"] and counted["call"] >= clean["calls"], line
+    assert counted["alloc"] >= min(clean["allocs"], base["allocs"]) and \
+        counted["call"] >= min(clean["calls"], base["calls"]), line
     return line
 
 
