@@ -316,8 +316,15 @@ def loadavg():
 
 # ---- the checks -----------------------------------------------------------------
 
-def limit_of(base, floor):
-    return base + max(base * LIMIT_PCT / 100.0, floor)
+# --quick (the suite's run: one minute, often an ASan build whose allocator
+# caches and quarantine are still filling) allows the RSS this much instead:
+# the 10 % verdict is the long run's. Descriptors and connections keep 10 %.
+QUICK_RSS_PCT = 25
+rss_pct = LIMIT_PCT
+
+
+def limit_of(base, floor, pct=None):
+    return base + max(base * (LIMIT_PCT if pct is None else pct) / 100.0, floor)
 
 
 def compare(base, end):
@@ -326,7 +333,7 @@ def compare(base, end):
 
     def pct(a, b):
         return (b - a) * 100.0 / a if a else 0.0
-    rss_ok = end["rss_mib"] <= limit_of(base["rss_mib"], 0)
+    rss_ok = end["rss_mib"] <= limit_of(base["rss_mib"], 0, rss_pct)
     fds_ok = end["fds"] <= limit_of(base["fds"], FLOOR)
     lfd_ok = end["lighttpd_fds"] <= limit_of(base["lighttpd_fds"], FLOOR)
     db_ok = end["db"] <= limit_of(base["db"], FLOOR)
@@ -334,7 +341,7 @@ def compare(base, end):
                 % (base["rss_mib"], end["rss_mib"], pct(base["rss_mib"], end["rss_mib"]),
                    base["fds"], end["fds"], base["db"], end["db"]), True))
     out.append(("soak: worker rss %s MiB -> %s MiB (limit %.1f MiB): %s" % (
-        base["rss_each"], end["rss_each"], limit_of(base["rss_mib"], 0),
+        base["rss_each"], end["rss_each"], limit_of(base["rss_mib"], 0, rss_pct),
         "flat" if rss_ok else "GREW"), rss_ok))
     out.append(("soak: worker fds %d -> %d (limit %d): %s" % (
         base["fds"], end["fds"], limit_of(base["fds"], FLOOR), "flat" if fds_ok else "GREW"),
@@ -429,6 +436,8 @@ def main():
                     help="about 60 s: --warmup 15 --minutes 0.75 --interval 5")
     args = ap.parse_args()
     if args.quick:
+        global rss_pct
+        rss_pct = QUICK_RSS_PCT
         args.warmup, args.minutes = 15.0, 0.75
     interval = args.interval or (5.0 if args.quick else 30.0)
     os.environ["TOLLGATE_BUILD"] = str(Path(args.build).resolve())
