@@ -3,7 +3,7 @@
 # runtime user, and the autotools build.  Source it; it defines functions only.
 
 TG_PACKAGES=(build-essential autoconf automake libtool pkg-config
-    libfcgi-dev libfcgi-bin spawn-fcgi lighttpd lighttpd-modules-lua apache2 wrk nginx-light
+    libfcgi-dev libfcgi-bin spawn-fcgi lighttpd lighttpd-modules-lua libapache2-mod-qos apache2 wrk nginx-light
     slowhttptest
     libcmocka-dev libjansson-dev libcurl4-openssl-dev libpcre2-dev libssl-dev
     libpq-dev postgresql curl prometheus clang-format nodejs npm clang libclang-rt-14-dev)

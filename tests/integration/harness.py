@@ -482,9 +482,12 @@ class Stack:
 
     def _apache_server_conf(self, site):
         mods = "/usr/lib/apache2/modules"
-        lines = ["LoadModule %s_module %s/mod_%s.so" % (m, mods, m)
-                 for m in ("mpm_event", "authz_core", "proxy", "proxy_fcgi", "headers",
-                           "setenvif", "reqtimeout", "env", "rewrite")]
+        # mod_qos (per-address connections) needs PCRE 1's symbols, which
+        # Debian's apache2 binary no longer brings
+        lines = ["LoadFile /usr/lib/x86_64-linux-gnu/libpcre.so.3"]
+        lines += ["LoadModule %s_module %s/mod_%s.so" % (m, mods, m)
+                  for m in ("mpm_event", "authz_core", "proxy", "proxy_fcgi", "headers",
+                            "setenvif", "reqtimeout", "env", "rewrite", "qos")]
         lines += ["ServerName localhost", "Listen 127.0.0.1:%d" % self.port,
                   "PidFile %s" % (self.dir / "frontend.pid"),
                   "DefaultRuntimeDir %s" % (self.dir / "apache-run"),
