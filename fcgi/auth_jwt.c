@@ -1,6 +1,7 @@
 /*
- * auth_jwt.c — JWT verification with OpenSSL 3 (EVP_DigestVerify for RSA and ECDSA,
- * HMAC() with CRYPTO_memcmp for the HS family) and jansson for the JSON parts.
+ * auth_jwt.c — JWT issuers (loaded from the config, their JWKS file re-read
+ * when it changes) and token verification; the keys, the algorithms and the
+ * signature check are jwt_key.c's.
  *
  * The order of checks is deliberate: shape and size first (cheap, no parsing of
  * untrusted JSON beyond 1 KiB), then the header, then the key chosen by kid, then
@@ -10,16 +11,11 @@
 
 #include "config_field.h"
 #include "crypto.h"
-#include "jwk.h"
+#include "jwt_key.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -28,30 +24,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum jwt_alg { HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384 };
-
-static const struct {
-    const char *name;
-    enum jwt_alg alg;
-    int bits; /* digest size, and for ES the curve's */
-} algs[] = {
-    {"HS256", HS256, 256}, {"HS384", HS384, 384}, {"HS512", HS512, 512}, {"RS256", RS256, 256},
-    {"RS384", RS384, 384}, {"RS512", RS512, 512}, {"ES256", ES256, 256}, {"ES384", ES384, 384},
-};
-
-struct jwt_key {
-    char *kid;
-    int alg_index;         /* into algs */
-    unsigned char *secret; /* HS: the HMAC key */
-    size_t secret_len;
-    EVP_PKEY *pkey; /* RS, ES: the public key */
-};
-
 struct jwks_cache {
     pthread_rwlock_t lock;
     struct timespec mtime; /* of the file the keys were read from */
     off_t size;
-    struct jwt_key *keys;
+    struct tg_jwt_key *keys;
     size_t n_keys;
 };
 
@@ -59,7 +36,7 @@ struct tg_jwt_issuer {
     char *issuer;
     char *audience;
     int leeway_s;
-    struct jwt_key *keys; /* from the config */
+    struct tg_jwt_key *keys; /* from the config */
     size_t n_keys;
     char *jwks_file;         /* NULL: none */
     struct jwks_cache *jwks; /* mutable even in a const issuer: re-read on change */
@@ -83,143 +60,7 @@ static void set_err(char *err, size_t err_size, const char *path, const char *fm
     va_end(ap);
 }
 
-static bool is_hs(int alg_index)
-{
-    return algs[alg_index].alg <= HS512;
-}
-
-static bool is_es(int alg_index)
-{
-    return algs[alg_index].alg >= ES256;
-}
-
-static int find_alg(const char *name)
-{
-    for (size_t i = 0; i < TG_ARRAY_LEN(algs); i++)
-        if (strcmp(algs[i].name, name) == 0)
-            return (int)i;
-    return -1;
-}
-
-static const EVP_MD *alg_md(int alg_index)
-{
-    switch (algs[alg_index].bits) {
-    case 384: return EVP_sha384();
-    case 512: return EVP_sha512();
-    default: return EVP_sha256();
-    }
-}
-
-static void free_keys(struct jwt_key *keys, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(keys[i].kid);
-        if (keys[i].secret != NULL)
-            OPENSSL_cleanse(keys[i].secret, keys[i].secret_len);
-        free(keys[i].secret);
-        EVP_PKEY_free(keys[i].pkey);
-    }
-    free(keys);
-}
-
-/* Whether pkey is the kind of key alg needs (RSA; EC on the curve of ES256/ES384). */
-static bool key_fits_alg(EVP_PKEY *pkey, int alg_index)
-{
-    if (!is_es(alg_index))
-        return EVP_PKEY_is_a(pkey, "RSA") && EVP_PKEY_get_bits(pkey) >= 2048;
-    if (!EVP_PKEY_is_a(pkey, "EC"))
-        return false;
-    char group[64];
-    size_t glen = 0;
-    if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
-                                        &glen))
-        return false;
-    const char *want = algs[alg_index].bits == 256 ? "prime256v1" : "secp384r1";
-    return strcmp(group, want) == 0;
-}
-
 /* ---- JWKS (RFC 7517) ---- */
-
-/*
- * Reads the JWKS file into a fresh key list. Keys for another use ("use": "enc")
- * or of a type we do not verify with (OKP, oct) are skipped; a malformed RSA or EC
- * key fails the whole file. On failure writes a message (without "config:") to err.
- */
-static int jwks_read(const char *file, struct jwt_key **out, size_t *n_out, char *err,
-                     size_t err_size)
-{
-    json_error_t jerr;
-    json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL) {
-        snprintf(err, err_size, "could not read JWKS \"%s\": %s", file, jerr.text);
-        return TG_ERROR;
-    }
-    json_t *list = json_object_get(root, "keys");
-    if (!json_is_array(list)) {
-        snprintf(err, err_size, "JWKS \"%s\": keys must be an array", file);
-        json_decref(root);
-        return TG_ERROR;
-    }
-    struct jwt_key *keys = calloc(json_array_size(list) + 1, sizeof(*keys));
-    size_t n = 0;
-    int rc = keys != NULL ? TG_OK : TG_ERROR;
-    if (keys == NULL)
-        snprintf(err, err_size, "out of memory");
-    size_t i;
-    json_t *jwk;
-    json_array_foreach(list, i, jwk) {
-        if (rc != TG_OK)
-            break;
-        const char *kty = json_string_value(json_object_get(jwk, "kty"));
-        const char *use = json_string_value(json_object_get(jwk, "use"));
-        const char *kid = json_string_value(json_object_get(jwk, "kid"));
-        const char *alg = json_string_value(json_object_get(jwk, "alg"));
-        if (kty == NULL || (strcmp(kty, "RSA") != 0 && strcmp(kty, "EC") != 0) ||
-            (use != NULL && strcmp(use, "sig") != 0))
-            continue;
-        int a = alg != NULL ? find_alg(alg) : -1;
-        bool rsa = strcmp(kty, "RSA") == 0;
-        if (kid == NULL || kid[0] == '\0' || a < 0 || is_hs(a) || rsa == is_es(a)) {
-            snprintf(err, err_size, "JWKS \"%s\": keys[%zu] needs a kid and an alg of its kty",
-                     file, i);
-            rc = TG_ERROR;
-            break;
-        }
-        for (size_t j = 0; j < n; j++) {
-            if (strcmp(keys[j].kid, kid) == 0) {
-                snprintf(err, err_size, "JWKS \"%s\": keys[%zu]: kid \"%s\" appears twice", file, i,
-                         kid);
-                rc = TG_ERROR;
-            }
-        }
-        if (rc != TG_OK)
-            break;
-        EVP_PKEY *pkey = tg_jwk_public_key(jwk, rsa ? 0 : algs[a].bits);
-        if (pkey == NULL || !key_fits_alg(pkey, a)) {
-            EVP_PKEY_free(pkey);
-            snprintf(err, err_size, "JWKS \"%s\": keys[%zu]: not a valid %s public key for %s",
-                     file, i, kty, algs[a].name);
-            rc = TG_ERROR;
-            break;
-        }
-        keys[n].pkey = pkey;
-        keys[n].alg_index = a;
-        keys[n].kid = strdup(kid);
-        n++;
-        if (keys[n - 1].kid == NULL) {
-            snprintf(err, err_size, "out of memory");
-            rc = TG_ERROR;
-        }
-    }
-    json_decref(root);
-    if (rc != TG_OK) {
-        free_keys(keys, n);
-        return TG_ERROR;
-    }
-    *out = keys;
-    *n_out = n;
-    return TG_OK;
-}
 
 static bool same_file(const struct stat *st, const struct jwks_cache *c)
 {
@@ -246,11 +87,11 @@ static void jwks_refresh(const struct tg_jwt_issuer *iss)
         return;
     pthread_rwlock_wrlock(&c->lock);
     if (!same_file(&st, c)) {
-        struct jwt_key *keys = NULL;
+        struct tg_jwt_key *keys = NULL;
         size_t n = 0;
         char err[256];
-        if (jwks_read(iss->jwks_file, &keys, &n, err, sizeof(err)) == TG_OK) {
-            free_keys(c->keys, c->n_keys);
+        if (tg_jwt_key_read_jwks(iss->jwks_file, &keys, &n, err, sizeof(err)) == TG_OK) {
+            tg_jwt_key_free_all(c->keys, c->n_keys);
             c->keys = keys;
             c->n_keys = n;
         }
@@ -301,7 +142,7 @@ static bool unknown_field(json_t *obj, const char *path, const char *const *know
     return tg_config_field_check_known(obj, path, known, err, err_size) != TG_OK;
 }
 
-static int load_key(json_t *obj, const char *path, struct jwt_key *k, char *err, size_t err_size)
+static int load_key(json_t *obj, const char *path, struct tg_jwt_key *k, char *err, size_t err_size)
 {
     static const char *const known[] = {"kid", "alg", "secret", "pem_file", NULL};
     char field[256];
@@ -316,8 +157,8 @@ static int load_key(json_t *obj, const char *path, struct jwt_key *k, char *err,
     char *alg = failed ? NULL : get_str(obj, "alg", path, true, NULL, err, err_size, &failed);
     if (failed)
         return TG_ERROR;
-    k->alg_index = find_alg(alg);
-    if (k->alg_index < 0) {
+    k->alg = tg_jwt_key_alg(alg);
+    if (k->alg < 0) {
         snprintf(field, sizeof(field), "%s.alg", path);
         set_err(err, err_size, field,
                 "unsupported algorithm \"%s\" (supported: HS256, HS384, HS512, RS256, RS384, "
@@ -329,10 +170,10 @@ static int load_key(json_t *obj, const char *path, struct jwt_key *k, char *err,
     free(alg);
     json_t *secret = json_object_get(obj, "secret");
     json_t *pem = json_object_get(obj, "pem_file");
-    if (is_hs(k->alg_index)) {
+    if (tg_jwt_key_alg_is_hmac(k->alg)) {
         if (pem != NULL || secret == NULL) {
             set_err(err, err_size, path, "%s takes a \"secret\", not a \"pem_file\"",
-                    algs[k->alg_index].name);
+                    tg_jwt_key_alg_name(k->alg));
             return TG_ERROR;
         }
         char *s = get_str(obj, "secret", path, true, NULL, err, err_size, &failed);
@@ -340,17 +181,17 @@ static int load_key(json_t *obj, const char *path, struct jwt_key *k, char *err,
             return TG_ERROR;
         k->secret = (unsigned char *)s;
         k->secret_len = strlen(s);
-        if (k->secret_len < (size_t)algs[k->alg_index].bits / 8) {
+        if (k->secret_len < (size_t)tg_jwt_key_alg_bits(k->alg) / 8) {
             snprintf(field, sizeof(field), "%s.secret", path);
             set_err(err, err_size, field, "must be at least %d bytes for %s",
-                    algs[k->alg_index].bits / 8, algs[k->alg_index].name);
+                    tg_jwt_key_alg_bits(k->alg) / 8, tg_jwt_key_alg_name(k->alg));
             return TG_ERROR;
         }
         return TG_OK;
     }
     if (secret != NULL || pem == NULL) {
         set_err(err, err_size, path, "%s takes a \"pem_file\", not a \"secret\"",
-                algs[k->alg_index].name);
+                tg_jwt_key_alg_name(k->alg));
         return TG_ERROR;
     }
     char *file = get_str(obj, "pem_file", path, true, NULL, err, err_size, &failed);
@@ -365,10 +206,10 @@ static int load_key(json_t *obj, const char *path, struct jwt_key *k, char *err,
     }
     k->pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
     fclose(f);
-    if (k->pkey == NULL || !key_fits_alg(k->pkey, k->alg_index)) {
+    if (k->pkey == NULL || !tg_jwt_key_fits(k->pkey, k->alg)) {
         set_err(err, err_size, field, "\"%s\" is not a %s public key for %s", file,
-                is_es(k->alg_index) ? "PEM EC" : "PEM RSA (2048 bits or more)",
-                algs[k->alg_index].name);
+                tg_jwt_key_alg_is_ec(k->alg) ? "PEM EC" : "PEM RSA (2048 bits or more)",
+                tg_jwt_key_alg_name(k->alg));
         free(file);
         return TG_ERROR;
     }
@@ -397,7 +238,7 @@ static int load_keys(json_t *obj, const char *path, struct tg_jwt_issuer *iss, c
     json_t *key;
     json_array_foreach(list, i, key) {
         snprintf(field, sizeof(field), "%s.keys[%zu]", path, i);
-        struct jwt_key *k = &iss->keys[iss->n_keys++];
+        struct tg_jwt_key *k = &iss->keys[iss->n_keys++];
         if (load_key(key, field, k, err, err_size) != TG_OK)
             return TG_ERROR;
         for (size_t j = 0; j + 1 < iss->n_keys; j++) {
@@ -508,7 +349,8 @@ int tg_jwt_issuer_load(json_t *obj, const char *path, struct tg_jwt_issuer **out
             set_err(err, err_size, field, "could not read \"%s\": %s", iss->jwks_file,
                     strerror(errno));
             failed = true;
-        } else if (!failed && jwks_read(iss->jwks_file, &iss->jwks->keys, &iss->jwks->n_keys,
+        } else if (!failed &&
+                   tg_jwt_key_read_jwks(iss->jwks_file, &iss->jwks->keys, &iss->jwks->n_keys,
                                         problem, sizeof(problem)) != TG_OK) {
             set_err(err, err_size, field, "%s", problem);
             failed = true;
@@ -535,10 +377,10 @@ void tg_jwt_issuer_free(struct tg_jwt_issuer *iss)
         return;
     free(iss->issuer);
     free(iss->audience);
-    free_keys(iss->keys, iss->n_keys);
+    tg_jwt_key_free_all(iss->keys, iss->n_keys);
     free(iss->jwks_file);
     if (iss->jwks != NULL) {
-        free_keys(iss->jwks->keys, iss->jwks->n_keys);
+        tg_jwt_key_free_all(iss->jwks->keys, iss->jwks->n_keys);
         pthread_rwlock_destroy(&iss->jwks->lock);
         free(iss->jwks);
     }
@@ -555,57 +397,6 @@ const char *tg_jwt_issuer_name(const struct tg_jwt_issuer *iss)
 }
 
 /* ---- verifying ---- */
-
-/* ES256/ES384 signatures are JOSE's raw r||s; OpenSSL wants DER. */
-static bool verify_signature(const struct jwt_key *k, const char *input, size_t input_len,
-                             const unsigned char *sig, size_t sig_len)
-{
-    const EVP_MD *md = alg_md(k->alg_index);
-    if (is_hs(k->alg_index)) {
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned int mac_len = 0;
-        if (HMAC(md, k->secret, (int)k->secret_len, (const unsigned char *)input, input_len, mac,
-                 &mac_len) == NULL)
-            return false;
-        return sig_len == mac_len && CRYPTO_memcmp(mac, sig, mac_len) == 0;
-    }
-    unsigned char *der = NULL;
-    int der_len = 0;
-    if (is_es(k->alg_index)) {
-        size_t half = (size_t)algs[k->alg_index].bits / 8;
-        if (sig_len != 2 * half)
-            return false;
-        ECDSA_SIG *es = ECDSA_SIG_new();
-        BIGNUM *r = BN_bin2bn(sig, (int)half, NULL);
-        BIGNUM *s = BN_bin2bn(sig + half, (int)half, NULL);
-        if (es == NULL || r == NULL || s == NULL || !ECDSA_SIG_set0(es, r, s)) {
-            BN_free(r);
-            BN_free(s);
-            ECDSA_SIG_free(es);
-            return false;
-        }
-        der_len = i2d_ECDSA_SIG(es, &der);
-        ECDSA_SIG_free(es);
-        if (der_len <= 0)
-            return false;
-        sig = der;
-        sig_len = (size_t)der_len;
-    }
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, md, NULL, k->pkey) == 1 &&
-              EVP_DigestVerify(ctx, sig, sig_len, (const unsigned char *)input, input_len) == 1;
-    EVP_MD_CTX_free(ctx);
-    OPENSSL_free(der);
-    return ok;
-}
-
-static const struct jwt_key *find_key(const struct jwt_key *keys, size_t n, const char *kid)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(keys[i].kid, kid) == 0)
-            return &keys[i];
-    return NULL;
-}
 
 /* Copies a string claim into dst; false when it does not fit. */
 static bool copy_claim(char *dst, size_t dst_size, const char *src)
@@ -705,12 +496,12 @@ static const char *verify_parts(const struct tg_jwt_issuer *iss, const char *tok
         jwks_refresh(iss);
         pthread_rwlock_rdlock(&iss->jwks->lock);
     }
-    const struct jwt_key *key = NULL;
+    const struct tg_jwt_key *key = NULL;
     size_t n_jwks = iss->jwks != NULL ? iss->jwks->n_keys : 0;
     if (kid != NULL) {
-        key = find_key(iss->keys, iss->n_keys, kid);
+        key = tg_jwt_key_find(iss->keys, iss->n_keys, kid);
         if (key == NULL && iss->jwks != NULL)
-            key = find_key(iss->jwks->keys, n_jwks, kid);
+            key = tg_jwt_key_find(iss->jwks->keys, n_jwks, kid);
         if (key == NULL)
             reason = "unknown kid";
     } else if (iss->n_keys + n_jwks == 1) {
@@ -718,7 +509,7 @@ static const char *verify_parts(const struct tg_jwt_issuer *iss, const char *tok
     } else {
         reason = "token has no kid";
     }
-    if (key != NULL && strcmp(alg, algs[key->alg_index].name) != 0)
+    if (key != NULL && strcmp(alg, tg_jwt_key_alg_name(key->alg)) != 0)
         reason = "alg does not match the key";
     if (reason == NULL) {
         const char *sig_b64 = dot2 + 1;
@@ -726,7 +517,7 @@ static const char *verify_parts(const struct tg_jwt_issuer *iss, const char *tok
         unsigned char *sig = tg_crypto_base64url_decode_alloc(sig_b64, strlen(sig_b64), &sig_len);
         if (sig == NULL)
             reason = "token is not base64url";
-        else if (!verify_signature(key, token, (size_t)(dot2 - token), sig, sig_len))
+        else if (!tg_jwt_key_verify(key, token, (size_t)(dot2 - token), sig, sig_len))
             reason = "bad signature";
         free(sig);
     }
