@@ -22,32 +22,7 @@
 #include "guard.h"
 #include "guard_reply.h"
 #include "unit.h"
-
-static struct tg_guard_rules *rules;
-
-static int load_shipped(void **state)
-{
-    (void)state;
-    char *dir = unit_data_dir("guard");
-    char *conf_dir = dir != NULL ? unit_path(dir, "../../../../conf") : NULL;
-    size_t len = 0;
-    char *text = conf_dir != NULL ? unit_read_file(conf_dir, "guardrails.json", &len) : NULL;
-    json_t *section = text != NULL ? json_loadb(text, len, 0, NULL) : NULL;
-    char err[512] = "";
-    rules = section != NULL ? tg_guard_load(section, err, sizeof(err)) : NULL;
-    json_decref(section);
-    free(text);
-    free(conf_dir);
-    free(dir);
-    return rules != NULL ? 0 : -1;
-}
-
-static int free_rules(void **state)
-{
-    (void)state;
-    tg_guard_free(rules);
-    return 0;
-}
+#include "guard_test.h"
 
 struct seen {
     size_t n;

@@ -29,34 +29,7 @@
 #include "guard.h"
 #include "guard_stream.h"
 #include "unit.h"
-
-static struct tg_guard_rules *rules;
-
-static int load_shipped(void **state)
-{
-    (void)state;
-    char *dir = unit_data_dir("guard");
-    char *conf_dir = dir != NULL ? unit_path(dir, "../../../../conf") : NULL;
-    size_t len = 0;
-    char *text = conf_dir != NULL ? unit_read_file(conf_dir, "guardrails.json", &len) : NULL;
-    json_t *section = text != NULL ? json_loadb(text, len, 0, NULL) : NULL;
-    char err[512] = "";
-    rules = section != NULL ? tg_guard_load(section, err, sizeof(err)) : NULL;
-    json_decref(section);
-    free(text);
-    free(conf_dir);
-    free(dir);
-    if (rules == NULL)
-        fprintf(stderr, "conf/guardrails.json: %s\n", err);
-    return rules != NULL ? 0 : -1;
-}
-
-static int free_rules(void **state)
-{
-    (void)state;
-    tg_guard_free(rules);
-    return 0;
-}
+#include "guard_test.h"
 
 /* What the client received: every event, and the text of each block concatenated. */
 struct client {
