@@ -33,7 +33,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,6 +190,40 @@ def frontend_body_caps(max_body_bytes):
     64 KiB above Tollgate's own, which answers anything close to its cap."""
     return {"MAX_BODY_KIB": max_body_bytes // 1024 + 64,
             "MAX_BODY_BYTES": max_body_bytes + 65536}
+
+
+class JsonBackend:
+    """An http backend on 127.0.0.1 for the tests of http routes: it records
+    every POST it receives (path, lower-case headers, body text) in `received`
+    and answers respond(record) -> (status, JSON-able reply)."""
+
+    def __init__(self, respond):
+        self.received = []
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                record = {"path": self.path, "body": body.decode(),
+                          "headers": {k.lower(): v for k, v in self.headers.items()}}
+                backend.received.append(record)
+                status, reply = respond(record)
+                payload = json.dumps(reply, separators=(",", ":")).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 class Postgres:

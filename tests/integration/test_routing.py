@@ -7,44 +7,15 @@ row counts the request, with the tokens the backend reported.
 """
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import harness
 
 
-class Agent:
-    """An internal JSON service behind POST /chat; records what it received."""
-
-    def __init__(self):
-        self.received = []
-        agent = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                agent.received.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                       "body": body.decode()})
-                question = json.loads(body).get("question", "")
-                status = 503 if question == "fail" else 200
-                reply = ({"error": "agent busy"} if status != 200 else
-                         {"answer": "42", "usage": {"input_tokens": 5, "output_tokens": 7}})
-                payload = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+def agent_answer(record):
+    """The internal JSON service behind POST /chat: busy when asked "fail"."""
+    if json.loads(record["body"]).get("question", "") == "fail":
+        return 503, {"error": "agent busy"}
+    return 200, {"answer": "42", "usage": {"input_tokens": 5, "output_tokens": 7}}
 
 
 RETIRED = '{"type":"error","error":{"type":"not_found_error","message":"claude-2.1 is retired"}}'
@@ -84,7 +55,7 @@ _env = None
 def env():
     global _env
     if _env is None:
-        agent = Agent()
+        agent = harness.JsonBackend(agent_answer)
         st = harness.stack(tag="routing", extra_config=config(agent.port))
         for model in ("agent", "claude-eu", "claude-cheap"):
             st.ctl("price", "set", model, "--input", "1000000", "--output", "2000000")
