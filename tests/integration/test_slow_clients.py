@@ -101,7 +101,7 @@ def make_slow_client_test(name, opts):
                 held = connections_held(s.port)
                 t0 = time.monotonic()
                 loaded = p99(good_latencies(s, key, SAMPLES))
-                held = min(held, connections_held(s.port))
+                held_after = connections_held(s.port)
                 measured_under_attack = attack.poll() is None
                 took = time.monotonic() - t0
             finally:
@@ -110,7 +110,9 @@ def make_slow_client_test(name, opts):
         print("%s: p99 unloaded %.1f ms, under %d slow connections %.1f ms (%.1f s)" % (
             s.frontend, unloaded * 1000, held, loaded * 1000, took))
         assert measured_under_attack, "the attack ended before the measurement did"
+        # held when the measurement began; some may have been cut by its end
         assert held >= connections * 0.8, "the attack held only %d connections" % held
+        assert held_after >= connections * 0.5, "only %d connections at the end" % held_after
         assert loaded <= 2 * unloaded + FLOOR_S, \
             "p99 %.1f ms under attack, %.1f ms unloaded" % (loaded * 1000, unloaded * 1000)
         # and nothing is left starving afterwards (once the attack's connections
