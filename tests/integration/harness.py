@@ -538,13 +538,16 @@ class Stack:
         return [p for p in self.worker_pids if pid_gone(p)]
 
     def stop_workers(self):
-        """SIGTERM to the master, which stops its workers (they finish their requests)."""
+        """SIGTERM to the master, which stops its workers (they finish their requests);
+        workers started without a master (the bench's fcgi-fixed) are stopped themselves."""
         if self.master_pid:
             workers = self.workers()
             stop_pids([self.master_pid], timeout=15)
             stop_pids(workers, timeout=5)   # gone with the master (or by its death signal)
             self.master_pid = None
-            self.worker_pids = []
+        else:
+            stop_pids(self.worker_pids, timeout=15)
+        self.worker_pids = []
 
     def restart_workers(self):
         """Stops the master and its workers and starts new ones on the same socket."""
