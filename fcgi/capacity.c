@@ -10,6 +10,9 @@
 #include "request.h"
 #include "shm.h"
 
+/* How often a request waiting for a slot checks that its client is still there. */
+#define CLIENT_CHECK_MS 100
+
 static int own_slot = -1;
 
 void tg_capacity_set_slot(int slot)
@@ -83,12 +86,22 @@ int tg_capacity_admit(struct tg_request *r)
     struct tg_shm_workers *w;
     if (own(&w) == NULL || tg_capacity_admit_slot(w, own_slot) == TG_OK)
         return TG_OK;
-    /* server.queue_timeout_ms: wait for a slot (holding this thread), then refuse */
-    for (int64_t until = tg_now_ms() + r->config->queue_timeout_ms; tg_now_ms() < until;) {
+    /* server.queue_timeout_ms: wait for a slot (holding this thread), then refuse;
+     * a client that leaves meanwhile frees the thread at once */
+    int64_t checked = tg_now_ms();
+    for (int64_t until = checked + r->config->queue_timeout_ms; tg_now_ms() < until;) {
         struct timespec tick = {.tv_sec = 0, .tv_nsec = 5 * 1000 * 1000};
         nanosleep(&tick, NULL);
         if (tg_capacity_admit_slot(w, own_slot) == TG_OK)
             return TG_OK;
+        if (tg_now_ms() - checked >= CLIENT_CHECK_MS) {
+            checked = tg_now_ms();
+            if (tg_request_client_left(r)) {
+                r->outcome = "client_gone";
+                r->status = 499;
+                return TG_DECLINED;
+            }
+        }
     }
     __atomic_add_fetch(&w->refused_total, 1, __ATOMIC_RELAXED);
     char retry[16];

@@ -17,6 +17,7 @@
 
 #include "crypto.h"
 #include "jsafe.h"
+#include "peer.h"
 
 #define REQUEST_ARENA_BLOCK (64 * 1024)
 #define RESP_HEADERS_CAP (8 * 1024)
@@ -375,10 +376,17 @@ bool tg_request_client_left(struct tg_request *r)
         return true;
     if (req == NULL || req->ipcFd < 0)
         return false;
-    /* the body was read to its end: anything more on the connection (end of file, an
-     * FCGI_ABORT_REQUEST) means the web server gave the request up with its client */
+    /* once the body was read to its end, anything more on the connection (end of
+     * file, an FCGI_ABORT_REQUEST) means the web server gave the request up */
     struct pollfd p = {.fd = req->ipcFd, .events = POLLIN | POLLRDHUP};
-    if (poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) != 0)
+    if (r->body != NULL && poll(&p, 1, 0) == 1 &&
+        (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) != 0)
+        r->client_gone = true;
+    /* the web server may keep that connection open for a client that left (lighttpd
+     * takes its FIN for a half-close): when it runs on this host, ask the kernel */
+    else if (tg_peer_state(tg_request_param(r, "SERVER_ADDR"), tg_request_param(r, "SERVER_PORT"),
+                           tg_request_param(r, "REMOTE_ADDR"),
+                           tg_request_param(r, "REMOTE_PORT")) == TG_PEER_GONE)
         r->client_gone = true;
     return r->client_gone;
 }

@@ -184,8 +184,10 @@ int tg_request_write(struct tg_request *r, const char *data, size_t len);
 
 /*
  * True when the client is known to be gone: a write failed, or (checked without
- * waiting) the web server closed or aborted the request's connection. For a
- * long silence upstream, when no write would tell.
+ * waiting) the web server closed or aborted the request's connection (once the
+ * body was read), or the web server's TCP connection from the client is closed
+ * (peer.h: when the web server runs on this host). For a request that waited,
+ * and for a long silence upstream, when no write would tell.
  */
 bool tg_request_client_left(struct tg_request *r);
 
