@@ -27,6 +27,15 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *userdata);
 static size_t write_cb(char *data, size_t size, size_t n, void *userdata);
 static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow);
+static size_t read_cb(char *buf, size_t size, size_t n, void *userdata);
+
+/*
+ * A kept-alive connection idle this long is not reused: a fresh one is made.
+ * Below the 60 s idle timeout of the common load balancers in front of
+ * providers, so that a provider closing an idle connection just as it is
+ * reused (the request then lost, see read_cb) stays a rare race.
+ */
+#define UPSTREAM_MAX_IDLE_S 50L
 
 int tg_upstream_global_init(void)
 {
@@ -56,6 +65,10 @@ static int set_shared_options(CURL *easy)
         rc = curl_easy_setopt(easy, CURLOPT_POST, 1L);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(easy, CURLOPT_READFUNCTION, read_cb);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(easy, CURLOPT_MAXAGE_CONN, UPSTREAM_MAX_IDLE_S);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
     if (rc == CURLE_OK)
@@ -138,7 +151,29 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *userdata)
 struct write_ctx {
     struct tg_upstream_call *call;
     CURL *easy;
+    size_t body_sent; /* of call->body, handed to libcurl */
 };
+
+/*
+ * The request body, as libcurl asks for it. There is no seek callback on
+ * purpose: libcurl sends a request again, once, when a reused connection
+ * closes before any byte of the reply, taking it for a stale keep-alive
+ * connection; the provider may well have received (and billed) the first
+ * one. Without a way to rewind the body that second send fails
+ * (CURLE_SEND_FAIL_REWIND): a provider never gets one call twice unless the
+ * balancer sends it again, and every attempt it makes is on the access line.
+ */
+static size_t read_cb(char *buf, size_t size, size_t n, void *userdata)
+{
+    struct write_ctx *w = userdata;
+    const struct tg_upstream_call *call = w->call;
+    size_t left = call->body_len - w->body_sent, room = size * n;
+    size_t len = left < room ? left : room;
+    if (len > 0)
+        memcpy(buf, call->body + w->body_sent, len);
+    w->body_sent += len;
+    return len;
+}
 
 static size_t write_cb(char *data, size_t size, size_t n, void *userdata)
 {
@@ -189,8 +224,10 @@ enum tg_upstream_result tg_upstream_perform(struct tg_upstream *u, struct tg_ups
     }
     CURL *easy = u->easy;
     struct curl_slist *list = NULL;
-    for (size_t i = 0; i < call->n_headers; i++) {
-        struct curl_slist *grown = curl_slist_append(list, call->headers[i]);
+    /* no "Expect: 100-continue" (a second's wait for big bodies, and a 417 needs a rewind) */
+    for (size_t i = 0; i <= call->n_headers; i++) {
+        struct curl_slist *grown =
+            curl_slist_append(list, i < call->n_headers ? call->headers[i] : "Expect:");
         if (grown == NULL) {
             curl_slist_free_all(list);
             snprintf(call->error, sizeof(call->error), "out of memory");
@@ -199,7 +236,7 @@ enum tg_upstream_result tg_upstream_perform(struct tg_upstream *u, struct tg_ups
         list = grown;
     }
     char errbuf[CURL_ERROR_SIZE] = "";
-    struct write_ctx w = {call, easy};
+    struct write_ctx w = {.call = call, .easy = easy, .body_sent = 0};
     int64_t started = tg_now_ms();
 
     /* every option of the call, or none: a failed one must not leave the
@@ -208,7 +245,7 @@ enum tg_upstream_result tg_upstream_perform(struct tg_upstream *u, struct tg_ups
     if (set == CURLE_OK)
         set = curl_easy_setopt(easy, CURLOPT_URL, call->url);
     if (set == CURLE_OK)
-        set = curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->body);
+        set = curl_easy_setopt(easy, CURLOPT_READDATA, &w);
     if (set == CURLE_OK)
         set = curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
     if (set == CURLE_OK)
@@ -238,12 +275,16 @@ enum tg_upstream_result tg_upstream_perform(struct tg_upstream *u, struct tg_ups
     /* the list and errbuf die with this call; the body with the request */
     if (curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL) != CURLE_OK ||
         curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL) != CURLE_OK ||
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL) != CURLE_OK)
+        curl_easy_setopt(easy, CURLOPT_READDATA, NULL) != CURLE_OK)
         u->stale = true;
     if (code == CURLE_OUT_OF_MEMORY || code == CURLE_GOT_NOTHING)
         u->stale = true;
     curl_slist_free_all(list);
-    if (code != CURLE_OK)
+    if (code == CURLE_SEND_FAIL_REWIND)
+        snprintf(call->error, sizeof(call->error),
+                 "the provider closed a reused connection before answering; "
+                 "not sent again (it may have been received)");
+    else if (code != CURLE_OK)
         snprintf(call->error, sizeof(call->error), "%s",
                  errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code));
     return classify(code);
