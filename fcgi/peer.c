@@ -26,8 +26,8 @@ enum tg_peer_state tg_peer_classify(int tcp_state)
     switch (tcp_state) {
     case TCP_ESTABLISHED:
     case TCP_SYN_RECV: return TG_PEER_OPEN;
+    case TCP_LISTEN: return TG_PEER_LISTENING;
     case TCP_CLOSE_WAIT:
-    case TCP_LISTEN:
     case TCP_TIME_WAIT:
     case TCP_FIN_WAIT1:
     case TCP_FIN_WAIT2:

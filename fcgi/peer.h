@@ -13,8 +13,13 @@
  *   ESTABLISHED            open;
  *   CLOSE_WAIT             the client sent its FIN (HTTP clients do not
  *                          half-close while waiting for an answer): gone;
- *   LISTEN, TIME_WAIT, the closing states, CLOSE
+ *   TIME_WAIT, the closing states, CLOSE
  *                          the connection is over: gone;
+ *   LISTEN                 only the listener is left: the connection is gone
+ *                          IF SERVER_PORT is the port it came in on (lighttpd
+ *                          passes its socket's; Apache passes the Host
+ *                          header's, which may name another port, and another
+ *                          program may listen there): the caller decides;
  *   no socket at all       the web server is elsewhere (another host,
  *                          namespace, a proxy): unknown, never taken as gone.
  * One netlink round trip (a few microseconds), no privilege needed.
@@ -26,6 +31,7 @@ enum tg_peer_state {
     TG_PEER_UNKNOWN = 0, /* cannot tell: treat as open */
     TG_PEER_OPEN,
     TG_PEER_GONE,
+    TG_PEER_LISTENING, /* no such connection, a socket listens at the server's end */
 };
 
 /*

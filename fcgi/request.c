@@ -369,6 +369,18 @@ int tg_request_flush(struct tg_request *r)
     return TG_OK;
 }
 
+/*
+ * Whether SERVER_PORT is the port the client's connection came in on, so that a
+ * lone listener there means the connection is gone (peer.h). lighttpd's is (the
+ * shipped lighttpd.conf says so: TOLLGATE_SERVER_PORT=local); Apache's is the
+ * Host header's, which may name another port. Clients cannot set params.
+ */
+static bool server_port_is_local(struct tg_request *r)
+{
+    const char *says = tg_request_param(r, "TOLLGATE_SERVER_PORT");
+    return says != NULL && strcmp(says, "local") == 0;
+}
+
 bool tg_request_client_left(struct tg_request *r)
 {
     FCGX_Request *req = r->fcgx;
@@ -384,10 +396,16 @@ bool tg_request_client_left(struct tg_request *r)
         r->client_gone = true;
     /* the web server may keep that connection open for a client that left (lighttpd
      * takes its FIN for a half-close): when it runs on this host, ask the kernel */
-    else if (tg_peer_state(tg_request_param(r, "SERVER_ADDR"), tg_request_param(r, "SERVER_PORT"),
-                           tg_request_param(r, "REMOTE_ADDR"),
-                           tg_request_param(r, "REMOTE_PORT")) == TG_PEER_GONE)
-        r->client_gone = true;
+    else {
+        enum tg_peer_state peer =
+            tg_peer_state(tg_request_param(r, "SERVER_ADDR"), tg_request_param(r, "SERVER_PORT"),
+                          tg_request_param(r, "REMOTE_ADDR"), tg_request_param(r, "REMOTE_PORT"));
+        if (peer == TG_PEER_OPEN)
+            r->peer_seen_open = true;
+        else if (peer == TG_PEER_GONE ||
+                 (peer == TG_PEER_LISTENING && (r->peer_seen_open || server_port_is_local(r))))
+            r->client_gone = true;
+    }
     return r->client_gone;
 }
 

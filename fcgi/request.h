@@ -119,6 +119,7 @@ struct tg_request {
     size_t resp_headers_len;
     bool headers_sent;
     bool client_gone;
+    bool peer_seen_open; /* the client's connection was seen open (peer.h) */
     /* called once just before the headers go (enrich.c's response headers), or NULL */
     void (*before_headers)(struct tg_request *r);
 

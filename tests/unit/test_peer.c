@@ -1,7 +1,7 @@
 /*
  * test_peer.c — peer.c against real sockets on loopback: a connection is open
  * while both ends hold it, gone once the client closed it (the server's socket
- * in CLOSE_WAIT) or was reset, gone when only the listener is left, and
+ * in CLOSE_WAIT), only the listener left once it was reset or closed, and
  * unknown (never gone) when no socket of this host matches or the params are
  * not addresses.
  */
@@ -96,7 +96,7 @@ static void check_family(int family, const char *addr)
     close(c.server);
     c.server = -1;
     usleep(20 * 1000);
-    assert_int_equal(state_of(&c), TG_PEER_GONE);
+    assert_int_equal(state_of(&c), TG_PEER_LISTENING);
     close_conn(&c);
 }
 
@@ -119,10 +119,10 @@ static void test_reset_is_gone(void **state)
     open_conn(&c, AF_INET, "127.0.0.1");
     struct linger now = {.l_onoff = 1, .l_linger = 0};
     assert_int_equal(setsockopt(c.client, SOL_SOCKET, SO_LINGER, &now, sizeof(now)), 0);
-    close(c.client); /* RST */
+    close(c.client); /* RST: the server's socket is gone at once */
     c.client = -1;
     usleep(20 * 1000);
-    assert_int_equal(state_of(&c), TG_PEER_GONE);
+    assert_int_equal(state_of(&c), TG_PEER_LISTENING);
     close_conn(&c);
 }
 
@@ -168,7 +168,7 @@ static void test_classify(void **state)
     (void)state;
     assert_int_equal(tg_peer_classify(TCP_ESTABLISHED), TG_PEER_OPEN);
     assert_int_equal(tg_peer_classify(TCP_CLOSE_WAIT), TG_PEER_GONE);
-    assert_int_equal(tg_peer_classify(TCP_LISTEN), TG_PEER_GONE);
+    assert_int_equal(tg_peer_classify(TCP_LISTEN), TG_PEER_LISTENING);
     assert_int_equal(tg_peer_classify(TCP_TIME_WAIT), TG_PEER_GONE);
     assert_int_equal(tg_peer_classify(99), TG_PEER_UNKNOWN);
 }
