@@ -8,6 +8,7 @@
 #include "admin.h"
 #include "admin_body.h"
 #include "admin_cache.h"
+#include "admin_reports.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -697,6 +698,8 @@ int tg_admin_handle(struct tg_request *r)
         return TG_ERROR;
     r->authenticated = true;
     r->identity.user_id = call.actor; /* the access line names who acted */
+    if (strncmp(r->path, TG_ADMIN_REPORTS_PREFIX, strlen(TG_ADMIN_REPORTS_PREFIX)) == 0)
+        return tg_admin_reports_handle(r); /* read only: no audit row, as every GET */
     if (!split_path(r, segments, &n)) {
         tg_request_fail(r, 404, "not_found_error", "not found", "no admin operation at %s",
                         r->path);

@@ -379,6 +379,8 @@ static void record_from_end(json_t *e, struct tg_usage_record *rec)
         .outcome = str(o, "outcome"),
         .usage_source = str(o, "usage_source"),
         .guard_rule = str(o, "guard_rule"), /* absent in earlier versions' records: NULL */
+        .has_ttft = json_is_integer(json_object_get(o, "ttft_ms")), /* absent too: none */
+        .ttft_ms = num(o, "ttft_ms"),
     };
 }
 

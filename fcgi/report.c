@@ -32,7 +32,7 @@ static const char *subject_field(const char *by)
         return "user_id";
     if (strcmp(by, "key") == 0)
         return "api_key_id";
-    return "model";
+    return strcmp(by, "provider") == 0 ? "provider" : "model";
 }
 
 struct report {
@@ -202,8 +202,9 @@ static int check_options(const struct tg_report_options *opt, bool export, char 
         return TG_ERROR;
     }
     if (!export && strcmp(opt->by, "group") != 0 && strcmp(opt->by, "user") != 0 &&
-        strcmp(opt->by, "key") != 0 && strcmp(opt->by, "model") != 0) {
-        snprintf(err, err_size, "--by must be group, user, key or model");
+        strcmp(opt->by, "key") != 0 && strcmp(opt->by, "model") != 0 &&
+        strcmp(opt->by, "provider") != 0) {
+        snprintf(err, err_size, "--by must be group, user, key, model or provider");
         return TG_ERROR;
     }
     return TG_OK;

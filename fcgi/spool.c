@@ -120,6 +120,9 @@ static int decode(const void *payload, size_t len, struct tg_usage_record *rec, 
     rec->outcome = string_or_null(o, "outcome");
     rec->usage_source = string_or_null(o, "usage_source");
     rec->guard_rule = string_or_null(o, "guard_rule"); /* absent in earlier versions' records */
+    json_t *ttft = json_object_get(o, "ttft_ms");      /* absent too: none */
+    rec->has_ttft = json_is_integer(ttft);
+    rec->ttft_ms = json_integer_value(ttft);
     return TG_OK;
 }
 

@@ -105,6 +105,8 @@ json_t *tg_usage_record_json(const struct tg_usage_record *rec, size_t max)
                                     : json_string(rec->guard_rule);
         failed |= json_object_set_new(o, "guard_rule", j) != 0;
     }
+    if (rec->has_ttft) /* absent otherwise (not a stream, nothing came): the usage row's null */
+        failed |= json_object_set_new(o, "ttft_ms", json_integer(rec->ttft_ms)) != 0;
     failed |= json_object_set_new(o, "stream", json_boolean(rec->stream)) != 0;
     /* no key (a JWT caller): null, so the usage row's api_key_id is null too */
     failed |= json_object_set_new(o, "api_key_id",
@@ -294,6 +296,11 @@ int tg_usage_record_check(const struct tg_usage_record *rec, char *why, size_t w
                  "of range",
                  (long long)rec->api_key_id, rec->http_status, (long long)rec->latency_ms,
                  (long long)rec->upstream_ms);
+        return TG_DECLINED;
+    }
+    if (rec->has_ttft && (rec->ttft_ms < 0 || rec->ttft_ms > INT32_MAX)) {
+        snprintf(why, why_size, "ttft_ms %lld is out of range (0 to 2147483647)",
+                 (long long)rec->ttft_ms);
         return TG_DECLINED;
     }
     const char *source = rec->usage_source;

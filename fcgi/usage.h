@@ -37,6 +37,8 @@ struct tg_usage_record {
     const char *outcome;
     const char *usage_source; /* "provider", "estimated" or "reserved_bound"; NULL: provider */
     const char *guard_rule;   /* the guardrail that blocked the request; NULL: none */
+    bool has_ttft;            /* a stream whose first byte was relayed: ttft_ms holds */
+    int64_t ttft_ms;          /* from the request's start to that byte (time to first token) */
 };
 
 /* The longest guard_rule, in bytes: guard.c's longest rule name, the usage column's check. */
@@ -58,9 +60,10 @@ int tg_usage_parse_usd(const char *text, int64_t *micros);
  * rec as the JSON object tollgate.settle_batch reads, the spool and the journal
  * keep (a new reference, NULL when out of memory). Strings are cut to max bytes
  * at a character boundary, bytes that are not UTF-8 written as "\xHH" (SIZE_MAX:
- * whole, and NULL for a string that is not UTF-8). "guard_rule" is there only
- * when rec has one, so a record without it reads as the earlier versions' did;
- * readers take a missing "guard_rule" as NULL.
+ * whole, and NULL for a string that is not UTF-8). "guard_rule" and "ttft_ms"
+ * are there only when rec has them, so a record without them reads as the
+ * earlier versions' did; readers take a missing "guard_rule" as NULL and a
+ * missing "ttft_ms" as none (has_ttft false).
  */
 struct json_t *tg_usage_record_json(const struct tg_usage_record *rec, size_t max);
 
@@ -87,11 +90,10 @@ int tg_usage_settle_record(const char *log_id, const struct tg_usage_record *rec
  * ts present ("YYYY-MM-DD..."), token counts and web_search_requests in
  * 0..2147483647, cache_write_1h_tokens at most cache_write_tokens, api_key_id
  * not negative, http_status in 0..999, latency_ms and upstream_ms within a
- * PostgreSQL integer, usage_source NULL or one of its three values, guard_rule
- * NULL or 1 to TG_USAGE_GUARD_RULE_MAX bytes, every string valid UTF-8 of at
- * most TG_USAGE_STRING_MAX bytes. TG_OK, or
- * TG_DECLINED with the first problem in why (names the field; quotes numbers,
- * never strings).
+ * PostgreSQL integer, ttft_ms (when has_ttft) in 0..INT32_MAX, usage_source NULL or one of its
+ * three values, guard_rule NULL or 1 to TG_USAGE_GUARD_RULE_MAX bytes, every string valid UTF-8 of
+ * at most TG_USAGE_STRING_MAX bytes. TG_OK, or TG_DECLINED with the first problem in why (names the
+ * field; quotes numbers, never strings).
  */
 int tg_usage_record_check(const struct tg_usage_record *rec, char *why, size_t why_size);
 

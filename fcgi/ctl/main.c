@@ -178,8 +178,11 @@ static const struct tg_ctl_command commands[] = {
     {"report", "refresh", 0, "   (cron: refresh the chargeback views, concurrently)", "",
      tg_ctl_reports_refresh, NULL, NULL},
     {"report", NULL, 0,
-     "[--by group|user|key|model] [--from DATE --to DATE] [--format table|csv|json]",
-     "--by= --from= --to= --format=", tg_ctl_reports_report, NULL, NULL},
+     "[--report chargeback|series|quotas|keys|denials|models] [--by group|user|key|model|provider]"
+     " [--with-latency] [--subject org|group|user|key|model --id ID --bucket day|hour]"
+     " [--from DATE --to DATE] [--format table|csv|json]",
+     "--report= --by= --subject= --id= --bucket= --with-latency --from= --to= --format=",
+     tg_ctl_reports_report, NULL, NULL},
     {"export", "usage", 0, "[--from DATE --to DATE] [--format csv|json]   (raw rows, streamed)",
      "--from= --to= --format=", tg_ctl_reports_export_usage, NULL, NULL},
 };

@@ -9,6 +9,10 @@
 #include "ctl.h"
 #include "db.h"
 #include "report.h"
+#include "report_doc.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 int tg_ctl_reports_refresh(struct tg_ctl *ctl, int argc, char **argv)
 {
@@ -36,11 +40,67 @@ static int report_options(int argc, char **argv, const char *format_fallback,
     return 0;
 }
 
+/*
+ * A report of report_doc.c (--report, or --by model --with-latency for the
+ * model comparison), rendered as the admin API renders it.
+ */
+static int doc_report(struct tg_ctl *ctl, struct tg_report_query *q)
+{
+    const char *param;
+    if (tg_report_doc_check(q, true, &param, ctl->err, sizeof(ctl->err)) != TG_OK)
+        return tg_ctl_die("--%s%s", param,
+                          strchr(ctl->err, ':') != NULL ? strchr(ctl->err, ':') + 1 : ctl->err);
+    struct tg_db_rows rows;
+    char from[16], to[16];
+    if (tg_report_doc_has_period(q->report)) {
+        const char *period[] = {q->from, q->to};
+        if (tg_ctl_query(ctl, tg_report_doc_period_sql, 2, period, &rows) != TG_OK)
+            return 1;
+        snprintf(from, sizeof(from), "%s", rows.cells[0]);
+        snprintf(to, sizeof(to), "%s", rows.cells[1]);
+        q->from = from;
+        q->to = to;
+        if (tg_report_doc_check_range(q, &param, ctl->err, sizeof(ctl->err)) != TG_OK)
+            return tg_ctl_die("%s", ctl->err);
+    }
+    const char *params[5];
+    int n_params;
+    const char *sql = tg_report_doc_statement(q, params, &n_params);
+    if (tg_ctl_query(ctl, sql, n_params, params, &rows) != TG_OK)
+        return 1;
+    char *text = tg_report_doc_render(q, &rows);
+    if (text == NULL)
+        return tg_ctl_die("%s", "could not write the report");
+    fputs(text, stdout);
+    free(text);
+    return fflush(stdout) == 0 ? 0 : tg_ctl_die("%s", "could not write the report");
+}
+
 int tg_ctl_reports_report(struct tg_ctl *ctl, int argc, char **argv)
 {
     struct tg_report_options opt;
     if (report_options(argc, argv, "table", &opt) != 0)
         return 1;
+    struct tg_report_query q = {
+        .report = tg_ctl_option(argc, argv, "--report"),
+        .by = tg_ctl_option(argc, argv, "--by"),
+        .subject = tg_ctl_option(argc, argv, "--subject"),
+        .id = tg_ctl_option(argc, argv, "--id"),
+        .bucket = tg_ctl_option(argc, argv, "--bucket"),
+        .from = opt.from,
+        .to = opt.to,
+        .format = tg_ctl_option(argc, argv, "--format"),
+    };
+    if (tg_ctl_has_flag(argc, argv, "--with-latency")) {
+        if (q.by == NULL || strcmp(q.by, "model") != 0 || q.report != NULL)
+            return tg_ctl_die("%s", "--with-latency needs --by model");
+        q.report = "models";
+        q.by = NULL;
+    }
+    q.report = q.report != NULL ? q.report : "chargeback";
+    /* the chargeback's table keeps its total line (report.c); the rest is shared */
+    if (strcmp(q.report, "chargeback") != 0 || strcmp(opt.format, "table") != 0)
+        return doc_report(ctl, &q);
     if (tg_report_write(ctl->db, &opt, stdout, ctl->err, sizeof(ctl->err)) != TG_OK)
         return tg_ctl_die("%s", ctl->err);
     return fflush(stdout) == 0 ? 0 : tg_ctl_die("%s", "could not write the report");

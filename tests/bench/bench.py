@@ -528,9 +528,13 @@ def main():
         procs.append(proxy)
         harness.wait_for(lambda: all(port_open(p) for p in (upstream_port, proxy_port)), 15,
                          "nginx to listen")
+        extra = {}
+        if args.reports_only:  # the admin API too, for its report endpoints
+            os.environ.setdefault("TOLLGATE_ADMIN_KEY", "tg-admin-bench-" + os.urandom(12).hex())
+            extra = {"admin": {"keys": ["$TOLLGATE_ADMIN_KEY"]}}
         with harness.Stack(processes=args.processes, threads=args.threads,
                            provider_url="http://127.0.0.1:%d" % upstream_port,
-                           tag="bench") as stack:
+                           tag="bench", extra_config=extra) as stack:
             if args.statements:
                 global STATEMENTS_STACK
                 stack.psql("create extension if not exists pg_stat_statements")
@@ -811,11 +815,13 @@ def report_runs(stack, n_rows):
     print("reports over %d usage rows:" % n_rows, flush=True)
     timed("insert the rows (generate_series) + analyze", lambda: stack.psql(
         "insert into tollgate.usage (request_id, ts, api_key_id, user_id, group_id, provider,"
-        " model, input_tokens, output_tokens, cost_micros, http_status, outcome)"
+        " model, input_tokens, output_tokens, cost_micros, http_status, outcome, latency_ms,"
+        " stream, ttft_ms)"
         " select gen_random_uuid(), now() - (i %% 86400) * interval '60 s',"
         " 1 + i %% 700, 'bench-user-' || i %% 500, 'bench-team-' || i %% 50, 'anthropic',"
         " (array['claude-haiku-4-5-20251001','claude-sonnet-4-5','claude-opus-4'])[1 + i %% 3],"
-        " i %% 4000, i %% 900, i %% 20000, 200, 'ok'"
+        " i %% 4000, i %% 900, i %% 20000, 200, 'ok', 200 + (i::bigint * 7919) %% 9000,"
+        " i %% 2 = 0, case when i %% 2 = 0 then 50 + (i::bigint * 104729) %% 2000 end"
         " from generate_series(1, %d) i; analyze tollgate.usage" % n_rows))
     month = stack.psql("select date_trunc('month', now() - interval '30 days')::date,"
                        " (date_trunc('month', now() - interval '30 days')"
@@ -842,6 +848,19 @@ def report_runs(stack, n_rows):
         report(by, "from the views")
     timed("export usage of that month, CSV to /dev/null", lambda: harness.ctl(
         stack.config, "export", "usage", "--from", month[0], "--to", month[1]))
+    admin_key = os.environ.get("TOLLGATE_ADMIN_KEY")
+    if admin_key:  # the admin API's report endpoints, through lighttpd and a worker
+        since = stack.psql("select (now() - interval '30 days')::date, now()::date")[0]
+        span = "from=%s&to=%s" % (since[0], since[1])
+        for path in ("chargeback?by=group&" + span, "chargeback?by=model&" + span,
+                     "series?subject=org&bucket=day&" + span,
+                     "series?subject=group&id=bench-team-1&bucket=hour&from=%s&to=%s"
+                     % (since[1], since[1]), "quotas", "keys", "denials?" + span,
+                     "models?" + span, "models?%s&format=csv" % span):
+            took, (status, _, _) = timed("GET /admin/reports/" + path[:44], lambda: stack.request(
+                "GET", "/admin/reports/" + path, None, {"x-api-key": admin_key}))
+            if status != 200 or took >= 0.3:
+                slow.append("%s (%s, %.0f ms)" % (path, status, took * 1000))
     key = stack.key(group="bench-team-1", user="bench-user-1", name="bench-usage")
     took, _ = timed("GET /v1/usage?days=60 (a key with no rows; index lookup)",
                     lambda: stack.request("GET", "/v1/usage?days=60", None, stack.auth(key)))

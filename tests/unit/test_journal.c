@@ -5,7 +5,7 @@
  * worker's journal is never touched; files rotate and retire once settled. A
  * request settled without going upstream (a guardrail's block) has only an E
  * record, recovered with its guard_rule; an E record of the previous version
- * (no guard_rule field) is recovered with none.
+ * (no guard_rule field) is recovered with none; nor ttft_ms: none.
  *
  * The dead worker is a forked child that writes its records and exits without
  * settling them (its flock goes with it, as with kill -9). Recovery settles
@@ -42,6 +42,7 @@ static struct settled {
     char outcome[32];
     char source[32];
     char guard_rule[72]; /* "(null)" for none */
+    int64_t ttft_ms;     /* -1 for none */
     int64_t input, output;
     int status;
 } settled[MAX_SETTLED];
@@ -57,6 +58,7 @@ static int record_settled(const char *log_id, const struct tg_usage_record *rec)
     snprintf(s->source, sizeof(s->source), "%s", rec->usage_source ? rec->usage_source : "");
     snprintf(s->guard_rule, sizeof(s->guard_rule), "%s",
              rec->guard_rule ? rec->guard_rule : "(null)");
+    s->ttft_ms = rec->has_ttft ? rec->ttft_ms : -1;
     s->input = rec->usage.input_tokens;
     s->output = rec->usage.output_tokens;
     s->status = rec->http_status;
@@ -154,6 +156,8 @@ static void dead_worker(void)
     fake_request(&r, ENDED, false); /* the provider answered; its settle never ran */
     tg_journal_begin(&r);
     record_of(&r, &rec, 11, 22);
+    rec.has_ttft = true; /* a stream's time to first token goes through the E record */
+    rec.ttft_ms = 345;
     tg_journal_end(&r, &rec);
     fake_request(&r, SETTLED, false);
     tg_journal_begin(&r);
@@ -229,6 +233,7 @@ static void test_dead_worker_settled_from_its_journal(void **state)
     assert_int_equal(s->input, 11);
     assert_int_equal(s->output, 22);
     assert_string_equal(s->guard_rule, "(null)");
+    assert_int_equal(s->ttft_ms, 345);
 
     s = find(BLOCKED);
     assert_non_null(s);
@@ -286,6 +291,7 @@ static void test_previous_version_end_record(void **state)
     assert_int_equal(s->input, 31);
     assert_int_equal(s->output, 4);
     assert_string_equal(s->guard_rule, "(null)");
+    assert_int_equal(s->ttft_ms, -1); /* no ttft_ms field: none */
     tg_journal_close();
     assert_int_equal(count_journals(), 0);
 }

@@ -239,6 +239,8 @@ static void test_guard_rule_survives(void **state)
     struct tg_usage_record rec = record(0);
     rec.outcome = "blocked";
     rec.guard_rule = "aws_access_key";
+    rec.has_ttft = true; /* and a time to first token */
+    rec.ttft_ms = 217;
     rec.usage = (struct tg_usage){0};
     rec.http_status = 400;
     assert_int_equal(tg_spool_append(&rec), TG_OK);
@@ -251,11 +253,14 @@ static void test_guard_rule_survives(void **state)
     assert_string_equal(settled_ids[0], ids[0]);
     assert_string_equal(settled_first.outcome, "blocked");
     assert_string_equal(settled_first.guard_rule, "aws_access_key");
+    assert_true(settled_first.has_ttft);
+    assert_int_equal(settled_first.ttft_ms, 217);
     assert_int_equal(settled_first.http_status, 400);
     json_t *dl[2];
     assert_int_equal(dead_letters(dl, 2), 1);
     assert_string_equal(json_string_value(json_object_get(dl[0], "guard_rule")),
                         "instruction_override");
+    assert_null(json_object_get(dl[0], "ttft_ms")); /* none: no field */
     json_decref(dl[0]);
 }
 
@@ -284,6 +289,7 @@ static void test_previous_version_record(void **state)
     assert_int_equal(settled_first.http_status, 400);
     assert_int_equal(settled_first.api_key_id, 42);
     assert_null(settled_first.guard_rule);
+    assert_false(settled_first.has_ttft); /* no ttft_ms field either: none */
 }
 
 static void test_database_down(void **state)
