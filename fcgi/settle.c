@@ -18,6 +18,8 @@
 #include "jsafe.h"
 #include "journal.h"
 #include "log.h"
+#include "otel.h"
+#include "otel_span.h"
 #include "price.h"
 #include "request.h"
 #include "spool.h"
@@ -336,6 +338,7 @@ static void record_of(struct tg_request *r, struct tg_usage_record *rec)
 
 int tg_settle_request(struct tg_request *r)
 {
+    int64_t started_ns = tg_otel_now_ns();
     struct tg_usage_record rec;
     record_of(r, &rec);
     r->reserved = false; /* settle consumes the reservation, whatever happens next */
@@ -343,6 +346,8 @@ int tg_settle_request(struct tg_request *r)
     tg_journal_end(r, &rec);
     int64_t cost = 0;
     enum tg_settle_result result = tg_settle_usage(r->request_id, &rec, r->journal_slot, &cost);
+    tg_otel_span_settle(r, started_ns,
+                        (int)result); /* committed, spooled or queued: its span ends */
     if (result == TG_SETTLED) {
         r->cost_micros = cost;
         return TG_OK;
