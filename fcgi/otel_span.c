@@ -13,7 +13,6 @@
 #include "jscan.h"
 #include "otel.h"
 #include "request.h"
-#include "settle.h"
 #include "trace.h"
 #include "upstream.h"
 #include "usage.h"
@@ -34,7 +33,7 @@ struct tg_otel_notes {
     int64_t reserve_start_ns, reserve_end_ns;
     int reserve_rc;
     int64_t settle_start_ns, settle_end_ns;
-    int settle_result;
+    const char *settle_result; /* a string literal */
     struct attempt_note attempts[MAX_ATTEMPTS];
     int n_attempts;
     char response_model[128];
@@ -66,7 +65,7 @@ void tg_otel_span_attempt(struct tg_request *r, int64_t start_ns, long status, i
         (struct attempt_note){start_ns, tg_otel_now_ns(), r->backend, status, result};
 }
 
-void tg_otel_span_settle(struct tg_request *r, int64_t start_ns, int result)
+void tg_otel_span_settle(struct tg_request *r, int64_t start_ns, const char *result)
 {
     if (r->otel == NULL)
         return;
@@ -163,7 +162,6 @@ static void child_of(struct tg_otel_span *s, const struct tg_request *r, const c
 }
 
 static const char *const result_names[] = {"ok", "unreachable", "timeout", "failed", "aborted"};
-static const char *const settle_names[] = {"settled", "spooled", "pending", "refused", "lost"};
 
 static void attempt_span(struct tg_otel_span *s, const struct tg_request *r,
                          const struct attempt_note *a, int retry)
@@ -302,9 +300,8 @@ void tg_otel_span_end(struct tg_request *r)
         struct tg_otel_span *s = &spans[k++];
         child_of(s, r, "tollgate.settle", TG_OTEL_KIND_INTERNAL, n->settle_start_ns,
                  n->settle_end_ns);
-        if (n->settle_result >= 0 && n->settle_result < (int)TG_ARRAY_LEN(settle_names))
-            tg_otel_attr_str(s, "tollgate.settle.result", settle_names[n->settle_result]);
-        if (n->settle_result == TG_SETTLE_LOST)
+        tg_otel_attr_str(s, "tollgate.settle.result", n->settle_result);
+        if (n->settle_result != NULL && strcmp(n->settle_result, "lost") == 0)
             s->status = TG_OTEL_STATUS_ERROR;
     }
     tg_otel_submit(spans, k);

@@ -39,8 +39,12 @@ void tg_otel_span_reserve(struct tg_request *r, int64_t start_ns, int rc);
  */
 void tg_otel_span_attempt(struct tg_request *r, int64_t start_ns, long status, int result);
 
-/* Notes the settle step that began at start_ns; result is an enum tg_settle_result. */
-void tg_otel_span_settle(struct tg_request *r, int64_t start_ns, int result);
+/*
+ * Notes the settle step that began at start_ns and what became of the row:
+ * result is "settled", "spooled", "pending", "refused" or "lost" (a string
+ * literal; "lost" marks the span an error).
+ */
+void tg_otel_span_settle(struct tg_request *r, int64_t start_ns, const char *result);
 
 /*
  * Notes what a buffered reply (borrowed, the client's dialect) says of the

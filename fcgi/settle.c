@@ -346,8 +346,9 @@ int tg_settle_request(struct tg_request *r)
     tg_journal_end(r, &rec);
     int64_t cost = 0;
     enum tg_settle_result result = tg_settle_usage(r->request_id, &rec, r->journal_slot, &cost);
-    tg_otel_span_settle(r, started_ns,
-                        (int)result); /* committed, spooled or queued: its span ends */
+    /* committed, spooled or queued: the trace's "tollgate.settle" ends (enum's order) */
+    static const char *const result_names[] = {"settled", "spooled", "pending", "refused", "lost"};
+    tg_otel_span_settle(r, started_ns, result_names[result]);
     if (result == TG_SETTLED) {
         r->cost_micros = cost;
         return TG_OK;
