@@ -574,9 +574,9 @@ static int load_root(json_t *root, struct tg_config **out, struct tg_config_load
         return TG_ERROR;
     }
     static const char *const known[] = {
-        "server",      "database", "providers",  "models", "log",     "spool",
-        "rate_limits", "quotas",   "auth",       "admin",  "metrics", "bounds",
-        "failover",    "routes",   "guardrails", "cache",  "enrich",  NULL};
+        "server",     "database", "providers", "models",  "log",    "spool",    "rate_limits",
+        "quotas",     "auth",     "admin",     "metrics", "bounds", "failover", "routes",
+        "guardrails", "cache",    "enrich",    "otel",    NULL};
     tg_config_load_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
@@ -595,6 +595,7 @@ static int load_root(json_t *root, struct tg_config **out, struct tg_config_load
     load_auth(ld, root, c);
     load_admin(ld, root, c);
     load_metrics(ld, root, c);
+    tg_config_otel_load(ld, root, &c->otel);
     if (ld->failed) {
         tg_config_free(c);
         return TG_ERROR;
@@ -671,6 +672,7 @@ void tg_config_free(struct tg_config *c)
     free(c->admin_allow);
     tg_bound_config_release(&c->bounds);
     tg_config_enrich_release(&c->enrich);
+    tg_config_otel_release(&c->otel);
     free(c);
 }
 

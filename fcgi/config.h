@@ -14,6 +14,7 @@
 #include "common.h"
 #include "netaddr.h"
 #include "config_enrich.h"
+#include "config_otel.h"
 
 struct json_t; /* jansson's json_t */
 struct tg_guard_rules;
@@ -224,6 +225,7 @@ struct tg_config {
     struct tg_cache_config cache;
     size_t n_routes;
     struct tg_enrich_config enrich; /* enrich (config_enrich.c; enrich.c applies it) */
+    struct tg_otel_config otel;     /* otel (config_otel.c; otel.c exports); endpoint NULL: off */
 
     struct tg_rate_limit *rate_limits;
     size_t n_rate_limits;

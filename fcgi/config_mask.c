@@ -99,6 +99,9 @@ int tg_config_mask(json_t *root)
         json_object_get(json_object_get(json_object_get(root, "guardrails"), "webhook"), "headers");
     json_object_foreach(hook_headers, name, value)
         mask_member(hook_headers, name);
+    json_t *otel_headers = json_object_get(json_object_get(root, "otel"), "headers");
+    json_object_foreach(otel_headers, name, value)
+        mask_member(otel_headers, name);
     json_t *db = json_object_get(root, "database");
     json_t *url = json_object_get(db, "url");
     if (url != NULL && !env_reference(url)) {

@@ -12,7 +12,8 @@
  * Shutdown: SIGTERM or SIGINT stops accepting. Threads that are idle in accept()
  * are woken with SIGUSR1 (the request was set up with FCGI_FAIL_ACCEPT_ON_INTR);
  * threads in the middle of a request finish it first. Then the refusal counts
- * not yet sent go to the database (denials.h), and the process exits 0.
+ * not yet sent go to the database (denials.h), the spans still queued go to the
+ * trace collector within otel.timeout_ms (otel.h), and the process exits 0.
  */
 #include <errno.h>
 #include <fcgiapp.h>
@@ -33,6 +34,7 @@
 #include "holder.h"
 #include "journal.h"
 #include "log.h"
+#include "otel.h"
 #include "pipeline.h"
 #include "price.h"
 #include "price_check.h"
@@ -234,6 +236,8 @@ static int run(const struct tg_config *config, const char *scope)
     sigaddset(&blocked, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &blocked, NULL); /* threads inherit; only sigwait takes them */
 
+    if (tg_otel_start(&config->otel) == TG_ERROR) /* before the threads that feed it */
+        tg_log_error(NULL, "could not start the span exporter: traces are not exported");
     int n_threads = config->threads + 1; /* the spare: see capacity.h */
     struct worker_thread *threads = calloc((size_t)n_threads, sizeof(*threads));
     if (threads == NULL)
@@ -268,6 +272,7 @@ static int run(const struct tg_config *config, const char *scope)
     if (sweeping)
         pthread_join(sweeper, NULL);
     tg_settle_flush(); /* usage whose waiters gave up: settled or spooled before exit */
+    tg_otel_stop();    /* every request has ended: its spans go out, within a deadline */
     tg_journal_close();
     /* every request has been counted by now: send what the last sweep did not */
     if (tg_denials_flush() != TG_OK)

@@ -25,6 +25,7 @@
 #include "db.h"
 #include "log.h"
 #include "netaddr.h"
+#include "otel.h"
 #include "preauth.h"
 #include "request.h"
 #include "usage.h"
@@ -622,6 +623,9 @@ int tg_metrics_handle(struct tg_request *r)
         char preauth[1024];
         tg_preauth_metrics_text(preauth, sizeof(preauth));
         put(&quota, "%s", preauth);
+        char otel[1024];
+        tg_otel_metrics_text(otel, sizeof(otel));
+        put(&quota, "%s", otel);
         put_quota_ratios(r, &quota);
         put_workers(&quota);
         size_t backends_len = 0;

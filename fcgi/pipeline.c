@@ -20,6 +20,7 @@
 #include "journal.h"
 #include "metrics.h"
 #include "models.h"
+#include "otel_span.h"
 #include "preauth.h"
 #include "queue.h"
 #include "quota.h"
@@ -113,6 +114,8 @@ static int llm_call(struct tg_request *r)
     tg_settle_request(r);                           /* 8. settle: usage + quotas, grouped */
     if (rc != TG_OK)
         return TG_ERROR;
+    if (!x->streaming && x->status == 200)          /*    its model, finish reasons: the trace's */
+        tg_otel_span_reply(r, x->reply, x->reply_len);
     if (!x->streaming && x->status == 200)          /*    a miss's reply, for the next */
         tg_response_cache_store(r, x->reply, x->reply_len, x->content_type);
     if (!x->streaming && r->cost_micros >= 0 && x->status == 200) {
@@ -144,6 +147,7 @@ void tg_pipeline_run(struct tg_request *r)
 {
     const char *traceparent = tg_request_header(r, "traceparent");
     tg_trace_begin(&r->trace, traceparent); /*    trace context, for logs and provider */
+    tg_otel_span_begin(r);                  /*    and its spans, when exported */
     int rc = tg_route_resolve(r);           /* 2. route */
     /* a thread is left for what is quick: beyond the host's capacity, a 503 now */
     bool quick = r->endpoint == TG_EP_HEALTH || r->endpoint == TG_EP_METRICS;
@@ -186,4 +190,5 @@ void tg_pipeline_run(struct tg_request *r)
     tg_denials_record(r);   /*    a refusal: counted for tollgate.denials */
     /* a failed authentication: counted for its address (preauth.h) */
     tg_preauth_record(r, tg_auth_key_hash_of(r));
+    tg_otel_span_end(r); /* its spans to the exporter's queue (sampled, never waits) */
 }

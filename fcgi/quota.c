@@ -16,6 +16,8 @@
 #include "holder.h"
 #include "log.h"
 #include "metrics.h"
+#include "otel.h"
+#include "otel_span.h"
 #include "ratelimit.h"
 #include "request.h"
 #include "shm.h"
@@ -213,7 +215,7 @@ static int database_down(struct tg_request *r)
     return TG_ERROR;
 }
 
-int tg_quota_reserve(struct tg_request *r)
+static int reserve(struct tg_request *r)
 {
     struct tg_db_reservation *q = tg_arena_calloc(r->arena, sizeof(*q));
     if (q == NULL)
@@ -243,6 +245,14 @@ int tg_quota_reserve(struct tg_request *r)
     if (c->kind == TG_CRED_KEY && c->end_user == NULL && c->end_group == NULL)
         remember_key(r, c->key_hash);
     return TG_OK;
+}
+
+int tg_quota_reserve(struct tg_request *r)
+{
+    int64_t started_ns = tg_otel_now_ns();
+    int rc = reserve(r);
+    tg_otel_span_reserve(r, started_ns, rc); /* the trace's "tollgate.reserve" */
+    return rc;
 }
 
 void tg_quota_release(struct tg_request *r)

@@ -19,6 +19,7 @@
 struct tg_upstream;
 struct tg_db_reservation;
 struct tg_credential;
+struct tg_otel_notes;
 struct json_t; /* jansson's json_t */
 
 /* Which API dialect the client speaks: its errors and replies are shaped so. */
@@ -124,6 +125,7 @@ struct tg_request {
     void (*before_headers)(struct tg_request *r);
 
     struct tg_error error;
+    struct tg_otel_notes *otel; /* otel_span.c's notes (arena), NULL when export is off */
 };
 
 /* Prepares r for the thread's lifetime (arena, FastCGI request on listen_fd). */

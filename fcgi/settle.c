@@ -18,6 +18,8 @@
 #include "jsafe.h"
 #include "journal.h"
 #include "log.h"
+#include "otel.h"
+#include "otel_span.h"
 #include "price.h"
 #include "request.h"
 #include "spool.h"
@@ -339,6 +341,7 @@ static void record_of(struct tg_request *r, struct tg_usage_record *rec)
 
 int tg_settle_request(struct tg_request *r)
 {
+    int64_t started_ns = tg_otel_now_ns();
     struct tg_usage_record rec;
     record_of(r, &rec);
     r->reserved = false; /* settle consumes the reservation, whatever happens next */
@@ -346,6 +349,9 @@ int tg_settle_request(struct tg_request *r)
     tg_journal_end(r, &rec);
     int64_t cost = 0;
     enum tg_settle_result result = tg_settle_usage(r->request_id, &rec, r->journal_slot, &cost);
+    /* committed, spooled or queued: the trace's "tollgate.settle" ends (enum's order) */
+    static const char *const result_names[] = {"settled", "spooled", "pending", "refused", "lost"};
+    tg_otel_span_settle(r, started_ns, result_names[result]);
     if (result == TG_SETTLED) {
         r->cost_micros = cost;
         return TG_OK;

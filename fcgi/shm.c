@@ -15,7 +15,7 @@
 #include "crypto.h"
 
 #define SHM_MAGIC                                                                                  \
-    0x746f6c6c6761740aULL /* "tollgat" + layout version 10 (pre-authentication, worker slots) */
+    0x746f6c6c6761740bULL /* "tollgat" + layout version 11 (OpenTelemetry export counters) */
 
 static void segment_name(const char *scope, char *out, size_t size)
 {

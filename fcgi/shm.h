@@ -183,6 +183,9 @@ struct tg_shm {
     uint64_t size;
     uint64_t quota_alerts_total;       /* threshold crossings seen by this host (atomic) */
     uint64_t usage_dead_letters_total; /* usage records put in the dead letter (atomic) */
+    uint64_t otel_spans_exported;      /* spans a collector accepted (otel.c; atomic) */
+    uint64_t otel_spans_dropped;       /* spans never delivered: queue full, failed export */
+    uint64_t otel_export_failures;     /* exports that failed (unreachable, timeout, non-2xx) */
     pthread_mutex_t lock;              /* robust, process-shared: guards buckets */
     struct tg_shm_bucket buckets[TG_SHM_BUCKETS];
     struct tg_shm_metrics metrics;

@@ -18,6 +18,8 @@
 #include "jsafe.h"
 #include "journal.h"
 #include "log.h"
+#include "otel.h"
+#include "otel_span.h"
 #include "provider.h"
 #include "registry.h"
 #include "translate_openai.h"
@@ -736,7 +738,10 @@ int tg_exchange_forward(struct tg_request *r, struct tg_exchange *x)
         }
         r->attempts++;
         r->error.status = 0; /* an earlier attempt's failure is not this one's */
+        int64_t attempt_ns = tg_otel_now_ns();
         result = attempt(r, x, &call, pivot);
+        if (!x->refused) /* a refused one was never sent: no span */
+            tg_otel_span_attempt(r, attempt_ns, x->status, (int)result);
         if (x->refused) {
             tg_balancer_release(circuits, r->backend->id, probe);
             r->attempts--; /* nothing was sent */

@@ -53,6 +53,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -381,6 +382,9 @@ def parse_args():
                     % (FULL["report_rows"], QUICK["report_rows"]))
     ap.add_argument("--reports-only", action="store_true",
                     help="only the report benchmark")
+    ap.add_argument("--otel-only", action="store_true",
+                    help="only the span export's cost: Tollgate without otel, then with every "
+                    "request traced to a dead collector (port closed), then to one that hangs")
     ap.add_argument("--statements", action="store_true",
                     help="load pg_stat_statements and print, after each Tollgate run, the "
                     "statements PostgreSQL spent most time on (server-side time per request)")
@@ -514,7 +518,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="tollgate-bench-")
     procs = []
     try:
-        engine = None if args.reports_only else guard_engine()
+        engine = None if args.reports_only or args.otel_only else guard_engine()
         upstream_port, proxy_port = harness.free_port(), harness.free_port()
         reply = REPLY.replace("'", "\\'")
         upstream = start_nginx(workdir, upstream_port,
@@ -528,6 +532,8 @@ def main():
         procs.append(proxy)
         harness.wait_for(lambda: all(port_open(p) for p in (upstream_port, proxy_port)), 15,
                          "nginx to listen")
+        if args.otel_only:
+            return otel_runs(args, workdir, upstream, upstream_port)
         extra = {}
         if args.reports_only:  # the admin API too, for its report endpoints
             os.environ.setdefault("TOLLGATE_ADMIN_KEY", "tg-admin-bench-" + os.urandom(12).hex())
@@ -796,6 +802,55 @@ def guard_runs(stack, key, args, workdir, upstream, upstream_port):
     if guarded.sanitizer_findings:
         raise RuntimeError("guarded stack: %s" % "\n".join(guarded.sanitizer_findings[:10]))
     return {label: (off[label], on[label]) for _, label in GUARD_SIZES}
+
+
+def otel_runs(args, workdir, upstream, upstream_port):
+    """The request path with span export off, then on (sample_ratio 1: every request
+    makes its spans) to a collector whose port is closed, then to one that accepts and
+    never answers: three stacks alike but for "otel", each its own durable PostgreSQL.
+    Prints `otel: ...` (requests/s and p50/p99 against off, worker CPU per request)."""
+    closed_port = harness.free_port()
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(1024)
+    states = [("off", None),
+              ("dead collector (port closed)", closed_port),
+              ("hanging collector", hang.getsockname()[1])]
+    runs = {}
+    try:
+        for state, port in states:
+            extra = None if port is None else {"otel": {
+                "endpoint": "http://127.0.0.1:%d/v1/traces" % port, "sample_ratio": 1,
+                "timeout_ms": 2000, "flush_ms": 200}}
+            with harness.Stack(processes=args.processes, threads=args.threads,
+                               provider_url="http://127.0.0.1:%d" % upstream_port,
+                               tag="bench-otel", extra_config=extra) as s:
+                key = s.key(group="bench", user="bench", name="bench")
+                status, _, body = s.messages(key)
+                assert status == 200, (status, body[:200])
+                url = "http://127.0.0.1:%d/v1/messages" % s.port
+                meter = CpuMeter({"upstream nginx": [upstream.pid], "postgres": [s.db.proc.pid],
+                                  "worker": s.worker_pids, "lighttpd": [s.frontend_proc.pid]})
+                wrk(url, key, args.warmup, args.connections, workdir)
+                runs[state] = measure("tollgate, otel %s" % state, url, key, args.duration,
+                                      args.connections, workdir, meter)
+                if port is not None:
+                    _, _, text = s.request("GET", "/metrics")
+                    counts = dict(re.findall(r"^(tollgate_otel_\w+) (\d+)$", text.decode(),
+                                             re.M))
+                    say("    " + ", ".join("%s %s" % kv for kv in sorted(counts.items())))
+            if s.sanitizer_findings:
+                raise RuntimeError("otel stack: %s" % "\n".join(s.sanitizer_findings[:10]))
+    finally:
+        hang.close()
+    off = runs["off"]
+    say("otel: " + "; ".join(
+        "%s / off: requests/s %.2f, p50 %+.2f ms, p99 %+.2f ms, worker CPU %+.0f us per request"
+        % (state, runs[state]["rps"] / off["rps"], runs[state]["p50"] - off["p50"],
+           runs[state]["p99"] - off["p99"],
+           runs[state]["cpu"].get("worker", 0) - off["cpu"].get("worker", 0))
+        for state, _ in states[1:]))
+    return 0
 
 
 # ---- the reports ------------------------------------------------------------------
