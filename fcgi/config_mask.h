@@ -12,8 +12,8 @@ struct json_t; /* jansson's json_t */
 
 /*
  * Replaces every secret of a parsed config (root, modified in place) by
- * "********": providers.*.api_key, auth.jwt[].keys[].secret, admin.keys[], and
- * the passwords inside database.url (URL userinfo, password= keywords and
+ * "********": providers.*.api_key, auth.jwt[].keys[].secret, admin.keys[],
+ * mcp.session_secret and mcp.servers.*.headers.*, and the passwords inside database.url (URL userinfo, password= keywords and
  * parameters, sslpassword too, quoted or not). Add a field here when the config
  * gains a secret. TG_ERROR when out of memory.
  */

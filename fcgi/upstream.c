@@ -204,13 +204,25 @@ enum tg_upstream_result tg_upstream_perform(struct tg_upstream *u, struct tg_ups
 
     /* every option of the call, or none: a failed one must not leave the
      * previous call's URL (another provider) or its freed body in place */
+    bool get = call->method != NULL && strcmp(call->method, "GET") == 0;
+    bool delete = call->method != NULL && strcmp(call->method, "DELETE") == 0;
     CURLcode set = curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
     if (set == CURLE_OK)
         set = curl_easy_setopt(easy, CURLOPT_URL, call->url);
     if (set == CURLE_OK)
-        set = curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->body);
+        set = curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
+                               get                  ? NULL
+                               : call->body != NULL ? call->body
+                                                    : "");
+    if (set == CURLE_OK && !get)
+        set = curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                               (curl_off_t)(call->body != NULL ? call->body_len : 0));
+    /* every call sets its method (after POSTFIELDS, which means POST to libcurl):
+     * a GET or DELETE must not stay for the next call */
     if (set == CURLE_OK)
-        set = curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
+        set = curl_easy_setopt(easy, get ? CURLOPT_HTTPGET : CURLOPT_POST, 1L);
+    if (set == CURLE_OK)
+        set = curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, delete ? "DELETE" : NULL);
     if (set == CURLE_OK)
         set = curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
     if (set == CURLE_OK)
