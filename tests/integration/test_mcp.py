@@ -134,7 +134,7 @@ def test_the_sdk_client_through_the_federation_of_two_servers():
     assert out["streamed"] == {"text": "counted 4", "progress": [1, 2, 3, 4]}, out["streamed"]
     assert out["tool_error"] is True
     assert out["unknown_tool"]["error"]["code"] == -32602, out["unknown_tool"]
-    assert "own__nope" in out["unknown_tool"]["error"]["message"]
+    assert "nobody__nope" in out["unknown_tool"]["error"]["message"]
     assert "own__greet" in out["prompts"]
     assert out["prompt"] == "Hello, Ada!"
     assert "tollgate://own/own://readme" in out["resources"], out["resources"]

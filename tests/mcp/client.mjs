@@ -47,7 +47,7 @@ await attempt("streamed", async () => {
   return { text: result.content[0].text, progress };
 });
 await attempt("tool_error", async () => (await client.callTool({ name: p + "fail", arguments: {} })).isError);
-await attempt("unknown_tool", async () => client.callTool({ name: p + "nope", arguments: {} }));
+await attempt("unknown_tool", async () => client.callTool({ name: (p ? "nobody__" : "") + "nope", arguments: {} }));
 await attempt("prompts", async () => (await allPages((params) => client.listPrompts(params), "prompts")).items.map((x) => x.name));
 await attempt("prompt", async () => (await client.getPrompt({ name: p + "greet", arguments: { who: "Ada" } })).messages[0].content.text);
 await attempt("resources", async () => (await allPages((params) => client.listResources(params), "resources")).items.map((x) => x.uri));
