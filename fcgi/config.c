@@ -576,7 +576,7 @@ static int load_root(json_t *root, struct tg_config **out, struct tg_config_load
     static const char *const known[] = {
         "server",     "database", "providers", "models",  "log",    "spool",    "rate_limits",
         "quotas",     "auth",     "admin",     "metrics", "bounds", "failover", "routes",
-        "guardrails", "cache",    "enrich",    "otel",    NULL};
+        "guardrails", "cache",    "enrich",    "otel",    "mcp",    NULL};
     tg_config_load_keys(ld, root, "", known);
     load_server(ld, root, c);
     load_database(ld, root, c);
@@ -596,6 +596,7 @@ static int load_root(json_t *root, struct tg_config **out, struct tg_config_load
     load_admin(ld, root, c);
     load_metrics(ld, root, c);
     tg_config_otel_load(ld, root, &c->otel);
+    tg_config_load_mcp(ld, root, c);
     if (ld->failed) {
         tg_config_free(c);
         return TG_ERROR;
@@ -646,6 +647,7 @@ void tg_config_free(struct tg_config *c)
     if (c == NULL)
         return;
     tg_config_routes_release(c);
+    tg_config_mcp_release(c);
     tg_config_guard_release(c);
     tg_config_providers_release(c);
     free((char *)c->db_url);

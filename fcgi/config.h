@@ -184,6 +184,30 @@ struct tg_guard_hook {
 enum tg_estimator { TG_ESTIMATE_UPPER_BOUND, TG_ESTIMATE_APPROXIMATE };
 enum tg_db_down_policy { TG_DB_DOWN_DENY, TG_DB_DOWN_LOCAL_ONLY };
 
+/* mcp.servers.NAME (config_mcp.c): one MCP server behind /mcp, reached over Streamable HTTP */
+#define TG_MCP_MAX_SERVERS 16
+#define TG_MCP_MAX_NAME 32
+struct tg_mcp_server {
+    char *name;     /* [a-z0-9_-], no "__", no leading or trailing "_" */
+    char *url;      /* http(s), only ever from the config */
+    char **headers; /* "Name: value" lines sent on every call (secrets: never logged) */
+    size_t n_headers;
+    long timeout_ms; /* one call, or the wait for the next event of its stream */
+    long connect_timeout_ms;
+    long stream_timeout_ms; /* GET: the server-to-client stream is relayed so long at most */
+};
+
+/* mcp: the MCP gateway (mcp.c); n_servers 0: /mcp is not served */
+struct tg_mcp_config {
+    struct tg_mcp_server *servers;
+    size_t n_servers;
+    char *session_secret;      /* HMAC key of the session tokens (mcp_session.c); secret */
+    size_t max_message_bytes;  /* a client's POST body, at most (413 beyond) */
+    size_t max_upstream_bytes; /* one message from a server, at most */
+    long session_ttl_s;        /* a session token's lifetime */
+    char *resource;            /* the public base URL ("https://gw.example"), or NULL: from Host */
+};
+
 struct tg_config {
     int processes; /* server.processes: worker processes the master keeps running */
     int threads;   /* server.threads: request threads per worker (plus one spare) */
@@ -226,6 +250,7 @@ struct tg_config {
     size_t n_routes;
     struct tg_enrich_config enrich; /* enrich (config_enrich.c; enrich.c applies it) */
     struct tg_otel_config otel;     /* otel (config_otel.c; otel.c exports); endpoint NULL: off */
+    struct tg_mcp_config mcp;       /* mcp (config_mcp.c; mcp.c serves it) */
 
     struct tg_rate_limit *rate_limits;
     size_t n_rate_limits;

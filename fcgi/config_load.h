@@ -56,6 +56,9 @@ void tg_config_load_guard_hooks(struct tg_config_loader *ld, struct json_t *g, s
 void tg_config_guard_hooks_release(struct tg_config *c);
 void tg_config_load_routes(struct tg_config_loader *ld, struct json_t *root, struct tg_config *c);
 void tg_config_routes_release(struct tg_config *c);
+/* mcp (config_mcp.c) */
+void tg_config_load_mcp(struct tg_config_loader *ld, struct json_t *root, struct tg_config *c);
+void tg_config_mcp_release(struct tg_config *c);
 void tg_config_load_failover(struct tg_config_loader *ld, struct json_t *root, struct tg_config *c);
 
 #endif

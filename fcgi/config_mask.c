@@ -102,6 +102,14 @@ int tg_config_mask(json_t *root)
     json_t *otel_headers = json_object_get(json_object_get(root, "otel"), "headers");
     json_object_foreach(otel_headers, name, value)
         mask_member(otel_headers, name);
+    json_t *mcp = json_object_get(root, "mcp"), *server;
+    mask_member(mcp, "session_secret");
+    json_object_foreach(json_object_get(mcp, "servers"), name, server) {
+        json_t *headers = json_object_get(server, "headers");
+        const char *header;
+        json_object_foreach(headers, header, value)
+            mask_member(headers, header);
+    }
     json_t *db = json_object_get(root, "database");
     json_t *url = json_object_get(db, "url");
     if (url != NULL && !env_reference(url)) {

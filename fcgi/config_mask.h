@@ -12,10 +12,10 @@ struct json_t; /* jansson's json_t */
 
 /*
  * Replaces every secret of a parsed config (root, modified in place) by
- * "********": providers.*.api_key, auth.jwt[].keys[].secret, admin.keys[], and
- * the passwords inside database.url (URL userinfo, password= keywords and
- * parameters, sslpassword too, quoted or not). Add a field here when the config
- * gains a secret. TG_ERROR when out of memory.
+ * "********": providers.*.api_key, auth.jwt[].keys[].secret, admin.keys[],
+ * mcp.session_secret and mcp.servers.*.headers.*, and the passwords inside database.url (URL
+ * userinfo, password= keywords and parameters, sslpassword too, quoted or not). Add a field here
+ * when the config gains a secret. TG_ERROR when out of memory.
  */
 int tg_config_mask(struct json_t *root);
 

@@ -18,6 +18,7 @@
 #include "exchange.h"
 #include "health.h"
 #include "journal.h"
+#include "mcp.h"
 #include "metrics.h"
 #include "models.h"
 #include "otel_span.h"
@@ -172,6 +173,8 @@ void tg_pipeline_run(struct tg_request *r)
         case TG_EP_HEALTH: rc = tg_health_handle(r); break;
         case TG_EP_METRICS: rc = tg_metrics_handle(r); break;
         case TG_EP_ADMIN: rc = tg_admin_handle(r); break;
+        case TG_EP_MCP: rc = tg_mcp_handle(r); break;
+        case TG_EP_MCP_METADATA: rc = tg_mcp_metadata(r); break;
         case TG_EP_NONE: rc = TG_ERROR; break;
         }
     }

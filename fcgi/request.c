@@ -451,7 +451,17 @@ static void openai_error_type(const struct tg_error *e, const char **type, const
 static char *error_json(const struct tg_request *r)
 {
     json_t *doc;
-    if (r->dialect == TG_DIALECT_OPENAI || r->dialect == TG_DIALECT_HTTP) {
+    if (r->dialect == TG_DIALECT_MCP) {
+        /* JSON-RPC 2.0: invalid request, session not found, internal error, ... */
+        int status = r->error.status, code = r->jsonrpc_code;
+        if (code == 0)
+            code = status == 404                                     ? -32001
+                   : status >= 500                                   ? -32603
+                   : status == 429 || status == 401 || status == 403 ? -32000
+                                                                     : -32600;
+        doc = json_pack("{s:s, s:O?, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", r->jsonrpc_id, "error",
+                        "code", code, "message", r->error.message);
+    } else if (r->dialect == TG_DIALECT_OPENAI || r->dialect == TG_DIALECT_HTTP) {
         const char *type, *code;
         openai_error_type(&r->error, &type, &code);
         doc = json_pack("{s:{s:s, s:s, s:n, s:s?}}", "error", "message", r->error.message, "type",
@@ -481,6 +491,11 @@ void tg_request_send_error(struct tg_request *r)
                                       "\"message\":\"internal error\"}}";
     if (!r->headers_sent) {
         tg_request_respond(r, r->error.status, "application/json", body, strlen(body));
+    } else if (r->dialect == TG_DIALECT_MCP) {
+        /* an MCP stream began: its last message is the JSON-RPC error */
+        if (put(r, "event: message\ndata: ", 21) == TG_OK && put(r, body, strlen(body)) == TG_OK &&
+            put(r, "\n\n", 2) == TG_OK)
+            tg_request_flush(r);
     } else if (r->dialect != TG_DIALECT_ANTHROPIC) {
         /* a stream already began: OpenAI's streams end with an error chunk */
         if (put(r, "data: ", 6) == TG_OK && put(r, body, strlen(body)) == TG_OK &&

@@ -27,6 +27,7 @@ enum tg_dialect {
     TG_DIALECT_ANTHROPIC, /* Messages: {"type":"error","error":{"type","message"}} */
     TG_DIALECT_OPENAI,    /* Chat Completions, Embeddings: {"error":{"message","type",...}} */
     TG_DIALECT_HTTP,      /* an http route: the backend's own API; errors as OpenAI's */
+    TG_DIALECT_MCP,       /* /mcp: JSON-RPC {"jsonrpc":"2.0","id":…,"error":{"code","message"}} */
 };
 
 enum tg_endpoint {
@@ -42,6 +43,8 @@ enum tg_endpoint {
     TG_EP_HEALTH,
     TG_EP_ADMIN, /* everything under /admin/, when the config enables it */
     TG_EP_METRICS,
+    TG_EP_MCP,          /* /mcp and /mcp/{server} (mcp.c) */
+    TG_EP_MCP_METADATA, /* GET /.well-known/oauth-protected-resource (RFC 9728) */
 };
 
 /* Who sent the request, as established by authentication. */
@@ -126,6 +129,10 @@ struct tg_request {
 
     struct tg_error error;
     struct tg_otel_notes *otel; /* otel_span.c's notes (arena), NULL when export is off */
+    /* TG_DIALECT_MCP: the JSON-RPC id its error answers (borrowed; NULL: null) and its
+     * code (0: the one for the status) */
+    struct json_t *jsonrpc_id;
+    int jsonrpc_code;
 };
 
 /* Prepares r for the thread's lifetime (arena, FastCGI request on listen_fd). */

@@ -30,6 +30,7 @@ static const struct route routes[] = {
 };
 
 #define ADMIN_PREFIX "/admin/"
+#define MCP_METADATA "/.well-known/oauth-protected-resource"
 
 /*
  * path as most servers would read it (RFC 3986: unreserved characters
@@ -83,6 +84,32 @@ static bool canonical_path(const char *path, char *out, size_t size)
     return true;
 }
 
+/*
+ * /mcp, /mcp/{server} (one trailing slash tolerated; mcp.c tells an unknown
+ * server) and the protected-resource metadata. TG_DECLINED: not an MCP path.
+ */
+static int mcp_route(struct tg_request *r)
+{
+    const char *p = r->path;
+    bool mcp = strcmp(p, "/mcp") == 0 || strncmp(p, "/mcp/", 5) == 0;
+    bool metadata =
+        strcmp(p, MCP_METADATA) == 0 || strncmp(p, MCP_METADATA "/", strlen(MCP_METADATA) + 1) == 0;
+    if (!mcp && !metadata)
+        return TG_DECLINED;
+    r->dialect = mcp ? TG_DIALECT_MCP : TG_DIALECT_OPENAI;
+    r->endpoint = mcp ? TG_EP_MCP : TG_EP_MCP_METADATA;
+    r->endpoint_path = mcp ? "/mcp" : MCP_METADATA;
+    const char *m = r->method;
+    bool allowed = mcp ? strcmp(m, "POST") == 0 || strcmp(m, "GET") == 0 || strcmp(m, "DELETE") == 0
+                       : strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+    if (!allowed) {
+        tg_request_add_header(r, "Allow", mcp ? "GET, POST, DELETE" : "GET");
+        tg_request_fail(r, 405, "invalid_request_error", "method not allowed", "%s %s", m, p);
+        return TG_ERROR;
+    }
+    return TG_OK;
+}
+
 int tg_route_resolve(struct tg_request *r)
 {
     /* the admin API routes its own paths and methods (admin.c) */
@@ -101,6 +128,8 @@ int tg_route_resolve(struct tg_request *r)
         r->dialect = TG_DIALECT_HTTP;
         return TG_OK;
     }
+    if (r->config->mcp.n_servers > 0 && mcp_route(r) != TG_DECLINED)
+        return r->error.status != 0 ? TG_ERROR : TG_OK;
     r->route = rule; /* a model rule: the dialect applies it once it knows the model */
     size_t len = strlen(r->path);
     /* one trailing slash is tolerated: "/v1/messages/" is "/v1/messages" */

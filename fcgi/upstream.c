@@ -167,7 +167,7 @@ static size_t read_cb(char *buf, size_t size, size_t n, void *userdata)
 {
     struct write_ctx *w = userdata;
     const struct tg_upstream_call *call = w->call;
-    size_t left = call->body_len - w->body_sent, room = size * n;
+    size_t left = call->body != NULL ? call->body_len - w->body_sent : 0, room = size * n;
     size_t len = left < room ? left : room;
     if (len > 0)
         memcpy(buf, call->body + w->body_sent, len);
@@ -241,13 +241,22 @@ enum tg_upstream_result tg_upstream_perform(struct tg_upstream *u, struct tg_ups
 
     /* every option of the call, or none: a failed one must not leave the
      * previous call's URL (another provider) or its freed body in place */
+    bool get = call->method != NULL && strcmp(call->method, "GET") == 0;
+    bool delete = call->method != NULL && strcmp(call->method, "DELETE") == 0;
     CURLcode set = curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
     if (set == CURLE_OK)
         set = curl_easy_setopt(easy, CURLOPT_URL, call->url);
     if (set == CURLE_OK)
         set = curl_easy_setopt(easy, CURLOPT_READDATA, &w);
+    if (set == CURLE_OK && !get)
+        set = curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                               (curl_off_t)(call->body != NULL ? call->body_len : 0));
+    /* every call sets its method (POST: the body through read_cb): a GET or
+     * DELETE must not stay for the next call */
     if (set == CURLE_OK)
-        set = curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->body_len);
+        set = curl_easy_setopt(easy, get ? CURLOPT_HTTPGET : CURLOPT_POST, 1L);
+    if (set == CURLE_OK)
+        set = curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, delete ? "DELETE" : NULL);
     if (set == CURLE_OK)
         set = curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
     if (set == CURLE_OK)

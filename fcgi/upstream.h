@@ -25,6 +25,7 @@ enum tg_upstream_result {
 
 struct tg_upstream_call {
     /* in */
+    const char *method; /* NULL or "POST": body posted; "GET" or "DELETE": no body */
     const char *url;
     const char *const *headers; /* "Name: value" lines; borrowed */
     size_t n_headers;

@@ -67,19 +67,30 @@ tg_deps_ensure() {
 # only warns: the other tests do not need it, and test_sdk.py says what is
 # missing.
 tg_sdk_ensure() {
-    local dir=$1/tests/sdk stamp
+    tg_npm_ensure "$1/tests/sdk" "the SDK tests (tests/sdk)"
+}
+
+# tg_mcp_ensure TOP: the same for tests/mcp (npm's @modelcontextprotocol/sdk
+# and @modelcontextprotocol/server-everything) for tests/integration/test_mcp.py.
+tg_mcp_ensure() {
+    tg_npm_ensure "$1/tests/mcp" "the MCP tests (tests/mcp)"
+}
+
+# tg_npm_ensure DIR WHAT: npm ci in DIR unless its node_modules is current (above).
+tg_npm_ensure() {
+    local dir=$1 what=$2 stamp
     stamp=$dir/node_modules/.tollgate-package-lock.json
     if [ -f "$stamp" ] && [ ! "$dir/package-lock.json" -nt "$stamp" ] &&
         [ ! "$dir/package.json" -nt "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then
         return 0
     fi
     if ! command -v npm >/dev/null 2>&1; then
-        tg_log "warning: no npm; the SDK tests (tests/sdk) will fail"
+        tg_log "warning: no npm; $what will fail"
         return 0
     fi
-    tg_log "npm ci (tests/sdk)"
+    tg_log "npm ci (${dir#"${dir%/tests/*}/"})"
     if ! (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2); then
-        tg_log "warning: npm ci failed in tests/sdk; the SDK tests will fail"
+        tg_log "warning: npm ci failed in $dir; $what will fail"
         return 0
     fi
     cp "$dir/package-lock.json" "$stamp"
