@@ -75,10 +75,10 @@ select * from tollgate.mcp_admit(:k_a, 'mcp-ann', 'mcp-eng', 'github', 'get_repo
 select * from tollgate.mcp_admit(:k_a, 'mcp-ann', 'mcp-eng', 'github', 'get_repo');
 -- third call of the same tool in the minute: refused, nothing written
 select * from tollgate.mcp_admit(:k_a, 'mcp-ann', 'mcp-eng', 'github', 'get_repo');
-select subject, used from tollgate.mcp_quota_counters order by limit_id, subject;
+select replace(subject, :'k_a', 'KEY_A') as subject, used from tollgate.mcp_quota_counters order by limit_id, subject;
 -- another tool: the key's total quota (3) is the tightest now; then it is spent
 select * from tollgate.mcp_admit(:k_a, 'mcp-ann', 'mcp-eng', 'github', 'list_repos');
-select * from tollgate.mcp_admit(:k_a, 'mcp-ann', 'mcp-eng', 'github', 'list_issues');
+select status, replace(denied_subject, :'k_a', 'KEY_A') as denied_subject, denied_window, denied_limit from tollgate.mcp_admit(:k_a, 'mcp-ann', 'mcp-eng', 'github', 'list_issues');
 -- key b: the bucket on "docs" admits 2, then says when the next token comes
 select status, denied_subject, denied_window, retry_after_s from tollgate.mcp_admit(:k_b, 'mcp-bob', 'mcp-ops', 'docs', 'search');
 select status, denied_subject, denied_window, retry_after_s from tollgate.mcp_admit(:k_b, 'mcp-bob', 'mcp-ops', 'docs', 'search2');
@@ -89,7 +89,7 @@ select subject, used from tollgate.mcp_quota_counters where subject like 'docs/%
 set local tollgate.now = '2026-05-10 08:01:31+00';
 select status from tollgate.mcp_admit(:k_b, 'mcp-bob', 'mcp-ops', 'docs', 'search3');
 select status, requests_remaining from tollgate.mcp_admit(:k_b, 'mcp-bob', 'mcp-ops', 'github', 'get_repo');
-select subject, used, window_start from tollgate.mcp_quota_counters order by limit_id, subject;
+select replace(subject, :'k_a', 'KEY_A') as subject, used, window_start from tollgate.mcp_quota_counters order by limit_id, subject;
 select tollgate.mcp_limit_delete(id, 'test') from tollgate.mcp_limits where per = 'server';
 select tollgate.mcp_limit_delete(-1, 'test');
 select action, subject from tollgate.audit_log where action like 'mcp_limit.%' order by id;
