@@ -378,15 +378,28 @@ begin
 end
 $$;
 
+-- mcp_limit_subject_name: a limit's subject as a refusal names it: a key by its
+-- prefix (the counters hold its id), the rest as they are.
+create or replace function tollgate.mcp_limit_subject_name(p_per text, p_subject text)
+returns text
+language sql stable
+as $$
+    select p_per || ' "' || case when p_per = 'key'
+                                 then coalesce((select k.prefix from tollgate.api_keys k
+                                                 where k.id::text = p_subject), p_subject)
+                                 else p_subject end || '"'
+$$;
+
 -- mcp_admit: takes one request for a call of tool p_tool on server p_server by
 -- the caller (p_api_key_id may be null for a JWT caller) from every limit that
 -- applies: one token from each bucket, one request from each quota counter,
 -- all or none. Locks buckets in name order first, then counters in (limit id,
 -- subject) order, so concurrent admissions cannot deadlock, and judges on the
 -- locked rows: a quota of N admits exactly N calls per window, however many
--- race. A refusal writes nothing. status 'ok', 'rate_limited' (a bucket) or
+-- race. A refusal writes nothing (the buckets and counters it created for its
+-- judgement are deleted again: nobody else can have seen them). status 'ok', 'rate_limited' (a bucket) or
 -- 'quota_exceeded'; for a refusal, which limit (denied_subject: "per
--- \"subject\""), its window ('bucket' for a bucket), limit and retry_after_s
+-- \"subject\"", a key by its prefix), its window ('bucket' for a bucket), limit and retry_after_s
 -- (null for a 'total' window); requests_limit / requests_remaining describe
 -- the tightest quota after this call (null: none applies).
 create or replace function tollgate.mcp_admit(p_api_key_id bigint,
@@ -423,6 +436,9 @@ declare
     c_start  timestamptz[];
     c_used   bigint[];
     nc       integer := 0;
+    new_b    text[];
+    new_lim  bigint[];
+    new_subj text[];
 begin
     status := 'ok';
     select coalesce(jsonb_agg(jsonb_build_object('id', l.id, 'kind', l.kind, 'per', l.per,
@@ -444,12 +460,15 @@ begin
     end if;
 
     -- Buckets: created full, locked in name order, refilled (reserve's arithmetic).
-    insert into tollgate.rate_buckets as rb (bucket, tokens, updated_at)
-    select distinct 'mcp#' || (x->>'id') || ':' || (x->>'subj'), (x->>'max')::bigint, v_now
-      from jsonb_array_elements(v_rules) x
-     where x->>'kind' = 'bucket'
-     order by 1
-    on conflict (bucket) do nothing;
+    with ins as (
+        insert into tollgate.rate_buckets as rb (bucket, tokens, updated_at)
+        select distinct 'mcp#' || (x->>'id') || ':' || (x->>'subj'), (x->>'max')::bigint, v_now
+          from jsonb_array_elements(v_rules) x
+         where x->>'kind' = 'bucket'
+         order by 1
+        on conflict (bucket) do nothing
+        returning rb.bucket)
+    select array_agg(ins.bucket) into new_b from ins;
     for r in
         select rb.bucket, rb.tokens, rb.updated_at, (x->>'max')::bigint as max_tokens,
                (x->>'fill')::bigint as per_fill, greatest((x->>'ms')::bigint, 1) as fill_ms,
@@ -471,7 +490,7 @@ begin
         end if;
         if v_tok < 1 and status = 'ok' then
             status := 'rate_limited';
-            denied_subject := r.per || ' "' || r.subj || '"';
+            denied_subject := tollgate.mcp_limit_subject_name(r.per, r.subj);
             denied_window := 'bucket';
             denied_limit := r.max_tokens;
             retry_after_s := greatest(1, ceil(extract(epoch from v_at - v_now)
@@ -483,6 +502,7 @@ begin
         b_at[nb] := v_at;
     end loop;
     if status <> 'ok' then
+        delete from tollgate.rate_buckets rb where rb.bucket = any(new_b);
         return next;
         return;
     end if;
@@ -490,13 +510,16 @@ begin
     -- Quota counters: created empty, locked in (limit, subject) order, windows rolled.
     select s.value into v_tz from tollgate.settings s where s.key = 'timezone';
     v_tz := coalesce(v_tz, 'UTC');
-    insert into tollgate.mcp_quota_counters (limit_id, subject, window_start, used)
-    select (x->>'id')::bigint, x->>'subj',
-           tollgate.window_start_tz(x->>'window', v_now, v_tz), 0
-      from jsonb_array_elements(v_rules) x
-     where x->>'kind' = 'quota'
-     order by 1, 2
-    on conflict (limit_id, subject) do nothing;
+    with ins as (
+        insert into tollgate.mcp_quota_counters as c (limit_id, subject, window_start, used)
+        select (x->>'id')::bigint, x->>'subj',
+               tollgate.window_start_tz(x->>'window', v_now, v_tz), 0
+          from jsonb_array_elements(v_rules) x
+         where x->>'kind' = 'quota'
+         order by 1, 2
+        on conflict (limit_id, subject) do nothing
+        returning c.limit_id, c.subject)
+    select array_agg(ins.limit_id), array_agg(ins.subject) into new_lim, new_subj from ins;
     for r in
         select c.limit_id, c.subject, c.window_start, c.used, x->>'window' as win,
                (x->>'limit')::bigint as lim, x->>'per' as per
@@ -511,7 +534,7 @@ begin
         v_start := greatest(v_start, r.window_start);
         if v_used + 1 > r.lim and status = 'ok' then
             status := 'quota_exceeded';
-            denied_subject := r.per || ' "' || r.subject || '"';
+            denied_subject := tollgate.mcp_limit_subject_name(r.per, r.subject);
             denied_window := r.win;
             denied_limit := r.lim;
             if r.win <> 'total' then
@@ -530,6 +553,10 @@ begin
         end if;
     end loop;
     if status <> 'ok' then
+        delete from tollgate.mcp_quota_counters c
+         using unnest(new_lim, new_subj) as n(limit_id, subject)
+         where c.limit_id = n.limit_id and c.subject = n.subject;
+        delete from tollgate.rate_buckets rb where rb.bucket = any(new_b);
         return next;
         return;
     end if;
