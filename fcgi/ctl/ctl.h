@@ -216,7 +216,7 @@ int tg_ctl_ops_migrate(struct tg_ctl *ctl, int argc, char **argv);
 /* config show: the config with its secrets masked; the one command without a database. */
 int tg_ctl_ops_config_show(struct tg_ctl *ctl, int argc, char **argv);
 
-/* usage maintain (cron): usage partitions ahead, retention. */
+/* usage maintain (cron): usage and mcp_calls partitions ahead, retention. */
 int tg_ctl_ops_usage_maintain(struct tg_ctl *ctl, int argc, char **argv);
 
 #endif

@@ -179,7 +179,7 @@ static const struct tg_ctl_command commands[] = {
     {"report", "refresh", 0, "   (cron: refresh the chargeback views, concurrently)", "",
      tg_ctl_reports_refresh, NULL, NULL},
     {"report", NULL, 0,
-     "[--by group|user|key|model] [--from DATE --to DATE] [--format table|csv|json]",
+     "[--by group|user|key|model|tool] [--from DATE --to DATE] [--format table|csv|json]",
      "--by= --from= --to= --format=", tg_ctl_reports_report, NULL, NULL},
     {"mcp", "grant", 0,
      "SUBJECT --server GLOB --tools GLOB[,GLOB] [--args JSON]",
