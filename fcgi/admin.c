@@ -8,6 +8,7 @@
 #include "admin.h"
 #include "admin_body.h"
 #include "admin_cache.h"
+#include "admin_mcp.h"
 #include "admin_reports.h"
 
 #include <jansson.h>
@@ -705,6 +706,8 @@ int tg_admin_handle(struct tg_request *r)
                         r->path);
         return TG_ERROR;
     }
+    if (strcmp(segments[0], "mcp") == 0) /* /admin/mcp/: admin_mcp.c */
+        return tg_admin_mcp_handle(r, call.actor, segments + 1, n - 1);
     call.op = find_op(r, segments, n);
     if (call.op == NULL)
         return TG_ERROR;

@@ -51,6 +51,8 @@ static const struct statement statements[] = {
     {"sweep", "SELECT tollgate.sweep_reservations($1::text[])", 1},
     /* idempotent by batch id, like settle by request id: a replayed batch adds nothing */
     {"denials_add", "SELECT tollgate.denials_add($1::jsonb, $2::uuid)", 2},
+    /* idempotent by call id: a replayed batch of MCP audit rows adds nothing */
+    {"mcp_calls_add", "SELECT tollgate.mcp_calls_add($1::jsonb)", 1},
 };
 
 struct pool_conn {
@@ -534,6 +536,18 @@ int tg_db_denials_add(const char *batch_id, const char *rows_json)
     PGresult *res = run_prepared_why(NULL, "denials_add", 2, values, &why);
     if (res == NULL)
         return why;
+    PQclear(res);
+    return TG_OK;
+}
+
+int tg_db_mcp_calls_add(const char *rows_json, int64_t *inserted)
+{
+    const char *values[] = {rows_json};
+    int why;
+    PGresult *res = run_prepared_why(NULL, "mcp_calls_add", 1, values, &why);
+    if (res == NULL)
+        return why;
+    *inserted = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     PQclear(res);
     return TG_OK;
 }

@@ -126,6 +126,14 @@ int tg_db_sweep(const char *const *dead_holders, size_t n, int64_t *released);
  */
 int tg_db_denials_add(const char *batch_id, const char *rows_json);
 
+/*
+ * One round trip: stores a batch of MCP audit rows (rows_json: a JSON array of
+ * mcp_access.c's rows) with tollgate.mcp_calls_add, idempotent by call id;
+ * *inserted gets the rows new to the table. TG_ERROR: the database is
+ * unavailable; TG_DECLINED: it refused the batch.
+ */
+int tg_db_mcp_calls_add(const char *rows_json, int64_t *inserted);
+
 /* ---- single connection (tollgatectl) ---- */
 
 struct tg_db_conn;

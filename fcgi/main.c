@@ -35,6 +35,7 @@
 #include "journal.h"
 #include "log.h"
 #include "otel.h"
+#include "mcp_audit.h"
 #include "pipeline.h"
 #include "price.h"
 #include "price_check.h"
@@ -144,7 +145,8 @@ static void *sweeper_main(void *arg)
         tg_journal_recover(
             tg_settle_recovered); /* requests of dead workers of this host, before their release */
         sweep_once();
-        tg_denials_flush(); /* refusal counts: one statement, kept if the database is down */
+        tg_denials_flush();   /* refusal counts: one statement, kept if the database is down */
+        tg_mcp_audit_flush(); /* MCP tool calls' audit rows, in batches, from their file */
         /* spooled usage goes in as soon as the database is back, even on an idle gateway */
         if (tg_spool_pending())
             tg_spool_replay(NULL);
@@ -205,6 +207,9 @@ static int run(const struct tg_config *config, const char *scope)
                      strerror(errno));
         return 1;
     }
+    if (tg_mcp_audit_init(config->spool_dir, config->journal_fsync) != TG_OK)
+        tg_log_warn(NULL, "could not use spool directory \"%s\" for MCP audit rows",
+                    config->spool_dir);
     if (tg_ratelimit_init(scope) != TG_OK)
         tg_log_warn(NULL, "could not map shared memory (%s): local rate limits are off",
                     strerror(errno));
@@ -271,8 +276,9 @@ static int run(const struct tg_config *config, const char *scope)
     wait_for_shutdown(threads, started);
     if (sweeping)
         pthread_join(sweeper, NULL);
-    tg_settle_flush(); /* usage whose waiters gave up: settled or spooled before exit */
-    tg_otel_stop();    /* every request has ended: its spans go out, within a deadline */
+    tg_settle_flush();    /* usage whose waiters gave up: settled or spooled before exit */
+    tg_mcp_audit_flush(); /* what stays in the file waits for the next worker's sweep */
+    tg_otel_stop();       /* every request has ended: its spans go out, within a deadline */
     tg_journal_close();
     /* every request has been counted by now: send what the last sweep did not */
     if (tg_denials_flush() != TG_OK)

@@ -12,6 +12,7 @@
  */
 #include "metrics.h"
 #include "metrics_backends.h"
+#include "metrics_mcp.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -635,6 +636,13 @@ int tg_metrics_handle(struct tg_request *r)
         else if (backends_len > 0)
             put(&quota, "%.*s", (int)backends_len, backends);
         free(backends);
+        size_t mcp_len = 0;
+        char *mcp = tg_metrics_mcp_text(&shm->mcp, &mcp_len);
+        if (mcp == NULL)
+            quota.failed = true;
+        else
+            put(&quota, "%.*s", (int)mcp_len, mcp);
+        free(mcp);
     }
     char *body =
         !quota.failed && quota.buf != NULL ? tg_arena_alloc(r->arena, len + quota.len) : NULL;

@@ -203,8 +203,8 @@ static int check_options(const struct tg_report_options *opt, bool export, char 
     }
     if (!export && strcmp(opt->by, "group") != 0 && strcmp(opt->by, "user") != 0 &&
         strcmp(opt->by, "key") != 0 && strcmp(opt->by, "model") != 0 &&
-        strcmp(opt->by, "provider") != 0) {
-        snprintf(err, err_size, "--by must be group, user, key, model or provider");
+        strcmp(opt->by, "provider") != 0 && strcmp(opt->by, "tool") != 0) {
+        snprintf(err, err_size, "--by must be group, user, key, model, provider or tool");
         return TG_ERROR;
     }
     return TG_OK;
@@ -227,6 +227,130 @@ static int resolve_period(struct tg_db_conn *db, const struct tg_report_options 
     return rc;
 }
 
+/* ---- report --by tool: MCP tool calls (tollgate.chargeback_tools) ---- */
+
+#define TOOL_COLS 8 /* server, tool, calls, errors, bytes in, bytes out, duration, mean */
+
+static const char chargeback_tools_sql[] =
+    "SELECT c.server, c.tool, c.calls, c.errors, c.bytes_in, c.bytes_out, c.duration_us,"
+    "       c.mean_us FROM tollgate.chargeback_tools($1::date, $2::date) c";
+
+static const char *const tool_fields[TOOL_COLS] = {
+    "server", "tool", "calls", "errors", "bytes_in", "bytes_out", "duration_us", "mean_us"};
+
+/* The rows as JSON objects (few: one per tool), the column names skipped. */
+static int on_tool_row(void *arg, int n_cols, const char *const *cells)
+{
+    json_t *rows = arg;
+    if (n_cols != TOOL_COLS)
+        return TG_ERROR;
+    if (json_object_get(rows, "header") == NULL) /* the column names come first */
+        return json_object_set_new(rows, "header", json_true()) == 0 ? TG_OK : TG_ERROR;
+    json_t *row = json_object();
+    for (int c = 0; c < TOOL_COLS; c++)
+        json_object_set_new(row, tool_fields[c],
+                            c < 2 ? json_string(cells[c] != NULL ? cells[c] : "")
+                                  : json_integer(number(cells[c])));
+    return json_array_append_new(json_object_get(rows, "rows"), row) == 0 ? TG_OK : TG_ERROR;
+}
+
+/* The total line: sums, and the mean over every call. */
+static json_t *tool_total(json_t *rows)
+{
+    int64_t sum[TOOL_COLS] = {0};
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        for (int c = 2; c < TOOL_COLS - 1; c++)
+            sum[c] += json_integer_value(json_object_get(row, tool_fields[c]));
+    }
+    sum[TOOL_COLS - 1] = sum[2] > 0 ? sum[TOOL_COLS - 2] / sum[2] : 0;
+    json_t *total = json_object();
+    for (int c = 2; c < TOOL_COLS; c++)
+        json_object_set_new(total, tool_fields[c], json_integer(sum[c]));
+    return total;
+}
+
+static void tool_cells(json_t *row, char cells[TOOL_COLS][64])
+{
+    for (int c = 0; c < TOOL_COLS; c++) {
+        json_t *v = json_object_get(row, tool_fields[c]);
+        if (json_is_string(v))
+            snprintf(cells[c], 64, "%s", json_string_value(v));
+        else if (json_is_integer(v))
+            snprintf(cells[c], 64, "%" PRId64, (int64_t)json_integer_value(v));
+        else
+            snprintf(cells[c], 64, "%s", c == 0 ? "TOTAL" : "");
+    }
+}
+
+static void print_tools_table(FILE *out, json_t *rows, json_t *total, const char *from,
+                              const char *to)
+{
+    static const char *const heads[TOOL_COLS] = {"server",   "tool",      "CALLS",       "ERRORS",
+                                                 "BYTES_IN", "BYTES_OUT", "DURATION_US", "MEAN_US"};
+    char cells[TOOL_COLS][64];
+    size_t width[TOOL_COLS], i;
+    json_t *row;
+    for (int c = 0; c < TOOL_COLS; c++)
+        width[c] = strlen(heads[c]);
+    for (i = 0; i <= json_array_size(rows); i++) {
+        tool_cells(i < json_array_size(rows) ? json_array_get(rows, i) : total, cells);
+        for (int c = 0; c < TOOL_COLS; c++)
+            if (strlen(cells[c]) > width[c])
+                width[c] = strlen(cells[c]);
+    }
+    for (int c = 0; c < TOOL_COLS; c++)
+        fprintf(out, c < 2 ? "%s%-*s" : "%s%*s", c > 0 ? "  " : "", (int)width[c], heads[c]);
+    fputc('\n', out);
+    for (i = 0; i <= json_array_size(rows); i++) {
+        row = i < json_array_size(rows) ? json_array_get(rows, i) : total;
+        tool_cells(row, cells);
+        for (int c = 0; c < TOOL_COLS; c++)
+            fprintf(out, c < 2 ? "%s%-*s" : "%s%*s", c > 0 ? "  " : "", (int)width[c], cells[c]);
+        fputc('\n', out);
+    }
+    fprintf(out, "(%s .. %s)\n", from, to);
+}
+
+/* report --by tool: one line per MCP server and tool, most called first. */
+static int write_tools(struct tg_db_conn *db, const struct tg_report_options *opt, const char *from,
+                       const char *to, FILE *out, char *err, size_t err_size)
+{
+    json_t *acc = json_pack("{s:[]}", "rows");
+    if (acc == NULL)
+        return TG_ERROR;
+    const char *params[] = {from, to};
+    int rc = tg_db_query_each(db, chargeback_tools_sql, 2, params, on_tool_row, acc, err, err_size);
+    json_t *rows = json_object_get(acc, "rows");
+    json_t *total = rc == TG_OK ? tool_total(rows) : NULL;
+    if (rc == TG_OK && strcmp(opt->format, "json") == 0) {
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:O, s:O}", "by", "tool", "from", from, "to", to,
+                                "rows", rows, "total", total);
+        rc = doc != NULL && json_dumpf(doc, out, JSON_INDENT(2)) == 0 ? TG_OK : TG_ERROR;
+        fputc('\n', out);
+        json_decref(doc);
+    } else if (rc == TG_OK && strcmp(opt->format, "csv") == 0) {
+        char cells[TOOL_COLS][64];
+        size_t i;
+        json_t *row;
+        for (int c = 0; c < TOOL_COLS; c++)
+            csv_field(out, tool_fields[c], c + 1 == TOOL_COLS);
+        json_array_foreach(rows, i, row) {
+            tool_cells(row, cells);
+            for (int c = 0; c < TOOL_COLS; c++)
+                csv_field(out, cells[c], c + 1 == TOOL_COLS);
+        }
+    } else if (rc == TG_OK) {
+        print_tools_table(out, rows, total, from, to);
+    }
+    json_decref(total);
+    json_decref(acc);
+    if (rc != TG_OK && err[0] == '\0')
+        snprintf(err, err_size, "could not write the report");
+    return rc;
+}
+
 int tg_report_write(struct tg_db_conn *db, const struct tg_report_options *opt, FILE *out,
                     char *err, size_t err_size)
 {
@@ -234,6 +358,8 @@ int tg_report_write(struct tg_db_conn *db, const struct tg_report_options *opt, 
     if (check_options(opt, false, err, err_size) != TG_OK ||
         resolve_period(db, opt, rp.from, rp.to, err, err_size) != TG_OK)
         return TG_ERROR;
+    if (strcmp(opt->by, "tool") == 0)
+        return write_tools(db, opt, rp.from, rp.to, out, err, err_size);
     bool json = strcmp(opt->format, "json") == 0;
     rp.rows = json ? json_array() : NULL;
     if (strcmp(opt->format, "csv") == 0)

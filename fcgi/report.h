@@ -11,6 +11,12 @@
  *              "cache_read_tokens": …, "cache_write_tokens": …,
  *              "cost_micros": 1234, "cost_usd": "0.001234"}, …],
  *    "total": {same fields but the subject}}
+ * --by tool reports MCP tool calls instead (tollgate.chargeback_tools,
+ * sql/017_mcp.sql): per server and tool, calls, errors (calls that did not end
+ * "ok"), bytes in and out, total and mean duration in microseconds; the table
+ * ends with a TOTAL line, JSON is {"by": "tool", "from", "to", "rows": [{"server",
+ * "tool", "calls", "errors", "bytes_in", "bytes_out", "duration_us", "mean_us"}],
+ * "total": {the same but server and tool}}, CSV has no total line.
  * An export streams usage rows (CSV or a JSON array) without holding them in memory.
  */
 #ifndef TG_REPORT_H
@@ -25,7 +31,7 @@ struct tg_db_conn;
 /* A report's or export's options; from / to are dates (YYYY-MM-DD) or NULL for
  * the current month so far (in the report time zone), both inclusive. */
 struct tg_report_options {
-    const char *by; /* report: group, user, key or model */
+    const char *by; /* report: group, user, key, model or tool */
     const char *from, *to;
     const char *format; /* table, csv or json */
 };

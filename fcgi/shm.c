@@ -15,7 +15,8 @@
 #include "crypto.h"
 
 #define SHM_MAGIC                                                                                  \
-    0x746f6c6c6761740bULL /* "tollgat" + layout version 11 (OpenTelemetry export counters) */
+    0x746f6c6c6761740cULL /* "tollgat" + layout version 12 (OpenTelemetry export counters, MCP     \
+                             call metrics) */
 
 static void segment_name(const char *scope, char *out, size_t size)
 {
@@ -42,7 +43,8 @@ static int init_segment(struct tg_shm *shm)
     if (tg_shm_mutex_init(&shm->lock) != TG_OK || tg_shm_mutex_init(&shm->metrics.lock) != TG_OK ||
         tg_shm_mutex_init(&shm->circuits.lock) != TG_OK ||
         tg_shm_mutex_init(&shm->preauth.lock) != TG_OK ||
-        tg_shm_mutex_init(&shm->workers.lock) != TG_OK)
+        tg_shm_mutex_init(&shm->workers.lock) != TG_OK ||
+        tg_shm_mutex_init(&shm->mcp.lock) != TG_OK)
         return TG_ERROR;
     shm->size = sizeof(*shm);
     atomic_thread_fence(memory_order_release);

@@ -178,6 +178,32 @@ struct tg_shm_workers {
     struct tg_shm_worker slots[TG_SHM_WORKERS];
 };
 
+/*
+ * MCP tool calls (metrics_mcp.c reads and writes them; the layout is here so that
+ * the segment's version covers it): one series per server, tool and code, dense,
+ * in order of first use, found by a linear scan (a few hundred at most).
+ */
+#define TG_SHM_MCP_SERIES 512  /* the table's capacity */
+#define TG_SHM_MCP_RESERVED 64 /* slots only "_other" series may take */
+#define TG_SHM_MCP_CODES 7     /* mcp_access.h's codes */
+#define TG_SHM_MCP_SERVER 65
+#define TG_SHM_MCP_TOOL 129
+
+struct tg_shm_mcp_series {
+    char server[TG_SHM_MCP_SERVER];
+    char tool[TG_SHM_MCP_TOOL];
+    int32_t code; /* index into metrics_mcp.c's codes */
+    uint64_t calls;
+};
+
+struct tg_shm_mcp {
+    pthread_mutex_t lock; /* robust, process-shared: guards everything below */
+    uint32_t n_series;
+    struct tg_shm_mcp_series series[TG_SHM_MCP_SERIES];
+    uint64_t overflow[TG_SHM_MCP_CODES]; /* server="_other", tool="_other" */
+    struct tg_shm_histogram duration;
+};
+
 struct tg_shm {
     uint64_t magic; /* set last, once initialised */
     uint64_t size;
@@ -194,6 +220,7 @@ struct tg_shm {
     uint64_t guard_hook_actions[TG_SHM_GUARD_HOOKS][TG_SHM_GUARD_ACTIONS]; /* atomic */
     struct tg_shm_preauth preauth;
     struct tg_shm_workers workers;
+    struct tg_shm_mcp mcp;
 };
 
 /*

@@ -18,6 +18,7 @@
  *   prices.c    price set, price check (tg_ctl_prices_*)
  *   reports.c   report, report refresh, export usage (tg_ctl_reports_*)
  *   ops.c       migrate, config show, usage maintain (tg_ctl_ops_*)
+ *   mcp.c       mcp grant, revoke, grants; mcp limit set, delete, list (tg_ctl_mcp_*)
  *
  * A command function takes the arguments after its words (argc, argv), already
  * checked against its entry (its positional arguments are there, every option is
@@ -185,6 +186,28 @@ int tg_ctl_reports_report(struct tg_ctl *ctl, int argc, char **argv);
 /* export usage: raw usage rows, streamed (report.c). */
 int tg_ctl_reports_export_usage(struct tg_ctl *ctl, int argc, char **argv);
 
+/* ---- MCP access (mcp.c) ---- */
+
+/* mcp grant SUBJECT --server GLOB --tools GLOB[,GLOB] [--args JSON]; prints the subject's grants.
+ */
+int tg_ctl_mcp_grant(struct tg_ctl *ctl, int argc, char **argv);
+
+/* mcp revoke SUBJECT --server GLOB [--tools GLOB[,GLOB]]: exit status 1 when there was none. */
+int tg_ctl_mcp_revoke(struct tg_ctl *ctl, int argc, char **argv);
+
+/* mcp grants [SUBJECT] [--format table|csv|json]. */
+int tg_ctl_mcp_grants(struct tg_ctl *ctl, int argc, char **argv);
+
+/* mcp limit set --per P [--subject S] (--requests N --window W | --bucket N [--refill N]
+ * [--every-ms MS]). */
+int tg_ctl_mcp_limit_set(struct tg_ctl *ctl, int argc, char **argv);
+
+/* mcp limit delete ID. */
+int tg_ctl_mcp_limit_delete(struct tg_ctl *ctl, int argc, char **argv);
+
+/* mcp limit list [--format table|csv|json]. */
+int tg_ctl_mcp_limit_list(struct tg_ctl *ctl, int argc, char **argv);
+
 /* ---- operations (ops.c) ---- */
 
 /* migrate: applies sql/, then warns about each unpriced model of the config. */
@@ -193,7 +216,7 @@ int tg_ctl_ops_migrate(struct tg_ctl *ctl, int argc, char **argv);
 /* config show: the config with its secrets masked; the one command without a database. */
 int tg_ctl_ops_config_show(struct tg_ctl *ctl, int argc, char **argv);
 
-/* usage maintain (cron): usage partitions ahead, retention. */
+/* usage maintain (cron): usage and mcp_calls partitions ahead, retention. */
 int tg_ctl_ops_usage_maintain(struct tg_ctl *ctl, int argc, char **argv);
 
 #endif

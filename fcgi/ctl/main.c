@@ -97,6 +97,7 @@ static const char price_list_sql[] =
 
 #define SUBJECT_OPTIONS "--group= --user= --key= "
 #define ALLOW_ARGS "ID [--models M1,M2 | --all-models] [--endpoints E1,E2 | --all-endpoints]"
+#define MCP_SUBJECT_OPTIONS "--group= --role= --key= "
 #define ALLOW_OPTIONS "--models= --all-models --endpoints= --all-endpoints"
 
 // clang-format off
@@ -178,11 +179,26 @@ static const struct tg_ctl_command commands[] = {
     {"report", "refresh", 0, "   (cron: refresh the chargeback views, concurrently)", "",
      tg_ctl_reports_refresh, NULL, NULL},
     {"report", NULL, 0,
-     "[--report chargeback|series|quotas|keys|denials|models] [--by group|user|key|model|provider]"
+     "[--report chargeback|series|quotas|keys|denials|models] [--by group|user|key|model|provider|tool]"
      " [--with-latency] [--subject org|group|user|key|model --id ID --bucket day|hour]"
      " [--from DATE --to DATE] [--format table|csv|json]",
      "--report= --by= --subject= --id= --bucket= --with-latency --from= --to= --format=",
      tg_ctl_reports_report, NULL, NULL},
+    {"mcp", "grant", 0,
+     "SUBJECT --server GLOB --tools GLOB[,GLOB] [--args JSON]",
+     MCP_SUBJECT_OPTIONS "--server= --tools= --args=", tg_ctl_mcp_grant, NULL, NULL},
+    {"mcp", "revoke", 0, "SUBJECT --server GLOB [--tools GLOB[,GLOB]]",
+     MCP_SUBJECT_OPTIONS "--server= --tools=", tg_ctl_mcp_revoke, NULL, NULL},
+    {"mcp", "grants", 0, "[SUBJECT] [--format table|csv|json]",
+     MCP_SUBJECT_OPTIONS "--format=", tg_ctl_mcp_grants, NULL, NULL},
+    {"mcp", "limit set", 0,
+     "--per key|user|group|server|tool [--subject S]\n"
+     "        (--requests N --window W | --bucket N [--refill N] [--every-ms MS])",
+     "--per= --subject= --requests= --window= --bucket= --refill= --every-ms=",
+     tg_ctl_mcp_limit_set, NULL, NULL},
+    {"mcp", "limit delete", 1, "ID", "", tg_ctl_mcp_limit_delete, NULL, NULL},
+    {"mcp", "limit list", 0, "[--format table|csv|json]", "--format=", tg_ctl_mcp_limit_list,
+     NULL, NULL},
     {"export", "usage", 0, "[--from DATE --to DATE] [--format csv|json]   (raw rows, streamed)",
      "--from= --to= --format=", tg_ctl_reports_export_usage, NULL, NULL},
 };
@@ -206,18 +222,42 @@ static int print_usage(void)
             "  T:input/output/cache read/cache write/cache write 1h)\n"
             "reports: DATE is YYYY-MM-DD, both ends included; the default is this month\n"
             "lists (--models, --endpoints): comma-separated names or globs (claude-haiku-*)\n"
+            "mcp: SUBJECT is --group G, --role R or --key PREFIX; --server and --tools take\n"
+            "  names or globs (github, create_*); --args {\"ARG\": {\"enum\": [..]}} or\n"
+            "  {\"ARG\": {\"pattern\": \"^re$\"}}; limit --per tool counts per server/tool,\n"
+            "  --subject names one key (PREFIX), user, group, server or server/tool\n"
             "environment: TOLLGATE_CONFIG names the config when there is no -c,\n"
             "  TOLLGATE_NOW overrides the clock (tests)\n");
     return 2;
 }
 
-static const struct tg_ctl_command *find_command(int argc, char **argv)
+/* How many words of argv after the noun spell verb ("limit set" is two), 0 if they do not. */
+static int verb_words(const char *verb, int argc, char **argv)
+{
+    int words = 0;
+    for (const char *p = verb; *p != '\0'; words++) {
+        size_t len = strcspn(p, " ");
+        if (words + 1 >= argc || strlen(argv[words + 1]) != len ||
+            strncmp(argv[words + 1], p, len) != 0)
+            return 0;
+        p += len;
+        p += *p == ' ';
+    }
+    return words;
+}
+
+/* The command argv names and, in *words, how many of argv's words name it. */
+static const struct tg_ctl_command *find_command(int argc, char **argv, int *words)
 {
     for (size_t i = 0; i < TG_ARRAY_LEN(commands); i++) {
         const struct tg_ctl_command *c = &commands[i];
-        if (strcmp(argv[0], c->noun) == 0 &&
-            (c->verb == NULL || (argc > 1 && strcmp(argv[1], c->verb) == 0)))
+        if (strcmp(argv[0], c->noun) != 0)
+            continue;
+        int n = c->verb != NULL ? verb_words(c->verb, argc, argv) : 0;
+        if (c->verb == NULL || n > 0) {
+            *words = 1 + n;
             return c;
+        }
     }
     return NULL;
 }
@@ -261,14 +301,14 @@ int main(int argc, char **argv)
         else
             return tg_ctl_die("unknown option \"%s\"", argv[i]);
     }
-    ctl.cmd = i < argc ? find_command(argc - i, argv + i) : NULL;
+    int words = 0;
+    ctl.cmd = i < argc ? find_command(argc - i, argv + i, &words) : NULL;
     if (ctl.cmd == NULL) {
         if (i < argc)
             tg_ctl_die("unknown command \"%s%s%s\"", argv[i], i + 1 < argc ? " " : "",
                        i + 1 < argc ? argv[i + 1] : "");
         return print_usage();
     }
-    int words = ctl.cmd->verb != NULL ? 2 : 1;
     int cargc = argc - i - words;
     char **cargv = argv + i + words;
     if (check_args(ctl.cmd, cargc, cargv) != 0)

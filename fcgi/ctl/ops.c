@@ -49,12 +49,16 @@ int tg_ctl_ops_usage_maintain(struct tg_ctl *ctl, int argc, char **argv)
     char ahead_text[8];
     snprintf(ahead_text, sizeof(ahead_text), "%d", (int)ahead);
     const char *params[] = {ahead_text};
-    struct tg_db_rows created, detached;
+    struct tg_db_rows created, detached, mcp_created;
     if (tg_ctl_query(ctl, "SELECT tollgate.usage_partitions_ensure($1::int)", 1, params,
                      &created) != TG_OK ||
+        tg_ctl_query(ctl, "SELECT tollgate.mcp_calls_partitions_ensure($1::int)", 1, params,
+                     &mcp_created) != TG_OK ||
         tg_ctl_query(ctl, "SELECT tollgate.usage_partitions_detach()", 0, NULL, &detached) != TG_OK)
         return 1;
     printf("usage partitions: %s created\n", created.n_rows == 1 ? created.cells[0] : "?");
+    printf("mcp_calls partitions: %s created\n",
+           mcp_created.n_rows == 1 ? mcp_created.cells[0] : "?");
     for (int i = 0; i < detached.n_rows; i++)
         printf("detached %s (its rows are kept in tollgate.%s until you drop it)\n",
                detached.cells[i], detached.cells[i]);

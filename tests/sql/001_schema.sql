@@ -9,7 +9,7 @@ set local timezone = 'UTC';
 select c.relname, c.relkind
   from pg_class c
  where c.relnamespace = 'tollgate'::regnamespace and c.relkind in ('r', 'p', 'v', 'm')
-   and c.relname !~ '^usage_y[0-9]{4}m[0-9]{2}$'
+   and c.relname !~ '^(usage|mcp_calls)_y[0-9]{4}m[0-9]{2}$'
  order by c.relname;
 -- usage is partitioned by month: this month and three ahead exist.
 select count(*) as months_ready

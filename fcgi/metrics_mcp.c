@@ -1,0 +1,186 @@
+/*
+ * metrics_mcp.c — tollgate_mcp_calls_total and tollgate_mcp_call_duration_seconds
+ * (metrics_mcp.h), kept in the host's shared memory and rendered by GET /metrics.
+ */
+#include "metrics_mcp.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OTHER "_other"
+#define TEXT_CAP (4 * 1024 * 1024)
+
+static const char *const codes[TG_SHM_MCP_CODES] = {
+    "ok", "error", "refused", "rate_limited", "upstream_error", "timeout", "cancelled"};
+
+/* metrics.c's bucket bounds (not included from it: metrics.c includes this module) */
+static const char *const le[TG_SHM_HISTOGRAM_BUCKETS] = {"0.005", "0.01", "0.025", "0.05", "0.1",
+                                                         "0.25",  "0.5",  "1",     "2.5",  "5",
+                                                         "10",    "30",   "60",    "+Inf"};
+static const long long bound_us[TG_SHM_HISTOGRAM_BUCKETS - 1] = {
+    5000,    10000,   25000,   50000,    100000,   250000,  500000,
+    1000000, 2500000, 5000000, 10000000, 30000000, 60000000};
+
+static size_t bucket_of(long long us)
+{
+    size_t i = 0;
+    while (i < TG_SHM_HISTOGRAM_BUCKETS - 1 && us > bound_us[i])
+        i++;
+    return i;
+}
+
+/* value with '\\', '"' and newlines escaped, as Prometheus labels want */
+static void escape(const char *value, char *out, size_t size)
+{
+    size_t n = 0;
+    for (; *value != '\0' && n + 3 < size; value++) {
+        if (*value == '\\' || *value == '"' || *value == '\n') {
+            out[n++] = '\\';
+            out[n++] = *value == '\n' ? 'n' : *value;
+        } else {
+            out[n++] = *value;
+        }
+    }
+    out[n] = '\0';
+}
+
+static int code_index(const char *code)
+{
+    for (int i = 0; code != NULL && i < TG_SHM_MCP_CODES; i++)
+        if (strcmp(codes[i], code) == 0)
+            return i;
+    return 1; /* "error" */
+}
+
+static struct tg_shm_mcp_series *find(struct tg_shm_mcp *m, const char *server, const char *tool,
+                                      int code, uint32_t capacity)
+{
+    for (uint32_t i = 0; i < m->n_series; i++) {
+        struct tg_shm_mcp_series *x = &m->series[i];
+        if (x->code == code && strcmp(x->server, server) == 0 && strcmp(x->tool, tool) == 0)
+            return x;
+    }
+    if (m->n_series >= capacity)
+        return NULL;
+    struct tg_shm_mcp_series *x = &m->series[m->n_series++];
+    snprintf(x->server, sizeof(x->server), "%s", server);
+    snprintf(x->tool, sizeof(x->tool), "%s", tool);
+    x->code = code;
+    x->calls = 0;
+    return x;
+}
+
+int tg_metrics_mcp_add(struct tg_shm_mcp *m, const char *server, const char *tool, const char *code,
+                       long long duration_us)
+{
+    if (server == NULL)
+        server = "";
+    if (tool == NULL)
+        tool = "";
+    int c = code_index(code);
+    if (tg_shm_mutex_lock(&m->lock) != TG_OK)
+        return TG_ERROR;
+    struct tg_shm_mcp_series *x = NULL;
+    bool server_fits = strlen(server) < TG_SHM_MCP_SERVER;
+    if (server_fits && strlen(tool) < TG_SHM_MCP_TOOL)
+        x = find(m, server, tool, c, TG_SHM_MCP_SERIES - TG_SHM_MCP_RESERVED);
+    if (x == NULL && server_fits)
+        x = find(m, server, OTHER, c, TG_SHM_MCP_SERIES);
+    if (x != NULL)
+        x->calls++;
+    else
+        m->overflow[c]++;
+    m->duration.buckets[bucket_of(duration_us)]++;
+    m->duration.sum_micros += duration_us > 0 ? (uint64_t)duration_us : 0;
+    tg_shm_mutex_unlock(&m->lock);
+    return TG_OK;
+}
+
+struct text {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+};
+
+static void put(struct text *t, const char *fmt, ...) TG_PRINTF(2, 3);
+
+static void put(struct text *t, const char *fmt, ...)
+{
+    for (int attempt = 0; !t->failed && attempt < 2; attempt++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = true;
+        } else if ((size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        } else {
+            size_t cap = t->cap * 2 + (size_t)n;
+            char *grown = cap <= TEXT_CAP ? realloc(t->buf, cap) : NULL;
+            if (grown == NULL)
+                t->failed = true;
+            t->buf = grown != NULL ? grown : t->buf;
+            t->cap = grown != NULL ? cap : t->cap;
+        }
+    }
+}
+
+static void put_series(struct text *t, const char *server, const char *tool, int code,
+                       uint64_t calls)
+{
+    char s[2 * TG_SHM_MCP_SERVER + 8], to[2 * TG_SHM_MCP_TOOL + 8];
+    escape(server, s, sizeof(s));
+    escape(tool, to, sizeof(to));
+    put(t, "tollgate_mcp_calls_total{server=\"%s\",tool=\"%s\",code=\"%s\"} %" PRIu64 "\n", s, to,
+        codes[code], calls);
+}
+
+char *tg_metrics_mcp_text(struct tg_shm_mcp *m, size_t *len)
+{
+    struct tg_shm_mcp_series *copy = malloc(sizeof(m->series));
+    struct text t = {.buf = malloc(8192), .cap = 8192};
+    if (copy == NULL || t.buf == NULL || tg_shm_mutex_lock(&m->lock) != TG_OK) {
+        free(copy);
+        free(t.buf);
+        return NULL;
+    }
+    uint32_t n = m->n_series;
+    memcpy(copy, m->series, n * sizeof(*copy));
+    uint64_t overflow[TG_SHM_MCP_CODES];
+    memcpy(overflow, m->overflow, sizeof(overflow));
+    struct tg_shm_histogram h = m->duration;
+    tg_shm_mutex_unlock(&m->lock);
+
+    put(&t, "# HELP tollgate_mcp_calls_total MCP tools/call requests by server, tool and "
+            "outcome (tools beyond the table's capacity under tool=\"_other\").\n"
+            "# TYPE tollgate_mcp_calls_total counter\n");
+    for (uint32_t i = 0; i < n; i++)
+        put_series(&t, copy[i].server, copy[i].tool, copy[i].code, copy[i].calls);
+    for (int c = 0; c < TG_SHM_MCP_CODES; c++)
+        if (overflow[c] > 0)
+            put_series(&t, OTHER, OTHER, c, overflow[c]);
+    put(&t, "# HELP tollgate_mcp_call_duration_seconds Time from a tools/call's admission to "
+            "its answer.\n# TYPE tollgate_mcp_call_duration_seconds histogram\n");
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < TG_SHM_HISTOGRAM_BUCKETS; i++) {
+        cumulative += h.buckets[i];
+        put(&t, "tollgate_mcp_call_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n", le[i],
+            cumulative);
+    }
+    put(&t,
+        "tollgate_mcp_call_duration_seconds_sum %" PRIu64 ".%06" PRIu64
+        "\ntollgate_mcp_call_duration_seconds_count %" PRIu64 "\n",
+        h.sum_micros / 1000000, h.sum_micros % 1000000, cumulative);
+    free(copy);
+    if (t.failed) {
+        free(t.buf);
+        return NULL;
+    }
+    *len = t.len;
+    return t.buf;
+}
