@@ -98,8 +98,10 @@ int tg_ctl_reports_report(struct tg_ctl *ctl, int argc, char **argv)
         q.by = NULL;
     }
     q.report = q.report != NULL ? q.report : "chargeback";
-    /* the chargeback's table keeps its total line (report.c); the rest is shared */
-    if (strcmp(q.report, "chargeback") != 0 || strcmp(opt.format, "table") != 0)
+    /* the chargeback's table keeps its total line, and MCP tool calls (--by tool) have
+     * their own report (report.c); the rest is shared */
+    bool by_tool = strcmp(q.report, "chargeback") == 0 && strcmp(opt.by, "tool") == 0;
+    if (!by_tool && (strcmp(q.report, "chargeback") != 0 || strcmp(opt.format, "table") != 0))
         return doc_report(ctl, &q);
     if (tg_report_write(ctl->db, &opt, stdout, ctl->err, sizeof(ctl->err)) != TG_OK)
         return tg_ctl_die("%s", ctl->err);
