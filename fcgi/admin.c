@@ -10,6 +10,7 @@
 #include "admin_cache.h"
 #include "admin_mcp.h"
 #include "admin_reports.h"
+#include "admin_ui.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -480,6 +481,8 @@ static int get_limit(struct tg_request *r, json_t *body, const char *metric, int
     return *limit >= 0 ? TG_OK : tg_admin_body_bad_field(r, "limit", "must not be negative");
 }
 
+static int respond_quota(struct tg_request *r, const char *id);
+
 /* PUT /admin/quotas: quota_set, then the quota as quota_list shows it. */
 static int put_quota(struct tg_request *r, const struct call *call)
 {
@@ -505,6 +508,12 @@ static int put_quota(struct tg_request *r, const struct call *call)
     if (run(r, "SELECT tollgate.quota_set($1, $2, $3, $4, $5::bigint, $6, $7::integer)::text", 7,
             params, &id) != TG_OK)
         return TG_ERROR;
+    return respond_quota(r, id);
+}
+
+/* Answers the quota id as quota_list shows it (the change is committed already). */
+static int respond_quota(struct tg_request *r, const char *id)
+{
     /*
      * A second statement: the row quota_set wrote is not visible to the statement that
      * called it. The change is committed already, so a failure here still answers 200.
@@ -541,6 +550,54 @@ static int delete_quota(struct tg_request *r, const struct call *call)
                                      json_pack("{s:s, s:s, s:s, s:s, s:b}", "kind", q.kind,
                                                "subject", q.subject, "metric", q.metric, "window",
                                                q.window, "deleted", 1));
+}
+
+/*
+ * POST /admin/quotas/adjust (the limit changed "by" a signed amount: a whole
+ * number, for usd dollars such as "-12.50") and POST /admin/quotas/reset (used
+ * back to 0): quota_adjust and quota_reset, audited, then the quota.
+ */
+static int change_quota(struct tg_request *r, const struct call *call)
+{
+    static const char *const adjust_fields[] = {"kind", "subject", "metric", "window", "by", NULL};
+    static const char *const reset_fields[] = {"kind", "subject", "metric", "window", NULL};
+    bool adjust = strcmp(call->id, "adjust") == 0;
+    if (!adjust && strcmp(call->id, "reset") != 0)
+        return not_found(r, "quota operation", call->id);
+    struct quota_key q;
+    if (tg_admin_body_check_fields(r, call->body, adjust ? adjust_fields : reset_fields) != TG_OK ||
+        get_quota_key(r, call->body, &q))
+        return TG_ERROR;
+    const char *id;
+    if (!adjust) {
+        const char *params[] = {q.kind, q.subject, q.metric, q.window, call->actor};
+        if (run(r, "SELECT tollgate.quota_reset($1, $2, $3, $4, $5)::text", 5, params, &id) !=
+            TG_OK)
+            return TG_ERROR;
+        return respond_quota(r, id);
+    }
+    json_t *by = json_object_get(call->body, "by");
+    const char *text = json_is_string(by) ? json_string_value(by) : "";
+    bool negative = text[0] == '-';
+    int64_t amount = 0;
+    if (json_is_integer(by) && strcmp(q.metric, "usd") != 0)
+        amount = json_integer_value(by);
+    else if (json_is_integer(by) && json_integer_value(by) > -1000000000 &&
+             json_integer_value(by) < 1000000000)
+        amount = json_integer_value(by) * 1000000;
+    else if (!json_is_string(by) || strcmp(q.metric, "usd") != 0 ||
+             tg_usage_parse_usd(text + (text[0] == '-' || text[0] == '+'), &amount) != TG_OK)
+        return tg_admin_body_bad_field(r, "by",
+                                       strcmp(q.metric, "usd") == 0
+                                           ? "must be dollars such as \"-12.50\" or an integer"
+                                           : "must be an integer");
+    char by_text[24];
+    snprintf(by_text, sizeof(by_text), "%lld", (long long)(negative ? -amount : amount));
+    const char *params[] = {q.kind, q.subject, q.metric, q.window, by_text, call->actor};
+    if (run(r, "SELECT tollgate.quota_adjust($1, $2, $3, $4, $5::bigint, $6)::text", 6, params,
+            &id) != TG_OK)
+        return TG_ERROR;
+    return respond_quota(r, id);
 }
 
 /*
@@ -648,6 +705,7 @@ static const struct op ops[] = {
     {"quotas", false, NULL, "GET", false, list, LIST("tollgate.quota_list", "v.id"), NULL},
     {"quotas", false, NULL, "PUT", true, put_quota, NULL, NULL},
     {"quotas", false, NULL, "DELETE", true, delete_quota, NULL, NULL},
+    {"quotas", true, NULL, "POST", true, change_quota, NULL, NULL},
     {"prices", false, NULL, "GET", false, list,
      LIST("tollgate.price_list", "v.model, v.effective_from"), NULL},
     {"prices", false, NULL, "PUT", true, put_price, NULL, NULL},
@@ -694,6 +752,9 @@ int tg_admin_handle(struct tg_request *r)
                         "client \"%s\" is not in admin.allow", client != NULL ? client : "?");
         return TG_ERROR;
     }
+    /* the dashboard's files: the page is a login form, its data calls come back here */
+    if (tg_admin_ui_owns(r->path))
+        return tg_admin_ui_handle(r);
     call.actor = authenticate(r); /* first: without it, not even a 404 */
     if (call.actor == NULL)
         return TG_ERROR;

@@ -22,6 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#ifndef TG_UI_DIR
+#define TG_UI_DIR "/usr/local/share/tollgate/ui"
+#endif
 
 static void load_server(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
@@ -476,10 +481,38 @@ static void load_admin_issuers(struct tg_config_loader *ld, json_t *names, struc
     }
 }
 
+/*
+ * admin.ui_dir: the dashboard's files (ui/ of the source tree). When set it
+ * must be an absolute path to a directory holding index.html; when absent the
+ * install's ($(pkgdatadir)/ui), and /admin/ui/ answers 404 if that is missing.
+ */
+static void load_admin_ui_dir(struct tg_config_loader *ld, json_t *admin, struct tg_config *c)
+{
+    const char *dir = tg_config_load_string(ld, admin, "ui_dir", "admin", NULL, false);
+    if (ld->failed)
+        return;
+    if (dir == NULL) {
+        c->admin_ui_dir = tg_config_load_strdup(ld, TG_UI_DIR);
+        return;
+    }
+    char index[4096];
+    struct stat st;
+    if (dir[0] != '/' ||
+        snprintf(index, sizeof(index), "%s/index.html", dir) >= (int)sizeof(index) ||
+        stat(index, &st) != 0 || !S_ISREG(st.st_mode)) {
+        tg_config_load_fail(ld, "admin.ui_dir",
+                            "must be an absolute path to a directory holding index.html: \"%s\"",
+                            dir);
+        free((char *)dir);
+        return;
+    }
+    c->admin_ui_dir = dir;
+}
+
 static void load_admin(struct tg_config_loader *ld, json_t *root, struct tg_config *c)
 {
     json_t *admin = tg_config_load_object(ld, root, "admin", "", false);
-    static const char *const known[] = {"keys", "jwt_role", "jwt_issuers", "allow", NULL};
+    static const char *const known[] = {"keys", "jwt_role", "jwt_issuers", "allow", "ui_dir", NULL};
     if (admin == NULL || ld->failed)
         return;
     load_allow_list(ld, admin, "admin", &c->admin_allow, &c->n_admin_allow);
@@ -496,6 +529,8 @@ static void load_admin(struct tg_config_loader *ld, json_t *root, struct tg_conf
         load_admin_issuers(ld, json_object_get(admin, "jwt_issuers"), c);
     else if (!ld->failed && json_object_get(admin, "jwt_issuers") != NULL)
         tg_config_load_fail(ld, "admin.jwt_issuers", "only means something with a \"jwt_role\"");
+    if (!ld->failed)
+        load_admin_ui_dir(ld, admin, c);
     c->admin_enabled = !ld->failed;
 }
 
@@ -668,6 +703,7 @@ void tg_config_free(struct tg_config *c)
     free(c->admin_key_hashes);
     free(c->metrics_allow);
     free((char *)c->admin_jwt_role);
+    free((char *)c->admin_ui_dir);
     for (size_t i = 0; i < c->n_admin_jwt_issuers; i++)
         free((char *)c->admin_jwt_issuers[i]);
     free(c->admin_jwt_issuers);

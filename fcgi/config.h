@@ -276,6 +276,7 @@ struct tg_config {
     size_t n_admin_jwt_issuers;
     struct tg_netaddr *admin_allow; /* who may reach /admin/ (REMOTE_ADDR); owned */
     size_t n_admin_allow;
+    const char *admin_ui_dir; /* the dashboard's files (admin.ui_dir, else TG_UI_DIR); owned */
 
     /* metrics: who may read GET /metrics, and how many label sets it keeps */
     size_t metrics_max_series;

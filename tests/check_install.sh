@@ -20,6 +20,8 @@ need /etc/tollgate/tollgate-fcgi.service
 need /usr/share/tollgate/spawn-fcgi.sh
 need /etc/cron.d/tollgate
 need /etc/tollgate/lighttpd-peraddr.lua
+for f in index.html app.js views.js money.js app.css print.css favicon.svg \
+    vendor/chart.umd.min.js vendor/LICENSE.md; do need "/usr/share/tollgate/ui/$f"; done
 for f in "$src"/conf/errors/*.html; do need "/etc/tollgate/errors/$(basename "$f")"; done
 for f in "$src"/sql/[0-9]*.sql; do need "/usr/share/tollgate/sql/$(basename "$f")"; done
 for f in "$src"/sql/reports/*.sql; do need "/usr/share/tollgate/sql/reports/$(basename "$f")"; done

@@ -6,7 +6,8 @@ TG_PACKAGES=(build-essential autoconf automake libtool pkg-config
     libfcgi-dev libfcgi-bin spawn-fcgi lighttpd lighttpd-modules-lua libapache2-mod-qos apache2 wrk nginx-light
     slowhttptest
     libcmocka-dev libjansson-dev libcurl4-openssl-dev libpcre2-dev libssl-dev
-    libpq-dev postgresql curl prometheus clang-format nodejs npm clang libclang-rt-14-dev)
+    libpq-dev postgresql curl prometheus clang-format nodejs npm clang libclang-rt-14-dev
+    chromium)
 # A package listed here counts as installed when its command is on PATH:
 # Node.js from another source (NodeSource's nodejs bundles npm and conflicts
 # with Debian's npm package, which apt would otherwise swap it for).
@@ -58,25 +59,19 @@ tg_deps_ensure() {
     [ -z "$missing" ] || tg_die "still missing after install: $missing"
 }
 
-# tg_sdk_ensure TOP: the official client SDKs of tests/sdk (npm's openai and
-# @anthropic-ai/sdk, at the versions package-lock.json pins) for
-# tests/integration/test_sdk.py.  Runs `npm ci` when node_modules is missing,
-# older than package.json or package-lock.json, or was installed from another
+# tg_npm_ensure DIR WHAT: the npm packages of DIR at the versions its
+# package-lock.json pins.  Runs `npm ci` when node_modules is missing, older
+# than package.json or package-lock.json, or was installed from another
 # package-lock.json (its copy in node_modules is the stamp), then makes it
 # readable by all, so that TG_USER can load it when we are root.  A failure
-# only warns: the other tests do not need it, and test_sdk.py says what is
+# only warns: the other tests do not need it, and the test says what is
 # missing.
-tg_sdk_ensure() {
-    tg_npm_ensure "$1/tests/sdk" "the SDK tests (tests/sdk)"
-}
-
 # tg_mcp_ensure TOP: the same for tests/mcp (npm's @modelcontextprotocol/sdk
 # and @modelcontextprotocol/server-everything) for tests/integration/test_mcp.py.
 tg_mcp_ensure() {
     tg_npm_ensure "$1/tests/mcp" "the MCP tests (tests/mcp)"
 }
 
-# tg_npm_ensure DIR WHAT: npm ci in DIR unless its node_modules is current (above).
 tg_npm_ensure() {
     local dir=$1 what=$2 stamp
     stamp=$dir/node_modules/.tollgate-package-lock.json
@@ -95,6 +90,14 @@ tg_npm_ensure() {
     fi
     cp "$dir/package-lock.json" "$stamp"
     chmod -R a+rX "$dir/node_modules"
+}
+
+# tg_sdk_ensure TOP: the official client SDKs of tests/sdk (npm's openai and
+# @anthropic-ai/sdk) for tests/integration/test_sdk.py, and puppeteer-core of
+# tests/ui (it drives Debian's chromium) for tests/integration/test_ui.py.
+tg_sdk_ensure() {
+    tg_npm_ensure "$1/tests/sdk" "the SDK tests (test_sdk.py)"
+    tg_npm_ensure "$1/tests/ui" "the dashboard's browser tests (test_ui.py)"
 }
 
 # "${TG_AS[@]}" CMD... runs CMD as TG_USER when we are root (set by
