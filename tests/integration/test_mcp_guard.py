@@ -16,6 +16,7 @@ import urllib.request
 import harness
 from harness import free_port
 from test_mcp import SECRET, _start, call, initialize, node
+from test_mcp import post as mcp_post
 
 SSN = "078-05-1120"
 AWS_KEY = "AKIAQ3EXAMPLE7ZZYYXX"
@@ -167,7 +168,32 @@ def test_an_injection_in_a_result_is_withheld_for_standard_and_flagged_for_admin
     assert warns and "the result of MCP tool" in warns[0] and "at level admin" in warns[0], warns
 
 
+def test_a_batch_and_the_single_server_endpoint_are_guarded_too():
+    st, keys, seen = env()
+    old, _ = initialize(st, keys["standard"], version="2025-03-26")
+    batch = [{"jsonrpc": "2.0", "id": "m", "method": "tools/call",
+              "params": {"name": "own__echo", "arguments": {"text": "ssn " + SSN}}},
+             {"jsonrpc": "2.0", "id": "k", "method": "tools/call",
+              "params": {"name": "own__echo", "arguments": {"text": "key " + AWS_KEY}}},
+             {"jsonrpc": "2.0", "id": "r", "method": "tools/call",
+              "params": {"name": "own__leak", "arguments": {"kind": "aws"}}}]
+    status, _, data = mcp_post(st, keys["standard"], batch, old)
+    replies = {r["id"]: r for r in json.loads(data)}
+    assert status == 200 and len(replies) == 3, data
+    assert replies["m"]["result"]["content"][0]["text"] == "own: ssn <US_SSN>"
+    assert "aws_access_key" in replies["k"]["error"]["message"]
+    assert replies["r"]["result"]["isError"] is True
+    assert AWS_KEY not in data.decode() and SSN not in data.decode()
+    assert all(AWS_KEY not in json.dumps(b) for b in seen())
+    # /mcp/own: names as the server gives them, the same guard
+    session, _ = initialize(st, keys["standard"], path="/mcp/own")
+    status, _, msgs = call(st, keys["standard"], session, "tools/call",
+                           {"name": "leak", "arguments": {"kind": "ssn"}}, id=20, path="/mcp/own")
+    assert msgs[-1]["result"]["content"][0]["text"] == "result: the customer's SSN is <US_SSN>"
+
+
 def test_the_guard_actions_are_counted_and_no_planted_secret_is_logged():
+    """Last: the logs of every test of this file."""
     st, keys, _ = env()
     session, _ = initialize(st, keys["standard"])
     tool(st, keys["standard"], session, "own__leak", {"kind": "ssn"}, id=9)
