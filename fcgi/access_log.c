@@ -165,8 +165,13 @@ void tg_access_log_write(struct tg_request *r)
     field_int(&l, "upstream_ms", r->upstream_ms);
     field_literal(&l, "stream", r->stream ? "true" : "false");
     field_string(&l, "outcome", r->outcome);
-    if (r->guard_rule != NULL)
+    if (r->guard_rule != NULL) {
         field_string(&l, "guard_rule", r->guard_rule);
+    } else if (r->mcp_guard.rule != NULL) { /* MCP: what the guardrails did to a tool call */
+        field_string(&l, "guard_rule", r->mcp_guard.rule);
+        field_string(&l, "guard_action", r->mcp_guard.action);
+        field_string(&l, "guard_where", r->mcp_guard.where);
+    }
     if (r->usage_source != NULL)
         field_string(&l, "usage_source", r->usage_source);
     field_int(&l, "pid", tg_log_pid());

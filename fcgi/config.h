@@ -246,6 +246,10 @@ struct tg_config {
     struct tg_guard_hook guard_moderation; /* guardrails.moderation (url NULL: none) */
     bool guard_responses;                  /* guardrails.responses: replies are masked too */
     size_t guard_response_window_bytes;    /* guardrails.response_window_bytes: a stream's carry */
+    /* guardrails.mcp (mcp_guard.c): tools/call arguments and tool results checked, and the most
+     * an injection rule does to a result (enum tg_guard_action) */
+    bool guard_mcp_arguments, guard_mcp_results;
+    int guard_mcp_result_injection;
     struct tg_cache_config cache;
     size_t n_routes;
     struct tg_enrich_config enrich; /* enrich (config_enrich.c; enrich.c applies it) */

@@ -2,12 +2,15 @@
  * config_guard.c — the config's "guardrails": the rule set (inline, or a
  * rules_file such as conf/guardrails.json), compiled once at start by guard.c,
  * the JSON fields of http routes' bodies it looks at, and whether replies are
- * guarded too (masked; a stream with a carry of response_window_bytes). Its
- * "webhook" and "moderation" members are config_guard_webhook.c's.
+ * guarded too (masked; a stream with a carry of response_window_bytes), and
+ * what the rules do on the MCP gateway (mcp_guard.c: tools/call arguments,
+ * tool results, the most an injection rule does to a result). Its "webhook"
+ * and "moderation" members are config_guard_webhook.c's.
  *
  *   "guardrails": {"rules_file": "/etc/tollgate/guardrails.json",
  *                  "http_paths": ["message", "history[*].text"],
- *                  "responses": true, "response_window_bytes": 256}
+ *                  "responses": true, "response_window_bytes": 256,
+ *                  "mcp": {"arguments": true, "results": true, "result_injection": "warn"}}
  */
 #include "config_load.h"
 
@@ -72,6 +75,58 @@ static void load_responses(struct tg_config_loader *ld, json_t *g, struct tg_con
     c->guard_response_window_bytes = (size_t)json_integer_value(window);
 }
 
+static bool mcp_flag(struct tg_config_loader *ld, json_t *mcp, const char *key, bool *out)
+{
+    json_t *v = json_object_get(mcp, key);
+    if (v != NULL && !json_is_boolean(v)) {
+        char field[64];
+        snprintf(field, sizeof(field), "guardrails.mcp.%s", key);
+        tg_config_load_fail(ld, field, "must be true or false");
+        return false;
+    }
+    *out = v == NULL || json_is_true(v); /* on unless turned off */
+    return true;
+}
+
+/* guardrails.mcp: the rules on tools/call arguments and tool results (both on by default). */
+static void load_mcp(struct tg_config_loader *ld, json_t *g, struct tg_config *c)
+{
+    static const char *const actions[] = {"warn", "mask", "block"};
+    json_t *mcp = json_object_get(g, "mcp");
+    c->guard_mcp_arguments = c->guard_mcp_results = true;
+    c->guard_mcp_result_injection = TG_GUARD_WARN;
+    if (mcp == NULL)
+        return;
+    if (!json_is_object(mcp)) {
+        tg_config_load_fail(ld, "guardrails.mcp", "must be an object");
+        return;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(mcp, key, v) {
+        if (strcmp(key, "arguments") != 0 && strcmp(key, "results") != 0 &&
+            strcmp(key, "result_injection") != 0) {
+            char field[96];
+            snprintf(field, sizeof(field), "guardrails.mcp.%.60s", key);
+            tg_config_load_fail(ld, field, "unknown field");
+            return;
+        }
+    }
+    if (!mcp_flag(ld, mcp, "arguments", &c->guard_mcp_arguments) ||
+        !mcp_flag(ld, mcp, "results", &c->guard_mcp_results))
+        return;
+    json_t *injection = json_object_get(mcp, "result_injection");
+    if (injection == NULL)
+        return;
+    for (size_t i = 0; i < TG_ARRAY_LEN(actions); i++)
+        if (json_is_string(injection) && strcmp(json_string_value(injection), actions[i]) == 0) {
+            c->guard_mcp_result_injection = (int)i; /* enum tg_guard_action's order */
+            return;
+        }
+    tg_config_load_fail(ld, "guardrails.mcp.result_injection",
+                        "must be \"warn\", \"mask\" or \"block\"");
+}
+
 /* The rule set's own section: the file's, or the inline one without this file's keys. */
 static json_t *rules_section(struct tg_config_loader *ld, json_t *g)
 {
@@ -84,6 +139,7 @@ static json_t *rules_section(struct tg_config_loader *ld, json_t *g)
         json_object_del(copy, "moderation");
         json_object_del(copy, "responses");
         json_object_del(copy, "response_window_bytes");
+        json_object_del(copy, "mcp");
         return copy;
     }
     if (!json_is_string(file) || json_object_get(g, "rules") != NULL) {
@@ -113,6 +169,7 @@ void tg_config_load_guard(struct tg_config_loader *ld, json_t *root, struct tg_c
         return;
     load_http_paths(ld, json_object_get(g, "http_paths"), c);
     load_responses(ld, g, c);
+    load_mcp(ld, g, c);
     tg_config_load_guard_hooks(ld, g, c);
     if (ld->failed)
         return;

@@ -749,6 +749,32 @@ char *tg_guard_mask(const struct tg_guard_rules *set, enum tg_guard_level level,
     return masked;
 }
 
+char *tg_guard_mask_findings(const struct tg_guard_rules *set, const char *text, size_t len,
+                             const struct tg_guard_finding *findings, size_t n, size_t *out_len)
+{
+    if (n > TG_GUARD_MAX_FINDINGS || len > SIZE_MAX / (MAX_MASK + 1) - 1)
+        return NULL;
+    struct span_list sl = {.set = set, .spans = malloc((n + 1) * sizeof(struct span))};
+    if (sl.spans == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const struct tg_guard_finding *f = &findings[i];
+        if (f->rule >= set->n_rules || f->offset > len || f->length > len - f->offset) {
+            free(sl.spans);
+            return NULL;
+        }
+        if (f->length > 0)
+            sl.spans[sl.n++] =
+                (struct span){f->offset, f->offset + f->length, &set->rules[f->rule], *f};
+    }
+    if (sl.n > 0)
+        qsort(sl.spans, sl.n, sizeof(*sl.spans), span_cmp);
+    size_t merged = merge_spans(&sl);
+    char *masked = write_masked(sl.spans, merged, text, 0, len, out_len);
+    free(sl.spans);
+    return masked;
+}
+
 char *tg_guard_mask_range(const struct tg_guard_rules *set, enum tg_guard_level level,
                           const char *text, size_t len, size_t from, size_t *to,
                           tg_guard_finding_fn on_finding, void *ctx, size_t *out_len)

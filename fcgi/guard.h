@@ -107,6 +107,18 @@ char *tg_guard_mask(const struct tg_guard_rules *rules, enum tg_guard_level leve
 
 #define TG_GUARD_MAX_FINDINGS 65536
 
+/*
+ * A copy of text[0..len) in which the span of each of findings[0..n) (as
+ * tg_guard_scan reported them over this text, whatever their action) is
+ * replaced by its rule's mask text; findings of length 0 are skipped,
+ * overlapping spans merged as tg_guard_mask does. For a caller that decides the
+ * action of each finding itself. New, NUL-terminated, malloc'd (the caller
+ * frees); *out_len gets its length. NULL when memory ran out, n is over
+ * TG_GUARD_MAX_FINDINGS or a finding lies outside the text.
+ */
+char *tg_guard_mask_findings(const struct tg_guard_rules *rules, const char *text, size_t len,
+                             const struct tg_guard_finding *findings, size_t n, size_t *out_len);
+
 /* A finding reported by tg_guard_mask_range (borrowed for the call). */
 typedef void (*tg_guard_finding_fn)(void *ctx, const struct tg_guard_finding *finding);
 

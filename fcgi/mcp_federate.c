@@ -17,6 +17,7 @@
 #include "jsafe.h"
 #include "log.h"
 #include "mcp_gate.h"
+#include "mcp_guard.h"
 #include "mcp_rpc.h"
 #include "mcp_upstream.h"
 #include "request.h"
@@ -75,15 +76,22 @@ static int relay_message(void *ctx, const char *data, size_t len)
     const char *why;
     enum tg_mcp_rpc_kind kind = msg != NULL ? tg_mcp_rpc_classify(msg, &why) : TG_MCP_RPC_INVALID;
     int rc = TG_OK;
-    if (kind == TG_MCP_RPC_RESPONSE && same_id(json_object_get(msg, "id"), rl->id) &&
-        rl->final == NULL) {
+    bool final = kind == TG_MCP_RPC_RESPONSE && same_id(json_object_get(msg, "id"), rl->id) &&
+                 rl->final == NULL;
+    size_t server_len = len;
+    if (rl->x->guard_call && kind != TG_MCP_RPC_INVALID &&
+        ((data = tg_mcp_guard_relay(rl->x->r, msg, final, data, &len)) == NULL || len == 0)) {
+        json_decref(msg); /* out of memory (stop), or a message that could not be checked */
+        return data == NULL ? TG_ERROR : TG_OK;
+    }
+    if (final) {
         rl->final = msg;
-        rl->bytes_out += (long long)len;
+        rl->bytes_out += (long long)server_len;
         /* once the stream began, the reply is its last event */
         return rl->x->streamed ? stream_event(rl->x, data, len) : TG_OK;
     }
     if (kind != TG_MCP_RPC_INVALID && rl->stream && rl->x->may_stream) {
-        rl->bytes_out += (long long)len;
+        rl->bytes_out += (long long)server_len;
         rc = stream_event(rl->x, data, len);
     }
     json_decref(msg);
@@ -446,8 +454,19 @@ static int tools_call(struct tg_mcp_ctx *x, json_t *msg, json_t **reply)
     if (ask == NULL)
         return TG_ERROR;
     json_object_set_new(json_object_get(ask, "params"), "name", json_string(tool));
+    if (tg_mcp_guard_arguments(r, server, tool,
+                               json_object_get(json_object_get(ask, "params"), "arguments"), &code,
+                               &refusal) != TG_OK) {
+        note.code = "refused";
+        note.jsonrpc_error = code;
+        tg_mcp_gate_note_call(r, &note);
+        *reply = tg_mcp_rpc_error(id, code, refusal);
+        return TG_OK;
+    }
     struct relay rl;
+    x->guard_call = true;
     int rc = relay(x, (size_t)i, ask, true, reply, &rl);
+    x->guard_call = false;
     note.code = rc != TG_OK ? "upstream_error"
                 : rl.final == NULL && x->reply_status == 504
                     ? "timeout"

@@ -31,6 +31,7 @@ struct tg_mcp_ctx {
     bool may_stream;               /* the reply may be an event stream (not in a batch) */
     bool streamed;                 /* the reply went as an event stream: nothing left to send */
     int reply_status; /* the HTTP status of a JSON reply (200 unless a server failed) */
+    bool guard_call;  /* a tools/call is relayed: its messages pass mcp_guard.h first */
 };
 
 /*

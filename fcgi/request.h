@@ -67,6 +67,14 @@ struct tg_error {
     char detail[256];  /* log-only; never secrets or prompt text */
 };
 
+/* The guardrails' outcome for an MCP tools/call (mcp_guard.c), for its audit: the latest call's. */
+struct tg_mcp_guard_note {
+    const char *server, *tool; /* the call (borrowed) */
+    const char *rule; /* the rule of the strongest action taken; "unchecked"; NULL: none matched */
+    const char *action; /* "block", "mask" or "warn" (static) */
+    const char *where;  /* "arguments" or "result" (static) */
+};
+
 struct tg_request {
     struct tg_arena *arena;
     const struct tg_config *config;
@@ -133,6 +141,8 @@ struct tg_request {
      * code (0: the one for the status) */
     struct json_t *jsonrpc_id;
     int jsonrpc_code;
+    /* TG_DIALECT_MCP: what the guardrails did to the latest tools/call (mcp_guard.h) */
+    struct tg_mcp_guard_note mcp_guard;
 };
 
 /* Prepares r for the thread's lifetime (arena, FastCGI request on listen_fd). */
