@@ -96,7 +96,8 @@ static int endpoint_servers(struct tg_request *r, struct tg_mcp_ctx *x)
 /* The caller, as keys and JWTs identify it: a session belongs to it. */
 static int identify(struct tg_request *r, struct tg_mcp_ctx *x)
 {
-    if (tg_auth_read(r) != TG_OK || tg_auth_identify(r) != TG_OK) {
+    /* the caller and its MCP grants, one round trip (403: no MCP access at all) */
+    if (tg_auth_read(r) != TG_OK || tg_mcp_gate_open(r) != TG_OK) {
         if (r->error.status == 401)
             tg_request_add_headerf(r, "WWW-Authenticate", "Bearer resource_metadata=\"%s%s\"",
                                    base_url(r), METADATA_PATH);
@@ -111,7 +112,7 @@ static int identify(struct tg_request *r, struct tg_mcp_ctx *x)
         snprintf(caller, sizeof(caller), "user:%s",
                  r->identity.user_id != NULL ? r->identity.user_id : "");
     tg_mcp_session_caller(caller, x->session.caller);
-    return tg_mcp_gate_open(r);
+    return TG_OK;
 }
 
 /* The session the client's Mcp-Session-Id stands for, into x->session. */

@@ -25,6 +25,7 @@ struct tg_arena;
 #define TG_MCP_SERVER_ERROR -32000    /* the gateway's own refusals */
 #define TG_MCP_REQUEST_TIMEOUT -32001 /* as the MCP SDKs name it */
 #define TG_MCP_RESOURCE_NOT_FOUND -32002
+#define TG_MCP_FORBIDDEN -32003 /* a tool the caller may not call (so, with these arguments) */
 
 #define TG_MCP_MAX_CURSOR 2048 /* a cursor's text, at most */
 #define TG_MCP_URI_SCHEME "tollgate://"

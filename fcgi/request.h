@@ -60,6 +60,8 @@ struct tg_identity {
  * The one error record of a request, set once where the failure is found: what
  * the client is told (status, stable type, message) and what only the log sees.
  */
+struct tg_mcp_grants;
+
 struct tg_error {
     int status;        /* 0: no error */
     const char *type;  /* the dialect's error type, e.g. "authentication_error" */
@@ -143,6 +145,7 @@ struct tg_request {
     int jsonrpc_code;
     /* TG_DIALECT_MCP: what the guardrails did to the latest tools/call (mcp_guard.h) */
     struct tg_mcp_guard_note mcp_guard;
+    struct tg_mcp_grants *mcp_grants; /* the MCP caller's grants (mcp_access.h), arena */
 };
 
 /* Prepares r for the thread's lifetime (arena, FastCGI request on listen_fd). */

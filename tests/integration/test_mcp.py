@@ -48,7 +48,7 @@ def _start(cmd, port, env=None):
             return True
         except OSError:
             return False
-    wait_for(up, 30, "MCP server on port %d" % port)
+    wait_for(up, 90, "MCP server on port %d" % port)  # node starts slowly on a busy host
     return proc
 
 
@@ -67,6 +67,7 @@ def env():
                                "timeout_ms": 10000}},
             "session_secret": SECRET, "max_message_bytes": 16384}}
         st = harness.stack(tag="mcp", extra_config=config)
+        st.ctl("mcp", "grant", "--group", "mcp-team", "--server", "*", "--tools", "*")
         _env["stack"] = (st, st.key(group="mcp-team", user="mcp-alice"))
     return _env["stack"]
 

@@ -38,6 +38,7 @@ def env():
                     "session_secret": SECRET}}
         st = harness.stack(tag="mcp-guard", extra_config=config)
         st.ctl("role", "set", "security-team")
+        st.ctl("mcp", "grant", "--group", "mg", "--server", "*", "--tools", "*")
         keys = {"standard": st.key(group="mg", user="mg-std"),
                 "admin": st.key(group="mg", user="mg-sec", role="security-team")}
 
