@@ -458,6 +458,8 @@ def test_sigterm_flushes_the_spans_of_every_answered_request_within_the_deadline
         wait_for(lambda: all(pid_gone(p) for p in workers + [s.master_pid]), 30,
                  "the workers to exit")
         took = time.monotonic() - t0
+        print("# otel shutdown: workers gone %.2f s after SIGTERM (flush deadline %.1f s)" % (
+            took, flush_deadline_s), flush=True)
         t.join(60)
         answered = ids | {r["headers"]["x-request-id"] for r in results["late"]
                           if r["status"] == 200}
