@@ -29,6 +29,7 @@ struct attempt_note {
 
 struct tg_otel_notes {
     int64_t start_ns;
+    bool head_sampled; /* the decision at the start: the flag sent upstream */
     bool reserved_noted, settled_noted;
     int64_t reserve_start_ns, reserve_end_ns;
     int reserve_rc;
@@ -43,8 +44,13 @@ struct tg_otel_notes {
 void tg_otel_span_begin(struct tg_request *r)
 {
     r->otel = tg_otel_enabled() ? tg_arena_calloc(r->arena, sizeof(*r->otel)) : NULL;
-    if (r->otel != NULL)
-        r->otel->start_ns = tg_otel_now_ns();
+    if (r->otel == NULL)
+        return;
+    r->otel->start_ns = tg_otel_now_ns();
+    r->otel->head_sampled = tg_otel_span_head_sampled(&r->trace, r->config->otel.sample_threshold);
+    /* a trace Tollgate started: the provider is told what the ratio decided */
+    if (r->trace.parent_id[0] == '\0')
+        tg_trace_set_sampled(&r->trace, r->otel->head_sampled);
 }
 
 void tg_otel_span_reserve(struct tg_request *r, int64_t start_ns, int rc)
@@ -110,6 +116,16 @@ void tg_otel_span_reply(struct tg_request *r, const char *reply, size_t len)
             add_reason(r->otel, json_string_value(json_object_get(choice, "finish_reason")));
         json_decref(choices);
     }
+}
+
+void tg_otel_span_response(struct tg_request *r, const char *model, const char *finish_reasons)
+{
+    if (r->otel == NULL)
+        return;
+    if (model != NULL && model[0] != '\0')
+        snprintf(r->otel->response_model, sizeof(r->otel->response_model), "%s", model);
+    if (finish_reasons != NULL)
+        snprintf(r->otel->finish_reasons, sizeof(r->otel->finish_reasons), "%s", finish_reasons);
 }
 
 bool tg_otel_span_head_sampled(const struct tg_trace *t, uint64_t threshold)
@@ -276,8 +292,8 @@ void tg_otel_span_end(struct tg_request *r)
     const struct tg_otel_config *c = &r->config->otel;
     bool failed =
         r->status >= 400 || r->error.status >= 400 || strncmp(r->outcome, "upstream_", 9) == 0;
-    bool keep = tg_otel_span_head_sampled(&r->trace, c->sample_threshold) ||
-                (failed && c->always_sample_errors);
+    /* an error may still be kept when the start said no (its traceparent said 00) */
+    bool keep = n->head_sampled || (failed && c->always_sample_errors);
     if (!keep)
         return;
     struct tg_otel_span *spans = tg_arena_alloc(r->arena, MAX_SPANS * sizeof(*spans));

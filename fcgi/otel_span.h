@@ -52,6 +52,13 @@ void tg_otel_span_settle(struct tg_request *r, int64_t start_ns, const char *res
  */
 void tg_otel_span_reply(struct tg_request *r, const char *reply, size_t len);
 
+/*
+ * Notes what a stream (or a translated reply) said of the response, as the
+ * exchange's meter took it while relaying (pivot.h): model ("" none) and
+ * finish_reasons ('\n'-separated, "" none), both borrowed and copied.
+ */
+void tg_otel_span_response(struct tg_request *r, const char *model, const char *finish_reasons);
+
 /* Ends r's spans: decides sampling and, if kept, queues them (never waits). */
 void tg_otel_span_end(struct tg_request *r);
 

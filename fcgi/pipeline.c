@@ -113,10 +113,12 @@ static int llm_call(struct tg_request *r)
     if (!r->headers_sent)
         r->status = rc != TG_OK ? r->error.status : (int)x->status;
     tg_settle_request(r);                           /* 8. settle: usage + quotas, grouped */
+    if (x->streaming || x->translated)              /*    its model, finish reasons: the trace's */
+        tg_otel_span_response(r, x->meter.model, x->meter.finish_reasons);
+    else if (rc == TG_OK && x->status == 200)
+        tg_otel_span_reply(r, x->reply, x->reply_len);
     if (rc != TG_OK)
         return TG_ERROR;
-    if (!x->streaming && x->status == 200)          /*    its model, finish reasons: the trace's */
-        tg_otel_span_reply(r, x->reply, x->reply_len);
     if (!x->streaming && x->status == 200)          /*    a miss's reply, for the next */
         tg_response_cache_store(r, x->reply, x->reply_len, x->content_type);
     if (!x->streaming && r->cost_micros >= 0 && x->status == 200) {

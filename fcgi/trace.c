@@ -61,9 +61,18 @@ void tg_trace_begin(struct tg_trace *t, const char *traceparent)
     if (tg_trace_parse(traceparent, t) != TG_OK) {
         random_id(t->trace_id, 16);
         t->parent_id[0] = '\0';
-        snprintf(t->flags, sizeof(t->flags), "01"); /* every request is logged: sampled */
+        snprintf(t->flags, sizeof(t->flags), "01"); /* sampled, unless otel's ratio says not */
     }
     random_id(t->span_id, 8);
+    snprintf(t->traceparent, sizeof(t->traceparent), "00-%s-%s-%s", t->trace_id, t->span_id,
+             t->flags);
+}
+
+void tg_trace_set_sampled(struct tg_trace *t, bool sampled)
+{
+    int flags = (tg_crypto_hex_value(t->flags[0]) << 4) | tg_crypto_hex_value(t->flags[1]);
+    flags = sampled ? flags | 1 : flags & ~1;
+    snprintf(t->flags, sizeof(t->flags), "%02x", (unsigned)flags & 0xff);
     snprintf(t->traceparent, sizeof(t->traceparent), "00-%s-%s-%s", t->trace_id, t->span_id,
              t->flags);
 }

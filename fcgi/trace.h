@@ -38,4 +38,10 @@ int tg_trace_parse(const char *header, struct tg_trace *trace);
  */
 void tg_trace_begin(struct tg_trace *trace, const char *traceparent);
 
+/*
+ * Sets or clears the sampled flag (bit 0 of flags, the others kept) of a trace
+ * Tollgate started, and rewrites the traceparent sent upstream to say so.
+ */
+void tg_trace_set_sampled(struct tg_trace *trace, bool sampled);
+
 #endif

@@ -551,6 +551,7 @@ static int translate_reply(struct tg_request *r, struct tg_exchange *x)
         return TG_ERROR;
     }
     tg_pivot_take_usage(json_object_get(reply, "usage"), &r->usage);
+    tg_pivot_observe_reply(&x->meter, reply); /* its model and stop reason, for the trace */
     if (r->dialect == TG_DIALECT_OPENAI) {
         char message[256];
         json_t *chat = NULL;

@@ -3,6 +3,7 @@
  */
 #include "pivot.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void tg_pivot_take_usage(json_t *usage, struct tg_usage *out)
@@ -57,10 +58,38 @@ void tg_pivot_observe(struct tg_pivot_meter *m, const char *event, json_t *doc)
     if (delta) {
         m->text_bytes += delta_bytes(doc);
     } else if (start) {
-        tg_pivot_take_usage(json_object_get(json_object_get(doc, "message"), "usage"), usage);
+        json_t *message = json_object_get(doc, "message");
+        tg_pivot_take_usage(json_object_get(message, "usage"), usage);
+        tg_pivot_note_model(m, json_string_value(json_object_get(message, "model")));
     } else {
+        tg_pivot_note_reason(
+            m, json_string_value(json_object_get(json_object_get(doc, "delta"), "stop_reason")));
         json_t *delta_usage = json_object_get(doc, "usage");
         tg_pivot_take_usage(delta_usage, usage);
         m->final_usage = m->final_usage || json_is_object(delta_usage);
     }
+}
+
+void tg_pivot_observe_reply(struct tg_pivot_meter *m, json_t *reply)
+{
+    tg_pivot_note_model(m, json_string_value(json_object_get(reply, "model")));
+    tg_pivot_note_reason(m, json_string_value(json_object_get(reply, "stop_reason")));
+}
+
+void tg_pivot_note_model(struct tg_pivot_meter *m, const char *model)
+{
+    if (model != NULL && model[0] != '\0' && m->model[0] == '\0')
+        snprintf(m->model, sizeof(m->model), "%s", model);
+}
+
+void tg_pivot_note_reason(struct tg_pivot_meter *m, const char *reason)
+{
+    size_t used = strlen(m->finish_reasons);
+    size_t len = reason != NULL ? strlen(reason) : 0;
+    /* a reason that would be cut is left out: a list of whole reasons, never a piece */
+    if (len == 0 || strchr(reason, '\n') != NULL ||
+        used + (used > 0) + len >= sizeof(m->finish_reasons))
+        return;
+    snprintf(m->finish_reasons + used, sizeof(m->finish_reasons) - used, "%s%s",
+             used > 0 ? "\n" : "", reason);
 }

@@ -74,6 +74,12 @@ static int observe(struct tg_exchange *x, const char *event, const char *data, s
     int keep = TG_OK;
     json_t *choices = json_object_get(chunk, "choices");
     x->meter.text_bytes += chunk_bytes(choices);
+    tg_pivot_note_model(&x->meter, json_string_value(json_object_get(chunk, "model")));
+    size_t i;
+    json_t *choice;
+    json_array_foreach(choices, i, choice) /* the trace's: each choice's, as it ends */
+        tg_pivot_note_reason(&x->meter,
+                             json_string_value(json_object_get(choice, "finish_reason")));
     json_t *usage = json_object_get(chunk, "usage");
     if (json_is_object(usage)) {
         tg_openai_take_usage(usage, &x->r->usage);
@@ -217,6 +223,7 @@ static int decode_reply(struct tg_exchange *x, json_t **pivot_reply)
 {
     char message[256];
     json_t *chat = json_loadb(x->reply, x->reply_len, 0, NULL);
+    tg_pivot_note_model(&x->meter, json_string_value(json_object_get(chat, "model")));
     int rc = chat != NULL ? tg_translate_openai_reply_to_pivot(chat, x->r->model->name, pivot_reply,
                                                                message, sizeof(message))
                           : TG_ERROR;
@@ -235,6 +242,8 @@ static int decode_event(struct tg_exchange *x, const char *event, const char *da
     json_t *chunk = json_loadb(data, len, 0, NULL);
     if (chunk == NULL)
         return TG_ERROR;
+    /* the trace's model is the provider's, noted before the pivot names the gateway's */
+    tg_pivot_note_model(&x->meter, json_string_value(json_object_get(chunk, "model")));
     int rc = tg_translate_openai_reader_feed(&d->reader, chunk);
     json_decref(chunk);
     return rc;

@@ -11,15 +11,19 @@ hangs, then one whose port is closed, costs the requests nothing: they answer
 promptly while the drops and failures are counted on /metrics.
 """
 
+import atexit
 import json
+import os
 import re
 import secrets
+import signal
 import socket
 import statistics
+import threading
 import time
 from decimal import Decimal
 
-from harness import Mock, stack, wait_for
+from harness import Mock, Stack, pid_gone, stack, wait_for
 
 PROMPT_MARK = "otel-secret-prompt-" + secrets.token_hex(6)
 
@@ -176,10 +180,13 @@ def test_non_stream_and_stream_spans_match_the_usage_row():
     check_request_trace(s, key, stream.headers["x-request-id"], trace_id2, client_span2,
                         stream=True)
 
-    # without a traceparent, Tollgate's own trace: a root server span
-    st, h, _ = s.request("POST", "/v1/messages", s.body(prompt=PROMPT_MARK), s.auth(key))
+    # without a traceparent, Tollgate's own trace: a root server span, sampled (ratio 1)
+    root_mark = PROMPT_MARK + "-root-" + secrets.token_hex(4)
+    st, h, _ = s.request("POST", "/v1/messages", s.body(prompt=root_mark), s.auth(key))
     assert st == 200
     rid = h["x-request-id"]
+    sent = [r["headers"]["traceparent"] for r in s.mock_requests(root_mark)]
+    assert len(sent) == 1 and sent[0].endswith("-01"), sent
     server = wait_for(lambda: [sp for sp in all_spans() if sp["kind"] == 2 and attrs(sp).get(
         "tollgate.request_id") == rid], 15, "the span of %s" % rid)[0]
     assert "parentSpanId" not in server or server["parentSpanId"] == ""
@@ -209,19 +216,35 @@ def test_ratio_zero_exports_only_errors_and_client_sampled():
     s = otel_stack(c.port, "ratio0", sample_ratio=0, always_sample_errors=True)
     key = s.key(group="otel-ratio", user="otel-ratio-user")
     ok_ids = []
+    mark = "ratio0-" + secrets.token_hex(6)
     for _ in range(5):
-        st, h, _ = s.request("POST", "/v1/messages", s.body(), s.auth(key))
+        st, h, _ = s.request("POST", "/v1/messages", s.body(prompt=mark), s.auth(key))
         assert st == 200
         ok_ids.append(h["x-request-id"])
-    st, h, _ = s.request("POST", "/v1/messages", s.body(directive={"status": 500}),
-                         s.auth(key))
+    err_mark = "ratio0-err-" + secrets.token_hex(6)
+    st, h, _ = s.request("POST", "/v1/messages", s.body(prompt=err_mark,
+                                                         directive={"status": 500}), s.auth(key))
     assert st >= 500, st
     err_id = h["x-request-id"]
     trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
     headers = dict(s.auth(key), traceparent="00-%s-%s-01" % (trace_id, client_span))
-    st, h, _ = s.request("POST", "/v1/messages", s.body(), headers)
+    client_mark = "ratio0-client-" + secrets.token_hex(6)
+    st, h, _ = s.request("POST", "/v1/messages", s.body(prompt=client_mark), headers)
     assert st == 200
     sampled_id = h["x-request-id"]
+    # the traceparent sent upstream says what the ratio decided at the start: not sampled
+    # (00) for the traces Tollgate started, the error's too; the client's flag is kept
+    flags = lambda m: [r["headers"]["traceparent"].split("-")[3] for r in s.mock_requests(m)]
+    assert flags(mark) == ["00"] * 5, flags(mark)
+    assert flags(err_mark) == ["00"], flags(err_mark)
+    assert flags(client_mark) == ["01"], flags(client_mark)
+    tp = "00-%s-%s-00" % (secrets.token_hex(16), secrets.token_hex(8))
+    unsampled_mark = "ratio0-client00-" + secrets.token_hex(6)
+    st, h, _ = s.request("POST", "/v1/messages", s.body(prompt=unsampled_mark),
+                         dict(s.auth(key), traceparent=tp))
+    assert st == 200
+    ok_ids.append(h["x-request-id"])
+    assert flags(unsampled_mark) == ["00"], flags(unsampled_mark)
 
     def servers():
         return {attrs(sp)["tollgate.request_id"]: sp for sp in all_spans() if sp["kind"] == 2}
@@ -281,3 +304,174 @@ def test_dead_collector_costs_requests_nothing():
                     "refused exports counted")
     assert "could not export" in s.logs()  # logged, and without the collector's header
     assert "collector-dead" not in s.logs()
+
+
+# ---- the response as the provider named it, in both dialects and translated ----------------
+
+_openai = None
+
+
+def openai_mock():
+    global _openai
+    if _openai is None:
+        _openai = Mock("mock_openai.py")
+        atexit.register(_openai.stop)
+    return _openai
+
+
+def dialects_stack():
+    c, o = collector(), openai_mock()
+    s = stack(tag="otel-dialects", processes=2, threads=4, timeout_ms=10000, extra_config={
+        "otel": {"endpoint": "http://127.0.0.1:%d/v1/traces" % c.port, "flush_ms": 100},
+        "providers": {"openai": {"type": "openai", "api_key": "sk-oa-PROVIDERKEY",
+                                 "base_url": "http://127.0.0.1:%d" % o.port}},
+        "models": {"gpt-4o": {"provider": "openai", "max_output_tokens": 16384}}})
+    s.ctl("price", "set", "gpt-4o", "--input", "1000000", "--output", "4000000")
+    return s
+
+
+def call(s, key, dialect, model, directive, stream):
+    """One request with its own trace: (trace id, request id, finish reasons the client got)."""
+    trace_id = secrets.token_hex(16)
+    tp = "00-%s-%s-01" % (trace_id, secrets.token_hex(8))
+    if dialect == "anthropic":
+        path, headers = "/v1/messages", dict(s.auth(key), traceparent=tp)
+        body = s.body(model=model, prompt=PROMPT_MARK, directive=directive, stream=stream)
+    else:
+        path, headers = "/v1/chat/completions", {"authorization": "Bearer " + key,
+                                                 "traceparent": tp}
+        body = {"model": model, "max_tokens": 64, "messages": [
+            {"role": "user", "content": PROMPT_MARK + " MOCK" + json.dumps(directive)}]}
+        if stream:
+            body["stream"] = True
+    if not stream:
+        st, h, raw = s.request("POST", path, body, headers)
+        assert st == 200, raw
+        reply = json.loads(raw)
+        got = [reply["stop_reason"]] if dialect == "anthropic" else [
+            ch["finish_reason"] for ch in reply["choices"]]
+        return trace_id, h["x-request-id"], got
+    resp = s.stream(body, headers, path=path)
+    assert resp.status == 200
+    got = []
+    for event, data, _ in resp:
+        if data == "[DONE]" or not data:
+            continue
+        doc = json.loads(data)
+        if event == "message_delta":
+            got.append(doc["delta"]["stop_reason"])
+        got += [ch["finish_reason"] for ch in doc.get("choices", []) if ch.get("finish_reason")]
+    return trace_id, resp.headers["x-request-id"], got
+
+
+def check_row_attrs(s, sa, request_id, usage=None):
+    """The SERVER span's GenAI and tollgate attributes equal the usage row (and the mock's
+    usage, when given: (input, output))."""
+    row = usage_row(s, request_id)
+    assert sa["tollgate.request_id"] == request_id
+    assert sa["tollgate.model"] == row["model"]
+    assert sa["gen_ai.usage.input_tokens"] == int(row["input_tokens"])
+    assert sa["gen_ai.usage.output_tokens"] == int(row["output_tokens"])
+    if usage is not None:
+        assert (sa["gen_ai.usage.input_tokens"], sa["gen_ai.usage.output_tokens"]) == usage, sa
+    assert sa["tollgate.user_id"] == row["user_id"]
+    assert sa["tollgate.group_id"] == row["group_id"]
+    assert sa["tollgate.api_key_id"] == int(row["api_key_id"])
+    assert sa["tollgate.cost_micros"] == int(row["cost_micros"]) > 0
+    assert Decimal(sa["tollgate.cost_usd"]) == Decimal(int(row["cost_micros"])) / 1000000
+    assert sa["tollgate.outcome"] == row["outcome"]
+    assert sa["http.response.status_code"] == int(row["http_status"])
+    return row
+
+
+ANTHROPIC_USAGE = {"input_tokens": 31, "output_tokens": 7}
+OPENAI_USAGE = {"prompt_tokens": 29, "completion_tokens": 6}
+# (client dialect, model, what the mock replies, the reasons the span must carry)
+RESPONSE_CASES = [
+    ("anthropic", "claude-haiku-4-5",    # native
+     {"model": "claude-replied-a", "finish_reason": "max_tokens", "usage": ANTHROPIC_USAGE},
+     ["max_tokens"], (31, 7)),
+    ("openai", "gpt-4o",                 # native
+     {"model": "gpt-replied-b", "finish_reason": "length", "usage": OPENAI_USAGE},
+     ["length"], (29, 6)),
+    ("openai", "claude-haiku-4-5",       # translated: the pivot's words are Anthropic's own
+     {"model": "claude-replied-c", "finish_reason": "max_tokens", "usage": ANTHROPIC_USAGE},
+     ["max_tokens"], (31, 7)),
+    ("anthropic", "gpt-4o",              # translated: the pivot's word for "length"
+     {"model": "gpt-replied-d", "finish_reason": "length", "usage": OPENAI_USAGE},
+     ["max_tokens"], (29, 6)),
+]
+
+
+def test_stream_and_reply_spans_name_the_providers_model_and_finish_reasons():
+    s = dialects_stack()
+    key = s.key(group="otel-dialects", user="otel-dialects-user")
+    for dialect, model, directive, reasons, usage in RESPONSE_CASES:
+        for stream in (False, True):
+            what = (dialect, model, "stream" if stream else "reply")
+            trace_id, rid, client_got = call(s, key, dialect, model, directive, stream)
+            server = [sp for sp in trace_spans(trace_id) if sp["kind"] == 2][0]
+            sa = attrs(server)
+            # the model the provider replied with, never the configured upstream model
+            assert sa["gen_ai.response.model"] == directive["model"], (what, sa)
+            assert sa["gen_ai.response.finish_reasons"] == reasons, (what, sa)
+            assert sa["gen_ai.request.model"] == model, (what, sa)
+            assert sa["tollgate.stream"] is stream, (what, sa)
+            if (dialect == "openai") == (model == "gpt-4o"):  # native: what the client got
+                assert client_got == reasons, (what, client_got)
+            row = check_row_attrs(s, sa, rid, usage)
+            assert row["outcome"] == "ok", (what, row)
+            attempt = [sp for sp in all_spans() if sp["traceId"] == trace_id and sp["kind"] == 3]
+            assert attrs(attempt[0])["tollgate.provider"] == row["provider"], (what, row)
+
+
+# ---- shutdown: what was answered is exported, within the flush deadline ----------------------
+
+def test_sigterm_flushes_the_spans_of_every_answered_request_within_the_deadline():
+    c = collector()
+    flush_deadline_s = 2.0
+    # flush_ms 60 s and a batch larger than the burst: nothing leaves before the shutdown
+    # flush, so every span the collector gets, the flush sent
+    s = Stack(tag="otel-shutdown", processes=2, threads=4, extra_config={"otel": {
+        "endpoint": "http://127.0.0.1:%d/v1/traces" % c.port, "flush_ms": 60000,
+        "queue_spans": 4096, "batch_spans": 4096,
+        "timeout_ms": int(flush_deadline_s * 1000)}}).start()
+    try:
+        key = s.key(group="otel-shutdown", user="otel-shutdown-user")
+        done = s.burst(key, [s.body(prompt="burst %d" % i) for i in range(24)],
+                       processes=2, threads=6)
+        assert all(r["status"] == 200 for r in done), [r["status"] for r in done]
+        # a second burst, still in flight when SIGTERM comes (each answer takes 400 ms)
+        late, results = "late-" + secrets.token_hex(4), {}
+        bodies = [s.body(prompt="%s %d" % (late, i), directive={"delay_ms": 400})
+                  for i in range(16)]
+        t = threading.Thread(target=lambda: results.setdefault(
+            "late", s.burst(key, bodies, processes=2, threads=4, timeout=30)))
+        t.start()
+        wait_for(lambda: len(s.mock_requests(late)) >= 4, 30, "requests in flight")
+        ids = {r["headers"]["x-request-id"] for r in done}
+        assert not ids & {attrs(sp).get("tollgate.request_id") for sp in all_spans()}, \
+            "spans left before the shutdown"
+        workers = s.workers()
+        t0 = time.monotonic()
+        os.kill(s.master_pid, signal.SIGTERM)   # as Stack.stop_workers does
+        wait_for(lambda: all(pid_gone(p) for p in workers + [s.master_pid]), 30,
+                 "the workers to exit")
+        took = time.monotonic() - t0
+        print("# otel shutdown: workers gone %.2f s after SIGTERM (flush deadline %.1f s)" % (
+            took, flush_deadline_s), flush=True)
+        t.join(60)
+        answered = ids | {r["headers"]["x-request-id"] for r in results["late"]
+                          if r["status"] == 200}
+        assert len(answered) >= 24 + 4, len(answered)
+        exported = {attrs(sp).get("tollgate.request_id") for sp in all_spans()
+                    if sp["kind"] == 2}
+        assert answered <= exported, sorted(answered - exported)
+        # the in-flight requests (400 ms) end, then the flush gets its deadline; margin for
+        # a loaded machine
+        assert took < 0.4 + flush_deadline_s + 3.0, took
+        dropped = re.findall(r"could not export", s.logs())
+        assert not dropped, dropped
+    finally:
+        s.master_pid = None
+        s.close()

@@ -65,7 +65,7 @@ def iter_texts(req):
 def directive_of(req):
     """The request's directive, checked."""
     d = find_directive(iter_texts(req))
-    check_directive(d)
+    check_directive(d, strings=("text", "model", "finish_reason"))
     if "tool_use" in d and not isinstance(d["tool_use"], dict):
         raise MockError(400, "mock: tool_use must be an object")
     return d
@@ -139,7 +139,8 @@ def stream_events(msg_id, model, text, usage, chunks, tool=None, directive=None)
         events += tool_use_events(1, tool, chunks)
     events += [
         ("message_delta", {"type": "message_delta",
-                           "delta": {"stop_reason": "tool_use" if tool else "end_turn",
+                           "delta": {"stop_reason": (directive or {}).get(
+                               "finish_reason", "tool_use" if tool else "end_turn"),
                                      "stop_sequence": None},
                            "usage": final_usage}),
         ("message_stop", {"type": "message_stop"}),
@@ -205,11 +206,12 @@ class Handler(BaseHandler):
         if directive.get("pad_bytes"):   # a reply of about this many more bytes
             text += " " + "x" * int(directive["pad_bytes"])
         usage = build_usage(req, directive, text)
-        model = req.get("model")
+        model = directive.get("model") or req.get("model")
         if req.get("stream") is True:
             self.send_stream(directive, model, text, usage)
         else:
-            self.send_message(model, text, usage, drop, directive.get("tool_use"))
+            self.send_message(model, text, usage, drop, directive.get("tool_use"),
+                              directive.get("finish_reason"))
 
     def send_directed_error(self, status, directive, drop):
         etype = directive.get("error_type") or ERROR_TYPES.get(status, "api_error")
@@ -221,13 +223,13 @@ class Handler(BaseHandler):
         if drop == "reset":
             self.reset_connection()
 
-    def send_message(self, model, text, usage, drop, tool=None):
+    def send_message(self, model, text, usage, drop, tool=None, finish_reason=None):
         content = [{"type": "text", "text": text}]
         if tool is not None:
             content.append(tool_use_block(1, tool))
         msg = {"id": "msg_mock_%d" % self.req_n, "type": "message",
                "role": "assistant", "model": model, "content": content,
-               "stop_reason": "tool_use" if tool is not None else "end_turn",
+               "stop_reason": finish_reason or ("tool_use" if tool is not None else "end_turn"),
                "stop_sequence": None, "usage": usage}
         self.send_json(200, msg, self.api_headers(),
                        half=(drop in ("mid_stream", "reset")))

@@ -101,6 +101,26 @@ static void test_begin_starts_trace(void **state)
     }
 }
 
+/* The ratio's decision goes upstream: bit 0 set or cleared, the other bits and ids kept. */
+static void test_set_sampled_rewrites_flags(void **state)
+{
+    (void)state;
+    struct tg_trace t = {0};
+    tg_trace_begin(&t, NULL);
+    char before[TG_TRACEPARENT_LEN + 1];
+    snprintf(before, sizeof(before), "%s", t.traceparent);
+    tg_trace_set_sampled(&t, false);
+    assert_string_equal(t.flags, "00");
+    assert_int_equal(strncmp(t.traceparent, before, 53), 0);
+    assert_string_equal(t.traceparent + 53, "00");
+    tg_trace_set_sampled(&t, true);
+    assert_string_equal(t.traceparent, before);
+    snprintf(t.flags, sizeof(t.flags), "03"); /* a future flag is kept */
+    tg_trace_set_sampled(&t, false);
+    assert_string_equal(t.flags, "02");
+    assert_string_equal(t.traceparent + 53, "02");
+}
+
 int main(void)
 {
     static const struct CMUnitTest tests[] = {
@@ -109,6 +129,7 @@ int main(void)
         cmocka_unit_test(test_parse_future_version),
         cmocka_unit_test(test_begin_joins_client_trace),
         cmocka_unit_test(test_begin_starts_trace),
+        cmocka_unit_test(test_set_sampled_rewrites_flags),
     };
     return cmocka_run_group_tests_name("trace", tests, NULL, NULL);
 }
