@@ -22,7 +22,8 @@
  *                          program may listen there): the caller decides;
  *   no socket at all       the web server is elsewhere (another host,
  *                          namespace, a proxy): unknown, never taken as gone.
- * One netlink round trip (a few microseconds), no privilege needed.
+ * One netlink round trip (7-10 microseconds on a thread's own netlink socket,
+ * kept open), no privilege needed.
  */
 #ifndef TG_PEER_H
 #define TG_PEER_H
@@ -38,7 +39,7 @@ enum tg_peer_state {
  * The state of the TCP connection between remote_addr:remote_port (the
  * client) and server_addr:server_port (the web server), IPv4 or IPv6 text
  * addresses and decimal ports as FastCGI passes them; NULLs allowed
- * (unknown). Thread-safe; no allocation.
+ * (unknown). Thread-safe (each thread keeps one netlink socket); no allocation.
  */
 enum tg_peer_state tg_peer_state(const char *server_addr, const char *server_port,
                                  const char *remote_addr, const char *remote_port);

@@ -20,6 +20,9 @@
 #include "peer.h"
 
 #define REQUEST_ARENA_BLOCK (64 * 1024)
+
+/* A request asks the kernel about its client's connection at most this often (peer.h). */
+#define PEER_CHECK_MS 100
 #define RESP_HEADERS_CAP (8 * 1024)
 
 int tg_request_init(struct tg_request *r, const struct tg_config *config, int listen_fd)
@@ -396,7 +399,8 @@ bool tg_request_client_left(struct tg_request *r)
         r->client_gone = true;
     /* the web server may keep that connection open for a client that left (lighttpd
      * takes its FIN for a half-close): when it runs on this host, ask the kernel */
-    else {
+    else if (tg_now_ms() - r->peer_checked_ms >= PEER_CHECK_MS) {
+        r->peer_checked_ms = tg_now_ms();
         enum tg_peer_state peer =
             tg_peer_state(tg_request_param(r, "SERVER_ADDR"), tg_request_param(r, "SERVER_PORT"),
                           tg_request_param(r, "REMOTE_ADDR"), tg_request_param(r, "REMOTE_PORT"));

@@ -133,7 +133,8 @@ struct tg_request {
     size_t resp_headers_len;
     bool headers_sent;
     bool client_gone;
-    bool peer_seen_open; /* the client's connection was seen open (peer.h) */
+    bool peer_seen_open;     /* the client's connection was seen open (peer.h) */
+    int64_t peer_checked_ms; /* when it was last looked at (tg_now_ms), 0: never */
     /* called once just before the headers go (enrich.c's response headers), or NULL */
     void (*before_headers)(struct tg_request *r);
 
