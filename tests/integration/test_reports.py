@@ -334,8 +334,9 @@ def test_scripts_demo_tells_its_story():
     mcp = section("9. MCP tools", "10. Chargeback")
     steps = dict((p[:1], p) for p in re.split(r"\n  (?=[a-d]\) )", mcp)[1:])
     assert sorted(steps) == ["a", "b", "c", "d"], mcp
-    lists = [re.search(r"tools/list: (\d+) tools: (.*)", steps[k]).groups() for k in "ab"]
-    user_tools, admin_tools = (names.split(", ") for _, names in lists)
+    lists = [re.search(r"tools/list: (\d+) tools: (.*?)\n    tools/call", steps[k], re.S).groups()
+             for k in "ab"]  # the list wraps
+    user_tools, admin_tools = (" ".join(names.split()).split(", ") for _, names in lists)
     assert user_tools == ["everything__echo", "everything__get-sum"], lists
     assert set(user_tools) < set(admin_tools) and "everything__get-env" in admin_tools, lists
     assert int(lists[1][0]) == len(admin_tools) >= 10, lists
