@@ -195,12 +195,15 @@ def test_scripts_demo_tells_its_story():
     """scripts/demo against a test stack configured like scripts/run's: the
     Anthropic mock, two OpenAI mocks (openai, openai-backup), a backend where
     nothing listens (openai-down) and the agent mock behind the http route
-    POST /chat, the same models, pools, prices, guardrails and cache."""
+    POST /chat, the same models, pools, prices, guardrails and cache, and npm's
+    server-everything as MCP server "everything" (started as scripts/run does,
+    on 127.0.0.1 through scripts/lib/loopback.cjs)."""
     import atexit
     import os
     import socket
     import subprocess
-    from harness import REPO, Mock, base_env, build_dir
+    from harness import REPO, Mock, base_env, build_dir, free_port
+    from test_mcp import _start, node  # server-everything, as test_mcp.py starts it
     openai_key = "sk-openai-demo-PROVIDERKEY"
     primary = Mock("mock_openai.py", "--require-key", openai_key)
     backup = Mock("mock_openai.py", "--require-key", openai_key)
@@ -211,6 +214,11 @@ def test_scripts_demo_tells_its_story():
     with socket.socket() as sock:  # a port where nothing listens any more
         sock.bind(("127.0.0.1", 0))
         down_port = sock.getsockname()[1]
+
+    everything = free_port()
+    _start([node(), "--require", str(REPO / "scripts" / "lib" / "loopback.cjs"),
+            "node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+            "streamableHttp"], everything, {"PORT": str(everything)})
 
     def provider(port, key=openai_key):
         return {"type": "openai", "base_url": "http://127.0.0.1:%d" % port, "api_key": key,
@@ -246,7 +254,10 @@ def test_scripts_demo_tells_its_story():
         "cache": {"enabled": True, "scope": "key", "ttl_ms": 300000},
         "failover": {"max_attempts": 3, "backoff_base_ms": 100, "backoff_max_ms": 2000,
                      "total_deadline_ms": 30000, "failure_threshold": 5, "window_ms": 60000,
-                     "cooldown_ms": 30000}})
+                     "cooldown_ms": 30000},
+        "mcp": {"servers": {"everything": {"url": "http://127.0.0.1:%d/mcp" % everything,
+                                           "connect_timeout_ms": 2000, "timeout_ms": 30000}},
+                "session_secret": "demo-test-mcp-session-secret-0123456789"}})
     for model, rates in (("gpt-4o-mini", ("150000", "600000", "75000")),  # as scripts/run
                          ("gpt-4o-mini-failover", ("150000", "600000", "75000")),
                          ("text-embedding-3-small", ("20000", "0", "0")),
@@ -292,7 +303,7 @@ def test_scripts_demo_tells_its_story():
         "/v1/chat/completions", "/v1/embeddings", "/v1/chat/completions"], primary.records()
     assert [r["path"] for r in backup.records()] == ["/v1/chat/completions"], backup.records()
     # 8: the agent behind /chat, guardrails by role, the cache
-    agent_part = section("8. An agent", "9. Chargeback")
+    agent_part = section("8. An agent", "9. MCP tools")
     assert statuses(agent_part) == ["200", "401", "400", "200", "200", "200", "200"], agent_part
     parts = dict((p[:1], p) for p in re.split(r"\n  (?=[a-f]\) )", agent_part)[1:])
     assert "the agent received: \"What is the status of ticket 4711?\"" in parts["a"], parts
@@ -318,6 +329,36 @@ def test_scripts_demo_tells_its_story():
         " where model like 'gpt-%' or model like 'text-%' group by 1, 2"))
     assert rows == {("gpt-4o-mini", "openai"): "2", ("text-embedding-3-small", "openai"): "1",
                     ("gpt-4o-mini-failover", "openai-backup"): "1"}, rows
+
+    # 9: MCP, two roles: tool-user sees and calls echo and get-sum only, tool-admin all
+    mcp = section("9. MCP tools", "10. Chargeback")
+    steps = dict((p[:1], p) for p in re.split(r"\n  (?=[a-d]\) )", mcp)[1:])
+    assert sorted(steps) == ["a", "b", "c", "d"], mcp
+    lists = [re.search(r"tools/list: (\d+) tools: (.*?)\n    tools/call", steps[k], re.S).groups()
+             for k in "ab"]  # the list wraps
+    user_tools, admin_tools = (" ".join(names.split()).split(", ") for _, names in lists)
+    assert user_tools == ["everything__echo", "everything__get-sum"], lists
+    assert set(user_tools) < set(admin_tools) and "everything__get-env" in admin_tools, lists
+    assert int(lists[1][0]) == len(admin_tools) >= 10, lists
+    for k in "ab":
+        assert "initialize: 200, Mcp-Session-Id tg1." in steps[k], steps[k]
+        assert "answer: The sum of 2 and 3 is 5" in steps[k], steps[k]
+    refused = [json.loads(line.split("refused: ", 1)[1]) for line in steps["a"].splitlines()
+               if "refused: " in line]
+    assert len(refused) == 1 and refused[0]["error"]["code"] == -32003, steps["a"]
+    assert refused[0]["error"]["message"] == \
+        'tool "get-env" of MCP server "everything" is not allowed for this caller', refused
+    assert "refused" not in steps["b"] and "answer: {" in steps["b"], steps["b"]
+    audit = [line.split() for line in steps["c"].splitlines()[2:] if line.strip()]
+    assert [(r[1], r[4], r[5], r[6]) for r in audit] == [
+        ("tool-user", "get-sum", "ok", "-"), ("tool-user", "get-env", "refused", "-32003"),
+        ("tool-admin", "get-sum", "ok", "-"), ("tool-admin", "get-env", "ok", "-")], steps["c"]
+    assert s.psql("select role, tool, code from tollgate.mcp_calls order by ts") == [
+        ["tool-user", "get-sum", "ok"], ["tool-user", "get-env", "refused"],
+        ["tool-admin", "get-sum", "ok"], ["tool-admin", "get-env", "ok"]]
+    by_tool = [line.split() for line in steps["d"].splitlines()]
+    assert ["everything", "get-sum", "2", "0"] in [r[:4] for r in by_tool], steps["d"]
+    assert ["everything", "get-env", "2", "1"] in [r[:4] for r in by_tool], steps["d"]
 
     by_group = out.split("\ngroup ")[1]
     for team in ("engineering", "marketing", "sales", "data-science", "customer-support",
