@@ -10,6 +10,7 @@
 #include "admin_cache.h"
 #include "admin_mcp.h"
 #include "admin_reports.h"
+#include "admin_sql.h"
 #include "admin_ui.h"
 
 #include <jansson.h>
@@ -169,29 +170,13 @@ static void refuse(struct tg_request *r, const char *sqlstate, const char *messa
 static int run(struct tg_request *r, const char *sql, int n_params, const char *const *params,
                const char **cell)
 {
-    char sqlstate[6];
-    char message[200];
-    struct tg_db_rows rows;
-    bool read_only = strcmp(r->method, "GET") == 0; /* lists: safe to retry after a restart */
-    int rc =
-        tg_db_call(r, sql, n_params, params, read_only, &rows, sqlstate, message, sizeof(message));
+    char sqlstate[6], message[200];
+    int rc = tg_admin_sql_cell(r, sql, n_params, params, cell, sqlstate, message, sizeof(message));
     if (rc == TG_DECLINED) {
         refuse(r, sqlstate, message);
         return TG_ERROR;
     }
-    if (rc != TG_OK) {
-        tg_request_fail(r, 503, "api_error", "the gateway's database is unavailable",
-                        "admin statement failed");
-        r->outcome = "database_unavailable";
-        return TG_ERROR;
-    }
-    if (rows.n_rows != 1 || rows.n_cols != 1) {
-        tg_request_fail(r, 500, "api_error", "internal error",
-                        "admin statement answered %d rows of %d columns", rows.n_rows, rows.n_cols);
-        return TG_ERROR;
-    }
-    *cell = rows.cells[0];
-    return TG_OK;
+    return rc;
 }
 
 static int not_found(struct tg_request *r, const char *noun, const char *id)

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "admin_body.h"
-#include "db.h"
+#include "admin_sql.h"
 #include "request.h"
 
 #define GLOB_MAX 128 /* mcp_grant_set's longest server or tool glob */
@@ -25,39 +25,22 @@
 /*
  * Runs a statement answering one row of one column into *cell. A refusal by the
  * database is the client's 400 with its own message, naming unknown_field for
- * no_data_found (an unknown key prefix) and bad_field for the rest; the database
- * gone is a 503. (admin.c's run() is its own static
- * helper: the two differ in how a refusal names its field.)
+ * no_data_found (an unknown key prefix) and bad_field for the rest.
  */
 static int run(struct tg_request *r, const char *sql, int n, const char *const *params,
                const char *unknown_field, const char *bad_field, const char **cell)
 {
-    char sqlstate[6] = "", message[200] = "";
-    struct tg_db_rows rows;
-    bool read_only = strcmp(r->method, "GET") == 0;
-    int rc = tg_db_call(r, sql, n, params, read_only, &rows, sqlstate, message, sizeof(message));
-    if (rc == TG_DECLINED) {
-        if (strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0 ||
-            strcmp(sqlstate, "P0001") == 0 || strcmp(sqlstate, "P0002") == 0)
-            return tg_admin_body_bad_field(
-                r, strcmp(sqlstate, "P0002") == 0 ? unknown_field : bad_field, message);
-        tg_request_fail(r, 500, "api_error", "internal error",
-                        "admin statement failed: SQLSTATE %s: %s", sqlstate, message);
-        return TG_ERROR;
-    }
-    if (rc != TG_OK) {
-        tg_request_fail(r, 503, "api_error", "the gateway's database is unavailable",
-                        "admin statement failed");
-        r->outcome = "database_unavailable";
-        return TG_ERROR;
-    }
-    if (rows.n_rows != 1 || rows.n_cols != 1) {
-        tg_request_fail(r, 500, "api_error", "internal error",
-                        "admin statement answered %d rows of %d columns", rows.n_rows, rows.n_cols);
-        return TG_ERROR;
-    }
-    *cell = rows.cells[0];
-    return TG_OK;
+    char sqlstate[6], message[200];
+    int rc = tg_admin_sql_cell(r, sql, n, params, cell, sqlstate, message, sizeof(message));
+    if (rc != TG_DECLINED)
+        return rc;
+    if (strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0 ||
+        strcmp(sqlstate, "P0001") == 0 || strcmp(sqlstate, "P0002") == 0)
+        return tg_admin_body_bad_field(
+            r, strcmp(sqlstate, "P0002") == 0 ? unknown_field : bad_field, message);
+    tg_request_fail(r, 500, "api_error", "internal error",
+                    "admin statement failed: SQLSTATE %s: %s", sqlstate, message);
+    return TG_ERROR;
 }
 
 /* GET of a list view as {"<name>": [rows]}. */
