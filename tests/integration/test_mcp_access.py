@@ -181,13 +181,8 @@ def test_every_tool_call_has_its_audit_row_and_metrics():
     assert keys["a"] not in text
 
 
-def test_200_concurrent_calls_hold_a_key_quota_exactly():
-    st, _ = env()
-    grants_matrix(st)
-    key = st.key(group="acl-a", user="acl-burst")
-    prefix = key[:11]
-    st.ctl("mcp", "limit", "set", "--per", "key", "--subject", prefix, "--requests", "37",
-           "--window", "day")
+def burst(st, key, n=200):
+    """n concurrent tools/call of own__echo on one session: Counter of "ok" or error codes."""
     s, _ = initialize(st, key)
     codes = []
 
@@ -197,12 +192,22 @@ def test_200_concurrent_calls_hold_a_key_quota_exactly():
             codes.append("ok" if "result" in msg else msg["error"]["code"])
         except Exception as e:  # noqa: BLE001 — counted as a failure below
             codes.append(repr(e))
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
-    got = Counter(codes)
+    return Counter(codes)
+
+
+def test_200_concurrent_calls_hold_a_key_quota_exactly():
+    st, _ = env()
+    grants_matrix(st)
+    key = st.key(group="acl-a", user="acl-burst")
+    prefix = key[:11]
+    st.ctl("mcp", "limit", "set", "--per", "key", "--subject", prefix, "--requests", "37",
+           "--window", "day")
+    got = burst(st, key)
     assert got == {"ok": 37, -32000: 163}, got
     rows = wait_for(lambda: len(audit_rows(st, "key_prefix = '%s'" % prefix)) == 200
                     and audit_rows(st, "key_prefix = '%s'" % prefix), 60,
@@ -212,3 +217,15 @@ def test_200_concurrent_calls_hold_a_key_quota_exactly():
     used = st.psql("select sum(used) from tollgate.mcp_quota_counters c "
                    "join tollgate.mcp_limits l on l.id = c.limit_id where l.per = 'key'")
     assert used == [["37"]], used
+
+
+def test_200_concurrent_calls_hold_a_user_bucket_exactly():
+    """A token bucket of 23 per user that refills one token an hour: 23 of 200
+    concurrent calls pass, across both worker processes."""
+    st, _ = env()
+    grants_matrix(st)
+    key = st.key(group="acl-a", user="acl-bucket")
+    st.ctl("mcp", "limit", "set", "--per", "user", "--subject", "acl-bucket", "--bucket", "23",
+           "--refill", "1", "--every-ms", "3600000")
+    got = burst(st, key)
+    assert got == {"ok": 23, -32000: 177}, got
