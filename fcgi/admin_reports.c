@@ -32,8 +32,9 @@ static int read_query(struct tg_request *r, struct tg_report_query *q)
         return TG_OK;
     if (strlen(query) > QUERY_MAX)
         return bad_request(r, "the query string is too long");
-    const char *names[] = {"by", "subject", "id", "bucket", "from", "to", "format"};
-    const char **slots[] = {&q->by, &q->subject, &q->id, &q->bucket, &q->from, &q->to, &q->format};
+    const char *names[] = {"by", "group", "subject", "id", "bucket", "from", "to", "format"};
+    const char **slots[] = {&q->by,     &q->group, &q->subject, &q->id,
+                            &q->bucket, &q->from,  &q->to,      &q->format};
     for (const char *p = query; p != NULL;) {
         const char *end = strchr(p, '&');
         size_t len = end != NULL ? (size_t)(end - p) : strlen(p);

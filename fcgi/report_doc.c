@@ -22,28 +22,42 @@ struct def {
     const char *ints;   /* " requests cost_micros " … columns written as JSON integers */
     const char *reals;  /* columns written as JSON reals (rates) */
     bool total;         /* a "total" object of the numeric columns' sums */
+    const char *args;   /* the parameters the statement takes, in order; NULL: params */
+    bool variant;       /* a form of the report before it (pick()), not a report of its own */
 };
 
 #define MONEY_TOKENS                                                                               \
     " requests input_tokens output_tokens cache_read_tokens cache_write_tokens cost_micros "
 
+#define CHARGEBACK_SUMS                                                                            \
+    " c.requests, c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens,"     \
+    " c.cost_micros FROM tollgate.report_chargeback($1, $2, $3::date, $4::date) c"
+
 static const struct def defs[] = {
+    {"chargeback", "SELECT coalesce(c.subject, '-') AS subject," CHARGEBACK_SUMS,
+     " by group from to ", MONEY_TOKENS, "", true, NULL, false},
+    /* by=A,B: a row per pair of values */
     {"chargeback",
-     "SELECT coalesce(c.subject, '-') AS subject, c.requests, c.input_tokens, c.output_tokens,"
-     " c.cache_read_tokens, c.cache_write_tokens, c.cost_micros"
-     " FROM tollgate.chargeback($1, $2::date, $3::date) c",
-     " by from to ", MONEY_TOKENS, "", true},
+     "SELECT coalesce(c.subject, '-') AS subject, coalesce(c.subject2, '-') AS "
+     "subject2," CHARGEBACK_SUMS,
+     " by group from to ", MONEY_TOKENS, "", true, NULL, true},
+    /* by=tool: MCP tool calls (`report --by tool`), the total's mean over every call */
+    {"chargeback",
+     "SELECT c.server, c.tool, c.calls, c.errors, c.bytes_in, c.bytes_out, c.duration_us,"
+     " c.mean_us FROM tollgate.report_chargeback_tools($1, $2::date, $3::date) c",
+     " by group from to ", " calls errors bytes_in bytes_out duration_us mean_us ", "", true,
+     " group from to ", true},
     {"series", "SELECT * FROM tollgate.report_series($1, $2, $3, $4::date, $5::date)",
-     " subject id bucket from to ", MONEY_TOKENS, "", true},
+     " subject id bucket from to ", MONEY_TOKENS, "", true, NULL, false},
     {"quotas", "SELECT * FROM tollgate.report_quotas()", " ",
-     " id limit_value used reserved remaining ", "", false},
-    {"keys", "SELECT * FROM tollgate.report_keys()", " ", " ", "", false},
+     " id limit_value used reserved remaining ", "", false, NULL, false},
+    {"keys", "SELECT * FROM tollgate.report_keys()", " ", " ", "", false, NULL, false},
     {"denials", "SELECT * FROM tollgate.report_denials($1::date, $2::date)", " from to ",
-     " http_status requests ", "", false},
+     " http_status requests ", "", false, NULL, false},
     {"models", "SELECT * FROM tollgate.report_models($1::date, $2::date)", " from to ",
      MONEY_TOKENS "cost_per_request_micros cost_per_1k_output_micros latency_p50_ms"
                   " latency_p95_ms latency_p99_ms ttft_p50_ms ttft_p95_ms errors refusals ",
-     " error_rate refusal_rate ", false},
+     " error_rate refusal_rate ", false, NULL, false},
 };
 
 const char tg_report_doc_period_sql[] =
@@ -63,9 +77,20 @@ static bool in_words(const char *words, const char *name)
 static const struct def *find(const char *name)
 {
     for (size_t i = 0; name != NULL && i < TG_ARRAY_LEN(defs); i++)
-        if (strcmp(defs[i].name, name) == 0)
+        if (!defs[i].variant && strcmp(defs[i].name, name) == 0)
             return &defs[i];
     return NULL;
+}
+
+/* The form of q's report its parameters ask for: the chargeback by two groupings or by tool. */
+static const struct def *pick(const struct tg_report_query *q)
+{
+    const struct def *d = find(q->report);
+    if (d == NULL || strcmp(d->name, "chargeback") != 0 || q->by == NULL)
+        return d;
+    if (strchr(q->by, ',') != NULL)
+        return d + 1;
+    return strcmp(q->by, "tool") == 0 ? d + 2 : d;
 }
 
 bool tg_report_doc_known(const char *name)
@@ -137,6 +162,21 @@ static bool is_id(const char *s)
     return true;
 }
 
+/* One of bys, "tool", or two different ones of bys joined by a comma. */
+static bool valid_by(const char *by, const char *const *bys)
+{
+    const char *comma = strchr(by, ',');
+    if (comma == NULL)
+        return one_of(by, bys) || strcmp(by, "tool") == 0;
+    char first[16];
+    size_t len = (size_t)(comma - by);
+    if (len >= sizeof(first))
+        return false;
+    memcpy(first, by, len);
+    first[len] = '\0';
+    return one_of(first, bys) && one_of(comma + 1, bys) && strcmp(first, comma + 1) != 0;
+}
+
 int tg_report_doc_check(struct tg_report_query *q, bool table_ok, const char **param, char *err,
                         size_t err_size)
 {
@@ -154,8 +194,12 @@ int tg_report_doc_check(struct tg_report_query *q, bool table_ok, const char **p
                    table_ok ? "must be table, csv or json" : "must be json or csv");
     if (strcmp(q->report, "chargeback") == 0) {
         q->by = q->by != NULL ? q->by : "group";
-        if (!one_of(q->by, bys))
-            return bad(param, "by", err, err_size, "must be group, user, key, model or provider");
+        if (!valid_by(q->by, bys))
+            return bad(param, "by", err, err_size,
+                       "must be group, user, key, model, provider or tool, or two of the first"
+                       " five joined by a comma (group,model)");
+        if (q->group != NULL && !is_id(q->group))
+            return bad(param, "group", err, err_size, "must be 1 to 128 letters, digits or ._@:-");
     }
     if (strcmp(q->report, "series") == 0) {
         q->subject = q->subject != NULL ? q->subject : "org";
@@ -203,14 +247,14 @@ int tg_report_doc_check_range(const struct tg_report_query *q, const char **para
 const char *tg_report_doc_statement(const struct tg_report_query *q, const char *params[5],
                                     int *n_params)
 {
-    const struct def *d = find(q->report);
+    const struct def *d = pick(q);
     *n_params = 0;
     if (d == NULL)
         return NULL;
-    const char *given[] = {q->by, q->subject, q->id, q->bucket, q->from, q->to};
-    const char *names[] = {"by", "subject", "id", "bucket", "from", "to"};
+    const char *given[] = {q->by, q->group, q->subject, q->id, q->bucket, q->from, q->to};
+    const char *names[] = {"by", "group", "subject", "id", "bucket", "from", "to"};
     for (size_t i = 0; i < TG_ARRAY_LEN(names); i++)
-        if (in_words(d->params, names[i]))
+        if (in_words(d->args != NULL ? d->args : d->params, names[i]))
             params[(*n_params)++] = given[i];
     return d->sql;
 }
@@ -254,18 +298,35 @@ static void csv_field(FILE *out, const char *s, bool last)
     fputc(last ? '\n' : ',', out);
 }
 
-/* The name column c has in the rendering: chargeback's subject is named after by. */
+static const char *grouping_name(const char *by, size_t len)
+{
+    static const char *const names[][2] = {{"group", "group_id"},
+                                           {"user", "user_id"},
+                                           {"key", "api_key_id"},
+                                           {"model", "model"},
+                                           {"provider", "provider"}};
+    for (size_t i = 0; i < TG_ARRAY_LEN(names); i++)
+        if (strlen(names[i][0]) == len && strncmp(by, names[i][0], len) == 0)
+            return names[i][1];
+    return "subject";
+}
+
+/*
+ * The name column c has in the rendering: chargeback's subject (and subject2,
+ * by two groupings) is named after by ("group,model": group_id, model).
+ */
 static const char *column_name(const struct tg_report_query *q, const struct tg_db_rows *rows,
                                int c)
 {
-    if (c == 0 && strcmp(q->report, "chargeback") == 0) {
-        const char *by = q->by;
-        return strcmp(by, "group") == 0  ? "group_id"
-               : strcmp(by, "user") == 0 ? "user_id"
-               : strcmp(by, "key") == 0  ? "api_key_id"
-                                         : by;
-    }
-    return rows->col_names[c];
+    const char *name = rows->col_names[c];
+    if (strcmp(q->report, "chargeback") != 0 || q->by == NULL)
+        return name;
+    const char *comma = strchr(q->by, ',');
+    if (strcmp(name, "subject") == 0)
+        return grouping_name(q->by, comma != NULL ? (size_t)(comma - q->by) : strlen(q->by));
+    if (strcmp(name, "subject2") == 0 && comma != NULL)
+        return grouping_name(comma + 1, strlen(comma + 1));
+    return name;
 }
 
 /* Adds name (and its "_usd" twin for micro-dollars) with value to obj. */
@@ -290,10 +351,11 @@ static char *render_json(const struct def *d, const struct tg_report_query *q,
     json_t *doc = json_object(), *list = json_array(), *total = d->total ? json_object() : NULL;
     int64_t sums[64] = {0};
     int failed = doc == NULL || list == NULL || (d->total && total == NULL) || rows->n_cols > 64;
-    const char *given[] = {q->by, q->subject, q->id, q->bucket, q->from, q->to};
-    const char *names[] = {"by", "subject", "id", "bucket", "from", "to"};
+    const char *given[] = {q->by, q->group, q->subject, q->id, q->bucket, q->from, q->to};
+    const char *names[] = {"by", "group", "subject", "id", "bucket", "from", "to"};
     for (size_t i = 0; !failed && i < TG_ARRAY_LEN(names); i++)
-        if (in_words(d->params, names[i]))
+        /* group (a filter) is written only when given: the chargeback's document is as before */
+        if (in_words(d->params, names[i]) && (given[i] != NULL || strcmp(names[i], "group") != 0))
             failed |= json_object_set_new(doc, names[i],
                                           given[i] != NULL ? json_string(given[i]) : json_null());
     for (int r = 0; !failed && r < rows->n_rows; r++) {
@@ -312,6 +374,13 @@ static char *render_json(const struct def *d, const struct tg_report_query *q,
         const char *name = column_name(q, rows, c);
         if (in_words(d->ints, name))
             failed |= set_value(total, name, json_integer(sums[c])) != TG_OK;
+    }
+    /* by tool: the total's mean_us is the mean over every call, not a sum of means */
+    json_t *calls = total != NULL ? json_object_get(total, "calls") : NULL;
+    if (!failed && calls != NULL && json_object_get(total, "mean_us") != NULL) {
+        json_int_t n = json_integer_value(calls);
+        json_int_t duration = json_integer_value(json_object_get(total, "duration_us"));
+        failed |= json_object_set_new(total, "mean_us", json_integer(n > 0 ? duration / n : 0));
     }
     if (!failed && total != NULL)
         failed |= json_object_set(doc, "total", total) != 0;
@@ -383,7 +452,7 @@ static void render_table(const struct def *d, const struct tg_report_query *q,
 
 char *tg_report_doc_render(const struct tg_report_query *q, const struct tg_db_rows *rows)
 {
-    const struct def *d = find(q->report);
+    const struct def *d = pick(q);
     if (d == NULL)
         return NULL;
     if (strcmp(q->format, "json") == 0)

@@ -7,11 +7,13 @@
  * answers are equal byte for byte. No database access here: callers run the
  * statements (tollgatectl on its connection, the admin API on the pool).
  *
- * The reports: chargeback (by group, user, key, model or provider), series
+ * The reports: chargeback (by group, user, key, model or provider, by two of
+ * them joined by a comma, "group,model", or by MCP tool; "group" restricts it
+ * to the usage rows, or tool calls, of one group), series
  * (per day or hour, for the organization or a group, user, key or model),
  * quotas, keys, denials (by reason) and models (the comparison). JSON is
  *   {<the parameters: "by", "subject", "id", "bucket", "from", "to" as the
- *    report takes them>, "rows": [{column: value, …}, …],
+ *    report takes them; "group" when given>, "rows": [{column: value, …}, …],
  *    "total": {…} (chargeback and series: the sums of the numeric columns)}
  * CSV is a header line and one line per row (RFC 4180 quoting). Every
  * "<x>_micros" column (integer micro-dollars) is followed by "<x>_usd", the
@@ -31,7 +33,9 @@ struct tg_db_rows;
 /* One report's parameters (borrowed strings); NULL: not given. */
 struct tg_report_query {
     const char *report;  /* chargeback, series, quotas, keys, denials, models */
-    const char *by;      /* chargeback: group (default), user, key, model, provider */
+    const char *by;      /* chargeback: group (default), user, key, model, provider, tool,
+                          * or two of the first five joined by a comma (group,model) */
+    const char *group;   /* chargeback: only this group's usage rows (or tool calls) */
     const char *subject; /* series: org (default), group, user, key, model */
     const char *id;      /* series: the subject's id (a key's prefix); none for org */
     const char *bucket;  /* series: day (default) or hour */

@@ -48,10 +48,12 @@ const Views = (() => {
 
     async function spend(state) {
         const m = months(state.to);
-        const [now, last, models] = await Promise.all([
+        const [now, last, models, nowPairs, lastPairs] = await Promise.all([
             report("chargeback", Object.assign({ by: "group" }, m.this)),
             report("chargeback", Object.assign({ by: "group" }, m.last)),
             report("chargeback", Object.assign({ by: "model" }, m.this)),
+            report("chargeback", Object.assign({ by: "group,model" }, m.this)),
+            report("chargeback", Object.assign({ by: "group,model" }, m.last)),
         ]);
         document.getElementById("spend-this-label").textContent = m.this.from + " … " + m.this.to;
         document.getElementById("spend-last-label").textContent = m.last.from + " … " + m.last.to;
@@ -73,16 +75,29 @@ const Views = (() => {
             { key: "change", label: "Change", render: (r) => Money.change(Money.fromUsd(r.this_usd), Money.fromUsd(r.last_usd)) },
         ], rows, { report: "chargeback", params: Object.assign({ by: "group" }, m.this) },
         { this_usd: now.total.cost_usd, last_usd: last.total.cost_usd, change: "" });
+        /* each team's bar stacked by model: last month's (paler) beside this month's */
+        const pairKey = (r) => r.group_id + "\u0000" + r.model;
+        const pairs = new Map();
+        for (const [doc, field] of [[nowPairs, "this_usd"], [lastPairs, "last_usd"]])
+            for (const r of doc.rows) {
+                const p = pairs.get(pairKey(r)) || { group_id: r.group_id, model: r.model, this_usd: "0.000000", last_usd: "0.000000" };
+                p[field] = r.cost_usd;
+                pairs.set(pairKey(r), p);
+            }
+        const pairRows = [...pairs.values()];
+        const teamModels = [...new Set(pairRows.map((p) => p.model))];
+        const stackOf = (field, month, alpha) => teamModels.map((model, i) => ({
+            label: model + " (" + month + ")", stack: month,
+            backgroundColor: PALETTE[i % PALETTE.length] + alpha,
+            data: teams.map((g) => {
+                const p = pairs.get(g + "\u0000" + model);
+                return Money.plot(Money.fromUsd(p ? p[field] : "0.000000"));
+            }),
+        }));
         chart("chart-spend-teams", {
             type: "bar",
-            data: {
-                labels: teams,
-                datasets: [
-                    { label: "last month", backgroundColor: PALETTE[8], data: rows.map((r) => Money.plot(Money.fromUsd(r.last_usd))) },
-                    { label: "this month", backgroundColor: PALETTE[0], data: rows.map((r) => Money.plot(Money.fromUsd(r.this_usd))) },
-                ],
-            },
-            options: { scales: { y: moneyAxis } },
+            data: { labels: teams, datasets: stackOf("last_usd", "last month", "66").concat(stackOf("this_usd", "this month", "")) },
+            options: { scales: { x: { stacked: true }, y: Object.assign({ stacked: true }, moneyAxis) } },
         });
         chart("chart-spend-models", {
             type: "bar",
@@ -97,13 +112,18 @@ const Views = (() => {
         });
         table("table-spend-models", [{ key: "model", label: "Model" }].concat(tokens), models.rows,
             { report: "chargeback", params: Object.assign({ by: "model" }, m.this) }, models.total);
+        table("table-spend-team-models", [
+            { key: "group_id", label: "Team" }, { key: "model", label: "Model" },
+            { key: "this_usd", label: "This month", money: true },
+            { key: "last_usd", label: "Last month", money: true },
+        ], pairRows, { report: "chargeback", params: Object.assign({ by: "group,model" }, m.this) },
+        { this_usd: nowPairs.total.cost_usd, last_usd: lastPairs.total.cost_usd });
     }
 
     async function team(state) {
         const range = { from: state.from, to: state.to };
-        const [groups, users, keys, quotas] = await Promise.all([
+        const [groups, keys, quotas] = await Promise.all([
             report("chargeback", Object.assign({ by: "group" }, range)),
-            report("chargeback", Object.assign({ by: "user" }, range)),
             report("keys"),
             report("quotas"),
         ]);
@@ -120,10 +140,17 @@ const Views = (() => {
         document.getElementById("team-name").textContent = chosen;
         document.getElementById("team-period").textContent = range.from + " to " + range.to;
         setMoney("team-total", usdOf(groups.rows.find((r) => r.group_id === chosen)), range);
-        const members = new Set(keys.rows.filter((k) => k.group_id === chosen).map((k) => k.user_id));
-        table("table-team-users", [{ key: "user_id", label: "User" }].concat(tokens),
-            users.rows.filter((r) => members.has(r.user_id)),
-            { report: "chargeback", params: Object.assign({ by: "user" }, range) });
+        /* the team's own usage rows only: a user who also spends in another team shows this team's part */
+        const userParams = Object.assign({ by: "user", group: chosen }, range);
+        const modelParams = Object.assign({ by: "model", group: chosen }, range);
+        const [users, teamModels] = await Promise.all([
+            report("chargeback", userParams), report("chargeback", modelParams)]);
+        const members = new Set(keys.rows.filter((k) => k.group_id === chosen).map((k) => k.user_id)
+            .concat(users.rows.map((r) => r.user_id)));
+        table("table-team-users", [{ key: "user_id", label: "User" }].concat(tokens), users.rows,
+            { report: "chargeback", params: userParams }, users.total);
+        table("table-team-models", [{ key: "model", label: "Model" }].concat(tokens), teamModels.rows,
+            { report: "chargeback", params: modelParams }, teamModels.total);
         const budgets = quotas.rows.filter((q) => (q.subject_kind === "group" && q.subject === chosen) ||
             (q.subject_kind === "user" && members.has(q.subject)));
         const amount = (field) => (q) => q.metric === "usd" ? Money.usd(BigInt(q[field])) : String(q[field]);
@@ -287,5 +314,27 @@ const Views = (() => {
         ], doc.rows, { report: "models", params });
     }
 
-    return { spend, team, daily, keys, quotas, denials, models };
+    async function tools(state) {
+        const params = { by: "tool", from: state.from, to: state.to };
+        const doc = await report("chargeback", params);
+        chart("chart-tools", {
+            type: "bar",
+            data: {
+                labels: doc.rows.map((r) => r.server + "/" + r.tool),
+                datasets: [
+                    { label: "calls", backgroundColor: PALETTE[0], data: doc.rows.map((r) => r.calls - r.errors) },
+                    { label: "not ok", backgroundColor: PALETTE[6], data: doc.rows.map((r) => r.errors) },
+                ],
+            },
+            options: { indexAxis: "y", scales: { x: { stacked: true }, y: { stacked: true } } },
+        });
+        table("table-tools", [
+            { key: "server", label: "Server" }, { key: "tool", label: "Tool" },
+            { key: "calls", label: "Calls" }, { key: "errors", label: "Not ok" },
+            { key: "bytes_in", label: "Bytes in" }, { key: "bytes_out", label: "Bytes out" },
+            { key: "duration_us", label: "Total µs" }, { key: "mean_us", label: "Mean µs" },
+        ], doc.rows, { report: "chargeback", params }, Object.assign({ tool: "" }, doc.total));
+    }
+
+    return { spend, team, daily, keys, quotas, denials, models, tools };
 })();

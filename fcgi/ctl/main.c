@@ -180,9 +180,10 @@ static const struct tg_ctl_command commands[] = {
      tg_ctl_reports_refresh, NULL, NULL},
     {"report", NULL, 0,
      "[--report chargeback|series|quotas|keys|denials|models] [--by group|user|key|model|provider|tool]"
+     " [--by A,B (two of group|user|key|model|provider)] [--group G]"
      " [--with-latency] [--subject org|group|user|key|model --id ID --bucket day|hour]"
      " [--from DATE --to DATE] [--format table|csv|json]",
-     "--report= --by= --subject= --id= --bucket= --with-latency --from= --to= --format=",
+     "--report= --by= --group= --subject= --id= --bucket= --with-latency --from= --to= --format=",
      tg_ctl_reports_report, NULL, NULL},
     {"mcp", "grant", 0,
      "SUBJECT --server GLOB --tools GLOB[,GLOB] [--args JSON]",

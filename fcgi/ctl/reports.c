@@ -84,6 +84,7 @@ int tg_ctl_reports_report(struct tg_ctl *ctl, int argc, char **argv)
     struct tg_report_query q = {
         .report = tg_ctl_option(argc, argv, "--report"),
         .by = tg_ctl_option(argc, argv, "--by"),
+        .group = tg_ctl_option(argc, argv, "--group"),
         .subject = tg_ctl_option(argc, argv, "--subject"),
         .id = tg_ctl_option(argc, argv, "--id"),
         .bucket = tg_ctl_option(argc, argv, "--bucket"),
@@ -98,10 +99,12 @@ int tg_ctl_reports_report(struct tg_ctl *ctl, int argc, char **argv)
         q.by = NULL;
     }
     q.report = q.report != NULL ? q.report : "chargeback";
-    /* the chargeback's table keeps its total line, and MCP tool calls (--by tool) have
-     * their own report (report.c); the rest is shared */
-    bool by_tool = strcmp(q.report, "chargeback") == 0 && strcmp(opt.by, "tool") == 0;
-    if (!by_tool && (strcmp(q.report, "chargeback") != 0 || strcmp(opt.format, "table") != 0))
+    /* the chargeback's table by one grouping or by tool, for every group, keeps its total
+     * line (report.c); the rest is shared with the admin API */
+    if (q.group != NULL && strcmp(q.report, "chargeback") != 0)
+        return tg_ctl_die("%s", "--group needs the chargeback report");
+    if (strcmp(q.report, "chargeback") != 0 || strcmp(opt.format, "table") != 0 ||
+        q.group != NULL || strchr(opt.by, ',') != NULL)
         return doc_report(ctl, &q);
     if (tg_report_write(ctl->db, &opt, stdout, ctl->err, sizeof(ctl->err)) != TG_OK)
         return tg_ctl_die("%s", ctl->err);

@@ -899,7 +899,7 @@ def report_runs(stack, n_rows):
     if took >= 1.0:
         slow.append("user all days from usage")
     timed("report refresh (concurrently)", lambda: harness.ctl(stack.config, "report", "refresh"))
-    for by in ("group", "user", "key", "model"):
+    for by in ("group", "user", "key", "model", "group,model"):
         report(by, "from the views")
     timed("export usage of that month, CSV to /dev/null", lambda: harness.ctl(
         stack.config, "export", "usage", "--from", month[0], "--to", month[1]))
@@ -908,11 +908,16 @@ def report_runs(stack, n_rows):
         since = stack.psql("select (now() - interval '30 days')::date, now()::date")[0]
         span = "from=%s&to=%s" % (since[0], since[1])
         for path in ("chargeback?by=group&" + span, "chargeback?by=model&" + span,
+                     "chargeback?by=group,model&" + span,
+                     "chargeback?by=user&group=bench-team-1&" + span,
+                     "chargeback?by=model&group=bench-team-1&" + span,
+                     "chargeback?by=user,model&group=bench-team-1&" + span,
+                     "chargeback?by=tool&" + span,
                      "series?subject=org&bucket=day&" + span,
                      "series?subject=group&id=bench-team-1&bucket=hour&from=%s&to=%s"
                      % (since[1], since[1]), "quotas", "keys", "denials?" + span,
                      "models?" + span, "models?%s&format=csv" % span):
-            took, (status, _, _) = timed("GET /admin/reports/" + path[:44], lambda: stack.request(
+            took, (status, _, _) = timed("GET /admin/reports/" + path[:46], lambda: stack.request(
                 "GET", "/admin/reports/" + path, None, {"x-api-key": admin_key}))
             if status != 200 or took >= 0.3:
                 slow.append("%s (%s, %.0f ms)" % (path, status, took * 1000))

@@ -12,6 +12,7 @@ from harness import stack
 from test_admin import ADMIN_CONFIG, ADMIN_KEY, uniq
 
 HAIKU = "claude-haiku-4-5-20251001"
+SONNET = "claude-sonnet-4-5"
 
 
 def report_stack():
@@ -42,6 +43,9 @@ def cases(group, prefix, today):
     span = {"from": today, "to": today}
     out = [("chargeback", dict(span, by=by)) for by in ("group", "user", "key", "model",
                                                         "provider")]
+    out += [("chargeback", dict(span, by=by)) for by in ("group,model", "user,model", "tool")]
+    out += [("chargeback", dict(span, by=by, group=group)) for by in ("user", "model", "tool",
+                                                                      "user,model")]
     out += [("series", dict(span, subject="org", bucket="day")),
             ("series", dict(span, subject="group", id=group, bucket="hour")),
             ("series", dict(span, subject="key", id=prefix, bucket="day")),
@@ -118,6 +122,20 @@ BAD = [
     ("keys?secret=1", "secret"),
     ("denials?from=2026-03-02&to=2026-03-01", "from"),
     ("models?by=model", "by"),
+    ("chargeback?by=group,group", "by"),
+    ("chargeback?by=group,tool", "by"),
+    ("chargeback?by=tool,group", "by"),
+    ("chargeback?by=group,model,user", "by"),
+    ("chargeback?by=group,", "by"),
+    ("chargeback?by=group%2Cteam", "by"),
+    ("chargeback?group=a%27b", "group"),
+    ("chargeback?group=", "group"),
+    ("chargeback?by=user&group=x&group=y", "group"),
+    ("chargeback?by=user&group=x%27%3B%20drop%20table%20tollgate.usage%3B--", "group"),
+    ("chargeback?by=tool&from=2026-03-05&to=2026-03-01", "from"),
+    ("chargeback?by=user,model&from=2024-01-01&to=2026-03-01", "to"),
+    ("series?subject=org&group=x", "group"),
+    ("models?group=x", "group"),
 ]
 
 
@@ -152,3 +170,90 @@ def test_ttft_is_stored_for_a_stream_and_null_otherwise():
             assert ttft not in ("", None) and 0 <= int(ttft) <= int(latency), rows
         else:
             assert ttft in ("", None), rows
+
+
+def test_one_team_and_two_groupings_to_the_micro_dollar():
+    """A user spending in two teams: each team's chargeback holds that team's
+    spend only; by=group,model splits each team by model; by=tool lists the
+    MCP calls (of one team with group=). JSON equals tollgatectl's."""
+    s = report_stack()
+    teams = [uniq("rpt-two-a"), uniq("rpt-two-b")]
+    user = uniq("rpt-two-user")
+    calls = {teams[0]: [(HAIKU, 1000, 100), (SONNET, 2000, 300)], teams[1]: [(HAIKU, 700, 70)]}
+    for team, made in calls.items():
+        key = s.key(group=team, user=user)
+        for model, inp, out in made:
+            status, _, body = s.messages(key, model=model, directive={
+                "usage": {"input_tokens": inp, "output_tokens": out}})
+            assert status == 200, body
+    today = s.psql("select (now() at time zone 'UTC')::date")[0][0]
+    span = "from=%s&to=%s" % (today, today)
+
+    def doc(query):
+        status, _, text = get(s, "/admin/reports/chargeback?" + query)
+        assert status == 200, (query, text[:300])
+        return json.loads(text)
+
+    def micros(where):
+        return int(s.psql("select coalesce(sum(cost_micros), 0) from tollgate.usage where "
+                          + where)[0][0])
+
+    for team in teams:
+        users = doc("by=user&group=%s&%s" % (team, span))
+        assert users["group"] == team and users["by"] == "user"
+        assert [r["user_id"] for r in users["rows"]] == [user], users
+        row = users["rows"][0]
+        mine = micros("user_id = '%s' and group_id = '%s'" % (user, team))
+        assert row["cost_micros"] == mine == users["total"]["cost_micros"] > 0
+        assert row["cost_micros"] < micros("user_id = '%s'" % user)  # not all their spend
+        assert row["requests"] == len(calls[team])
+        models = doc("by=model&group=%s&%s" % (team, span))
+        assert {r["model"]: r["cost_micros"] for r in models["rows"]} == {
+            m: micros("group_id = '%s' and model = '%s'" % (team, m)) for m, _, _ in calls[team]}
+        assert models == json.loads(s.ctl("report", "--by", "model", "--group", team, "--from",
+                                          today, "--to", today, "--format", "json"))
+    pairs = doc("by=group,model&" + span)
+    assert pairs["by"] == "group,model" and "group" not in pairs
+    got = {(r["group_id"], r["model"]): r["cost_micros"] for r in pairs["rows"]
+           if r["group_id"] in teams}
+    assert got == {(t, m): micros("group_id = '%s' and model = '%s'" % (t, m))
+                   for t in teams for m, _, _ in calls[t]}, got
+    assert pairs["total"]["cost_micros"] == sum(r["cost_micros"] for r in pairs["rows"])
+    assert pairs["total"]["cost_micros"] == doc("by=group&" + span)["total"]["cost_micros"]
+    text = get(s, "/admin/reports/chargeback?by=user,model&group=%s&%s&format=csv"
+               % (teams[0], span))[2]
+    assert text.splitlines()[0].startswith("user_id,model,requests,"), text[:200]
+    # by tool: the MCP calls, of one team with group=
+    srv = uniq("rpt-srv")
+    s.psql("insert into tollgate.mcp_calls (call_id, request_id, ts, user_id, group_id, server,"
+           " tool, code, duration_us, bytes_in, bytes_out) select gen_random_uuid(),"
+           " gen_random_uuid(), now(), '%s', g, '%s', t, c, d, 10, 20 from (values"
+           " ('%s', 'search', 'ok', 1000), ('%s', 'search', 'error', 3000),"
+           " ('%s', 'fetch', 'ok', 700)) v(g, t, c, d)"
+           % (user, srv, teams[0], teams[0], teams[1]))
+    tools = doc("by=tool&group=%s&%s" % (teams[0], span))
+    assert tools["rows"] == [{"server": srv, "tool": "search", "calls": 2, "errors": 1,
+                              "bytes_in": 20, "bytes_out": 40, "duration_us": 4000,
+                              "mean_us": 2000}], tools
+    assert tools["total"] == {"calls": 2, "errors": 1, "bytes_in": 20, "bytes_out": 40,
+                              "duration_us": 4000, "mean_us": 2000}, tools["total"]
+    every = doc("by=tool&" + span)
+    assert {r["tool"] for r in every["rows"] if r["server"] == srv} == {"search", "fetch"}
+    assert every["total"]["mean_us"] == every["total"]["duration_us"] // every["total"]["calls"]
+    assert every == json.loads(s.ctl("report", "--by", "tool", "--from", today, "--to", today,
+                                     "--format", "json"))
+    # tollgatectl refuses a bad --group and --group outside the chargeback
+    for args in (("--by", "user", "--group", "a'b"), ("--report", "series", "--group", "x"),
+                 ("--by", "group,group")):
+        try:
+            s.ctl("report", *args)
+        except RuntimeError as e:
+            assert "--group" in str(e) or "--by" in str(e), e
+        else:
+            raise AssertionError(args)
+    # the table by two groupings, and one team's table
+    table = s.ctl("report", "--by", "group,model", "--from", today, "--to", today)
+    assert table.splitlines()[0].split()[:3] == ["group_id", "model", "requests"], table[:300]
+    tool_table = s.ctl("report", "--by", "tool", "--group", teams[0], "--from", today, "--to",
+                       today)
+    assert srv in tool_table and "fetch" not in tool_table, tool_table

@@ -171,6 +171,18 @@ def test_the_page_in_headless_chromium():
                 "usage": {"input_tokens": inp, "output_tokens": out}})
             assert status == 200, body
     s.psql("select 1")
+    # a user spending in both teams: each team's view holds that team's part only
+    shared = uniq("ui-shared")
+    for team, (model, inp, out) in ((teams[0], (SONNET, 4000, 900)), (teams[1], (HAIKU, 800, 80))):
+        status, _, body = s.messages(s.key(group=team, user=shared), model=model, directive={
+            "usage": {"input_tokens": inp, "output_tokens": out}})
+        assert status == 200, body
+    srv = uniq("ui-srv")  # MCP tool calls for the Tools view
+    s.psql("insert into tollgate.mcp_calls (call_id, request_id, ts, user_id, group_id, server,"
+           " tool, code, duration_us, bytes_in, bytes_out) select gen_random_uuid(),"
+           " gen_random_uuid(), now(), '%s', '%s', '%s', t, c, d, 10, 20 from (values"
+           " ('search', 'ok', 1000), ('search', 'error', 3000), ('fetch', 'ok', 700)) v(t, c, d)"
+           % (shared, teams[0], srv))
     victim = s.key(group=teams[1], user=uniq("ui-victim"))
     assert s.messages(victim)[0] == 200
     today = s.psql("select (now() at time zone 'UTC')::date")[0][0]
@@ -178,7 +190,7 @@ def test_the_page_in_headless_chromium():
     outd = out_dir()
     spec = {"base": "http://127.0.0.1:%d" % s.port, "admin_key": ADMIN_KEY,
             "consumer_key": keys[teams[0]], "revoke_prefix": victim[:11], "out_dir": str(outd),
-            "chromium": chromium, "from": first, "to": today, "tmp": str(s.dir)}
+            "chromium": chromium, "from": first, "to": today, "tmp": str(s.dir), "team": teams[0]}
     env = dict(os.environ, HOME=str(s.dir))
     p = subprocess.run(["node", str(DRIVER)], input=json.dumps(spec), capture_output=True,
                        text=True, timeout=150, env=env, cwd=str(REPO / "tests" / "ui"))
@@ -216,9 +228,48 @@ def test_the_page_in_headless_chromium():
     by_model = ctl_json("--report", "chargeback", "--by", "model", "--from", first, "--to", today)
     model_rows = {r[0]: int(r[6]) for r in sp["tables"][1]["rows"] if r[0] != "Total"}
     assert model_rows == {r["model"]: r["cost_micros"] for r in by_model["rows"]}
+    # each team's bar by model, this month and last: tollgatectl --by group,model
+    def table_of(view, table_id):
+        found = [t for t in res["views"][view]["tables"] if t["id"] == table_id]
+        assert len(found) == 1, (view, table_id, res["views"][view]["tables"])
+        return [r for r in found[0]["rows"] if r[0] != "Total"]
+    pairs_now = ctl_json("--by", "group,model", "--from", first, "--to", today)
+    pairs_last = ctl_json("--by", "group,model", "--from", lm["from"], "--to", lm["to"])
+    expected = {}
+    for doc, col in ((pairs_now, 0), (pairs_last, 1)):
+        for r in doc["rows"]:
+            expected.setdefault((r["group_id"], r["model"]), [0, 0])[col] = r["cost_micros"]
+    shown = {(r[0], r[1]): [int(r[2]), int(r[3])] for r in table_of("spend", "table-spend-team-models")}
+    assert shown == expected, (shown, expected)
+    for team, calls in spend.items():
+        for model, _, _ in calls:
+            micros = int(s.psql("select sum(cost_micros) from tollgate.usage where group_id = '%s'"
+                                " and model = '%s'" % (team, model))[0][0])
+            assert shown[(team, model)][0] == micros > 0, (team, model)
+    # the Team view of teams[0]: by user and by model of that team only
     tm = res["views"]["team"]
+    assert tm["team"] == teams[0], tm["team"]
     team_micros = sum(r["cost_micros"] for r in by_group["rows"] if r["group_id"] == tm["team"])
     assert int(tm["team_total"]["micros"]) == team_micros, tm
+    team_users = ctl_json("--by", "user", "--group", teams[0], "--from", first, "--to", today)
+    team_models = ctl_json("--by", "model", "--group", teams[0], "--from", first, "--to", today)
+    shown_users = {r[0]: int(r[6]) for r in table_of("team", "table-team-users")}
+    shown_models = {r[0]: int(r[6]) for r in table_of("team", "table-team-models")}
+    assert shown_users == {r["user_id"]: r["cost_micros"] for r in team_users["rows"]}, shown_users
+    assert shown_models == {r["model"]: r["cost_micros"] for r in team_models["rows"]}, shown_models
+    assert sum(shown_users.values()) == sum(shown_models.values()) == team_micros
+    mine = int(s.psql("select sum(cost_micros) from tollgate.usage where user_id = '%s'"
+                      " and group_id = '%s'" % (shared, teams[0]))[0][0])
+    everywhere = int(s.psql("select sum(cost_micros) from tollgate.usage where user_id = '%s'"
+                            % shared)[0][0])
+    assert shown_users[shared] == mine < everywhere, (shown_users, mine, everywhere)
+    # the Tools view: `report --by tool`, row for row
+    tools = ctl_json("--by", "tool", "--from", first, "--to", today)
+    shown_tools = [r[:8] for r in table_of("tools", "table-tools")]
+    assert shown_tools == [[str(r[k]) for k in ("server", "tool", "calls", "errors", "bytes_in",
+                                                "bytes_out", "duration_us", "mean_us")]
+                           for r in tools["rows"]], shown_tools
+    assert [srv, "search", "2", "1", "20", "40", "4000", "2000"] in shown_tools
     series = ctl_json("--report", "series", "--subject", "org", "--bucket", "day",
                       "--from", first, "--to", today)
     assert int(res["views"]["daily"]["daily_total"]["micros"]) == series["total"]["cost_micros"]
@@ -232,7 +283,7 @@ def test_the_page_in_headless_chromium():
                   " and subject = 'key:%s' and actor like 'admin-key:%%'" % victim[:11])[0][0] == "1"
     # a screenshot of each view
     for name in ("login-refused", "view-spend", "view-team", "view-daily", "view-keys",
-                 "view-quotas", "view-denials", "view-models", "view-keys-revoked",
+                 "view-quotas", "view-denials", "view-models", "view-tools", "view-keys-revoked",
                  "statement-print"):
         f = outd / (name + ".png")
         assert f.exists() and f.stat().st_size > 2000, f

@@ -1,6 +1,7 @@
 // drive.js — the dashboard in headless Chromium (Debian's chromium, driven by
 // puppeteer-core) for tests/integration/test_ui.py. Reads a JSON spec on
-// stdin: {base, admin_key, consumer_key, revoke_prefix, out_dir, chromium};
+// stdin: {base, admin_key, consumer_key, revoke_prefix, out_dir, chromium, team
+// (the team the Team view shows)};
 // writes one JSON result on stdout: the figures each view shows, the
 // console's CSP violations and errors, the storage used, the screenshots.
 "use strict";
@@ -8,7 +9,7 @@ const fs = require("fs");
 const path = require("path");
 const puppeteer = require("puppeteer-core");
 
-const VIEWS = ["spend", "team", "daily", "keys", "quotas", "denials", "models"];
+const VIEWS = ["spend", "team", "daily", "keys", "quotas", "denials", "models", "tools"];
 
 async function main() {
     const spec = JSON.parse(fs.readFileSync(0, "utf8"));
@@ -83,6 +84,12 @@ async function main() {
         }
         for (const view of VIEWS) {
             await load('#nav [data-view="' + view + '"]');
+            if (view === "team" && spec.team) { /* choose the team: the view reloads */
+                await page.evaluate(() => { document.body.dataset.state = "clicked"; });
+                await page.select("#team-select", spec.team);
+                await page.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.state),
+                    { timeout: 20000 });
+            }
             result.views[view] = await page.evaluate((v) => {
                 const sec = document.getElementById("view-" + v);
                 const fig = (id) => {
@@ -93,7 +100,7 @@ async function main() {
                     state: document.body.dataset.state,
                     status: document.getElementById("status").textContent,
                     tables: [...sec.querySelectorAll("table")].map((t) => ({
-                        report: t.dataset.report,
+                        report: t.dataset.report, id: t.parentElement.id,
                         rows: [...t.querySelectorAll("tbody tr")].map((tr) =>
                             [...tr.children].map((td) => td.dataset.micros !== undefined ? td.dataset.micros : td.textContent)),
                     })),
