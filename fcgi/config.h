@@ -195,6 +195,7 @@ struct tg_mcp_server {
     long timeout_ms; /* one call, or the wait for the next event of its stream */
     long connect_timeout_ms;
     long stream_timeout_ms; /* GET: the server-to-client stream is relayed so long at most */
+    bool audit_payloads;    /* the audit rows of its tools/calls keep arguments and result */
 };
 
 /* mcp: the MCP gateway (mcp.c); n_servers 0: /mcp is not served */
@@ -206,6 +207,8 @@ struct tg_mcp_config {
     size_t max_upstream_bytes; /* one message from a server, at most */
     long session_ttl_s;        /* a session token's lifetime */
     char *resource;            /* the public base URL ("https://gw.example"), or NULL: from Host */
+    /* an audited argument or result, at most (over it: a marker; mcp_access.c) */
+    size_t audit_payload_bytes;
 };
 
 struct tg_config {

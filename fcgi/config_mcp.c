@@ -6,8 +6,14 @@
  *
  *   "mcp": {"servers": {"github": {"url": "http://127.0.0.1:9100/mcp",
  *                                  "headers": {"Authorization": "Bearer $GITHUB_MCP_TOKEN"},
- *                                  "timeout_ms": 30000, "connect_timeout_ms": 2000}},
- *           "session_secret": "$TOLLGATE_MCP_SECRET", "max_message_bytes": 1048576}
+ *                                  "timeout_ms": 30000, "connect_timeout_ms": 2000,
+ *                                  "audit_payloads": false}},
+ *           "session_secret": "$TOLLGATE_MCP_SECRET", "max_message_bytes": 1048576,
+ *           "audit_payload_bytes": 16384}
+ *
+ * audit_payloads (off unless set) makes the audit rows of a server's tools/calls
+ * keep the arguments and the result as they went through the guardrails, each
+ * at most audit_payload_bytes (mcp_access.c).
  *
  * Not here: what the servers are called for (mcp.c).
  */
@@ -157,7 +163,8 @@ static void load_server(struct tg_config_loader *ld, const char *name, json_t *o
         return;
     }
     static const char *const known[] = {
-        "url", "headers", "timeout_ms", "connect_timeout_ms", "stream_timeout_ms", NULL};
+        "url", "headers", "timeout_ms", "connect_timeout_ms", "stream_timeout_ms", "audit_payloads",
+        NULL};
     tg_config_load_keys(ld, obj, path, known);
     s->name = tg_config_load_strdup(ld, name);
     s->url = (char *)tg_config_load_string(ld, obj, "url", path, NULL, true);
@@ -170,6 +177,13 @@ static void load_server(struct tg_config_loader *ld, const char *name, json_t *o
         ld, obj, "connect_timeout_ms", path, s->timeout_ms < 2000 ? s->timeout_ms : 2000, 1, 60000);
     s->stream_timeout_ms =
         tg_config_load_integer(ld, obj, "stream_timeout_ms", path, 300000, 1, 86400000);
+    json_t *payloads = json_object_get(obj, "audit_payloads");
+    if (payloads != NULL && !json_is_boolean(payloads)) {
+        snprintf(field, sizeof(field), "%s.audit_payloads", path);
+        tg_config_load_fail(ld, field, "must be true or false");
+        return;
+    }
+    s->audit_payloads = json_is_true(payloads);
     load_headers(ld, obj, path, s);
 }
 
@@ -185,6 +199,7 @@ void tg_config_load_mcp(struct tg_config_loader *ld, json_t *root, struct tg_con
                                         "session_ttl_s",
                                         "max_upstream_bytes",
                                         "resource",
+                                        "audit_payload_bytes",
                                         NULL};
     tg_config_load_keys(ld, obj, "mcp", known);
     json_t *servers = tg_config_load_object(ld, obj, "servers", "mcp", true);
@@ -216,6 +231,9 @@ void tg_config_load_mcp(struct tg_config_loader *ld, json_t *root, struct tg_con
     m->max_upstream_bytes = (size_t)tg_config_load_integer(ld, obj, "max_upstream_bytes", "mcp",
                                                            4194304, 4096, 67108864);
     m->session_ttl_s = tg_config_load_integer(ld, obj, "session_ttl_s", "mcp", 86400, 60, 2592000);
+    /* two of them and the row's other fields fit one audit-file record (64 KiB) */
+    m->audit_payload_bytes =
+        (size_t)tg_config_load_integer(ld, obj, "audit_payload_bytes", "mcp", 16384, 256, 24576);
     m->resource = (char *)tg_config_load_string(ld, obj, "resource", "mcp", NULL, false);
     if (m->resource != NULL && !tg_config_load_is_http_url(m->resource))
         tg_config_load_fail(ld, "mcp.resource", "must be an http(s) URL");

@@ -16,6 +16,8 @@
 #include "auth.h"
 #include "crypto.h"
 #include "db.h"
+#include "frame.h"
+#include "jsafe.h"
 #include "log.h"
 #include "mcp_audit.h"
 #include "metrics_mcp.h"
@@ -312,6 +314,30 @@ int tg_mcp_access_admit(struct tg_request *r, const char *server, const char *to
 
 /* ---- record ---- */
 
+_Static_assert(TG_MCP_ACCESS_ROW_MAX <= TG_FRAME_PAYLOAD_MAX, "a row is one audit-file record");
+
+/* value (borrowed), or the marker saying how big it was when over cap: a new reference */
+static json_t *capped(const json_t *value, size_t cap, bool force_marker)
+{
+    if (value == NULL)
+        return json_null();
+    size_t bytes = json_dumpb(value, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (bytes == 0 || bytes > cap || force_marker)
+        return json_pack("{s:b, s:I}", "truncated", 1, "bytes", (json_int_t)bytes);
+    return json_incref((json_t *)value);
+}
+
+/* adds the payloads to row o (or their markers) */
+static int add_payloads(json_t *o, const struct tg_mcp_call *call, bool force_marker)
+{
+    if (json_object_set_new(o, "arguments",
+                            capped(call->arguments, call->payload_cap, force_marker)) != 0 ||
+        json_object_set_new(o, "result", capped(call->result, call->payload_cap, force_marker)) !=
+            0)
+        return TG_ERROR;
+    return TG_OK;
+}
+
 char *tg_mcp_access_encode(const struct tg_mcp_audit_who *who, const struct tg_mcp_call *call)
 {
     json_t *o = json_pack(
@@ -328,7 +354,18 @@ char *tg_mcp_access_encode(const struct tg_mcp_audit_who *who, const struct tg_m
         json_object_set_new(o, "api_key_id", json_integer(who->api_key_id));
     if (call->jsonrpc_error != 0)
         json_object_set_new(o, "jsonrpc_error", json_integer(call->jsonrpc_error));
-    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    if (call->payloads && add_payloads(o, call, false) != TG_OK) {
+        json_decref(o);
+        return NULL;
+    }
+    char *text = tg_jsafe_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text != NULL && call->payloads && strlen(text) > TG_MCP_ACCESS_ROW_MAX) {
+        /* long names with two payloads at the cap: the row must still fit one record */
+        free(text);
+        text = add_payloads(o, call, true) == TG_OK
+                   ? tg_jsafe_dumps(o, JSON_COMPACT | JSON_SORT_KEYS)
+                   : NULL;
+    }
     json_decref(o);
     return text;
 }

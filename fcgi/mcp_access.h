@@ -68,13 +68,21 @@ struct tg_mcp_call {
     long long duration_us;
     long long bytes_in;  /* the call's request bytes */
     long long bytes_out; /* the result bytes relayed */
+    /* payloads: only for a server with mcp.servers.NAME.audit_payloads on; else false and
+     * the row has neither (nor its columns) */
+    bool payloads;
+    const json_t *arguments; /* as the server received them (masked), or NULL (borrowed) */
+    const json_t *result;    /* the response's result or error as the client got it, or NULL */
+    size_t payload_cap; /* each, at most these bytes of compact JSON (mcp.audit_payload_bytes) */
 };
 
 /*
- * Records call: its audit row (never arguments or results) is appended to the
- * host's audit file (mcp_audit.c) before this returns, and the sweeper moves it
- * to tollgate.mcp_calls in batches; tollgate_mcp_calls_total and the duration
- * histogram are counted. Failures are logged, never the caller's problem.
+ * Records call: its audit row is appended to the host's audit file
+ * (mcp_audit.c) before this returns, and the sweeper moves it to
+ * tollgate.mcp_calls in batches; tollgate_mcp_calls_total and the duration
+ * histogram are counted. The row holds arguments and result only when
+ * call->payloads; they reach nothing else (no log, metric or error). Failures
+ * are logged (server and tool only), never the caller's problem.
  */
 void tg_mcp_access_record(struct tg_request *r, const struct tg_mcp_call *call);
 
@@ -100,7 +108,15 @@ struct tg_mcp_audit_who {
     const char *key_prefix, *user_id, *group_id, *role;
 };
 
-/* The audit row of call as mcp_calls_add takes it: a compact JSON object (malloc'd). */
+/*
+ * The audit row of call as mcp_calls_add takes it: a compact JSON object
+ * (malloc'd), or NULL when memory ran out. With call->payloads it has
+ * "arguments" and "result": each the value itself when its compact JSON is at
+ * most call->payload_cap bytes, else {"truncated": true, "bytes": N} (N: its
+ * size); null when absent. A row that would still exceed
+ * TG_MCP_ACCESS_ROW_MAX has both as markers.
+ */
+#define TG_MCP_ACCESS_ROW_MAX (64 * 1024) /* one audit-file record (frame.h) */
 char *tg_mcp_access_encode(const struct tg_mcp_audit_who *who, const struct tg_mcp_call *call);
 
 #endif

@@ -446,8 +446,9 @@ static int tools_call(struct tg_mcp_ctx *x, json_t *msg, json_t **reply)
     if (tg_mcp_gate_may_call(r, server, tool, arguments, &code, &refusal) != TG_OK) {
         note.code = code == TG_MCP_SERVER_ERROR ? "rate_limited" : "refused";
         note.jsonrpc_error = code;
-        tg_mcp_gate_note_call(r, &note);
         *reply = tg_mcp_rpc_error(id, code, refusal);
+        note.result = json_object_get(*reply, "error");
+        tg_mcp_gate_note_call(r, &note);
         return TG_OK;
     }
     json_t *ask = keep(r, json_deep_copy(msg));
@@ -457,12 +458,14 @@ static int tools_call(struct tg_mcp_ctx *x, json_t *msg, json_t **reply)
     if (tg_mcp_guard_arguments(r, server, tool,
                                json_object_get(json_object_get(ask, "params"), "arguments"), &code,
                                &refusal) != TG_OK) {
-        note.code = "refused";
+        note.code = "refused"; /* its arguments are not kept: a rule blocked them */
         note.jsonrpc_error = code;
-        tg_mcp_gate_note_call(r, &note);
         *reply = tg_mcp_rpc_error(id, code, refusal);
+        note.result = json_object_get(*reply, "error");
+        tg_mcp_gate_note_call(r, &note);
         return TG_OK;
     }
+    note.arguments = json_object_get(json_object_get(ask, "params"), "arguments");
     struct relay rl;
     x->guard_call = true;
     int rc = relay(x, (size_t)i, ask, true, reply, &rl);
@@ -475,6 +478,10 @@ static int tools_call(struct tg_mcp_ctx *x, json_t *msg, json_t **reply)
         note.jsonrpc_error = TG_MCP_REQUEST_TIMEOUT;
     note.duration_us = (tg_now_ms() - started) * 1000;
     note.bytes_out = rl.bytes_out;
+    /* as the guardrails left it (masked or withheld), or the gateway's own error */
+    const json_t *answer = rc != TG_OK ? NULL : rl.final != NULL ? rl.final : *reply;
+    note.result = json_object_get(answer, "result") != NULL ? json_object_get(answer, "result")
+                                                            : json_object_get(answer, "error");
     tg_mcp_gate_note_call(r, &note);
     return rc;
 }

@@ -73,5 +73,13 @@ void tg_mcp_gate_note_call(struct tg_request *r, const struct tg_mcp_gate_call *
         .bytes_in = call->bytes_in,
         .bytes_out = call->bytes_out,
     };
+    const struct tg_mcp_config *m = &r->config->mcp;
+    for (size_t i = 0; i < m->n_servers && call->server != NULL; i++)
+        if (m->servers[i].audit_payloads && strcmp(m->servers[i].name, call->server) == 0) {
+            row.payloads = true;
+            row.arguments = call->arguments;
+            row.result = call->result;
+            row.payload_cap = m->audit_payload_bytes;
+        }
     tg_mcp_access_record(r, &row);
 }

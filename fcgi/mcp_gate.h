@@ -26,6 +26,10 @@ struct tg_mcp_gate_call {
     long long duration_us;
     long long bytes_in;
     long long bytes_out;
+    /* borrowed, may be NULL; kept in the audit row only for a server with
+     * mcp.servers.NAME.audit_payloads on (capped at mcp.audit_payload_bytes) */
+    const struct json_t *arguments; /* as the server received them: after the guardrails */
+    const struct json_t *result;    /* the response's result or error, as the client got it */
 };
 
 /*
@@ -45,7 +49,8 @@ bool tg_mcp_gate_may_list(struct tg_request *r, const char *server, const char *
 int tg_mcp_gate_may_call(struct tg_request *r, const char *server, const char *tool,
                          const struct json_t *arguments, int *code, const char **message);
 
-/* One tools/call done or refused: its audit and metrics. */
+/* One tools/call done or refused: its audit (with its payloads if the server opted in) and
+ * metrics. */
 void tg_mcp_gate_note_call(struct tg_request *r, const struct tg_mcp_gate_call *call);
 
 #endif

@@ -55,13 +55,12 @@ int main(int argc, char **argv)
             return 2;
         }
         tg_crypto_uuid7(r.request_id);
-        struct tg_mcp_call call = {fields[0],
-                                   fields[1],
-                                   fields[2],
-                                   0,
-                                   strtoll(fields[5], NULL, 10),
-                                   strtoll(fields[3], NULL, 10),
-                                   strtoll(fields[4], NULL, 10)};
+        struct tg_mcp_call call = {.server = fields[0],
+                                   .tool = fields[1],
+                                   .code = fields[2],
+                                   .duration_us = strtoll(fields[5], NULL, 10),
+                                   .bytes_in = strtoll(fields[3], NULL, 10),
+                                   .bytes_out = strtoll(fields[4], NULL, 10)};
         tg_mcp_access_record(&r, &call);
         recorded++;
     }

@@ -306,6 +306,37 @@ static void test_bounds_values_and_defaults(void **state)
     assert_false(c->models[0].max_input_tokens_set);
 }
 
+/* mcp: audit_payloads per server (off unless set) and the cap on each payload. */
+static void test_mcp_audit_payloads(void **state)
+{
+    static const char head[] =
+        "{\"database\": {\"url\": \"postgresql:///x\"},"
+        " \"providers\": {\"p\": {\"type\": \"anthropic\", \"base_url\": \"https://x.test\","
+        "                      \"api_key\": \"k\"}},"
+        " \"models\": {\"m\": {\"provider\": \"p\"}},"
+        " \"mcp\": {\"session_secret\": \"0123456789abcdef0123456789abcdef\",";
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "%s \"servers\": {\"a\": {\"url\": \"http://127.0.0.1:1/mcp\","
+             " \"audit_payloads\": true}, \"b\": {\"url\": \"http://127.0.0.1:2/mcp\"}},"
+             " \"audit_payload_bytes\": 1000}}",
+             head);
+    struct tg_config *c = parse_ok(text);
+    *state = c;
+    assert_int_equal(c->mcp.n_servers, 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(c->mcp.servers[i].audit_payloads,
+                         strcmp(c->mcp.servers[i].name, "a") == 0);
+    assert_int_equal(c->mcp.audit_payload_bytes, 1000);
+    tg_config_free(c);
+    snprintf(text, sizeof(text), "%s \"servers\": {\"a\": {\"url\": \"http://127.0.0.1:1/mcp\"}}}}",
+             head);
+    c = parse_ok(text);
+    *state = c;
+    assert_false(c->mcp.servers[0].audit_payloads);
+    assert_int_equal(c->mcp.audit_payload_bytes, 16384);
+}
+
 /* Admin keys are kept as their SHA-256 only; the env var's value is not copied. */
 static void test_admin_keys_hashed(void **state)
 {
@@ -554,6 +585,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_env_secrets_resolved, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_admin_keys_hashed, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_bounds_values_and_defaults, unset_db_env, free_config),
+        cmocka_unit_test_setup_teardown(test_mcp_audit_payloads, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_lone_dollar_is_literal, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_database_url_env_overrides, unset_db_env, free_config),
         cmocka_unit_test_setup_teardown(test_error_truncated_to_buffer, unset_db_env, free_config),

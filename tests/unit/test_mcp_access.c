@@ -122,7 +122,13 @@ static void test_encode(void **state)
                                    "ann",
                                    "eng",
                                    NULL};
-    struct tg_mcp_call call = {"github", "get_repo", "refused", -32602, 1500, 100, 200};
+    struct tg_mcp_call call = {.server = "github",
+                               .tool = "get_repo",
+                               .code = "refused",
+                               .jsonrpc_error = -32602,
+                               .duration_us = 1500,
+                               .bytes_in = 100,
+                               .bytes_out = 200};
     char *row = tg_mcp_access_encode(&who, &call);
     assert_non_null(row);
     assert_string_equal(
@@ -145,6 +151,100 @@ static void test_encode(void **state)
     assert_null(strstr(row, "jsonrpc_error"));
     assert_non_null(strstr(row, "\"key_prefix\":null"));
     free(row);
+}
+
+/* With payloads (a server that opted in): the arguments and result, each capped. */
+static void test_encode_payloads(void **state)
+{
+    (void)state;
+    struct tg_mcp_audit_who who = {"0190a000-0000-7000-8000-000000000002",
+                                   "0190a000-0000-7000-8000-0000000000a2",
+                                   "2026-05-10T08:00:02.000000Z",
+                                   0,
+                                   NULL,
+                                   "ann",
+                                   "eng",
+                                   "user"};
+    json_t *args = json_pack("{s:s}", "text", "my SSN is <US_SSN>");
+    json_t *result = json_pack("{s:[{s:s, s:s}]}", "content", "type", "text", "text", "own: hi");
+    struct tg_mcp_call call = {.server = "own",
+                               .tool = "echo",
+                               .code = "ok",
+                               .payloads = true,
+                               .arguments = args,
+                               .result = result,
+                               .payload_cap = 64};
+    char *row = tg_mcp_access_encode(&who, &call);
+    assert_non_null(row);
+    assert_non_null(strstr(row, "\"arguments\":{\"text\":\"my SSN is <US_SSN>\"}"));
+    assert_non_null(strstr(row, "\"result\":{\"content\":[{\"text\":\"own: hi\","));
+    free(row);
+
+    /* over the cap (compact JSON bytes): a marker with the size; at the cap: kept */
+    size_t args_bytes = strlen("{\"text\":\"my SSN is <US_SSN>\"}");
+    call.payload_cap = args_bytes;
+    row = tg_mcp_access_encode(&who, &call);
+    assert_non_null(strstr(row, "\"arguments\":{\"text\""));
+    char marker[80];
+    snprintf(marker, sizeof(marker), "\"result\":{\"bytes\":%zu,\"truncated\":true}",
+             strlen("{\"content\":[{\"text\":\"own: hi\",\"type\":\"text\"}]}"));
+    assert_non_null(strstr(row, marker));
+    free(row);
+    call.payload_cap = args_bytes - 1;
+    row = tg_mcp_access_encode(&who, &call);
+    snprintf(marker, sizeof(marker), "\"arguments\":{\"bytes\":%zu,\"truncated\":true}",
+             args_bytes);
+    assert_non_null(strstr(row, marker));
+    json_t *parsed = json_loads(row, 0, NULL); /* still one valid JSON object */
+    assert_non_null(parsed);
+    json_decref(parsed);
+    free(row);
+
+    /* absent: null (a refused call has no arguments) */
+    call.arguments = NULL;
+    call.payload_cap = 16384;
+    row = tg_mcp_access_encode(&who, &call);
+    assert_non_null(strstr(row, "\"arguments\":null"));
+    free(row);
+
+    /* off (the default): neither key, whatever is passed */
+    call.payloads = false;
+    call.arguments = args;
+    row = tg_mcp_access_encode(&who, &call);
+    assert_null(strstr(row, "arguments"));
+    assert_null(strstr(row, "result"));
+    assert_null(strstr(row, "SSN"));
+    free(row);
+
+    /* a row that would not fit one audit-file record: both payloads become markers */
+    char *big = malloc(20000);
+    memset(big, 'x', 19999);
+    big[19999] = '\0';
+    char *user = malloc(30000);
+    memset(user, 'u', 29999);
+    user[29999] = '\0';
+    json_t *big_args = json_pack("{s:s}", "text", big);
+    call = (struct tg_mcp_call){.server = "own",
+                                .tool = "echo",
+                                .code = "ok",
+                                .payloads = true,
+                                .arguments = big_args,
+                                .result = big_args,
+                                .payload_cap = 24576};
+    row = tg_mcp_access_encode(&who, &call);
+    assert_non_null(strstr(row, big)); /* each under the cap, the two together fit */
+    free(row);
+    who.user_id = user;
+    row = tg_mcp_access_encode(&who, &call);
+    assert_true(strlen(row) <= TG_MCP_ACCESS_ROW_MAX);
+    assert_null(strstr(row, big));
+    assert_non_null(strstr(row, "\"arguments\":{\"bytes\":20010,\"truncated\":true}"));
+    free(row);
+    json_decref(big_args);
+    free(big);
+    free(user);
+    json_decref(args);
+    json_decref(result);
 }
 
 static void test_metrics_bounded(void **state)
@@ -188,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_allows_and_args),
         cmocka_unit_test(test_parse_refuses),
         cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_encode_payloads),
         cmocka_unit_test(test_metrics_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
