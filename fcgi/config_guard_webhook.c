@@ -20,78 +20,13 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_HEADERS 16
 #define MAX_CATEGORIES 32
-#define MAX_HEADER_LINE 4096
 
-static bool header_name_ok(const char *name)
-{
-    if (name[0] == '\0' || strlen(name) > 64)
-        return false;
-    for (const char *p = name; *p != '\0'; p++)
-        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
-            return false;
-    /* these the gateway sets itself */
-    return strcasecmp(name, "content-type") != 0 && strcasecmp(name, "content-length") != 0 &&
-           strcasecmp(name, "host") != 0 && strcasecmp(name, "transfer-encoding") != 0;
-}
-
-static bool header_value_ok(const char *value)
-{
-    for (const char *p = value; *p != '\0'; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return false;
-    return true;
-}
-
-/* Appends "name: value" to h's headers (h->headers has room for MAX_HEADERS + 1). */
-static void add_header(struct tg_config_loader *ld, struct tg_guard_hook *h, const char *field,
-                       const char *name, const char *value)
-{
-    size_t size = strlen(name) + strlen(value) + 3;
-    char *line = size <= MAX_HEADER_LINE ? malloc(size) : NULL;
-    if (line == NULL) {
-        tg_config_load_fail(ld, field, "is too long (at most %d bytes)", MAX_HEADER_LINE);
-        return;
-    }
-    snprintf(line, size, "%s: %s", name, value);
-
-    h->headers[h->n_headers++] = line;
-}
-
+/* h's headers, with room for the moderation key's (load_moderation_key). */
 static void load_headers(struct tg_config_loader *ld, json_t *obj, const char *path,
                          struct tg_guard_hook *h)
 {
-    char field[192];
-    snprintf(field, sizeof(field), "%s.headers", path);
-    json_t *headers = json_object_get(obj, "headers");
-    if (headers != NULL && (!json_is_object(headers) || json_object_size(headers) > MAX_HEADERS)) {
-        tg_config_load_fail(ld, field, "must be an object of at most %d headers", MAX_HEADERS);
-        return;
-    }
-    h->headers = calloc(MAX_HEADERS + 2, sizeof(char *));
-    if (h->headers == NULL) {
-        tg_config_load_fail(ld, field, "out of memory");
-        return;
-    }
-    const char *name;
-    json_t *value;
-    json_object_foreach(headers, name, value) {
-        char member[256];
-        snprintf(member, sizeof(member), "%s.%s", field, name);
-        if (!header_name_ok(name)) {
-            tg_config_load_fail(ld, member, "is not a header name the gateway may send");
-            return;
-        }
-        char *resolved = (char *)tg_config_load_string(ld, headers, name, field, NULL, true);
-        if (resolved == NULL)
-            return;
-        if (!header_value_ok(resolved))
-            tg_config_load_fail(ld, member, "must not hold control characters");
-        else
-            add_header(ld, h, member, name, resolved);
-        free(resolved);
-    }
+    tg_config_load_headers(ld, obj, path, NULL, 1, &h->headers, &h->n_headers);
 }
 
 /* moderation: the key in the environment variable api_key_env, sent as a bearer token. */
@@ -108,19 +43,21 @@ static void load_moderation_key(struct tg_config_loader *ld, json_t *obj, const 
         return;
     }
     const char *key = getenv(json_string_value(name));
-    if (key == NULL || key[0] == '\0' || !header_value_ok(key)) {
+    if (key == NULL || key[0] == '\0' || !tg_config_load_printable(key)) {
         tg_config_load_fail(ld, field, "environment variable \"%s\" is not set",
                             json_string_value(name));
         return;
     }
-    char *bearer = malloc(strlen(key) + sizeof("Bearer "));
-    if (bearer == NULL) {
-        tg_config_load_fail(ld, field, "out of memory");
+    if (h->headers == NULL)
+        return; /* load_headers failed */
+    size_t size = strlen(key) + sizeof("authorization: Bearer ");
+    char *line = size <= 4096 ? malloc(size) : NULL;
+    if (line == NULL) {
+        tg_config_load_fail(ld, field, "the key is too long (at most 4096 bytes with its name)");
         return;
     }
-    snprintf(bearer, strlen(key) + sizeof("Bearer "), "Bearer %s", key);
-    add_header(ld, h, field, "authorization", bearer);
-    free(bearer);
+    snprintf(line, size, "authorization: Bearer %s", key);
+    h->headers[h->n_headers++] = line; /* load_headers left room for it */
 }
 
 static void load_categories(struct tg_config_loader *ld, json_t *obj, const char *path,

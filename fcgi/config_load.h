@@ -37,6 +37,26 @@ long tg_config_load_integer(struct tg_config_loader *ld, struct json_t *obj, con
 struct json_t *tg_config_load_object(struct tg_config_loader *ld, struct json_t *obj,
                                      const char *key, const char *path, bool required);
 
+/* Whether s holds no control characters (a header value may hold it). */
+bool tg_config_load_printable(const char *s);
+
+/* The headers an upstream call of the config may send, at most this many. */
+#define TG_CONFIG_MAX_HEADERS 16
+
+/*
+ * obj.headers: an object of at most TG_CONFIG_MAX_HEADERS headers an upstream
+ * call sends, into *lines ("Name: value", malloc'd, NULL-terminated, with room
+ * for spare more lines; free each and the array) and *n. A name is 1-64 of
+ * [A-Za-z0-9_-] and none the gateway sets itself (Content-Type, Content-Length,
+ * Host, Transfer-Encoding, and those of reserved, NULL-terminated, may be NULL;
+ * case-insensitive); a value is a string without control characters, in which a
+ * "$NAME" ending it is the environment variable NAME ("$TOKEN", "Bearer
+ * $TOKEN"); a line is at most 4096 bytes. path names obj in errors. Absent:
+ * *lines is an empty array when spare > 0, else NULL.
+ */
+void tg_config_load_headers(struct tg_config_loader *ld, struct json_t *obj, const char *path,
+                            const char *const *reserved, size_t spare, char ***lines, size_t *n);
+
 /* Fails on a key of obj not in known (NULL-terminated): a typo is never ignored. */
 void tg_config_load_keys(struct tg_config_loader *ld, struct json_t *obj, const char *path,
                          const char *const *known);

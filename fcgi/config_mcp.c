@@ -28,8 +28,6 @@
 
 #include "config_field.h"
 
-#define MAX_HEADERS 16
-#define MAX_HEADER_LINE 4096
 #define MIN_SECRET_BYTES 32
 
 /* [a-z0-9_-]{1,32}, no "__", not starting or ending with "_": "a__b" splits once */
@@ -45,105 +43,14 @@ static bool server_name_ok(const char *name)
     return true;
 }
 
-static bool header_name_ok(const char *name)
-{
-    if (name[0] == '\0' || strlen(name) > 64)
-        return false;
-    for (const char *p = name; *p != '\0'; p++)
-        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
-            return false;
-    /* these the gateway sets itself */
-    static const char *const own[] = {"content-type",  "content-length",       "host",
-                                      "accept",        "transfer-encoding",    "mcp-session-id",
-                                      "last-event-id", "mcp-protocol-version", NULL};
-    for (size_t i = 0; own[i] != NULL; i++)
-        if (strcasecmp(name, own[i]) == 0)
-            return false;
-    return true;
-}
-
-/*
- * A header's value: "$NAME" is the environment variable NAME, and so is a
- * "$NAME" ending the value ("Bearer $GITHUB_MCP_TOKEN"). A new string, or NULL
- * with the load failed.
- */
-static char *resolve_value(struct tg_config_loader *ld, json_t *value, const char *field)
-{
-    const char *text = json_string_value(value);
-    if (text == NULL) {
-        tg_config_load_fail(ld, field, "must be a string");
-        return NULL;
-    }
-    const char *dollar = strrchr(text, '$');
-    size_t name_len = dollar != NULL ? strlen(dollar + 1) : 0;
-    bool env =
-        name_len > 0 && !isdigit((unsigned char)dollar[1]) &&
-        strspn(dollar + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") ==
-            name_len;
-    if (!env)
-        return tg_config_load_strdup(ld, text);
-    char err[256];
-    const char *env_value = tg_config_field_resolve_env(dollar, field, err, sizeof(err));
-    if (env_value == NULL) {
-        tg_config_load_fail(ld, field, "environment variable \"%s\" is not set", dollar + 1);
-        return NULL;
-    }
-    size_t prefix = (size_t)(dollar - text), size = prefix + strlen(env_value) + 1;
-    char *out = malloc(size);
-    if (out == NULL) {
-        tg_config_load_fail(ld, field, "out of memory");
-        return NULL;
-    }
-    memcpy(out, text, prefix);
-    memcpy(out + prefix, env_value, size - prefix);
-    return out;
-}
+/* the headers the gateway sets itself on an MCP call */
+static const char *const own_headers[] = {"accept", "mcp-session-id", "last-event-id",
+                                          "mcp-protocol-version", NULL};
 
 static void load_headers(struct tg_config_loader *ld, json_t *obj, const char *path,
                          struct tg_mcp_server *s)
 {
-    char field[192];
-    snprintf(field, sizeof(field), "%s.headers", path);
-    json_t *headers = json_object_get(obj, "headers");
-    if (headers == NULL)
-        return;
-    if (!json_is_object(headers) || json_object_size(headers) > MAX_HEADERS) {
-        tg_config_load_fail(ld, field, "must be an object of at most %d headers", MAX_HEADERS);
-        return;
-    }
-    s->headers = calloc(MAX_HEADERS + 1, sizeof(char *));
-    if (s->headers == NULL) {
-        tg_config_load_fail(ld, field, "out of memory");
-        return;
-    }
-    const char *name;
-    json_t *value;
-    json_object_foreach(headers, name, value) {
-        char member[256];
-        snprintf(member, sizeof(member), "%s.%s", field, name);
-        if (!header_name_ok(name)) {
-            tg_config_load_fail(ld, member, "is not a header name the gateway may send");
-            return;
-        }
-        char *resolved = resolve_value(ld, value, member);
-        if (resolved == NULL)
-            return;
-        bool ok = true;
-        for (const char *p = resolved; *p != '\0'; p++)
-            ok = ok && (unsigned char)*p >= 0x20 && *p != 0x7f;
-        size_t size = strlen(name) + strlen(resolved) + 3;
-        char *line = ok && size <= MAX_HEADER_LINE ? malloc(size) : NULL;
-        if (line == NULL)
-            tg_config_load_fail(ld, member, "must be at most %d bytes without control characters",
-                                MAX_HEADER_LINE);
-        else {
-            snprintf(line, size, "%s: %s", name, resolved);
-            s->headers[s->n_headers++] = line;
-        }
-        free(resolved);
-        if (line == NULL)
-            return;
-    }
+    tg_config_load_headers(ld, obj, path, own_headers, 0, &s->headers, &s->n_headers);
 }
 
 static void load_server(struct tg_config_loader *ld, const char *name, json_t *obj,

@@ -12,72 +12,12 @@
 
 #include "config_load.h"
 
-#define MAX_HEADER_LINE 4096
-
-static bool header_name_ok(const char *name)
-{
-    if (name[0] == '\0' || strlen(name) > 64)
-        return false;
-    for (const char *p = name; *p != '\0'; p++)
-        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
-            return false;
-    /* these the exporter sets itself */
-    return strcasecmp(name, "content-type") != 0 && strcasecmp(name, "content-length") != 0 &&
-           strcasecmp(name, "host") != 0 && strcasecmp(name, "transfer-encoding") != 0;
-}
-
-static bool header_value_ok(const char *value)
-{
-    for (const char *p = value; *p != '\0'; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return false;
-    return true;
-}
+/* otel.c sends them in an array of TG_OTEL_MAX_HEADERS (+ its own) */
+_Static_assert(TG_OTEL_MAX_HEADERS >= TG_CONFIG_MAX_HEADERS, "otel.c's header array too small");
 
 static void load_headers(struct tg_config_loader *ld, json_t *otel, struct tg_otel_config *c)
 {
-    json_t *headers = json_object_get(otel, "headers");
-    if (headers == NULL)
-        return;
-    if (!json_is_object(headers) || json_object_size(headers) > TG_OTEL_MAX_HEADERS) {
-        tg_config_load_fail(ld, "otel.headers", "must be an object of at most %d headers",
-                            TG_OTEL_MAX_HEADERS);
-        return;
-    }
-    c->headers = calloc(TG_OTEL_MAX_HEADERS, sizeof(char *));
-    if (c->headers == NULL) {
-        tg_config_load_fail(ld, "otel.headers", "out of memory");
-        return;
-    }
-    const char *name;
-    json_t *value;
-    json_object_foreach(headers, name, value) {
-        char member[128];
-        snprintf(member, sizeof(member), "otel.headers.%.64s", name);
-        if (!header_name_ok(name)) {
-            tg_config_load_fail(ld, member, "is not a header name the gateway may send");
-            return;
-        }
-        char *resolved =
-            (char *)tg_config_load_string(ld, headers, name, "otel.headers", NULL, true);
-        if (resolved == NULL)
-            return;
-        size_t size = strlen(name) + strlen(resolved) + 3;
-        if (!header_value_ok(resolved)) {
-            tg_config_load_fail(ld, member, "must not hold control characters");
-        } else if (size > MAX_HEADER_LINE) {
-            tg_config_load_fail(ld, member, "is too long (at most %d bytes)", MAX_HEADER_LINE);
-        } else {
-            char *line = malloc(size);
-            if (line == NULL)
-                tg_config_load_fail(ld, member, "out of memory");
-            else {
-                snprintf(line, size, "%s: %s", name, resolved);
-                c->headers[c->n_headers++] = line;
-            }
-        }
-        free(resolved);
-    }
+    tg_config_load_headers(ld, otel, "otel", NULL, 0, &c->headers, &c->n_headers);
 }
 
 /* The collector's URL is the config's own text: "$NAME" is not read from the environment. */
@@ -143,7 +83,7 @@ void tg_config_otel_load(struct tg_config_loader *ld, json_t *root, struct tg_ot
     c->service_name =
         (char *)tg_config_load_string(ld, otel, "service_name", "otel", "tollgate", false);
     if (c->service_name != NULL && (c->service_name[0] == '\0' || strlen(c->service_name) > 128 ||
-                                    !header_value_ok(c->service_name)))
+                                    !tg_config_load_printable(c->service_name)))
         tg_config_load_fail(ld, "otel.service_name", "must be 1 to 128 printable characters");
     load_ratio(ld, otel, c);
     load_flag(ld, otel, c);
