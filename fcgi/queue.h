@@ -13,7 +13,7 @@
  * write), else from the FastCGI accept: lighttpd passes no arrival time, so
  * behind it the client-gone check is the main guard.
  *
- * Not here: a client that leaves during the provider's call (exchange.c).
+ * Not here: a client that leaves during the provider's call (relay.c).
  */
 #ifndef TG_QUEUE_H
 #define TG_QUEUE_H

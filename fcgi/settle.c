@@ -333,7 +333,7 @@ static void record_of(struct tg_request *r, struct tg_usage_record *rec)
         .outcome = r->outcome,
         .usage_source = r->usage_source != NULL ? r->usage_source : "provider",
         .guard_rule = r->guard_rule,
-        /* exchange.c's start_stream stamps the first byte relayed (none: nothing came) */
+        /* relay.c's start_stream stamps the first byte relayed (none: nothing came) */
         .has_ttft = r->stream && r->t_first_byte_ms > 0,
         .ttft_ms = r->stream && r->t_first_byte_ms > 0 ? r->t_first_byte_ms - r->t_start_ms : 0,
     };

@@ -3,10 +3,11 @@
  * (provider_anthropic.c, provider_openai.c, ...): where the request goes, with
  * which credential and body, and how usage is read out of what comes back.
  *
- * exchange.c runs the call through these operations; the pipeline never names a
- * provider. A provider whose native dialect is the client's forwards the body
- * byte for byte (only the model name may be rewritten, when the client used an
- * alias the backend does not know).
+ * exchange.c runs the call through these operations, relay.c its stream
+ * (observe, the decoders); the pipeline never names a provider. A provider
+ * whose native dialect is the client's forwards the body byte for byte (only
+ * the model name may be rewritten, when the client used an alias the backend
+ * does not know).
  */
 #ifndef TG_PROVIDER_H
 #define TG_PROVIDER_H
@@ -57,7 +58,7 @@ struct tg_provider_ops {
     int (*encode)(struct tg_request *r, struct tg_exchange *x, struct json_t *pivot);
     /* The pivot reply (new) of a complete 200 reply in x->reply; TG_ERROR: not understood. */
     int (*decode_reply)(struct tg_exchange *x, struct json_t **pivot_reply);
-    /* One SSE event of the stream: pivot events out through tg_exchange_emit. */
+    /* One SSE event of the stream: pivot events out through tg_relay_emit. */
     int (*decode_event)(struct tg_exchange *x, const char *event, const char *data, size_t len);
     /* Raw stream bytes, for a stream that is not SSE (Bedrock's event stream); NULL: SSE. */
     int (*decode_bytes)(struct tg_exchange *x, const char *data, size_t len);

@@ -11,6 +11,7 @@
 #include "pivot.h"
 #include "jscan.h"
 #include "jsafe.h"
+#include "relay.h"
 #include "trace.h"
 #include "usage.h"
 
@@ -116,7 +117,7 @@ static int decode_event(struct tg_exchange *x, const char *event, const char *da
         json_decref(doc);
         return TG_ERROR;
     }
-    int rc = tg_exchange_emit(x, event, doc);
+    int rc = tg_relay_emit(x, event, doc);
     json_decref(doc);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include "eventstream.h"
 #include "exchange.h"
 #include "log.h"
+#include "relay.h"
 #include "sigv4.h"
 #include "translate_bedrock.h"
 
@@ -94,8 +95,7 @@ static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
         tg_translate_bedrock_path(r->backend->upstream_model, r->stream, path, sizeof(path)) < 0)
         return TG_ERROR; /* it returns the path's length */
     x->url = tg_arena_printf(r->arena, "%s%s", p->base_url, path);
-    tg_translate_bedrock_stream_init(&d->stream, r->request_id, r->model->name, tg_exchange_emit,
-                                     x);
+    tg_translate_bedrock_stream_init(&d->stream, r->request_id, r->model->name, tg_relay_emit, x);
     tg_eventstream_decoder_init(&d->frames, 0, tg_translate_bedrock_stream_on_message, &d->stream);
     if (x->url == NULL || tg_arena_cleanup_add(r->arena, release_decoder, d) != TG_OK)
         return TG_ERROR;

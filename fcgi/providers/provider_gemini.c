@@ -11,6 +11,7 @@
 
 #include "exchange.h"
 #include "log.h"
+#include "relay.h"
 #include "translate_gemini.h"
 #include "translate_gemini_stream.h"
 #include "upstream.h"
@@ -155,7 +156,7 @@ static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
     struct tg_gemini_stream *decoder = tg_arena_calloc(r->arena, sizeof(*decoder));
     if (x->url == NULL || decoder == NULL)
         return TG_ERROR;
-    tg_gemini_stream_init(decoder, r->model->name, r->request_id, tg_exchange_emit, x);
+    tg_gemini_stream_init(decoder, r->model->name, r->request_id, tg_relay_emit, x);
     x->decoder = decoder;
     x->relay_mode = TG_RELAY_EVENTS;
     if (p->type == TG_PROVIDER_VERTEX) {

@@ -9,6 +9,7 @@
 
 #include "exchange.h"
 #include "jscan.h"
+#include "relay.h"
 #include "trace.h"
 #include "translate_openai_backend.h"
 #include "translate_openai_stream.h"
@@ -196,7 +197,7 @@ static int encode(struct tg_request *r, struct tg_exchange *x, json_t *pivot)
         return rc;
     struct reader *d = tg_arena_calloc(r->arena, sizeof(*d));
     if (d == NULL ||
-        tg_translate_openai_reader_init(&d->reader, r->model->name, tg_exchange_emit, x) != TG_OK)
+        tg_translate_openai_reader_init(&d->reader, r->model->name, tg_relay_emit, x) != TG_OK)
         return TG_ERROR;
     if (tg_arena_cleanup_add(r->arena, release_reader, d) != TG_OK) {
         tg_translate_openai_reader_release(&d->reader);
