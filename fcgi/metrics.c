@@ -30,6 +30,7 @@
 #include "preauth.h"
 #include "request.h"
 #include "usage.h"
+#include "textbuf.h"
 
 #define OVERFLOW_LABEL "__overflow__"
 #define OUTPUT_CAP (64u << 20) /* a full table prints well under this */
@@ -187,45 +188,6 @@ int tg_metrics_add_reservation_exceeded(struct tg_shm_metrics *m)
 
 /* ---- the exposition ---- */
 
-/* A growing text with a hard cap; once anything failed, every later write is dropped. */
-struct text {
-    char *buf;
-    size_t len, cap;
-    bool failed;
-};
-
-static void put(struct text *t, const char *fmt, ...) TG_PRINTF(2, 3);
-
-static void put(struct text *t, const char *fmt, ...)
-{
-    if (t->failed)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        t->failed = true;
-        return;
-    }
-    if ((size_t)n >= t->cap - t->len) {
-        size_t cap = t->cap;
-        while (cap - t->len <= (size_t)n)
-            cap *= 2;
-        char *grown = cap <= OUTPUT_CAP ? realloc(t->buf, cap) : NULL;
-        if (grown == NULL) {
-            t->failed = true;
-            return;
-        }
-        t->buf = grown;
-        t->cap = cap;
-        va_start(ap, fmt);
-        vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-    }
-    t->len += (size_t)n;
-}
-
 /* What a scrape copies out under the lock. */
 struct snapshot {
     struct tg_shm_series *series; /* n of them, sorted by labels */
@@ -294,17 +256,17 @@ static int take_snapshot(struct tg_shm_metrics *m, struct snapshot *snap)
     return TG_OK;
 }
 
-static void put_label(struct text *t, const char *name, const char *value, bool first)
+static void put_label(struct tg_textbuf *t, const char *name, const char *value, bool first)
 {
     char escaped[2 * TG_SHM_LABEL_ID + 1];
     tg_metrics_escape_label(value, escaped, sizeof(escaped));
-    put(t, "%s%s=\"%s\"", first ? "" : ",", name, escaped);
+    tg_textbuf_put(t, "%s%s=\"%s\"", first ? "" : ",", name, escaped);
 }
 
 /* The identity, model and provider labels of x, without the closing brace. */
-static void put_identity(struct text *t, const struct tg_shm_series *x, bool overflow)
+static void put_identity(struct tg_textbuf *t, const struct tg_shm_series *x, bool overflow)
 {
-    put(t, "{");
+    tg_textbuf_put(t, "{");
     put_label(t, "api_key_id", overflow ? OVERFLOW_LABEL : x->api_key_id, true);
     put_label(t, "user_id", overflow ? OVERFLOW_LABEL : x->user_id, false);
     put_label(t, "group_id", overflow ? OVERFLOW_LABEL : x->group_id, false);
@@ -312,19 +274,19 @@ static void put_identity(struct text *t, const struct tg_shm_series *x, bool ove
     put_label(t, "provider", overflow ? OVERFLOW_LABEL : x->provider, false);
 }
 
-static void put_family(struct text *t, const char *name, const char *type, const char *help)
+static void put_family(struct tg_textbuf *t, const char *name, const char *type, const char *help)
 {
-    put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    tg_textbuf_put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void put_requests(struct text *t, const struct tg_shm_series *x, bool overflow)
+static void put_requests(struct tg_textbuf *t, const struct tg_shm_series *x, bool overflow)
 {
-    put(t, "tollgate_requests_total");
+    tg_textbuf_put(t, "tollgate_requests_total");
     put_identity(t, x, overflow);
     if (overflow)
-        put(t, ",code=\"" OVERFLOW_LABEL "\"} %" PRIu64 "\n", x->requests);
+        tg_textbuf_put(t, ",code=\"" OVERFLOW_LABEL "\"} %" PRIu64 "\n", x->requests);
     else
-        put(t, ",code=\"%d\"} %" PRIu64 "\n", (int)x->code, x->requests);
+        tg_textbuf_put(t, ",code=\"%d\"} %" PRIu64 "\n", (int)x->code, x->requests);
 }
 
 static const char *const token_types[TG_TOKENS_TYPES] = {"input", "output", "cache_read",
@@ -342,8 +304,8 @@ static bool has_usage(const struct tg_shm_series *x)
  * Tokens and cost carry no code label: each run of series with the same
  * identity (adjacent once sorted) is summed into one. calls fn per sum.
  */
-static void for_each_identity(const struct snapshot *snap, struct text *t,
-                              void (*fn)(struct text *, const struct tg_shm_series *, bool))
+static void for_each_identity(const struct snapshot *snap, struct tg_textbuf *t,
+                              void (*fn)(struct tg_textbuf *, const struct tg_shm_series *, bool))
 {
     for (size_t i = 0; i < snap->n;) {
         struct tg_shm_series sum = snap->series[i];
@@ -361,40 +323,40 @@ static void for_each_identity(const struct snapshot *snap, struct text *t,
         fn(t, &snap->overflow, true);
 }
 
-static void put_tokens(struct text *t, const struct tg_shm_series *x, bool overflow)
+static void put_tokens(struct tg_textbuf *t, const struct tg_shm_series *x, bool overflow)
 {
     for (size_t k = 0; k < TG_TOKENS_TYPES; k++) {
-        put(t, "tollgate_tokens_consumed_total");
+        tg_textbuf_put(t, "tollgate_tokens_consumed_total");
         put_identity(t, x, overflow);
-        put(t, ",type=\"%s\"} %" PRIu64 "\n", token_types[k], x->tokens[k]);
+        tg_textbuf_put(t, ",type=\"%s\"} %" PRIu64 "\n", token_types[k], x->tokens[k]);
     }
 }
 
-static void put_cost(struct text *t, const struct tg_shm_series *x, bool overflow)
+static void put_cost(struct tg_textbuf *t, const struct tg_shm_series *x, bool overflow)
 {
     char usd[32];
     tg_usage_format_usd((int64_t)x->cost_micros, usd, sizeof(usd));
-    put(t, "tollgate_cost_usd_total");
+    tg_textbuf_put(t, "tollgate_cost_usd_total");
     put_identity(t, x, overflow);
-    put(t, "} %s\n", usd);
+    tg_textbuf_put(t, "} %s\n", usd);
 }
 
-static void put_histogram(struct text *t, const char *name, const char *help,
+static void put_histogram(struct tg_textbuf *t, const char *name, const char *help,
                           const struct tg_shm_histogram *h)
 {
     put_family(t, name, "histogram", help);
     uint64_t cumulative = 0;
     for (size_t i = 0; i < TG_SHM_HISTOGRAM_BUCKETS; i++) {
         cumulative += h->buckets[i];
-        put(t, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name,
-            i < TG_ARRAY_LEN(bounds) ? bounds[i].le : "+Inf", cumulative);
+        tg_textbuf_put(t, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name,
+                       i < TG_ARRAY_LEN(bounds) ? bounds[i].le : "+Inf", cumulative);
     }
     char sum[32];
     tg_metrics_format_seconds(h->sum_micros, sum, sizeof(sum));
-    put(t, "%s_sum %s\n%s_count %" PRIu64 "\n", name, sum, name, cumulative);
+    tg_textbuf_put(t, "%s_sum %s\n%s_count %" PRIu64 "\n", name, sum, name, cumulative);
 }
 
-static void render(struct text *t, const struct snapshot *snap, uint64_t quota_alerts_total)
+static void render(struct tg_textbuf *t, const struct snapshot *snap, uint64_t quota_alerts_total)
 {
     put_family(t, "tollgate_requests_total", "counter",
                "Requests answered, by caller (api_key_id is the key's display prefix), model, "
@@ -426,24 +388,25 @@ static void render(struct text *t, const struct snapshot *snap, uint64_t quota_a
     put_family(t, "tollgate_ratelimit_rejections_total", "counter",
                "Requests refused with 429: limit=\"quota\" by a PostgreSQL quota, "
                "limit=\"bucket\" by a token bucket.");
-    put(t, "tollgate_ratelimit_rejections_total{limit=\"quota\"} %" PRIu64 "\n",
-        snap->rejected_quota);
-    put(t, "tollgate_ratelimit_rejections_total{limit=\"bucket\"} %" PRIu64 "\n",
-        snap->rejected_bucket);
+    tg_textbuf_put(t, "tollgate_ratelimit_rejections_total{limit=\"quota\"} %" PRIu64 "\n",
+                   snap->rejected_quota);
+    tg_textbuf_put(t, "tollgate_ratelimit_rejections_total{limit=\"bucket\"} %" PRIu64 "\n",
+                   snap->rejected_bucket);
 
     put_family(t, "tollgate_quota_alerts_total", "counter",
                "Quota threshold crossings raised by this host's settlements.");
-    put(t, "tollgate_quota_alerts_total %" PRIu64 "\n", quota_alerts_total);
+    tg_textbuf_put(t, "tollgate_quota_alerts_total %" PRIu64 "\n", quota_alerts_total);
 
     put_family(t, "tollgate_reservation_exceeded_total", "counter",
                "Requests whose provider-reported usage passed the upper bound reserved for "
                "them (the usage row records what was reported).");
-    put(t, "tollgate_reservation_exceeded_total %" PRIu64 "\n", snap->reservation_exceeded);
+    tg_textbuf_put(t, "tollgate_reservation_exceeded_total %" PRIu64 "\n",
+                   snap->reservation_exceeded);
 
     put_family(t, "tollgate_metrics_series", "gauge",
                "Label sets of tollgate_requests_total in use; beyond metrics.max_series "
                "requests go to the series labelled \"__overflow__\".");
-    put(t, "tollgate_metrics_series %zu\n", snap->n);
+    tg_textbuf_put(t, "tollgate_metrics_series %zu\n", snap->n);
 }
 
 char *tg_metrics_render(struct tg_shm_metrics *m, uint64_t quota_alerts_total, size_t *len)
@@ -451,16 +414,11 @@ char *tg_metrics_render(struct tg_shm_metrics *m, uint64_t quota_alerts_total, s
     struct snapshot snap;
     if (take_snapshot(m, &snap) != TG_OK)
         return NULL;
-    struct text t = {.buf = malloc(16384), .cap = 16384};
-    t.failed = t.buf == NULL;
+    struct tg_textbuf t;
+    tg_textbuf_init(&t, 16384, OUTPUT_CAP);
     render(&t, &snap, quota_alerts_total);
     free(snap.series);
-    if (t.failed) {
-        free(t.buf);
-        return NULL;
-    }
-    *len = t.len;
-    return t.buf;
+    return tg_textbuf_take(&t, len);
 }
 
 /* ---- the request side ---- */
@@ -530,7 +488,7 @@ static const char quota_ratio_sql[] =
     " ORDER BY CASE WHEN limit_value = 0 THEN 1 ELSE used::numeric / limit_value END DESC, id"
     " LIMIT $1::int";
 
-static void put_quota_ratios(struct tg_request *r, struct text *t)
+static void put_quota_ratios(struct tg_request *r, struct tg_textbuf *t)
 {
     put_family(t, "tollgate_quota_used_ratio", "gauge",
                "Share of each quota's limit used in its current window (all hosts).");
@@ -549,16 +507,16 @@ static void put_quota_ratios(struct tg_request *r, struct text *t)
         const char *const *c = rows.cells + i * rows.n_cols;
         if (c[0] == NULL || c[1] == NULL || c[2] == NULL || c[3] == NULL)
             continue;
-        put(t, "tollgate_quota_used_ratio{");
+        tg_textbuf_put(t, "tollgate_quota_used_ratio{");
         put_label(t, "subject", c[0], true);
         put_label(t, "metric", c[1], false);
         put_label(t, "window", c[2], false);
-        put(t, "} %s\n", c[3]);
+        tg_textbuf_put(t, "} %s\n", c[3]);
     }
 }
 
 /* The worker processes and their threads, from the slots in shared memory (capacity.h). */
-static void put_workers(struct text *t)
+static void put_workers(struct tg_textbuf *t)
 {
     struct tg_capacity_counts c;
     tg_capacity_count(NULL, &c);
@@ -587,7 +545,7 @@ static void put_workers(struct text *t)
                          c.respawned};
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         put_family(t, families[i].name, families[i].type, families[i].help);
-        put(t, "%s %" PRIu64 "\n", families[i].name, values[i]);
+        tg_textbuf_put(t, "%s %" PRIu64 "\n", families[i].name, values[i]);
     }
 }
 
@@ -614,19 +572,20 @@ int tg_metrics_handle(struct tg_request *r)
                         "could not render the metrics (out of memory or locked)");
         return TG_ERROR;
     }
-    struct text quota = {.buf = malloc(4096), .cap = 4096};
-    if (quota.buf != NULL) {
+    struct tg_textbuf quota;
+    tg_textbuf_init(&quota, 4096, OUTPUT_CAP);
+    if (!quota.failed) {
         put_family(&quota, "tollgate_usage_dead_letters_total", "counter",
                    "Usage records this host put in the spool's dead letter "
                    "(refused by PostgreSQL or failing validation).");
-        put(&quota, "tollgate_usage_dead_letters_total %" PRIu64 "\n",
-            __atomic_load_n(&shm->usage_dead_letters_total, __ATOMIC_RELAXED));
+        tg_textbuf_put(&quota, "tollgate_usage_dead_letters_total %" PRIu64 "\n",
+                       __atomic_load_n(&shm->usage_dead_letters_total, __ATOMIC_RELAXED));
         char preauth[1024];
         tg_preauth_metrics_text(preauth, sizeof(preauth));
-        put(&quota, "%s", preauth);
+        tg_textbuf_put(&quota, "%s", preauth);
         char otel[1024];
         tg_otel_metrics_text(otel, sizeof(otel));
-        put(&quota, "%s", otel);
+        tg_textbuf_put(&quota, "%s", otel);
         put_quota_ratios(r, &quota);
         put_workers(&quota);
         size_t backends_len = 0;
@@ -634,28 +593,29 @@ int tg_metrics_handle(struct tg_request *r)
         if (backends == NULL)
             quota.failed = true;
         else if (backends_len > 0)
-            put(&quota, "%.*s", (int)backends_len, backends);
+            tg_textbuf_put(&quota, "%.*s", (int)backends_len, backends);
         free(backends);
         size_t mcp_len = 0;
         char *mcp = tg_metrics_mcp_text(&shm->mcp, &mcp_len);
         if (mcp == NULL)
             quota.failed = true;
         else
-            put(&quota, "%.*s", (int)mcp_len, mcp);
+            tg_textbuf_put(&quota, "%.*s", (int)mcp_len, mcp);
         free(mcp);
     }
-    char *body =
-        !quota.failed && quota.buf != NULL ? tg_arena_alloc(r->arena, len + quota.len) : NULL;
+    size_t extra_len = 0;
+    char *extra = tg_textbuf_take(&quota, &extra_len);
+    char *body = extra != NULL ? tg_arena_alloc(r->arena, len + extra_len) : NULL;
     if (body != NULL) {
         memcpy(body, text, len);
-        memcpy(body + len, quota.buf, quota.len);
+        memcpy(body + len, extra, extra_len);
     }
-    free(quota.buf);
+    free(extra);
     if (body == NULL) {
         tg_request_fail(r, 500, "api_error", "internal error", "could not render quota ratios");
         return TG_ERROR;
     }
     tg_request_add_header(r, "Cache-Control", "no-store");
     return tg_request_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", body,
-                              len + quota.len);
+                              len + extra_len);
 }

@@ -5,10 +5,11 @@
 #include "metrics_mcp.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "textbuf.h"
 
 #define OTHER "_other"
 #define TEXT_CAP (4 * 1024 * 1024)
@@ -99,51 +100,22 @@ int tg_metrics_mcp_add(struct tg_shm_mcp *m, const char *server, const char *too
     return TG_OK;
 }
 
-struct text {
-    char *buf;
-    size_t len, cap;
-    bool failed;
-};
-
-static void put(struct text *t, const char *fmt, ...) TG_PRINTF(2, 3);
-
-static void put(struct text *t, const char *fmt, ...)
-{
-    for (int attempt = 0; !t->failed && attempt < 2; attempt++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = true;
-        } else if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        } else {
-            size_t cap = t->cap * 2 + (size_t)n;
-            char *grown = cap <= TEXT_CAP ? realloc(t->buf, cap) : NULL;
-            if (grown == NULL)
-                t->failed = true;
-            t->buf = grown != NULL ? grown : t->buf;
-            t->cap = grown != NULL ? cap : t->cap;
-        }
-    }
-}
-
-static void put_series(struct text *t, const char *server, const char *tool, int code,
+static void put_series(struct tg_textbuf *t, const char *server, const char *tool, int code,
                        uint64_t calls)
 {
     char s[2 * TG_SHM_MCP_SERVER + 8], to[2 * TG_SHM_MCP_TOOL + 8];
     escape(server, s, sizeof(s));
     escape(tool, to, sizeof(to));
-    put(t, "tollgate_mcp_calls_total{server=\"%s\",tool=\"%s\",code=\"%s\"} %" PRIu64 "\n", s, to,
-        codes[code], calls);
+    tg_textbuf_put(t,
+                   "tollgate_mcp_calls_total{server=\"%s\",tool=\"%s\",code=\"%s\"} %" PRIu64 "\n",
+                   s, to, codes[code], calls);
 }
 
 char *tg_metrics_mcp_text(struct tg_shm_mcp *m, size_t *len)
 {
     struct tg_shm_mcp_series *copy = malloc(sizeof(m->series));
-    struct text t = {.buf = malloc(8192), .cap = 8192};
+    struct tg_textbuf t;
+    tg_textbuf_init(&t, 8192, TEXT_CAP);
     if (copy == NULL || t.buf == NULL || tg_shm_mutex_lock(&m->lock) != TG_OK) {
         free(copy);
         free(t.buf);
@@ -156,31 +128,28 @@ char *tg_metrics_mcp_text(struct tg_shm_mcp *m, size_t *len)
     struct tg_shm_histogram h = m->duration;
     tg_shm_mutex_unlock(&m->lock);
 
-    put(&t, "# HELP tollgate_mcp_calls_total MCP tools/call requests by server, tool and "
-            "outcome (tools beyond the table's capacity under tool=\"_other\").\n"
-            "# TYPE tollgate_mcp_calls_total counter\n");
+    tg_textbuf_put(&t,
+                   "# HELP tollgate_mcp_calls_total MCP tools/call requests by server, tool and "
+                   "outcome (tools beyond the table's capacity under tool=\"_other\").\n"
+                   "# TYPE tollgate_mcp_calls_total counter\n");
     for (uint32_t i = 0; i < n; i++)
         put_series(&t, copy[i].server, copy[i].tool, copy[i].code, copy[i].calls);
     for (int c = 0; c < TG_SHM_MCP_CODES; c++)
         if (overflow[c] > 0)
             put_series(&t, OTHER, OTHER, c, overflow[c]);
-    put(&t, "# HELP tollgate_mcp_call_duration_seconds Time from a tools/call's admission to "
+    tg_textbuf_put(
+        &t, "# HELP tollgate_mcp_call_duration_seconds Time from a tools/call's admission to "
             "its answer.\n# TYPE tollgate_mcp_call_duration_seconds histogram\n");
     uint64_t cumulative = 0;
     for (size_t i = 0; i < TG_SHM_HISTOGRAM_BUCKETS; i++) {
         cumulative += h.buckets[i];
-        put(&t, "tollgate_mcp_call_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n", le[i],
-            cumulative);
+        tg_textbuf_put(&t, "tollgate_mcp_call_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n",
+                       le[i], cumulative);
     }
-    put(&t,
-        "tollgate_mcp_call_duration_seconds_sum %" PRIu64 ".%06" PRIu64
-        "\ntollgate_mcp_call_duration_seconds_count %" PRIu64 "\n",
-        h.sum_micros / 1000000, h.sum_micros % 1000000, cumulative);
+    tg_textbuf_put(&t,
+                   "tollgate_mcp_call_duration_seconds_sum %" PRIu64 ".%06" PRIu64
+                   "\ntollgate_mcp_call_duration_seconds_count %" PRIu64 "\n",
+                   h.sum_micros / 1000000, h.sum_micros % 1000000, cumulative);
     free(copy);
-    if (t.failed) {
-        free(t.buf);
-        return NULL;
-    }
-    *len = t.len;
-    return t.buf;
+    return tg_textbuf_take(&t, len);
 }

@@ -73,8 +73,7 @@ static json_t *json_row(const char *subject_key, const char *subject, const int6
     return row;
 }
 
-/* CSV field: quoted when it holds a comma, quote or line break (RFC 4180). */
-static void csv_field(FILE *out, const char *s, bool last)
+void tg_report_csv_field(FILE *out, const char *s, bool last)
 {
     s = s != NULL ? s : "";
     if (strpbrk(s, ",\"\r\n") == NULL) {
@@ -129,8 +128,8 @@ static int on_report_row(void *arg, int n_cols, const char *const *cells)
         char usd[32];
         tg_usage_format_usd(v[COLS - 1], usd, sizeof(usd));
         for (int c = 0; c < COLS; c++)
-            csv_field(rp->out, cells[c], false);
-        csv_field(rp->out, usd, true);
+            tg_report_csv_field(rp->out, cells[c], false);
+        tg_report_csv_field(rp->out, usd, true);
         return TG_OK;
     }
     return keep_line(rp, cells);
@@ -335,11 +334,11 @@ static int write_tools(struct tg_db_conn *db, const struct tg_report_options *op
         size_t i;
         json_t *row;
         for (int c = 0; c < TOOL_COLS; c++)
-            csv_field(out, tool_fields[c], c + 1 == TOOL_COLS);
+            tg_report_csv_field(out, tool_fields[c], c + 1 == TOOL_COLS);
         json_array_foreach(rows, i, row) {
             tool_cells(row, cells);
             for (int c = 0; c < TOOL_COLS; c++)
-                csv_field(out, cells[c], c + 1 == TOOL_COLS);
+                tg_report_csv_field(out, cells[c], c + 1 == TOOL_COLS);
         }
     } else if (rc == TG_OK) {
         print_tools_table(out, rows, total, from, to);
@@ -437,12 +436,12 @@ static int on_export_row(void *arg, int n_cols, const char *const *cells)
             snprintf(ex->names[c], sizeof(ex->names[c]), "%s", cells[c]);
         if (!ex->json)
             for (int c = 0; c < n_cols; c++)
-                csv_field(ex->out, cells[c], c + 1 == n_cols);
+                tg_report_csv_field(ex->out, cells[c], c + 1 == n_cols);
         return TG_OK;
     }
     if (!ex->json) {
         for (int c = 0; c < n_cols; c++)
-            csv_field(ex->out, cells[c], c + 1 == n_cols);
+            tg_report_csv_field(ex->out, cells[c], c + 1 == n_cols);
         return ferror(ex->out) ? TG_ERROR : TG_OK;
     }
     json_t *obj = json_object();

@@ -44,4 +44,8 @@ int tg_report_write(struct tg_db_conn *db, const struct tg_report_options *opt, 
 int tg_report_export_usage(struct tg_db_conn *db, const struct tg_report_options *opt, FILE *out,
                            char *err, size_t err_size);
 
+/* One CSV field (NULL: empty), quoted when it holds a comma, quote or line break (RFC 4180),
+ * then a comma, or a newline when last. */
+void tg_report_csv_field(FILE *out, const char *s, bool last);
+
 #endif

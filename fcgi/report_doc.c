@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "report.h"
 #include "usage.h"
 
 #define ID_MAX 128
@@ -281,23 +282,6 @@ static json_t *cell_json(const struct def *d, const char *name, const char *cell
     return json_string(cell);
 }
 
-static void csv_field(FILE *out, const char *s, bool last)
-{
-    s = s != NULL ? s : "";
-    if (strpbrk(s, ",\"\r\n") == NULL) {
-        fputs(s, out);
-    } else {
-        fputc('"', out);
-        for (; *s != '\0'; s++) {
-            if (*s == '"')
-                fputc('"', out);
-            fputc(*s, out);
-        }
-        fputc('"', out);
-    }
-    fputc(last ? '\n' : ',', out);
-}
-
 static const char *grouping_name(const char *by, size_t len)
 {
     static const char *const names[][2] = {{"group", "group_id"},
@@ -401,19 +385,19 @@ static void render_csv(const struct tg_report_query *q, const struct tg_db_rows 
     for (int c = 0; c < rows->n_cols; c++) {
         const char *name = column_name(q, rows, c);
         bool micros = is_micros(name, usd_name, sizeof(usd_name));
-        csv_field(out, name, c + 1 == rows->n_cols && !micros);
+        tg_report_csv_field(out, name, c + 1 == rows->n_cols && !micros);
         if (micros)
-            csv_field(out, usd_name, c + 1 == rows->n_cols);
+            tg_report_csv_field(out, usd_name, c + 1 == rows->n_cols);
     }
     for (int r = 0; r < rows->n_rows; r++) {
         for (int c = 0; c < rows->n_cols; c++) {
             const char *cell = rows->cells[r * rows->n_cols + c];
             bool micros = is_micros(column_name(q, rows, c), usd_name, sizeof(usd_name));
-            csv_field(out, cell, c + 1 == rows->n_cols && !micros);
+            tg_report_csv_field(out, cell, c + 1 == rows->n_cols && !micros);
             if (micros) {
                 if (cell != NULL)
                     tg_usage_format_usd(strtoll(cell, NULL, 10), usd, sizeof(usd));
-                csv_field(out, cell != NULL ? usd : NULL, c + 1 == rows->n_cols);
+                tg_report_csv_field(out, cell != NULL ? usd : NULL, c + 1 == rows->n_cols);
             }
         }
     }
