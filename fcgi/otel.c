@@ -257,7 +257,13 @@ static struct {
     bool running;
     volatile int stopping; /* atomic */
     int64_t stop_deadline_ms;
+    /* after a failed export, until when spans are dropped at once (atomic; 0: none) */
+    int64_t backoff_until_ms;
+    int failures; /* exports failed in a row (the exporter thread's) */
 } ex;
+
+/* A collector that failed is tried again after 1, 2, 4 ... s, at most this long. */
+#define BACKOFF_MAX_MS 30000
 
 bool tg_otel_enabled(void)
 {
@@ -268,6 +274,25 @@ static void count(uint64_t *counter, uint64_t n)
 {
     if (n > 0)
         __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+/* Whether the exporter is backing off after a failed export. */
+static bool backing_off(void)
+{
+    int64_t until = __atomic_load_n(&ex.backoff_until_ms, __ATOMIC_RELAXED);
+    return until != 0 && tg_now_ms() < until;
+}
+
+bool tg_otel_accepting(void)
+{
+    return ex.running && !backing_off();
+}
+
+void tg_otel_count_dropped(size_t n)
+{
+    struct tg_shm *shm = tg_shm_get();
+    if (shm != NULL)
+        count(&shm->otel_spans_dropped, n);
 }
 
 int tg_otel_submit(const struct tg_otel_span *spans, size_t n)
@@ -318,11 +343,27 @@ static void export_batch(struct tg_upstream *u, const struct tg_otel_span *spans
         count(ok ? &shm->otel_spans_exported : &shm->otel_spans_dropped, n);
         count(&shm->otel_export_failures, ok ? 0 : 1);
     }
-    if (!ok) /* the URL is the operator's and carries no secret; headers are never logged */
-        tg_log_warn(NULL, "could not export %zu spans to \"%s\": %s", n, c->endpoint,
+    if (ok) {
+        if (ex.failures > 0)
+            tg_log_info(NULL, "span export to \"%s\" works again after %d failed exports",
+                        c->endpoint, ex.failures);
+        ex.failures = 0;
+        __atomic_store_n(&ex.backoff_until_ms, 0, __ATOMIC_RELAXED);
+        return;
+    }
+    /* back off (1, 2, 4 ... 30 s): meanwhile spans are dropped before they are built, so
+     * a dead collector costs the requests nothing; logged once per run of failures.
+     * The URL is the operator's and carries no secret; headers are never logged. */
+    if (ex.failures++ == 0)
+        tg_log_warn(NULL, "could not export %zu spans to \"%s\": %s; retrying with backoff", n,
+                    c->endpoint,
                     body == NULL               ? "out of memory"
                     : result == TG_UPSTREAM_OK ? "the collector answered an error status"
                                                : call.error);
+    int64_t wait = ex.failures >= 6 ? BACKOFF_MAX_MS : 1000LL << (ex.failures - 1);
+    __atomic_store_n(&ex.backoff_until_ms,
+                     tg_now_ms() + (wait < BACKOFF_MAX_MS ? wait : BACKOFF_MAX_MS),
+                     __ATOMIC_RELAXED);
 }
 
 static void *exporter_main(void *arg)
@@ -341,7 +382,9 @@ static void *exporter_main(void *arg)
                 count(&shm->otel_spans_dropped, n);
             continue;
         }
-        if (n > 0)
+        if (n > 0 && !stopping && backing_off())
+            tg_otel_count_dropped(n); /* queued before the backoff began: not sent */
+        else if (n > 0)
             export_batch(u, batch, n);
         else if (stopping || batch == NULL)
             break;

@@ -91,6 +91,16 @@ bool tg_otel_enabled(void);
 int tg_otel_submit(const struct tg_otel_span *spans, size_t n);
 
 /*
+ * Whether spans are wanted now: the exporter runs and is not backing off after a
+ * failed export (1, 2, 4 ... 30 s after each failure in a row). While it backs
+ * off, a request's spans are not built, only counted as dropped.
+ */
+bool tg_otel_accepting(void);
+
+/* Counts n spans dropped (tollgate_otel_spans_dropped_total). */
+void tg_otel_count_dropped(size_t n);
+
+/*
  * Stops the exporter: what is queued is exported within the config's
  * timeout_ms (what is left then is dropped and counted) and the thread joined.
  */

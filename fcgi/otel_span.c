@@ -296,6 +296,10 @@ void tg_otel_span_end(struct tg_request *r)
     bool keep = n->head_sampled || (failed && c->always_sample_errors);
     if (!keep)
         return;
+    if (!tg_otel_accepting()) { /* the collector failed: nothing is built while it backs off */
+        tg_otel_count_dropped(1 + (size_t)n->n_attempts + n->reserved_noted + n->settled_noted);
+        return;
+    }
     struct tg_otel_span *spans = tg_arena_alloc(r->arena, MAX_SPANS * sizeof(*spans));
     if (spans == NULL)
         return;
