@@ -27,13 +27,14 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *userdata);
 static size_t write_cb(char *data, size_t size, size_t n, void *userdata);
 static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow);
-static size_t read_cb(char *buf, size_t size, size_t n, void *userdata);
+static int prereq_cb(void *userdata, char *conn_primary_ip, char *conn_local_ip,
+                     int conn_primary_port, int conn_local_port);
 
 /*
  * A kept-alive connection idle this long is not reused: a fresh one is made.
  * Below the 60 s idle timeout of the common load balancers in front of
  * providers, so that a provider closing an idle connection just as it is
- * reused (the request then lost, see read_cb) stays a rare race.
+ * reused (the request then lost, see prereq_cb) stays a rare race.
  */
 #define UPSTREAM_MAX_IDLE_S 50L
 
@@ -66,7 +67,7 @@ static int set_shared_options(CURL *easy)
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
     if (rc == CURLE_OK)
-        rc = curl_easy_setopt(easy, CURLOPT_READFUNCTION, read_cb);
+        rc = curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, prereq_cb);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(easy, CURLOPT_MAXAGE_CONN, UPSTREAM_MAX_IDLE_S);
     if (rc == CURLE_OK)
@@ -151,28 +152,28 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *userdata)
 struct write_ctx {
     struct tg_upstream_call *call;
     CURL *easy;
-    size_t body_sent; /* of call->body, handed to libcurl */
+    int sends;           /* times libcurl was about to send the request */
+    bool resend_refused; /* prereq_cb stopped a second send */
 };
 
 /*
- * The request body, as libcurl asks for it. There is no seek callback on
- * purpose: libcurl sends a request again, once, when a reused connection
- * closes before any byte of the reply, taking it for a stale keep-alive
- * connection; the provider may well have received (and billed) the first
- * one. Without a way to rewind the body that second send fails
- * (CURLE_SEND_FAIL_REWIND): a provider never gets one call twice unless the
- * balancer sends it again, and every attempt it makes is on the access line.
+ * Called by libcurl just before it sends the request. libcurl sends a request
+ * again, once, when a reused connection closes before any byte of the reply,
+ * taking it for a stale keep-alive connection; but the provider may well have
+ * received (and billed) the first one. So a second send within one call is
+ * refused: a provider never gets one call twice unless the balancer sends it
+ * again, and every attempt the balancer makes is on the access line. (Not a
+ * body libcurl cannot rewind: that sends headers and body apart, in two writes.)
  */
-static size_t read_cb(char *buf, size_t size, size_t n, void *userdata)
+static int prereq_cb(void *userdata, char *conn_primary_ip, char *conn_local_ip,
+                     int conn_primary_port, int conn_local_port)
 {
+    (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
     struct write_ctx *w = userdata;
-    const struct tg_upstream_call *call = w->call;
-    size_t left = call->body != NULL ? call->body_len - w->body_sent : 0, room = size * n;
-    size_t len = left < room ? left : room;
-    if (len > 0)
-        memcpy(buf, call->body + w->body_sent, len);
-    w->body_sent += len;
-    return len;
+    if (++w->sends == 1)
+        return CURL_PREREQFUNC_OK;
+    w->resend_refused = true;
+    return CURL_PREREQFUNC_ABORT;
 }
 
 static size_t write_cb(char *data, size_t size, size_t n, void *userdata)
@@ -224,7 +225,7 @@ enum tg_upstream_result tg_upstream_perform(struct tg_upstream *u, struct tg_ups
     }
     CURL *easy = u->easy;
     struct curl_slist *list = NULL;
-    /* no "Expect: 100-continue" (a second's wait for big bodies, and a 417 needs a rewind) */
+    /* no "Expect: 100-continue" (a second's wait for big bodies, and a 417 a second send) */
     for (size_t i = 0; i <= call->n_headers; i++) {
         struct curl_slist *grown =
             curl_slist_append(list, i < call->n_headers ? call->headers[i] : "Expect:");
@@ -236,7 +237,7 @@ enum tg_upstream_result tg_upstream_perform(struct tg_upstream *u, struct tg_ups
         list = grown;
     }
     char errbuf[CURL_ERROR_SIZE] = "";
-    struct write_ctx w = {.call = call, .easy = easy, .body_sent = 0};
+    struct write_ctx w = {.call = call, .easy = easy, .sends = 0, .resend_refused = false};
     int64_t started = tg_now_ms();
 
     /* every option of the call, or none: a failed one must not leave the
@@ -247,12 +248,17 @@ enum tg_upstream_result tg_upstream_perform(struct tg_upstream *u, struct tg_ups
     if (set == CURLE_OK)
         set = curl_easy_setopt(easy, CURLOPT_URL, call->url);
     if (set == CURLE_OK)
-        set = curl_easy_setopt(easy, CURLOPT_READDATA, &w);
+        set = curl_easy_setopt(easy, CURLOPT_PREREQDATA, &w);
+    if (set == CURLE_OK)
+        set = curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
+                               get                  ? NULL
+                               : call->body != NULL ? call->body
+                                                    : "");
     if (set == CURLE_OK && !get)
         set = curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
                                (curl_off_t)(call->body != NULL ? call->body_len : 0));
-    /* every call sets its method (POST: the body through read_cb): a GET or
-     * DELETE must not stay for the next call */
+    /* every call sets its method (after POSTFIELDS, which means POST to libcurl):
+     * a GET or DELETE must not stay for the next call */
     if (set == CURLE_OK)
         set = curl_easy_setopt(easy, get ? CURLOPT_HTTPGET : CURLOPT_POST, 1L);
     if (set == CURLE_OK)
@@ -284,16 +290,19 @@ enum tg_upstream_result tg_upstream_perform(struct tg_upstream *u, struct tg_ups
     /* the list and errbuf die with this call; the body with the request */
     if (curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL) != CURLE_OK ||
         curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL) != CURLE_OK ||
-        curl_easy_setopt(easy, CURLOPT_READDATA, NULL) != CURLE_OK)
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL) != CURLE_OK ||
+        curl_easy_setopt(easy, CURLOPT_PREREQDATA, NULL) != CURLE_OK)
         u->stale = true;
     if (code == CURLE_OUT_OF_MEMORY || code == CURLE_GOT_NOTHING)
         u->stale = true;
     curl_slist_free_all(list);
-    if (code == CURLE_SEND_FAIL_REWIND)
+    if (w.resend_refused) {
         snprintf(call->error, sizeof(call->error),
                  "the provider closed a reused connection before answering; "
                  "not sent again (it may have been received)");
-    else if (code != CURLE_OK)
+        return TG_UPSTREAM_FAILED;
+    }
+    if (code != CURLE_OK)
         snprintf(call->error, sizeof(call->error), "%s",
                  errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code));
     return classify(code);
