@@ -1,6 +1,6 @@
 /*
  * guard.c — the guardrails rules engine (guard.h): loading and compiling rules,
- * the strictness policy, scanning, masking, and the Luhn and IBAN validators.
+ * the strictness policy, and scanning (masking is guard_mask.c's).
  * The only file that includes pcre2.h. Not here: what a request does with a
  * finding, where the text or the role come from; the checksums and UTF-8 checks
  * (guard_validate.c).
@@ -19,7 +19,6 @@
 
 #define MAX_RULES 1024
 #define MAX_NAME 64
-#define MAX_MASK 64
 #define MAX_PATTERN 4096
 #define MAX_ROLES 1024
 #define DEFAULT_MATCH_LIMIT 100000
@@ -262,8 +261,8 @@ static int compile_rule(struct loader *ld, struct tg_guard_rules *set, struct ru
     json_t *mask = json_object_get(obj, "mask");
     if (mask != NULL) {
         if (!json_is_string(mask) || json_string_length(mask) == 0 ||
-            json_string_length(mask) > MAX_MASK) {
-            fail(ld, "%s.mask: must be a string of 1 to %d bytes", path, MAX_MASK);
+            json_string_length(mask) > TG_GUARD_MAX_MASK) {
+            fail(ld, "%s.mask: must be a string of 1 to %d bytes", path, TG_GUARD_MAX_MASK);
             return TG_ERROR;
         }
         r->mask = strdup(json_string_value(mask));
@@ -521,6 +520,12 @@ size_t tg_guard_count(const struct tg_guard_rules *set)
     return set->n_rules;
 }
 
+const char *tg_guard_rule_mask(const struct tg_guard_rules *set, size_t i, size_t *len)
+{
+    *len = set->rules[i].mask_len;
+    return set->rules[i].mask;
+}
+
 const char *tg_guard_rule_name(const struct tg_guard_rules *set, size_t i)
 {
     return i < set->n_rules ? set->rules[i].name : NULL;
@@ -545,11 +550,8 @@ static enum tg_guard_action effective_action(const struct tg_guard_rules *set, c
     return r->action < cap->max_action ? r->action : cap->max_action;
 }
 
-typedef int (*emit_fn)(void *ctx, const struct tg_guard_finding *finding);
-
-/* Runs every rule over text, handing each finding to emit; stops at emit's first non-TG_OK. */
-static int scan_all(const struct tg_guard_rules *set, enum tg_guard_level level, const char *text,
-                    size_t len, emit_fn emit, void *ctx)
+int tg_guard_scan_each(const struct tg_guard_rules *set, enum tg_guard_level level,
+                       const char *text, size_t len, tg_guard_emit_fn emit, void *ctx)
 {
     if ((unsigned)level >= N_LEVELS || !tg_guard_validate_utf8((const unsigned char *)text, len))
         return TG_ERROR;
@@ -623,190 +625,9 @@ int tg_guard_scan(const struct tg_guard_rules *set, enum tg_guard_level level, c
                   size_t len, struct tg_guard_finding *out, size_t cap, size_t *n)
 {
     struct scan_out so = {out, cap, 0};
-    int rc = scan_all(set, level, text, len, emit_to_array, &so);
+    int rc = tg_guard_scan_each(set, level, text, len, emit_to_array, &so);
     *n = so.n;
     if (rc != TG_OK)
         return rc;
     return so.n > cap ? TG_DECLINED : TG_OK;
-}
-
-struct span {
-    size_t from, to;
-    const struct rule *rule; /* the mask; NULL for a finding kept only to be reported */
-    struct tg_guard_finding finding;
-};
-
-struct span_list {
-    const struct tg_guard_rules *set;
-    struct span *spans;
-    size_t n, cap;
-    bool mask_blocks; /* "block" findings are masked too (a reply cannot be refused) */
-    bool report;      /* keep findings that do not mask, to report them */
-    bool limit;       /* a blocking rule hit its match limit */
-};
-
-static int emit_mask_span(void *ctx, const struct tg_guard_finding *finding)
-{
-    struct span_list *sl = ctx;
-    if (finding->limit) {
-        sl->limit = true;
-        return TG_OK;
-    }
-    bool masks =
-        finding->action == TG_GUARD_MASK || (sl->mask_blocks && finding->action == TG_GUARD_BLOCK);
-    if ((!masks && !sl->report) || finding->length == 0)
-        return TG_OK;
-    if (sl->n == sl->cap) {
-        if (sl->cap >= TG_GUARD_MAX_FINDINGS)
-            return TG_ERROR;
-        size_t cap = sl->cap ? sl->cap * 2 : 16;
-        struct span *grown = realloc(sl->spans, cap * sizeof(*grown));
-        if (grown == NULL)
-            return TG_ERROR;
-        sl->spans = grown;
-        sl->cap = cap;
-    }
-    sl->spans[sl->n++] = (struct span){finding->offset, finding->offset + finding->length,
-                                       masks ? &sl->set->rules[finding->rule] : NULL, *finding};
-    return TG_OK;
-}
-
-static int span_cmp(const void *a, const void *b)
-{
-    const struct span *x = a, *y = b;
-    if (x->from != y->from)
-        return x->from < y->from ? -1 : 1;
-    /* the same start: the rule listed first masks (rules are ordered by the operator) */
-    return x->finding.rule < y->finding.rule ? -1 : x->finding.rule > y->finding.rule;
-}
-
-/* The masking spans sorted and merged in place (each keeps its first rule's mask): how many. */
-static size_t merge_spans(struct span_list *sl)
-{
-    size_t merged = 0;
-    for (size_t i = 0; i < sl->n; i++) {
-        if (sl->spans[i].rule == NULL)
-            continue;
-        if (merged > 0 && sl->spans[i].from < sl->spans[merged - 1].to) {
-            if (sl->spans[i].to > sl->spans[merged - 1].to)
-                sl->spans[merged - 1].to = sl->spans[i].to;
-        } else {
-            sl->spans[merged++] = sl->spans[i];
-        }
-    }
-    return merged;
-}
-
-/* text[from..to) with the merged spans' parts inside it replaced by their masks. */
-static char *write_masked(const struct span *spans, size_t n, const char *text, size_t from,
-                          size_t to, size_t *out_len)
-{
-    /* spans never exceed the text and masks are at most MAX_MASK bytes: no overflow below */
-    size_t size = to - from;
-    for (size_t i = 0; i < n; i++) {
-        size_t a = spans[i].from > from ? spans[i].from : from;
-        size_t b = spans[i].to < to ? spans[i].to : to;
-        if (a < b)
-            size = size - (b - a) + spans[i].rule->mask_len;
-    }
-    char *masked = malloc(size + 1);
-    if (masked == NULL)
-        return NULL;
-    size_t at = from, used = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t a = spans[i].from > from ? spans[i].from : from;
-        size_t b = spans[i].to < to ? spans[i].to : to;
-        if (a >= b)
-            continue;
-        memcpy(masked + used, text + at, a - at);
-        used += a - at;
-        memcpy(masked + used, spans[i].rule->mask, spans[i].rule->mask_len);
-        used += spans[i].rule->mask_len;
-        at = b;
-    }
-    memcpy(masked + used, text + at, to - at);
-    used += to - at;
-    masked[used] = '\0';
-    *out_len = used;
-    return masked;
-}
-
-char *tg_guard_mask(const struct tg_guard_rules *set, enum tg_guard_level level, const char *text,
-                    size_t len, size_t *out_len)
-{
-    struct span_list sl = {.set = set};
-    if (len > SIZE_MAX / (MAX_MASK + 1) - 1)
-        return NULL;
-    if (scan_all(set, level, text, len, emit_mask_span, &sl) != TG_OK) {
-        free(sl.spans);
-        return NULL;
-    }
-    if (sl.n > 0)
-        qsort(sl.spans, sl.n, sizeof(*sl.spans), span_cmp);
-    size_t merged = merge_spans(&sl);
-    char *masked = write_masked(sl.spans, merged, text, 0, len, out_len);
-    free(sl.spans);
-    return masked;
-}
-
-char *tg_guard_mask_findings(const struct tg_guard_rules *set, const char *text, size_t len,
-                             const struct tg_guard_finding *findings, size_t n, size_t *out_len)
-{
-    if (n > TG_GUARD_MAX_FINDINGS || len > SIZE_MAX / (MAX_MASK + 1) - 1)
-        return NULL;
-    struct span_list sl = {.set = set, .spans = malloc((n + 1) * sizeof(struct span))};
-    if (sl.spans == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        const struct tg_guard_finding *f = &findings[i];
-        if (f->rule >= set->n_rules || f->offset > len || f->length > len - f->offset) {
-            free(sl.spans);
-            return NULL;
-        }
-        if (f->length > 0)
-            sl.spans[sl.n++] =
-                (struct span){f->offset, f->offset + f->length, &set->rules[f->rule], *f};
-    }
-    if (sl.n > 0)
-        qsort(sl.spans, sl.n, sizeof(*sl.spans), span_cmp);
-    size_t merged = merge_spans(&sl);
-    char *masked = write_masked(sl.spans, merged, text, 0, len, out_len);
-    free(sl.spans);
-    return masked;
-}
-
-char *tg_guard_mask_range(const struct tg_guard_rules *set, enum tg_guard_level level,
-                          const char *text, size_t len, size_t from, size_t *to,
-                          tg_guard_finding_fn on_finding, void *ctx, size_t *out_len)
-{
-    struct span_list sl = {.set = set, .mask_blocks = true, .report = on_finding != NULL};
-    if (len > SIZE_MAX / (MAX_MASK + 1) - 1 || from > *to || *to > len)
-        return NULL;
-    if (scan_all(set, level, text, len, emit_mask_span, &sl) != TG_OK || sl.limit) {
-        free(sl.spans); /* a blocking rule that could not finish: withhold the text */
-        return NULL;
-    }
-    if (sl.n > 0)
-        qsort(sl.spans, sl.n, sizeof(*sl.spans), span_cmp);
-    /* a match crossing the cut may grow with what comes next: hold it back (overlapping
-     * spans may cross the lowered cut in turn, hence until nothing moves) */
-    size_t tail = len - *to; /* a match at from no longer than what is held back waits too */
-    for (bool moved = true; moved;) {
-        moved = false;
-        for (size_t i = 0; i < sl.n; i++) {
-            const struct span *s = &sl.spans[i];
-            if (s->rule != NULL && s->from < *to && s->to > *to &&
-                (s->from > from || (s->from == from && s->to - s->from <= tail))) {
-                *to = s->from;
-                moved = true;
-            }
-        }
-    }
-    for (size_t i = 0; on_finding != NULL && i < sl.n; i++)
-        if (sl.spans[i].from >= from && sl.spans[i].from < *to)
-            on_finding(ctx, &sl.spans[i].finding);
-    size_t merged = merge_spans(&sl);
-    char *masked = write_masked(sl.spans, merged, text, from, *to, out_len);
-    free(sl.spans);
-    return masked;
 }

@@ -13,7 +13,7 @@
 #define TG_GUARD_REPLY_H
 
 #include "common.h"
-#include "guard.h"
+#include "guard_mask.h"
 #include "guard_stream.h"
 
 /*

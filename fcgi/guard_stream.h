@@ -25,7 +25,7 @@
 #include <jansson.h>
 
 #include "common.h"
-#include "guard.h"
+#include "guard_mask.h"
 
 enum tg_guard_stream_dialect {
     TG_GUARD_STREAM_ANTHROPIC = 0, /* event name + Messages stream event (and the pivot) */

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "guard.h"
+#include "guard_mask.h"
 #include "guard_reply.h"
 #include "guard_texts.h"
 #include "guard_webhook.h"

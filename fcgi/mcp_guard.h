@@ -26,7 +26,7 @@
 #include <jansson.h>
 
 #include "common.h"
-#include "guard.h"
+#include "guard_mask.h"
 
 struct tg_request;
 

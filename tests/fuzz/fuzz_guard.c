@@ -11,7 +11,7 @@
 
 #include "common.h"
 #include "fuzz.h"
-#include "guard.h"
+#include "guard_mask.h"
 #include "guard_texts.h"
 
 static struct tg_guard_rules *rules;

@@ -28,7 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "guard.h"
+#include "guard_mask.h"
 #include "guard_validate.h"
 #include "unit.h"
 

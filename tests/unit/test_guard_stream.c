@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guard.h"
+#include "guard_mask.h"
 #include "guard_stream.h"
 #include "unit.h"
 #include "guard_test.h"

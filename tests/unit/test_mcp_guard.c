@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guard.h"
+#include "guard_mask.h"
 #include "mcp_guard.h"
 #include "unit.h"
 #include "guard_test.h"
