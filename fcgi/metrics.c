@@ -28,50 +28,13 @@
 #include "netaddr.h"
 #include "otel.h"
 #include "preauth.h"
+#include "prom.h"
 #include "request.h"
 #include "usage.h"
 #include "textbuf.h"
 
 #define OVERFLOW_LABEL "__overflow__"
 #define OUTPUT_CAP (64u << 20) /* a full table prints well under this */
-
-/* The finite upper bounds of every histogram, from 5 ms to a minute. */
-static const struct {
-    int64_t micros;
-    const char *le;
-} bounds[TG_SHM_HISTOGRAM_BUCKETS - 1] = {
-    {5000, "0.005"},  {10000, "0.01"},  {25000, "0.025"}, {50000, "0.05"},  {100000, "0.1"},
-    {250000, "0.25"}, {500000, "0.5"},  {1000000, "1"},   {2500000, "2.5"}, {5000000, "5"},
-    {10000000, "10"}, {30000000, "30"}, {60000000, "60"},
-};
-
-size_t tg_metrics_bucket(int64_t micros)
-{
-    for (size_t i = 0; i < TG_ARRAY_LEN(bounds); i++)
-        if (micros <= bounds[i].micros)
-            return i;
-    return TG_SHM_HISTOGRAM_BUCKETS - 1;
-}
-
-size_t tg_metrics_escape_label(const char *value, char *out, size_t size)
-{
-    size_t need = 0;
-    for (const char *p = value; *p != '\0'; p++) {
-        char plain[2] = {*p, '\0'};
-        const char *piece = *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" : *p == '\n' ? "\\n" : plain;
-        for (const char *q = piece; *q != '\0'; q++, need++)
-            if (need + 1 < size)
-                out[need] = *q;
-    }
-    if (size > 0)
-        out[need < size ? need : size - 1] = '\0';
-    return need;
-}
-
-void tg_metrics_format_seconds(uint64_t micros, char *out, size_t size)
-{
-    snprintf(out, size, "%" PRIu64 ".%06" PRIu64, micros / 1000000, micros % 1000000);
-}
 
 /* ---- the table ---- */
 
@@ -152,7 +115,7 @@ static void observe(struct tg_shm_histogram *h, int64_t micros)
 {
     if (micros < 0)
         micros = 0;
-    h->buckets[tg_metrics_bucket(micros)]++;
+    h->buckets[tg_prom_bucket(micros)]++;
     h->sum_micros += (uint64_t)micros;
 }
 
@@ -259,7 +222,7 @@ static int take_snapshot(struct tg_shm_metrics *m, struct snapshot *snap)
 static void put_label(struct tg_textbuf *t, const char *name, const char *value, bool first)
 {
     char escaped[2 * TG_SHM_LABEL_ID + 1];
-    tg_metrics_escape_label(value, escaped, sizeof(escaped));
+    tg_prom_escape_label(value, escaped, sizeof(escaped));
     tg_textbuf_put(t, "%s%s=\"%s\"", first ? "" : ",", name, escaped);
 }
 
@@ -345,15 +308,7 @@ static void put_histogram(struct tg_textbuf *t, const char *name, const char *he
                           const struct tg_shm_histogram *h)
 {
     put_family(t, name, "histogram", help);
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < TG_SHM_HISTOGRAM_BUCKETS; i++) {
-        cumulative += h->buckets[i];
-        tg_textbuf_put(t, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name,
-                       i < TG_ARRAY_LEN(bounds) ? bounds[i].le : "+Inf", cumulative);
-    }
-    char sum[32];
-    tg_metrics_format_seconds(h->sum_micros, sum, sizeof(sum));
-    tg_textbuf_put(t, "%s_sum %s\n%s_count %" PRIu64 "\n", name, sum, name, cumulative);
+    tg_prom_histogram(t, name, h);
 }
 
 static void render(struct tg_textbuf *t, const struct snapshot *snap, uint64_t quota_alerts_total)

@@ -87,22 +87,6 @@ int tg_metrics_add(struct tg_shm_metrics *m, size_t max_series, const struct tg_
 char *tg_metrics_render(struct tg_shm_metrics *m, uint64_t quota_alerts_total, size_t *len);
 
 /*
- * Writes value escaped for a label value (backslash, double quote and newline
- * as \\, \" and \n) into out, always NUL-terminated. Returns the length the
- * escaped value needs (as snprintf): a result >= size means it was cut.
- */
-size_t tg_metrics_escape_label(const char *value, char *out, size_t size);
-
-/* Formats microseconds as seconds with six decimals ("0.001234"), exactly. */
-void tg_metrics_format_seconds(uint64_t micros, char *out, size_t size);
-
-/*
- * The histogram bucket of an observation: the first whose upper bound is >=
- * micros (Prometheus' "le"), TG_SHM_HISTOGRAM_BUCKETS - 1 (+Inf) past the last.
- */
-size_t tg_metrics_bucket(int64_t micros);
-
-/*
  * Is the client address text (REMOTE_ADDR) in config's metrics.allow? An
  * IPv4-mapped IPv6 address ("::ffff:127.0.0.1") counts as its IPv4 address;
  * NULL or anything unparsable is not allowed.

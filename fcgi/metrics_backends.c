@@ -13,6 +13,7 @@
 #include "config.h"
 #include "cache.h"
 #include "guard.h"
+#include "prom.h"
 #include "response_cache.h"
 
 #define MAX_SHOWN 256 /* circuits listed at most (the table holds up to TG_SHM_CIRCUITS) */
@@ -39,21 +40,6 @@ static void put(struct out *o, const char *fmt, ...)
         o->len += (size_t)n;
 }
 
-/* A label value: backslash, quote and newline escaped (ids come from the config). */
-static void escape(const char *in, char *out, size_t size)
-{
-    size_t j = 0;
-    for (size_t i = 0; in[i] != '\0' && j + 3 < size; i++) {
-        char c = in[i];
-        if (c == '\\' || c == '"' || c == '\n') {
-            out[j++] = '\\';
-            c = c == '\n' ? 'n' : c;
-        }
-        out[j++] = c;
-    }
-    out[j] = '\0';
-}
-
 /* tollgate_guardrail_actions_total{rule,action}: every rule of the config, every action. */
 static void put_guard_actions(struct out *o, struct tg_shm *shm, const struct tg_config *c)
 {
@@ -74,7 +60,7 @@ static void put_guard_actions(struct out *o, struct tg_shm *shm, const struct tg
     size_t n = c->guard != NULL ? tg_guard_count(c->guard) : 0;
     for (size_t i = 0; i < n && i < TG_SHM_GUARD_RULES; i++) {
         char rule[2 * TG_SHM_CIRCUIT_ID];
-        escape(tg_guard_rule_name(c->guard, i), rule, sizeof(rule));
+        tg_prom_escape_label(tg_guard_rule_name(c->guard, i), rule, sizeof(rule));
         for (int a = 0; a < TG_SHM_GUARD_ACTIONS; a++) {
             uint64_t v =
                 shm != NULL ? __atomic_load_n(&shm->guard_actions[i][a], __ATOMIC_RELAXED) : 0;
@@ -142,7 +128,7 @@ char *tg_metrics_backends_text(struct tg_shm *shm, const struct tg_config *c, si
             families[f][1]);
         for (size_t i = 0; i < n; i++) {
             char id[2 * TG_SHM_CIRCUIT_ID];
-            escape(views[i].id, id, sizeof(id));
+            tg_prom_escape_label(views[i].id, id, sizeof(id));
             if (f == 0)
                 put(&o, "%s{backend=\"%s\",state=\"%s\"} 1\n", families[f][0], id,
                     tg_balancer_state_name(views[i].state));

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prom.h"
 #include "textbuf.h"
 
 #define OTHER "_other"
@@ -16,37 +17,6 @@
 
 static const char *const codes[TG_SHM_MCP_CODES] = {
     "ok", "error", "refused", "rate_limited", "upstream_error", "timeout", "cancelled"};
-
-/* metrics.c's bucket bounds (not included from it: metrics.c includes this module) */
-static const char *const le[TG_SHM_HISTOGRAM_BUCKETS] = {"0.005", "0.01", "0.025", "0.05", "0.1",
-                                                         "0.25",  "0.5",  "1",     "2.5",  "5",
-                                                         "10",    "30",   "60",    "+Inf"};
-static const long long bound_us[TG_SHM_HISTOGRAM_BUCKETS - 1] = {
-    5000,    10000,   25000,   50000,    100000,   250000,  500000,
-    1000000, 2500000, 5000000, 10000000, 30000000, 60000000};
-
-static size_t bucket_of(long long us)
-{
-    size_t i = 0;
-    while (i < TG_SHM_HISTOGRAM_BUCKETS - 1 && us > bound_us[i])
-        i++;
-    return i;
-}
-
-/* value with '\\', '"' and newlines escaped, as Prometheus labels want */
-static void escape(const char *value, char *out, size_t size)
-{
-    size_t n = 0;
-    for (; *value != '\0' && n + 3 < size; value++) {
-        if (*value == '\\' || *value == '"' || *value == '\n') {
-            out[n++] = '\\';
-            out[n++] = *value == '\n' ? 'n' : *value;
-        } else {
-            out[n++] = *value;
-        }
-    }
-    out[n] = '\0';
-}
 
 static int code_index(const char *code)
 {
@@ -94,7 +64,7 @@ int tg_metrics_mcp_add(struct tg_shm_mcp *m, const char *server, const char *too
         x->calls++;
     else
         m->overflow[c]++;
-    m->duration.buckets[bucket_of(duration_us)]++;
+    m->duration.buckets[tg_prom_bucket(duration_us)]++;
     m->duration.sum_micros += duration_us > 0 ? (uint64_t)duration_us : 0;
     tg_shm_mutex_unlock(&m->lock);
     return TG_OK;
@@ -104,8 +74,8 @@ static void put_series(struct tg_textbuf *t, const char *server, const char *too
                        uint64_t calls)
 {
     char s[2 * TG_SHM_MCP_SERVER + 8], to[2 * TG_SHM_MCP_TOOL + 8];
-    escape(server, s, sizeof(s));
-    escape(tool, to, sizeof(to));
+    tg_prom_escape_label(server, s, sizeof(s));
+    tg_prom_escape_label(tool, to, sizeof(to));
     tg_textbuf_put(t,
                    "tollgate_mcp_calls_total{server=\"%s\",tool=\"%s\",code=\"%s\"} %" PRIu64 "\n",
                    s, to, codes[code], calls);
@@ -140,16 +110,7 @@ char *tg_metrics_mcp_text(struct tg_shm_mcp *m, size_t *len)
     tg_textbuf_put(
         &t, "# HELP tollgate_mcp_call_duration_seconds Time from a tools/call's admission to "
             "its answer.\n# TYPE tollgate_mcp_call_duration_seconds histogram\n");
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < TG_SHM_HISTOGRAM_BUCKETS; i++) {
-        cumulative += h.buckets[i];
-        tg_textbuf_put(&t, "tollgate_mcp_call_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n",
-                       le[i], cumulative);
-    }
-    tg_textbuf_put(&t,
-                   "tollgate_mcp_call_duration_seconds_sum %" PRIu64 ".%06" PRIu64
-                   "\ntollgate_mcp_call_duration_seconds_count %" PRIu64 "\n",
-                   h.sum_micros / 1000000, h.sum_micros % 1000000, cumulative);
+    tg_prom_histogram(&t, "tollgate_mcp_call_duration_seconds", &h);
     free(copy);
     return tg_textbuf_take(&t, len);
 }

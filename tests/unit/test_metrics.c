@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "prom.h"
 
 /* ---- helpers ---- */
 
@@ -88,7 +89,7 @@ static void assert_no(const char *text, const char *part)
 static void assert_escaped(const char *value, const char *want)
 {
     char out[64];
-    size_t need = tg_metrics_escape_label(value, out, sizeof(out));
+    size_t need = tg_prom_escape_label(value, out, sizeof(out));
     assert_string_equal(out, want);
     assert_int_equal(need, strlen(want));
 }
@@ -110,23 +111,23 @@ static void test_escape_label_truncates(void **state)
     (void)state;
     char out[5];
     memset(out, '#', sizeof(out));
-    size_t need = tg_metrics_escape_label("a\"b\"c", out, sizeof(out));
+    size_t need = tg_prom_escape_label("a\"b\"c", out, sizeof(out));
     assert_int_equal(need, 7); /* a\"b\"c */
     assert_string_equal(out, "a\\\"b");
-    assert_int_equal(tg_metrics_escape_label("abc", NULL, 0), 3);
+    assert_int_equal(tg_prom_escape_label("abc", NULL, 0), 3);
 }
 
 static void test_format_seconds(void **state)
 {
     (void)state;
     char out[32];
-    tg_metrics_format_seconds(0, out, sizeof(out));
+    tg_prom_format_seconds(0, out, sizeof(out));
     assert_string_equal(out, "0.000000");
-    tg_metrics_format_seconds(1234, out, sizeof(out));
+    tg_prom_format_seconds(1234, out, sizeof(out));
     assert_string_equal(out, "0.001234");
-    tg_metrics_format_seconds(60000000, out, sizeof(out));
+    tg_prom_format_seconds(60000000, out, sizeof(out));
     assert_string_equal(out, "60.000000");
-    tg_metrics_format_seconds(UINT64_MAX, out, sizeof(out));
+    tg_prom_format_seconds(UINT64_MAX, out, sizeof(out));
     assert_string_equal(out, "18446744073709.551615");
 }
 
@@ -216,17 +217,17 @@ static void test_escaped_in_output(void **state)
 static void test_bucket_placement(void **state)
 {
     (void)state;
-    assert_int_equal(tg_metrics_bucket(-5), 0);
-    assert_int_equal(tg_metrics_bucket(0), 0);
-    assert_int_equal(tg_metrics_bucket(5000), 0); /* le: the bound itself is inside */
-    assert_int_equal(tg_metrics_bucket(5001), 1);
-    assert_int_equal(tg_metrics_bucket(10000), 1);
-    assert_int_equal(tg_metrics_bucket(999999), 7);
-    assert_int_equal(tg_metrics_bucket(1000000), 7); /* le="1" */
-    assert_int_equal(tg_metrics_bucket(1000001), 8);
-    assert_int_equal(tg_metrics_bucket(60000000), 12);                           /* le="60" */
-    assert_int_equal(tg_metrics_bucket(60000001), TG_SHM_HISTOGRAM_BUCKETS - 1); /* +Inf */
-    assert_int_equal(tg_metrics_bucket(INT64_MAX), TG_SHM_HISTOGRAM_BUCKETS - 1);
+    assert_int_equal(tg_prom_bucket(-5), 0);
+    assert_int_equal(tg_prom_bucket(0), 0);
+    assert_int_equal(tg_prom_bucket(5000), 0); /* le: the bound itself is inside */
+    assert_int_equal(tg_prom_bucket(5001), 1);
+    assert_int_equal(tg_prom_bucket(10000), 1);
+    assert_int_equal(tg_prom_bucket(999999), 7);
+    assert_int_equal(tg_prom_bucket(1000000), 7); /* le="1" */
+    assert_int_equal(tg_prom_bucket(1000001), 8);
+    assert_int_equal(tg_prom_bucket(60000000), 12);                           /* le="60" */
+    assert_int_equal(tg_prom_bucket(60000001), TG_SHM_HISTOGRAM_BUCKETS - 1); /* +Inf */
+    assert_int_equal(tg_prom_bucket(INT64_MAX), TG_SHM_HISTOGRAM_BUCKETS - 1);
 }
 
 static void test_histogram_output(void **state)
